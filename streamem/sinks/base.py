@@ -1,0 +1,103 @@
+"""The ``Sink`` protocol: where anomalies and incidents go.
+
+A sink must never stall detection: :meth:`Sink.emit` returns quickly (slow network sinks
+queue in memory, with a bound, and spool to disk what they cannot deliver). Each sink keeps
+plain counters in :class:`SinkStats`; :mod:`streamem.metrics` reads them, so sinks never import
+prometheus_client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from streamem.types import AnomalyRecord
+
+__all__ = ["DeadLetterSink", "Incident", "Sink", "SinkStats"]
+
+
+@dataclass
+class SinkStats:
+    """Delivery counters of one sink (mutable, read by the metrics collector).
+
+    Examples
+    --------
+    >>> s = SinkStats(); s.delivered += 1; s.delivered
+    1
+    """
+
+    delivered: int = 0
+    failed: int = 0
+    retried: int = 0
+    spooled: int = 0
+    dropped: int = 0
+    suppressed: int = 0
+
+
+@dataclass(frozen=True)
+class Incident:
+    """An alert with a lifetime: opened when severity crosses the upper level, resolved after
+    it stayed below the lower level for the cool-down (hysteresis).
+
+    Examples
+    --------
+    >>> Incident(id="pump-1:1", key="pump-1", status="firing", started_at=0.0,
+    ...          ended_at=None, max_severity=90.0, last=None).status
+    'firing'
+    """
+
+    id: str
+    key: str | None
+    status: Literal["firing", "resolved"]
+    started_at: float
+    ended_at: float | None
+    max_severity: float
+    last: AnomalyRecord | None
+    count: int = 1
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Destination of anomaly records. Implementations are context managers."""
+
+    name: str
+    stats: SinkStats
+
+    def emit(self, record: AnomalyRecord) -> None:
+        """Hand one anomaly to the sink; returns quickly."""
+        ...
+
+    def emit_incident(self, incident: Incident) -> None:
+        """Hand one incident transition (firing or resolved) to the sink."""
+        ...
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Deliver or durably spool everything emitted so far; True if nothing is left in memory."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release; safe to call twice."""
+        ...
+
+    def __enter__(self) -> Sink: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@runtime_checkable
+class DeadLetterSink(Protocol):
+    """Destination of events that could not be used, with the reason."""
+
+    name: str
+
+    def write(self, payload: bytes, reason: str, source_id: str) -> None:
+        """Store one bad event with the reason it was rejected."""
+        ...
+
+    def flush(self) -> None:
+        """Make everything written so far durable."""
+        ...
+
+    def close(self) -> None:
+        """Release; safe to call twice."""
+        ...

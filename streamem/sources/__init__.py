@@ -1,0 +1,1 @@
+"""streamem.sources."""

@@ -1,0 +1,84 @@
+"""The ``Source`` protocol: where raw events come from.
+
+A source hands out :class:`~streamem.types.RawEvent` batches and knows how to resume from
+positions stored in a checkpoint. Positions are ``{partition: next_offset}``; a file source
+has the single partition ``0`` whose offset is a byte offset.
+
+Ordering contract (what makes "nothing accepted is lost" hold):
+
+1. the daemon polls events, scores and learns them;
+2. it writes a checkpoint holding the model *and* ``next_offset`` of the last event learned;
+3. only then does it call :meth:`Source.commit` with those positions.
+
+On start the daemon calls :meth:`Source.seek` with the positions of the snapshot it restored,
+so model state and input position never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from streamem.types import RawEvent
+
+__all__ = ["RebalanceListener", "Source"]
+
+
+class RebalanceListener(Protocol):
+    """Called by sources that have partitions assigned dynamically (Kafka consumer groups).
+
+    Both methods run on the thread that calls :meth:`Source.poll`.
+    """
+
+    def on_partitions_revoked(self, partitions: Sequence[int]) -> None:
+        """Checkpoint the state of ``partitions`` before another instance takes them."""
+
+    def on_partitions_assigned(self, partitions: Sequence[int]) -> Mapping[int, int]:
+        """Restore the state of ``partitions``; return ``{partition: next_offset}`` to seek to."""
+        ...
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A stream of raw events with resumable positions.
+
+    Implementations are context managers; ``close()`` is idempotent.
+    """
+
+    name: str
+
+    def poll(self, max_events: int, timeout: float) -> list[RawEvent]:
+        """Return up to ``max_events`` events, waiting at most ``timeout`` seconds.
+
+        An empty list means nothing arrived in time (or the source is exhausted).
+        """
+        ...
+
+    @property
+    def exhausted(self) -> bool:
+        """True when no event will ever arrive again (a file read to its end without follow)."""
+        ...
+
+    def seek(self, positions: Mapping[int, int]) -> None:
+        """Resume reading at ``{partition: next_offset}``."""
+        ...
+
+    def commit(self, positions: Mapping[int, int]) -> None:
+        """Record that a durable checkpoint covers everything before ``positions``."""
+        ...
+
+    def lag(self) -> dict[int, int]:
+        """Events between the read position and the end, per partition (best effort)."""
+        ...
+
+    def set_rebalance_listener(self, listener: RebalanceListener) -> None:
+        """Register the daemon's listener; sources without rebalances ignore it."""
+        ...
+
+    def close(self) -> None:
+        """Release the source; safe to call twice."""
+        ...
+
+    def __enter__(self) -> Source: ...
+
+    def __exit__(self, *exc: object) -> None: ...

@@ -1,0 +1,76 @@
+"""The ``CheckpointStore`` protocol and the :class:`Snapshot` it stores.
+
+A snapshot holds the whole detector state (plain arrays and scalars, never pickle), the input
+positions that state reflects, and counters. ``key`` separates independent states: ``"global"``
+for one model, ``"p<N>"`` for the model of input partition N (``model.scope: partition``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["SCHEMA_VERSION", "CheckpointStore", "Snapshot"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One durable checkpoint.
+
+    Parameters
+    ----------
+    key
+        Which state this is (``"global"`` or ``"p3"``).
+    sequence
+        Monotonic checkpoint number per key (the "checkpoint id").
+    created_at
+        Unix time of the write.
+    detector
+        ``Detector.to_state()``: nested dicts of numpy arrays, ints, floats, strings.
+    positions
+        ``{partition: next_offset}`` that the detector state reflects.
+    counters
+        Event counters (``events_learned``, ``events_anomalous``, ``events_rejected``...).
+    schema_version
+        Format version; loaders refuse versions they do not know.
+
+    Examples
+    --------
+    >>> Snapshot(key="global", sequence=1, created_at=0.0, detector={}, positions={0: 10}).key
+    'global'
+    """
+
+    key: str
+    sequence: int
+    created_at: float
+    detector: dict[str, Any]
+    positions: dict[int, int]
+    counters: dict[str, int] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """Durable, versioned snapshots. Implementations are context managers."""
+
+    def save(self, snapshot: Snapshot) -> None:
+        """Write ``snapshot`` durably; when this returns the snapshot survives kill -9."""
+        ...
+
+    def load_latest(self, key: str = "global") -> Snapshot | None:
+        """Newest *valid* snapshot for ``key`` (corrupt ones skipped with a warning), or None."""
+        ...
+
+    def keys(self) -> list[str]:
+        """Keys that have at least one snapshot."""
+        ...
+
+    def close(self) -> None:
+        """Release; safe to call twice."""
+        ...
+
+    def __enter__(self) -> CheckpointStore: ...
+
+    def __exit__(self, *exc: object) -> None: ...

@@ -1,0 +1,131 @@
+"""Small frozen value types shared across layers (pure: stdlib only)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["AnomalyRecord", "FeatureContribution", "Position", "RawEvent"]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where an event sits in its source.
+
+    Parameters
+    ----------
+    partition
+        Source partition (``0`` for a file or stdin; the Kafka partition otherwise).
+    offset
+        Offset of the event inside the partition (byte offset of the line for a file,
+        Kafka offset otherwise). The *next* position to read is ``offset + 1`` for Kafka
+        and the end of the line for a file; sources track that themselves.
+    topic
+        Kafka topic, or the file path, or ``"-"`` for stdin.
+
+    Examples
+    --------
+    >>> Position(0, 42, "events").id
+    'events:0:42'
+    """
+
+    partition: int
+    offset: int
+    topic: str = ""
+
+    @property
+    def id(self) -> str:
+        """A stable identifier of the event: ``topic:partition:offset``."""
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """One undecoded event as a source delivers it.
+
+    Parameters
+    ----------
+    payload
+        The raw bytes (one JSON line, one CSV row, one Kafka message value).
+    position
+        Where it came from.
+    key
+        The message key, if the source has one.
+    timestamp
+        Source timestamp in seconds since the epoch, if known.
+    next_offset
+        The offset to resume from after this event (what a checkpoint stores).
+
+    Examples
+    --------
+    >>> RawEvent(b'{"a": 1}', Position(0, 0, "f"), next_offset=9).payload
+    b'{"a": 1}'
+    """
+
+    payload: bytes
+    position: Position
+    key: bytes | None = None
+    timestamp: float | None = None
+    next_offset: int = 0
+
+
+@dataclass(frozen=True)
+class FeatureContribution:
+    """One feature's part in an anomaly explanation.
+
+    Parameters
+    ----------
+    name
+        Feature name (or ``"x3"`` when unnamed).
+    index
+        Column index in the feature vector.
+    value
+        Observed value, in original units (NaN if missing).
+    expected
+        Expected value given the other features, in original units.
+    z
+        Conditional z-score: how many standard deviations the value is from what the
+        other features predict.
+
+    Examples
+    --------
+    >>> FeatureContribution("temp", 0, 90.0, 20.0, 7.0).z
+    7.0
+    """
+
+    name: str
+    index: int
+    value: float
+    expected: float
+    z: float
+
+
+@dataclass(frozen=True)
+class AnomalyRecord:
+    """Everything a sink needs to report one anomalous event.
+
+    Examples
+    --------
+    >>> r = AnomalyRecord(id="f:0:10", key="pump-1", timestamp=1.0, score=30.0,
+    ...                   tail_probability=1e-6, severity=91.0, threshold=20.0)
+    >>> r.to_dict()["key"]
+    'pump-1'
+    """
+
+    id: str
+    key: str | None
+    timestamp: float | None
+    score: float
+    tail_probability: float
+    severity: float
+    threshold: float
+    top_features: tuple[FeatureContribution, ...] = ()
+    model_generation: int = 0
+    detected_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (features as a list of dicts)."""
+        d = asdict(self)
+        d["top_features"] = [asdict(f) for f in self.top_features]
+        return d
