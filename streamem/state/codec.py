@@ -286,7 +286,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
 def _header(doc: Any, size: int) -> int:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StateError(
-            f"not a streamem snapshot (no \"format\": \"{FORMAT}\" field in {size} bytes); "
+            f'not a streamem snapshot (no "format": "{FORMAT}" field in {size} bytes); '
             "point streamem at a directory or topic that holds only streamem checkpoints"
         )
     version = doc.get("schema_version")
