@@ -20,6 +20,12 @@ __all__ = ["DeadLetterSink", "Incident", "Sink", "SinkStats"]
 class SinkStats:
     """Delivery counters of one sink (mutable, read by the metrics collector).
 
+    ``delivered``: records handed over for good; ``failed``: failed delivery attempts;
+    ``retried``: attempts after the first; ``spooled``: records written to the on-disk spool;
+    ``dropped``: records lost (the spool itself failed); ``suppressed``: records not sent by
+    policy (cool-down); ``rejected``: records the peer refused for good (4xx, kept in the
+    spool's ``rejected.jsonl``); ``spool_size``: records waiting in the spool now (a gauge).
+
     Examples
     --------
     >>> s = SinkStats(); s.delivered += 1; s.delivered
@@ -32,6 +38,8 @@ class SinkStats:
     spooled: int = 0
     dropped: int = 0
     suppressed: int = 0
+    rejected: int = 0
+    spool_size: int = 0
 
 
 @dataclass(frozen=True)
