@@ -85,10 +85,12 @@ class _Mixture:
     ) -> NDArray[np.float64]:
         """Draw n events; ``shift`` (n, d) moves the means, ``scale`` (n,) multiplies the noise."""
         comp = rng.choice(len(self.weights), size=n, p=self.weights)
-        z = np.einsum("nij,nj->ni", self.chol[comp], rng.normal(size=(n, self.d)))
+        z: NDArray[np.float64] = np.einsum(
+            "nij,nj->ni", self.chol[comp], rng.normal(size=(n, self.d))
+        )
         if scale is not None:
             z *= scale[:, None]
-        x = self.means[comp] + z
+        x: NDArray[np.float64] = self.means[comp] + z
         return x if shift is None else x + shift
 
 
