@@ -41,7 +41,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.samples import Sample
 
-from streamem.errors import ConfigError
+from streamem.errors import ConfigError, InvalidInputError
 from streamem.sinks.base import SinkStats
 
 __all__ = [
@@ -332,8 +332,8 @@ class Metrics:
 
         Raises
         ------
-        ValueError
-            For a reason outside the bounded set.
+        InvalidInputError
+            For a reason outside the bounded set (label values must stay bounded).
 
         Examples
         --------
@@ -342,7 +342,9 @@ class Metrics:
         2.0
         """
         if reason not in self._reason:
-            raise ValueError(f"reject reason {reason!r} is not one of {REJECT_REASONS}")
+            raise InvalidInputError(
+                f"reject reason {reason!r} is not a known label value; use one of {REJECT_REASONS}"
+            )
         if n:
             self._reason[reason].inc(n)
             self._outcome["rejected"].inc(n)

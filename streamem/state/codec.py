@@ -342,7 +342,8 @@ def decode_snapshot(data: bytes) -> Snapshot:
     except UnicodeDecodeError as exc:
         raise StateError(f"corrupt snapshot: not ASCII JSON ({exc})") from exc
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string"):
+        cut_off = exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string")
+        if cut_off or not data.rstrip().endswith(b"}"):
             raise StateError(
                 f"truncated snapshot: the JSON ends early after {len(data)} bytes; "
                 "it was cut off while being written, use an older snapshot"
