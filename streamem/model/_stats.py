@@ -1,0 +1,192 @@
+"""Private, pure helpers for the E-step and the sufficient statistics (numpy + scipy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamem.model._gaussian import (
+    LOG_2PI,
+    conditional_fill,
+    estimate_log_gaussian_prob,
+    estimate_log_gaussian_prob_missing,
+    log_det_cholesky,
+)
+
+__all__ = ["estimate_weighted_log_prob", "log_normalize", "sufficient_statistics"]
+
+Array = NDArray[np.float64]
+
+
+def log_normalize(weighted_log_prob: Array) -> tuple[Array, Array]:
+    """Log-sum-exp over components: ``log f(x)`` and the log responsibilities.
+
+    Parameters
+    ----------
+    weighted_log_prob
+        ``log pi_k + log N_k(x)``, shape (n_samples, n_components).
+
+    Returns
+    -------
+    log_prob_norm
+        Shape (n_samples,).
+    log_resp
+        Shape (n_samples, n_components); each row's exponentials sum to 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lp, lr = log_normalize(np.log(np.array([[0.2, 0.6]])))
+    >>> np.round(np.exp(lr), 2).tolist(), round(float(np.exp(lp[0])), 2)
+    ([[0.25, 0.75]], 0.8)
+    """
+    top = weighted_log_prob.max(axis=1)
+    shifted = weighted_log_prob - top[:, None]
+    with np.errstate(under="ignore"):
+        total = np.exp(shifted).sum(axis=1)
+    log_prob_norm = top + np.log(total)
+    log_resp: Array = weighted_log_prob - log_prob_norm[:, None]
+    return log_prob_norm, log_resp
+
+
+def estimate_weighted_log_prob(
+    X: Array,
+    log_weights: Array,
+    means: Array,
+    covariances: Array,
+    prec_chol: Array,
+    covariance_type: str,
+    reg_covar: float,
+) -> tuple[Array, Array, Array]:
+    """``log pi_k + log N_k(x_o)`` for rows that may contain NaN.
+
+    Parameters
+    ----------
+    X
+        Shape (n_samples, n_features); NaN marks a missing reading; each row has one
+        observed value at least.
+    log_weights
+        Shape (n_components,).
+    means, covariances, prec_chol
+        Mixture parameters (``prec_chol`` from the full covariances, used for complete rows).
+    covariance_type
+        ``"full"`` or ``"diag"``.
+    reg_covar
+        Variance floor for marginal factorisations.
+
+    Returns
+    -------
+    weighted_log_prob
+        Shape (n_samples, n_components).
+    log_norm_const
+        ``log|U_k,oo| - d_o/2 log 2 pi``, shape (n_samples, n_components).
+    n_observed
+        ``d_o`` per row, shape (n_samples,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamem.model._gaussian import precision_cholesky
+    >>> cov = np.array([np.eye(2)])
+    >>> U = precision_cholesky(cov, "full")
+    >>> w, lnc, do = estimate_weighted_log_prob(np.array([[0.0, np.nan], [0.0, 0.0]]),
+    ...     np.zeros(1), np.zeros((1, 2)), cov, U, "full", 1e-6)
+    >>> do.tolist()
+    [1.0, 2.0]
+    """
+    n, d = X.shape
+    nan = np.isnan(X)
+    row_missing = nan.any(axis=1)
+    base_lnc = log_det_cholesky(prec_chol, covariance_type) - 0.5 * d * LOG_2PI
+    if not row_missing.any():
+        lp = estimate_log_gaussian_prob(X, means, prec_chol, covariance_type)
+        lp += log_weights[None, :]
+        return lp, np.broadcast_to(base_lnc, lp.shape), np.full(n, float(d))
+    lp = np.empty((n, means.shape[0]))
+    lnc = np.empty_like(lp)
+    full = ~row_missing
+    if full.any():
+        lp[full] = estimate_log_gaussian_prob(X[full], means, prec_chol, covariance_type)
+        lnc[full] = base_lnc
+    lp_m, lnc_m = estimate_log_gaussian_prob_missing(
+        X[row_missing], means, covariances, covariance_type, reg_covar
+    )
+    lp[row_missing] = lp_m
+    lnc[row_missing] = lnc_m
+    lp += log_weights[None, :]
+    return lp, lnc, (d - nan.sum(axis=1)).astype(float)
+
+
+def sufficient_statistics(
+    X: Array,
+    resp: Array,
+    means: Array,
+    covariances: Array,
+    covariance_type: str,
+    reg_covar: float,
+    center: Array,
+) -> tuple[Array, Array, Array]:
+    """Responsibility-weighted sums of ``x`` and ``x x^T`` about ``center``.
+
+    Missing entries contribute their per-component conditional expectation and the
+    conditional covariance correction (so the covariances do not shrink).
+
+    Parameters
+    ----------
+    X
+        Shape (n_samples, n_features), NaN = missing.
+    resp
+        Shape (n_samples, n_components).
+    means, covariances
+        Current parameters (used only for rows with missing entries).
+    covariance_type
+        ``"full"`` or ``"diag"``.
+    reg_covar
+        Variance floor for the conditional factorisations.
+    center
+        Shape (n_features,); sums are taken of ``x - center`` to avoid cancellation.
+
+    Returns
+    -------
+    nk
+        Shape (n_components,): ``sum_i r_ik``.
+    sx
+        Shape (n_components, n_features): ``sum_i r_ik (x_i - c)``.
+    sxx
+        Shape (n_components, n_features, n_features) (``"diag"``: (n_components, n_features)):
+        ``sum_i r_ik (x_i - c)(x_i - c)^T``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> nk, sx, sxx = sufficient_statistics(X, np.ones((2, 1)), np.zeros((1, 2)),
+    ...     np.array([np.eye(2)]), "full", 1e-6, np.zeros(2))
+    >>> nk.tolist(), sx.tolist(), sxx[0].tolist()
+    ([2.0], [[4.0, 6.0]], [[10.0, 14.0], [14.0, 20.0]])
+    """
+    n, d = X.shape
+    K = resp.shape[1]
+    nk = resp.sum(axis=0)
+    row_missing = np.isnan(X).any(axis=1)
+    if row_missing.any():
+        full = ~row_missing
+        Xc, Rc = X[full] - center, resp[full]
+    else:
+        Xc, Rc = X - center, resp
+    sx = Rc.T @ Xc
+    if covariance_type == "diag":
+        sxx = Rc.T @ (Xc * Xc)
+    else:
+        nc = Xc.shape[0]
+        sxx = ((Rc[:, :, None] * Xc[:, None, :]).reshape(nc, K * d).T @ Xc).reshape(K, d, d)
+    if row_missing.any():
+        Rm = resp[row_missing]
+        Xf, cc = conditional_fill(X[row_missing], means, covariances, covariance_type, reg_covar)
+        Xf -= center
+        sx += np.einsum("nk,nkd->kd", Rm, Xf)
+        if covariance_type == "diag":
+            sxx += np.einsum("nk,nkd->kd", Rm, Xf * Xf + cc)
+        else:
+            sxx += np.einsum("nk,nki,nkj->kij", Rm, Xf, Xf) + np.einsum("nk,nkij->kij", Rm, cc)
+    return nk, sx, sxx

@@ -1,0 +1,501 @@
+"""``OnlineGMM``: a Gaussian mixture learned by online EM on exponentially decaying statistics."""
+
+from __future__ import annotations
+
+
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from streamem.errors import InvalidInputError, NotFittedError, StateError
+from streamem.model._gaussian import precision_cholesky
+from streamem.model._init import fit_batch_em, map_covariances, select_components
+from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
+
+__all__ = ["OnlineGMM"]
+
+Array = NDArray[np.float64]
+STATE_VERSION = 1
+_MAX_ABS = 1e100
+
+
+def check_array(X: ArrayLike, n_features: int | None) -> Array:
+    """Validate a batch: 2-D float, no ±inf, no all-NaN row, the right width.
+
+    Raises
+    ------
+    InvalidInputError
+        With the offending row index and the fix.
+
+    Examples
+    --------
+    >>> check_array([[1.0, 2.0]], 2).shape
+    (1, 2)
+    """
+    try:
+        A = np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"X must be numeric, got {type(X).__name__}: {exc}") from exc
+    if A.ndim == 1:
+        A = A[None, :] if n_features is None or A.shape[0] == n_features else A[:, None]
+    if A.ndim != 2:
+        raise InvalidInputError(f"X must have shape (n_samples, n_features), got {A.shape}")
+    if n_features is not None and A.shape[1] != n_features:
+        raise InvalidInputError(
+            f"X has {A.shape[1]} features but the model was fitted with {n_features}; "
+            "send the same features in the same order"
+        )
+    finite_or_nan = np.isfinite(A) | np.isnan(A)
+    if not finite_or_nan.all():
+        row = int(np.flatnonzero(~finite_or_nan.all(axis=1))[0])
+        raise InvalidInputError(
+            f"row {row} contains ±inf ({A[row].tolist()}); replace it by NaN to mark it missing"
+        )
+    if A.size and np.nanmax(np.abs(A), initial=0.0) > _MAX_ABS:
+        raise InvalidInputError(f"values above {_MAX_ABS:g} in magnitude; rescale the data")
+    if A.shape[0] and np.isnan(A).all(axis=1).any():
+        row = int(np.flatnonzero(np.isnan(A).all(axis=1))[0])
+        raise InvalidInputError(f"row {row} has every feature missing; drop it before scoring")
+    return A
+
+
+class OnlineGMM:
+    """Gaussian mixture fitted by online (stepwise) EM with exponential forgetting.
+
+    The first ``n_warmup`` samples are buffered and fitted by batch EM (k-means++ seeds,
+    ``n_init`` restarts, K chosen by BIC when ``n_components="auto"``). After that every
+    :meth:`partial_fit` mini-batch moves the centred sufficient statistics with the step
+    ``gamma = max(B / (n0 + n), 1 - lambda**B)``, ``lambda = 2**(-1/half_life)``.
+
+    Parameters
+    ----------
+    n_components
+        Number of components, or ``"auto"`` to choose 1..``max_components`` by BIC.
+    covariance_type
+        ``"full"`` or ``"diag"``.
+    half_life
+        In events: an observation's weight halves after this many newer ones.
+    reg_covar
+        Added to every covariance diagonal (absolute: scale your features).
+    max_components
+        Upper bound for ``"auto"``.
+    n_warmup
+        Samples buffered before the batch-EM initialisation.
+    n_init, max_iter, tol
+        Batch-EM restarts and stopping rule for the warm-up fit.
+    prior_strength
+        NIW covariance prior in pseudo-events (default ``2 * n_features + 4``).
+    rho_max
+        Cap on a component's effective step, so a starved component cannot jump to an outlier.
+    refresh_every
+        Recompute the scoring parameters (Cholesky factors) at least every this many events.
+    reservoir_size
+        Normal points kept (reservoir sampling) for re-seeding dead components.
+    random_state
+        Seed; the generator state is part of :meth:`to_state`.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components_,)
+    means_ : ndarray of shape (n_components_, n_features)
+    covariances_ : ndarray of shape (n_components_, n_features, n_features) or (n_components_, n_features)
+    precisions_cholesky_ : same shape as ``covariances_``
+    n_components_ : int
+    n_features_in_ : int
+    n_seen_ : int
+        Events absorbed since the warm-up fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> m = OnlineGMM(n_components=2, n_warmup=200, random_state=0)
+    >>> X = np.vstack([rng.normal(-4, 1, (500, 2)), rng.normal(4, 1, (500, 2))])
+    >>> _ = m.partial_fit(rng.permutation(X))
+    >>> bool(m.score_samples([[0.0, 0.0]])[0] < m.score_samples([[4.0, 4.0]])[0])
+    True
+    >>> m.score_samples([[4.0, np.nan]]).shape
+    (1,)
+    """
+
+    def __init__(
+        self,
+        n_components: int | Literal["auto"] = "auto",
+        *,
+        covariance_type: Literal["full", "diag"] = "full",
+        half_life: float = 10_000,
+        reg_covar: float = 1e-6,
+        max_components: int = 8,
+        n_warmup: int = 500,
+        n_init: int = 3,
+        max_iter: int = 100,
+        tol: float = 1e-4,
+        prior_strength: float | None = None,
+        rho_max: float = 0.2,
+        refresh_every: int = 32,
+        reservoir_size: int = 1000,
+        random_state: int | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.half_life = half_life
+        self.reg_covar = reg_covar
+        self.max_components = max_components
+        self.n_warmup = n_warmup
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.prior_strength = prior_strength
+        self.rho_max = rho_max
+        self.refresh_every = refresh_every
+        self.reservoir_size = reservoir_size
+        self.random_state = random_state
+        self._validate_params()
+        self._rng = np.random.default_rng(random_state)
+        self._buffer: list[Array] = []
+        self._fitted = False
+        self.n_features_in_: int | None = None
+        self.n_seen_ = 0
+        self.n_reseeds_ = 0
+        self.generation_ = 0
+
+    # ------------------------------------------------------------------ validation
+    def _validate_params(self) -> None:
+        def bad(name: str, value: object, fix: str) -> InvalidInputError:
+            return InvalidInputError(f"{name}={value!r} is invalid; {fix}")
+
+        if self.n_components != "auto" and (
+            not isinstance(self.n_components, int) or self.n_components < 1
+        ):
+            raise bad("n_components", self.n_components, 'use a positive integer or "auto"')
+        if self.covariance_type not in ("full", "diag"):
+            raise bad("covariance_type", self.covariance_type, 'use "full" or "diag"')
+        if not self.half_life > 0:
+            raise bad("half_life", self.half_life, "use a positive number of events")
+        if not self.reg_covar >= 0:
+            raise bad("reg_covar", self.reg_covar, "use a non-negative float such as 1e-6")
+        if self.n_warmup < 2:
+            raise bad("n_warmup", self.n_warmup, "use at least 2 (ideally 10x the parameters)")
+        if not 0 < self.rho_max <= 1:
+            raise bad("rho_max", self.rho_max, "use a value in (0, 1]")
+
+    # ------------------------------------------------------------------ fitting
+    @property
+    def is_fitted(self) -> bool:
+        """True once the warm-up fit is done and the model can score."""
+        return self._fitted
+
+    def partial_fit(self, X: ArrayLike) -> OnlineGMM:
+        """Learn from a mini-batch.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features); NaN marks a missing reading.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        InvalidInputError
+            A row with ±inf or with every feature missing, or the wrong number of features.
+            Nothing of the batch is learned then.
+        """
+        A = check_array(X, self.n_features_in_)
+        if A.shape[0] == 0:
+            return self
+        if not self._fitted:
+            self.n_features_in_ = A.shape[1]
+            self._buffer.append(A)
+            if sum(len(b) for b in self._buffer) >= self.n_warmup:
+                self._initialise(np.vstack(self._buffer))
+                self._buffer = []
+            return self
+        _, log_resp, _, _ = self._estimate(A)
+        self._learn(A, np.exp(log_resp))
+        return self
+
+    def _initialise(self, X: Array) -> None:
+        n, d = X.shape
+        self.n_features_in_ = d
+        var = np.nanvar(X, axis=0)
+        var = np.where(np.isfinite(var) & (var > 0), var, 1.0)
+        k_hint = self.max_components if self.n_components == "auto" else int(self.n_components)
+        scale = float(k_hint) ** (2.0 / d)
+        self._prior_cov = (np.diag(var) if self.covariance_type == "full" else var) / scale
+        self._kappa = float(self.prior_strength if self.prior_strength is not None else 2 * d + 4)
+        if self.n_components == "auto":
+            fit = select_components(
+                X, self.max_components, self.covariance_type, self.reg_covar,
+                self._prior_cov, self._kappa, self._rng, self.n_init,
+            )
+        else:
+            fit = fit_batch_em(
+                X, int(self.n_components), self.covariance_type, self.reg_covar,
+                self._prior_cov, self._kappa, self._rng, self.n_init, self.max_iter, self.tol,
+            )
+        self._s0 = fit.weights.copy()
+        self._mu = fit.means.copy()
+        self._C = fit.ml_covariances.copy()
+        self.n_components_ = len(fit.weights)
+        self.n0_ = float(n)
+        self.n_seen_ = 0
+        self._pending = 0
+        self._reservoir = X[~np.isnan(X).any(axis=1)][: self.reservoir_size].copy()
+        self._reservoir_offered = n
+        self.converged_ = fit.converged
+        self._fitted = True
+        self._refresh()
+
+    def _n_eff(self) -> float:
+        lam = 2.0 ** (-1.0 / self.half_life)
+        return min(self.n0_ + self.n_seen_, 1.0 / (1.0 - lam))
+
+    def _refresh(self) -> None:
+        """M-step: scoring parameters (MAP covariances, Cholesky factors) from the statistics."""
+        counts = self._n_eff() * self._s0
+        a = 1.01
+        w = counts + (a - 1.0)
+        self.weights_ = w / w.sum()
+        self.means_ = self._mu.copy()
+        self.covariances_ = map_covariances(
+            self._C, counts, self._prior_cov, self._kappa, self.reg_covar
+        )
+        self.precisions_cholesky_ = precision_cholesky(
+            self.covariances_, self.covariance_type, self.reg_covar
+        )
+        self._log_weights = np.log(self.weights_)
+        self._pending = 0
+        self.generation_ += 1
+
+    def _estimate(self, X: Array) -> tuple[Array, Array, Array, Array]:
+        """E-step: ``log f(x)``, log responsibilities, log normalising constants, ``d_o``."""
+        if not self._fitted:
+            raise NotFittedError(
+                f"the model has seen {sum(len(b) for b in self._buffer)} of n_warmup="
+                f"{self.n_warmup} samples; call partial_fit with more data first"
+            )
+        wlp, lnc, do = estimate_weighted_log_prob(
+            X, self._log_weights, self.means_, self.covariances_,
+            self.precisions_cholesky_, self.covariance_type, self.reg_covar,
+        )
+        lpn, log_resp = log_normalize(wlp)
+        return lpn, log_resp, lnc, do
+
+    def _learn(self, X: Array, resp: Array) -> None:
+        """Move the decaying statistics towards the batch statistics (centred form)."""
+        B = X.shape[0]
+        if B == 0:
+            return
+        self.n_seen_ += B
+        lam = 2.0 ** (-1.0 / self.half_life)
+        gamma = max(B / (self.n0_ + self.n_seen_), 1.0 - lam**B)
+        center = self.weights_ @ self._mu
+        nk, sx, sxx = sufficient_statistics(
+            X, resp, self.means_, self.covariances_, self.covariance_type, self.reg_covar, center
+        )
+        b0 = nk / B
+        s0_new = (1.0 - gamma) * self._s0 + gamma * b0
+        s0_new = np.maximum(s0_new, 1e-300)
+        rho = np.minimum(gamma * b0 / s0_new, max(self.rho_max, gamma))
+        safe = np.maximum(nk, 1e-300)
+        mb = sx / safe[:, None]
+        delta = (mb + center) - self._mu
+        if self.covariance_type == "diag":
+            Sb = sxx / safe[:, None] - mb**2
+            self._C = (
+                (1.0 - rho)[:, None] * self._C
+                + rho[:, None] * Sb
+                + (rho * (1.0 - rho))[:, None] * delta**2
+            )
+        else:
+            Sb = sxx / safe[:, None, None] - mb[:, :, None] * mb[:, None, :]
+            C = (
+                (1.0 - rho)[:, None, None] * self._C
+                + rho[:, None, None] * Sb
+                + (rho * (1.0 - rho))[:, None, None] * (delta[:, :, None] * delta[:, None, :])
+            )
+            self._C = 0.5 * (C + np.swapaxes(C, 1, 2))
+        self._mu = self._mu + rho[:, None] * delta
+        self._s0 = s0_new / s0_new.sum()
+        self._update_reservoir(X)
+        self._pending += B
+        if self._pending >= self.refresh_every:
+            self._refresh()
+            self._reseed_dead()
+
+    def _update_reservoir(self, X: Array) -> None:
+        complete = X[~np.isnan(X).any(axis=1)]
+        m = complete.shape[0]
+        if m == 0 or self.reservoir_size == 0:
+            return
+        start = self._reservoir_offered
+        self._reservoir_offered += m
+        free = self.reservoir_size - len(self._reservoir)
+        if free > 0:
+            self._reservoir = np.vstack([self._reservoir, complete[:free]])
+            complete, start = complete[free:], start + free
+            if complete.shape[0] == 0:
+                return
+        slots = np.floor(
+            self._rng.random(complete.shape[0]) * (start + 1 + np.arange(complete.shape[0]))
+        ).astype(np.int64)
+        keep = slots < self.reservoir_size
+        self._reservoir[slots[keep]] = complete[keep]
+
+    def _reseed_dead(self) -> None:
+        d = self.n_features_in_ or 1
+        counts = self._n_eff() * self._s0
+        min_count = 2 * (d + 1) if self.covariance_type == "full" else 2
+        dead = np.flatnonzero((counts < min_count) | (self._s0 < 1e-3 / self.n_components_))
+        if dead.size == 0 or len(self._reservoir) == 0 or self.n_components_ == 1:
+            return
+        lpn, _, _, _ = self._estimate(self._reservoir)
+        order = np.argsort(lpn)
+        for j, k in enumerate(dead):
+            point = self._reservoir[order[j % len(order)]]
+            self._mu[k] = point
+            self._C[k] = self._prior_cov
+            self._s0[k] = 1.0 / (10.0 * self.n_components_)
+            self.n_reseeds_ += 1
+        self._s0 /= self._s0.sum()
+        self._refresh()
+
+    # ------------------------------------------------------------------ scoring
+    def score_samples(self, X: ArrayLike) -> Array:
+        """Log density of each sample; with NaN, the log marginal density of the observed part.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features).
+
+        Returns
+        -------
+        log_prob
+            Shape (n_samples,).
+        """
+        lpn, _, _, _ = self._estimate(check_array(X, self.n_features_in_))
+        return lpn
+
+    def score(self, X: ArrayLike) -> float:
+        """Mean log-likelihood of ``X`` (shape (n_samples, n_features))."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X: ArrayLike) -> Array:
+        """Responsibilities, shape (n_samples, n_components_)."""
+        _, log_resp, _, _ = self._estimate(check_array(X, self.n_features_in_))
+        return np.exp(log_resp)
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        """Most responsible component per sample, shape (n_samples,)."""
+        return np.asarray(self.predict_proba(X).argmax(axis=1), dtype=np.int64)
+
+    # ------------------------------------------------------------------ state
+    _PARAMS = (
+        "n_components", "covariance_type", "half_life", "reg_covar", "max_components",
+        "n_warmup", "n_init", "max_iter", "tol", "prior_strength", "rho_max",
+        "refresh_every", "reservoir_size", "random_state",
+    )
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: plain arrays and scalars, versioned.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> m = OnlineGMM(n_components=1, n_warmup=50, random_state=0)
+        >>> _ = m.partial_fit(np.random.default_rng(0).normal(size=(60, 2)))
+        >>> m2 = OnlineGMM.from_state(m.to_state())
+        >>> bool(np.array_equal(m2.means_, m.means_))
+        True
+        """
+        state: dict[str, Any] = {
+            "version": STATE_VERSION,
+            "params": {p: getattr(self, p) for p in self._PARAMS},
+            "rng": self._rng.bit_generator.state,
+            "fitted": self._fitted,
+            "n_features_in": self.n_features_in_,
+            "n_seen": self.n_seen_,
+            "n_reseeds": self.n_reseeds_,
+            "generation": self.generation_,
+        }
+        if not self._fitted:
+            state["buffer"] = np.vstack(self._buffer) if self._buffer else np.empty((0, 0))
+            return state
+        state.update(
+            s0=self._s0.copy(), mu=self._mu.copy(), C=self._C.copy(), n0=self.n0_,
+            pending=self._pending, prior_cov=self._prior_cov.copy(), kappa=self._kappa,
+            reservoir=self._reservoir.copy(), reservoir_offered=self._reservoir_offered,
+            converged=self.converged_,
+            # scoring parameters may lag the statistics by up to refresh_every events
+            weights=self.weights_.copy(), means=self.means_.copy(),
+            covariances=self.covariances_.copy(),
+        )
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> OnlineGMM:
+        """Rebuild a model from :meth:`to_state` output; it continues bit for bit.
+
+        Raises
+        ------
+        StateError
+            Unknown version or inconsistent shapes.
+        """
+        if state.get("version") != STATE_VERSION:
+            raise StateError(
+                f"OnlineGMM state version {state.get('version')!r} is not {STATE_VERSION}; "
+                "it was written by another streamem version"
+            )
+        try:
+            m = cls(**state["params"])
+            m._rng.bit_generator.state = state["rng"]
+            m.n_features_in_ = state["n_features_in"]
+            m.n_seen_ = int(state["n_seen"])
+            m.n_reseeds_ = int(state["n_reseeds"])
+            if not state["fitted"]:
+                buf = np.asarray(state["buffer"], dtype=float)
+                m._buffer = [buf] if buf.size else []
+                m.generation_ = int(state["generation"])
+                return m
+            m._s0 = np.asarray(state["s0"], dtype=float)
+            m._mu = np.asarray(state["mu"], dtype=float)
+            m._C = np.asarray(state["C"], dtype=float)
+            m.n0_ = float(state["n0"])
+            m._prior_cov = np.asarray(state["prior_cov"], dtype=float)
+            m._kappa = float(state["kappa"])
+            m._reservoir = np.asarray(state["reservoir"], dtype=float)
+            m._reservoir_offered = int(state["reservoir_offered"])
+            m.converged_ = bool(state["converged"])
+            m.n_components_ = len(m._s0)
+            m._fitted = True
+            m.weights_ = np.asarray(state["weights"], dtype=float)
+            m.means_ = np.asarray(state["means"], dtype=float)
+            m.covariances_ = np.asarray(state["covariances"], dtype=float)
+            m.precisions_cholesky_ = precision_cholesky(
+                m.covariances_, m.covariance_type, m.reg_covar
+            )
+            m._log_weights = np.log(m.weights_)
+            m._pending = int(state["pending"])
+            m.generation_ = int(state["generation"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"OnlineGMM state is incomplete or malformed: {exc!r}") from exc
+        d = m.n_features_in_ or 0
+        if m._mu.shape != (m.n_components_, d):
+            raise StateError(
+                f"OnlineGMM state means have shape {m._mu.shape}, expected ({m.n_components_}, {d})"
+            )
+        return m
+
+    def __repr__(self) -> str:
+        k = self.n_components_ if self._fitted else self.n_components
+        return (
+            f"OnlineGMM(n_components={k!r}, covariance_type={self.covariance_type!r}, "
+            f"half_life={self.half_life!r}, fitted={self._fitted})"
+        )
+
+

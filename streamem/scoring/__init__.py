@@ -1,0 +1,1 @@
+"""Scoring: calibration, SPOT threshold, drift, explanations and the :class:`Detector`."""

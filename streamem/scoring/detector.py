@@ -1,0 +1,477 @@
+"""``Detector``: robust scaling, online GMM, calibrated tail probability, SPOT threshold,
+severity, protection of the model, regime changes, drift and explanations in one object."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from streamem.errors import InvalidInputError, StateError
+from streamem.model._gaussian import LOG_2PI, log_det_cholesky, mixture_log_tail
+from streamem.model.gmm import OnlineGMM, check_array
+from streamem.scoring.drift import DriftMonitor
+from streamem.scoring.explain import conditional_zscores
+from streamem.scoring.scaler import RobustScaler
+from streamem.scoring.severity import severity
+from streamem.scoring.spot import SpotThreshold
+from streamem.types import FeatureContribution
+
+__all__ = ["DetectionResult", "Detector"]
+
+Array = NDArray[np.float64]
+STATE_VERSION = 1
+_LN10 = math.log(10.0)
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """Per-event outcome of :meth:`Detector.process`; every array has shape (n_samples,).
+
+    Attributes
+    ----------
+    scores
+        Anomaly score = negative log-likelihood in original units (higher = more anomalous);
+        NaN while warming up.
+    tail_probability
+        Calibrated probability of an event at least this unlikely (chi-square mixture bound).
+    surprise
+        ``-log10(tail_probability)``: the scale the threshold works on.
+    threshold
+        Tail-probability threshold in force when the event was scored:
+        ``is_anomaly == tail_probability < threshold``.
+    severity
+        0-100; 75 at the threshold.
+    is_anomaly
+        Flagged events.
+    learned
+        Events the model learned from (normal ones, or all in a regime change).
+    warming_up
+        Events buffered for the warm-up fit (not scored).
+    """
+
+    scores: Array
+    tail_probability: Array
+    surprise: Array
+    threshold: Array
+    severity: Array
+    is_anomaly: NDArray[np.bool_]
+    learned: NDArray[np.bool_]
+    warming_up: NDArray[np.bool_]
+
+    @property
+    def log_likelihood(self) -> Array:
+        """``-scores``."""
+        return -self.scores
+
+
+class Detector:
+    """Streaming anomaly detector with sensible defaults for any numeric data.
+
+    Each call to :meth:`process` scores the batch with the model *as it was*, flags events
+    whose tail probability is below the adaptive SPOT threshold, then learns from the
+    normal ones (``protect_model``). If anomalies persist for ``regime_patience`` events the
+    detector accepts a new regime: it refits on the recent events instead of alarming forever.
+
+    Parameters
+    ----------
+    n_components
+        Mixture size, or ``"auto"`` (BIC on the warm-up data).
+    covariance_type
+        ``"full"`` or ``"diag"``.
+    half_life
+        Forgetting, in events.
+    alert_rate
+        Target fraction of normal events flagged; the one sensitivity knob.
+    warmup
+        Events buffered to fit the scaler, the mixture and the initial threshold.
+    max_components, reg_covar
+        See :class:`~streamem.OnlineGMM`.
+    protect_model
+        Do not learn flagged events.
+    regime_patience
+        Recent events examined for a regime change.
+    regime_fraction
+        Fraction of flagged events among the last ``regime_patience`` that declares one.
+    feature_names
+        Names used in explanations.
+    drift_window
+        Events per drift-test window.
+    random_state
+        Seed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> det = Detector(warmup=500, alert_rate=1e-3, random_state=0)
+    >>> res = det.process(rng.normal(size=(2000, 3)))
+    >>> bool(res.warming_up[:500].all() and not res.is_anomaly[:500].any())
+    True
+    >>> res = det.process(np.array([[0.0, 0.0, 0.0], [8.0, -8.0, 8.0]]))
+    >>> res.is_anomaly.tolist(), bool(res.severity[1] > 90)
+    ([False, True], True)
+    >>> det.explain(np.array([0.0, 9.0, 0.0]))[0].name
+    'x1'
+    """
+
+    def __init__(
+        self,
+        *,
+        n_components: int | Literal["auto"] = "auto",
+        covariance_type: Literal["full", "diag"] = "full",
+        half_life: float = 50_000,
+        alert_rate: float = 1e-3,
+        warmup: int = 1000,
+        max_components: int = 8,
+        reg_covar: float = 1e-6,
+        protect_model: bool = True,
+        regime_patience: int = 2000,
+        regime_fraction: float = 0.5,
+        feature_names: list[str] | None = None,
+        drift_window: int = 1000,
+        random_state: int | None = None,
+    ) -> None:
+        if not 0 < alert_rate < 0.5:
+            raise InvalidInputError(f"alert_rate={alert_rate!r} must be in (0, 0.5); try 1e-3")
+        if warmup < 20:
+            raise InvalidInputError(f"warmup={warmup!r} is too small; use at least 20 events")
+        if regime_patience < 10:
+            raise InvalidInputError(f"regime_patience={regime_patience!r}; use at least 10")
+        self.params = {
+            "n_components": n_components, "covariance_type": covariance_type,
+            "half_life": half_life, "alert_rate": alert_rate, "warmup": warmup,
+            "max_components": max_components, "reg_covar": reg_covar,
+            "protect_model": protect_model, "regime_patience": regime_patience,
+            "regime_fraction": regime_fraction, "feature_names": feature_names,
+            "drift_window": drift_window, "random_state": random_state,
+        }
+        self.alert_rate = alert_rate
+        self.warmup = warmup
+        self.protect_model = protect_model
+        self.regime_patience = regime_patience
+        self.regime_fraction = regime_fraction
+        self.feature_names = feature_names
+        self.model_ = self._new_model(random_state, warmup)
+        self.scaler_ = RobustScaler()
+        self.threshold_model_ = SpotThreshold(q=alert_rate)
+        self.drift_ = DriftMonitor(window=drift_window)
+        self._buffer: list[Array] = []
+        self._recent = np.empty((0, 0))
+        self._recent_flags = np.zeros(0, dtype=bool)
+        self._recent_pos = 0
+        self._recent_full = False
+        self.n_features_in_: int | None = None
+        self.n_events_ = 0
+        self.n_anomalies_ = 0
+        self.n_learned_ = 0
+        self.regime_changes_ = 0
+        self.ready_ = False
+
+    def _new_model(self, seed: int | None, n_warmup: int) -> OnlineGMM:
+        p = self.params
+        return OnlineGMM(
+            n_components=p["n_components"], covariance_type=p["covariance_type"],
+            half_life=p["half_life"], reg_covar=p["reg_covar"],
+            max_components=p["max_components"], n_warmup=n_warmup, random_state=seed,
+        )
+
+    # ------------------------------------------------------------------ processing
+    def process(self, X: ArrayLike) -> DetectionResult:
+        """Score a batch with the current model, flag, then learn from the normal events.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features); NaN marks a missing reading.
+
+        Returns
+        -------
+        DetectionResult
+
+        Raises
+        ------
+        InvalidInputError
+            A row with ±inf, with every feature missing, or the wrong width; nothing of the
+            batch is used then.
+        """
+        A = check_array(X, self.n_features_in_)
+        n = A.shape[0]
+        if self.n_features_in_ is None and n:
+            self.n_features_in_ = A.shape[1]
+        if self.ready_ or n == 0:
+            return self._score_and_learn(A)
+        have = sum(len(b) for b in self._buffer)
+        take = min(self.warmup - have, n)
+        self._buffer.append(A[:take])
+        warm = self._warm_result(take)
+        if have + take < self.warmup:
+            return warm
+        self._finish_warmup(np.vstack(self._buffer))
+        self._buffer = []
+        if take == n:
+            return warm
+        rest = self._score_and_learn(A[take:])
+        return _concat(warm, rest)
+
+    def _warm_result(self, n: int) -> DetectionResult:
+        nan = np.full(n, np.nan)
+        f = np.zeros(n, dtype=bool)
+        return DetectionResult(nan, nan, nan, nan, nan.copy(), f, f, np.ones(n, dtype=bool))
+
+    def _finish_warmup(self, B: Array) -> None:
+        self.scaler_.fit(B)
+        Z = self.scaler_.transform(B)
+        self.model_.partial_fit(Z)
+        _, _, u = self._calibrated(Z)
+        self.threshold_model_.fit(u)
+        self.drift_.set_reference(self.model_, Z)
+        d = B.shape[1]
+        self._recent = np.zeros((self.regime_patience, d))
+        self._recent_flags = np.zeros(self.regime_patience, dtype=bool)
+        self.n_events_ += len(B)
+        self.n_learned_ += len(B)
+        self.ready_ = True
+
+    def _calibrated(self, Z: Array) -> tuple[Array, Array, Array]:
+        """Log-likelihood (scaled units), log responsibilities and surprise of scaled rows."""
+        m = self.model_
+        lpn, log_resp, lnc, do = m._estimate(Z)
+        log_tau = mixture_log_tail(m._log_weights, lnc, lpn, do)
+        return lpn, log_resp, -log_tau / _LN10
+
+    def _score_and_learn(self, A: Array) -> DetectionResult:
+        n = A.shape[0]
+        Z = self.scaler_.transform(A)
+        lpn, log_resp, u = self._calibrated(Z)
+        observed = ~np.isnan(A)
+        log_scale = np.log(self.scaler_.scale_)
+        if observed.all():
+            scores = -(lpn - log_scale.sum())
+        else:
+            scores = -(lpn - observed @ log_scale)
+        thr = self.threshold_model_.threshold_
+        flagged = u > thr
+        learn = ~flagged if self.protect_model else np.ones(n, dtype=bool)
+        if self._track_regime(Z, flagged):
+            learn = np.ones(n, dtype=bool)
+        elif learn.all():
+            self.model_._learn(Z, np.exp(log_resp))
+        elif learn.any():
+            self.model_._learn(Z[learn], np.exp(log_resp[learn]))
+        self.threshold_model_.update(u, flagged)
+        self.drift_.update(Z[learn] if not learn.all() else Z, self.model_)
+        n_anom = int(flagged.sum())
+        self.n_events_ += n
+        self.n_anomalies_ += n_anom
+        self.n_learned_ += int(learn.sum())
+        return DetectionResult(
+            scores=scores,
+            tail_probability=np.power(10.0, -u),
+            surprise=u,
+            threshold=np.full(n, 10.0**-thr),
+            severity=severity(u, thr),
+            is_anomaly=flagged,
+            learned=learn,
+            warming_up=np.zeros(n, dtype=bool),
+        )
+
+    def _track_regime(self, Z: Array, flagged: NDArray[np.bool_]) -> bool:
+        """Keep the last ``regime_patience`` events; refit on them when most were flagged."""
+        P = self.regime_patience
+        n = len(Z)
+        if n >= P:
+            self._recent[:] = Z[-P:]
+            self._recent_flags[:] = flagged[-P:]
+            self._recent_pos, self._recent_full = 0, True
+        else:
+            idx = (self._recent_pos + np.arange(n)) % P
+            self._recent[idx] = Z
+            self._recent_flags[idx] = flagged
+            self._recent_full = self._recent_full or self._recent_pos + n >= P
+            self._recent_pos = int((self._recent_pos + n) % P)
+        if not flagged.any() or not self._recent_full:
+            return False
+        if self._recent_flags.mean() < self.regime_fraction:
+            return False
+        self._new_regime()
+        return True
+
+    def _new_regime(self) -> None:
+        seed = int(self.model_._rng.integers(2**31 - 1))
+        recent = self._recent.copy()
+        self.model_ = self._new_model(seed, len(recent))
+        self.model_.partial_fit(recent)
+        _, _, u = self._calibrated(recent)
+        self.threshold_model_ = SpotThreshold(q=self.alert_rate)
+        self.threshold_model_.fit(u)
+        self.drift_.set_reference(self.model_, recent)
+        self._recent_flags[:] = False
+        self._recent_full = False
+        self._recent_pos = 0
+        self.regime_changes_ += 1
+
+    # ------------------------------------------------------------------ explanation
+    def explain(self, x: ArrayLike, top: int = 3) -> list[FeatureContribution]:
+        """Top features of one event by |conditional z-score| under its most responsible component.
+
+        Parameters
+        ----------
+        x
+            One event, shape (n_features,), in original units (NaN = missing).
+        top
+            How many features to return.
+
+        Returns
+        -------
+        list of FeatureContribution
+            Name, index, value, expected value given the other features (original units), z.
+        """
+        A = check_array(np.asarray(x, dtype=float).reshape(1, -1), self.n_features_in_)
+        if not self.ready_:
+            return []
+        z_row = self.scaler_.transform(A)
+        _, log_resp, _, _ = self.model_._estimate(z_row)
+        k = int(log_resp[0].argmax())
+        z, expected = conditional_zscores(
+            z_row[0], self.model_.means_[k], self.model_.covariances_[k]
+        )
+        expected_orig = self.scaler_.inverse_transform(expected[None, :])[0]
+        order = np.argsort(-np.nan_to_num(np.abs(z), nan=-1.0))[:top]
+        names = self.feature_names or [f"x{j}" for j in range(A.shape[1])]
+        return [
+            FeatureContribution(names[j], int(j), float(A[0, j]), float(expected_orig[j]),
+                                float(z[j]))
+            for j in order if not np.isnan(z[j])
+        ]
+
+    # ------------------------------------------------------------------ health
+    def log_likelihood_threshold(self) -> float:
+        """The threshold in log-likelihood units (original scale) for a complete event."""
+        if not self.ready_:
+            return math.nan
+        m = self.model_
+        d = m.n_features_in_ or 1
+        lnc_k = log_det_cholesky(m.precisions_cholesky_, m.covariance_type) - 0.5 * d * LOG_2PI
+        target = -self.threshold_model_.threshold_ * _LN10
+        hi = float(np.max(m._log_weights + lnc_k))
+        lo = hi - 10.0
+        while mixture_log_tail(m._log_weights, lnc_k, np.array([lo]), float(d))[0] > target:
+            lo = hi - 2.0 * (hi - lo)
+            if hi - lo > 1e6:
+                break
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if mixture_log_tail(m._log_weights, lnc_k, np.array([mid]), float(d))[0] > target:
+                hi = mid
+            else:
+                lo = mid
+        return float(0.5 * (lo + hi) - np.log(self.scaler_.scale_).sum())
+
+    def health(self) -> dict[str, Any]:
+        """Plain numbers for metrics and dashboards (cheap; call once per scrape or batch).
+
+        Examples
+        --------
+        >>> Detector().health()["ready"]
+        0.0
+        """
+        t = self.threshold_model_
+        m = self.model_
+        out: dict[str, Any] = {
+            "ready": float(self.ready_),
+            "events": float(self.n_events_),
+            "anomalies": float(self.n_anomalies_),
+            "learned": float(self.n_learned_),
+            "alert_rate_target": self.alert_rate,
+            "threshold_surprise": float(t.threshold_) if self.ready_ else math.nan,
+            "tail_shape": t.gamma_, "tail_scale": t.sigma_, "tail_peaks": float(len(t.peaks_)),
+            "drift_cusum": self.drift_.cusum_, "drift_divergence": self.drift_.divergence_,
+            "drift_detected": float(self.drift_.drift_detected_),
+            "drift_alarms": float(self.drift_.alarms_),
+            "regime_changes": float(self.regime_changes_),
+            "reseeds": float(m.n_reseeds_),
+            "generation": float(m.generation_),
+        }
+        if self.ready_:
+            out["weights"] = m.weights_.copy()
+            out["mean_shift"] = self.drift_.mean_shift_.copy()
+            out["n_components"] = float(m.n_components_)
+        return out
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> dict[str, Any]:
+        """Whole detector state: plain arrays and scalars, versioned, no pickle.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> det = Detector(warmup=200, random_state=0); _ = det.process(rng.normal(size=(300, 2)))
+        >>> det2 = Detector.from_state(det.to_state())
+        >>> X = rng.normal(size=(50, 2))
+        >>> bool(np.array_equal(det.process(X).scores, det2.process(X).scores))
+        True
+        """
+        return {
+            "version": STATE_VERSION,
+            "params": dict(self.params),
+            "model": self.model_.to_state(),
+            "scaler": self.scaler_.to_state(),
+            "threshold": self.threshold_model_.to_state(),
+            "drift": self.drift_.to_state(),
+            "buffer": np.vstack(self._buffer) if self._buffer else np.empty((0, 0)),
+            "recent": self._recent.copy(), "recent_flags": self._recent_flags.copy(),
+            "recent_pos": self._recent_pos, "recent_full": self._recent_full,
+            "n_features_in": self.n_features_in_, "n_events": self.n_events_,
+            "n_anomalies": self.n_anomalies_, "n_learned": self.n_learned_,
+            "regime_changes": self.regime_changes_, "ready": self.ready_,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Detector:
+        """Rebuild a detector from :meth:`to_state`; it continues bit for bit.
+
+        Raises
+        ------
+        StateError
+            Unknown version or missing keys.
+        """
+        if state.get("version") != STATE_VERSION:
+            raise StateError(
+                f"Detector state version {state.get('version')!r} is not {STATE_VERSION}; "
+                "it was written by another streamem version"
+            )
+        try:
+            det = cls(**state["params"])
+            det.model_ = OnlineGMM.from_state(state["model"])
+            det.scaler_ = RobustScaler.from_state(state["scaler"])
+            det.threshold_model_ = SpotThreshold.from_state(state["threshold"])
+            det.drift_ = DriftMonitor.from_state(state["drift"])
+            buf = np.asarray(state["buffer"], dtype=float)
+            det._buffer = [buf] if buf.size else []
+            det._recent = np.asarray(state["recent"], dtype=float)
+            det._recent_flags = np.asarray(state["recent_flags"], dtype=bool)
+            det._recent_pos = int(state["recent_pos"])
+            det._recent_full = bool(state["recent_full"])
+            det.n_features_in_ = state["n_features_in"]
+            det.n_events_ = int(state["n_events"])
+            det.n_anomalies_ = int(state["n_anomalies"])
+            det.n_learned_ = int(state["n_learned"])
+            det.regime_changes_ = int(state["regime_changes"])
+            det.ready_ = bool(state["ready"])
+        except KeyError as exc:
+            raise StateError(f"Detector state misses key {exc}; the snapshot is incomplete") from exc
+        return det
+
+
+def _concat(a: DetectionResult, b: DetectionResult) -> DetectionResult:
+    return DetectionResult(*(np.concatenate([x, y]) for x, y in zip(_fields(a), _fields(b), strict=True)))
+
+
+def _fields(r: DetectionResult) -> tuple[Any, ...]:
+    return (r.scores, r.tail_probability, r.surprise, r.threshold, r.severity,
+            r.is_anomaly, r.learned, r.warming_up)
