@@ -49,8 +49,7 @@ class _LineSink:
                 raise SinkError(f"sink {self.name!r} is closed; emit before close()")
             try:
                 self._stream.write(line)
-            except (OSError, ValueError) as exc:
-                self.stats.failed += 1
+            except (OSError, ValueError) as exc:  # counted by the caller (FanoutSink)
                 raise SinkError(f"sink {self.name!r} cannot write: {exc}; check the "
                                 "output (disk space, permissions, closed pipe)") from exc
             self.stats.delivered += 1

@@ -1,0 +1,174 @@
+"""Incidents from anomalies, with hysteresis (pure: stdlib only).
+
+Per key, an incident **opens** when an event's severity reaches ``open_severity``. While it
+is open, every event at or above ``resolve_severity`` keeps it alive (and raises its
+``max_severity`` and ``count``); events below that level do not. It **resolves** once no
+event reached ``resolve_severity`` for ``cooldown_seconds``, either when a later event
+shows it (:meth:`IncidentTracker.observe`) or on a clock tick
+(:meth:`IncidentTracker.tick`, for keys that went quiet). The resolution time is the moment
+the cool-down ran out, so it does not depend on how often the caller ticks.
+
+The two levels keep an entity hovering around one threshold from flapping: it must exceed
+the upper level to open and stay below the lower one to resolve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from streamem.errors import ConfigError
+from streamem.sinks.base import Incident
+from streamem.types import AnomalyRecord
+
+__all__ = ["IncidentTracker"]
+
+
+@dataclass
+class _Open:
+    incident: Incident
+    last_active: float
+
+
+class IncidentTracker:
+    """Turn per-key severities into incident transitions (firing, resolved).
+
+    Parameters
+    ----------
+    open_severity
+        Severity (0-100) at which an incident opens.
+    resolve_severity
+        Severity below which an event no longer keeps an incident open (at most
+        ``open_severity``).
+    cooldown_seconds
+        How long severity must stay below ``resolve_severity`` before the incident resolves.
+
+    Raises
+    ------
+    ConfigError
+        If the levels are out of order or the cool-down is negative.
+
+    Examples
+    --------
+    >>> t = IncidentTracker(open_severity=75, resolve_severity=50, cooldown_seconds=10)
+    >>> [i.status for i in t.observe("pump-1", 80.0, now=0.0)]
+    ['firing']
+    >>> t.observe("pump-1", 60.0, now=5.0)       # above the lower level: stays open
+    []
+    >>> t.observe("pump-1", 10.0, now=14.0)      # below, but only 9 s since the last 60
+    []
+    >>> [(i.status, i.ended_at, i.count, i.max_severity) for i in t.tick(now=15.0)]
+    [('resolved', 15.0, 2, 80.0)]
+    """
+
+    def __init__(self, open_severity: float = 75.0, resolve_severity: float = 50.0,
+                 cooldown_seconds: float = 300.0) -> None:
+        if not 0.0 <= resolve_severity <= open_severity <= 100.0:
+            raise ConfigError("alerting", f"need 0 <= resolve_severity ({resolve_severity}) "
+                              f"<= open_severity ({open_severity}) <= 100; lower "
+                              "resolve_severity or raise open_severity")
+        if cooldown_seconds < 0:
+            raise ConfigError("alerting.cooldown_seconds", f"{cooldown_seconds} is negative; "
+                              "use 0 or more seconds, e.g. 300")
+        self.open_severity = float(open_severity)
+        self.resolve_severity = float(resolve_severity)
+        self.cooldown_seconds = float(cooldown_seconds)
+        self._open: dict[str | None, _Open] = {}
+
+    def open_incidents(self) -> list[Incident]:
+        """The incidents firing now, in the order they opened.
+
+        Returns
+        -------
+        list of Incident
+            Current state (``count`` and ``max_severity`` up to date).
+
+        Examples
+        --------
+        >>> t = IncidentTracker()
+        >>> _ = t.observe("a", 99.0, now=1.0)
+        >>> [i.key for i in t.open_incidents()]
+        ['a']
+        """
+        return [state.incident for state in self._open.values()]
+
+    def _expired(self, state: _Open, now: float) -> bool:
+        return now - state.last_active >= self.cooldown_seconds
+
+    def _resolve(self, key: str | None) -> Incident:
+        state = self._open.pop(key)
+        return replace(state.incident, status="resolved",
+                       ended_at=state.last_active + self.cooldown_seconds)
+
+    def observe(self, key: str | None, severity: float, now: float,
+                record: AnomalyRecord | None = None) -> list[Incident]:
+        """Account one event of ``key``; return the transitions it causes.
+
+        Parameters
+        ----------
+        key
+            Entity key (``None`` for a stream without keys).
+        severity
+            The event's severity, 0-100.
+        now
+            Event time or wall time in seconds (the same clock for every call).
+        record
+            The anomaly, kept as the incident's ``last`` when it keeps the incident alive.
+
+        Returns
+        -------
+        list of Incident
+            Empty, ``[firing]``, ``[resolved]``, or ``[resolved, firing]`` when the old
+            incident's cool-down ran out before this event opened a new one.
+
+        Examples
+        --------
+        >>> t = IncidentTracker(75, 50, cooldown_seconds=10)
+        >>> [i.status for i in t.observe("k", 90.0, now=0.0)]
+        ['firing']
+        >>> [(i.status, i.ended_at) for i in t.observe("k", 95.0, now=30.0)]
+        [('resolved', 10.0), ('firing', None)]
+        """
+        transitions: list[Incident] = []
+        state = self._open.get(key)
+        if state is not None and self._expired(state, now):
+            transitions.append(self._resolve(key))
+            state = None
+        if state is None:
+            if severity >= self.open_severity:
+                ident = f"{key if key is not None else '*'}:{round(now * 1000)}"
+                incident = Incident(id=ident, key=key, status="firing", started_at=now,
+                                    ended_at=None, max_severity=float(severity), last=record)
+                self._open[key] = _Open(incident, now)
+                transitions.append(incident)
+        elif severity >= self.resolve_severity:
+            old = state.incident
+            state.incident = replace(old, max_severity=max(old.max_severity, float(severity)),
+                                     count=old.count + 1,
+                                     last=record if record is not None else old.last)
+            state.last_active = max(state.last_active, now)
+        return transitions
+
+    def tick(self, now: float) -> list[Incident]:
+        """Resolve every incident whose cool-down ran out by ``now``.
+
+        Parameters
+        ----------
+        now
+            Current time on the clock of :meth:`observe`.
+
+        Returns
+        -------
+        list of Incident
+            The resolutions, oldest incident first.
+
+        Examples
+        --------
+        >>> t = IncidentTracker(75, 50, cooldown_seconds=10)
+        >>> _ = t.observe("k", 80.0, now=0.0)
+        >>> t.tick(now=9.0)
+        []
+        >>> [i.status for i in t.tick(now=10.0)]
+        ['resolved']
+        """
+        expired = [key for key, state in self._open.items() if self._expired(state, now)]
+        return [self._resolve(key) for key in expired]
