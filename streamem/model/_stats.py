@@ -42,8 +42,7 @@ def log_normalize(weighted_log_prob: Array) -> tuple[Array, Array]:
     """
     top = weighted_log_prob.max(axis=1)
     shifted = weighted_log_prob - top[:, None]
-    with np.errstate(under="ignore"):
-        total = np.exp(shifted).sum(axis=1)
+    total = np.exp(shifted).sum(axis=1)  # underflow is ignored by numpy's defaults
     log_prob_norm = top + np.log(total)
     log_resp: Array = weighted_log_prob - log_prob_norm[:, None]
     return log_prob_norm, log_resp
@@ -57,7 +56,8 @@ def estimate_weighted_log_prob(
     prec_chol: Array,
     covariance_type: str,
     reg_covar: float,
-) -> tuple[Array, Array, Array]:
+    log_det: Array | None = None,
+) -> tuple[Array, Array, Array | float]:
     """``log pi_k + log N_k(x_o)`` for rows that may contain NaN.
 
     Parameters
@@ -73,15 +73,19 @@ def estimate_weighted_log_prob(
         ``"full"`` or ``"diag"``.
     reg_covar
         Variance floor for marginal factorisations.
+    log_det
+        Precomputed ``log|U_k|`` of ``prec_chol``, shape (n_components,) (optional).
 
     Returns
     -------
     weighted_log_prob
         Shape (n_samples, n_components).
     log_norm_const
-        ``log|U_k,oo| - d_o/2 log 2 pi``, shape (n_samples, n_components).
+        ``log|U_k,oo| - d_o/2 log 2 pi``, shape (n_samples, n_components), or
+        (n_components,) when no row has a missing value.
     n_observed
-        ``d_o`` per row, shape (n_samples,).
+        ``d_o`` per row, shape (n_samples,), or the scalar ``n_features`` when no row has a
+        missing value.
 
     Examples
     --------
@@ -97,16 +101,18 @@ def estimate_weighted_log_prob(
     n, d = X.shape
     nan = np.isnan(X)
     row_missing = nan.any(axis=1)
-    base_lnc = log_det_cholesky(prec_chol, covariance_type) - 0.5 * d * LOG_2PI
+    if log_det is None:
+        log_det = log_det_cholesky(prec_chol, covariance_type)
+    base_lnc = log_det - 0.5 * d * LOG_2PI
     if not row_missing.any():
-        lp = estimate_log_gaussian_prob(X, means, prec_chol, covariance_type)
+        lp = estimate_log_gaussian_prob(X, means, prec_chol, covariance_type, log_det)
         lp += log_weights[None, :]
-        return lp, np.broadcast_to(base_lnc, lp.shape), np.full(n, float(d))
+        return lp, base_lnc, float(d)
     lp = np.empty((n, means.shape[0]))
     lnc = np.empty_like(lp)
     full = ~row_missing
     if full.any():
-        lp[full] = estimate_log_gaussian_prob(X[full], means, prec_chol, covariance_type)
+        lp[full] = estimate_log_gaussian_prob(X[full], means, prec_chol, covariance_type, log_det)
         lnc[full] = base_lnc
     lp_m, lnc_m = estimate_log_gaussian_prob_missing(
         X[row_missing], means, covariances, covariance_type, reg_covar

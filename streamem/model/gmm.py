@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError, NotFittedError, StateError
-from streamem.model._gaussian import precision_cholesky
+from streamem.model._gaussian import log_det_cholesky, precision_cholesky
 from streamem.model._init import fit_batch_em, map_covariances, select_components
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
 
@@ -46,6 +46,8 @@ def check_array(X: ArrayLike, n_features: int | None) -> Array:
             f"X has {A.shape[1]} features but the model was fitted with {n_features}; "
             "send the same features in the same order"
         )
+    if A.size and float(np.abs(A).max()) <= _MAX_ABS:
+        return A  # fast path: finite, in range, so no NaN row either
     finite_or_nan = np.isfinite(A) | np.isnan(A)
     if not finite_or_nan.all():
         row = int(np.flatnonzero(~finite_or_nan.all(axis=1))[0])
@@ -268,10 +270,11 @@ class OnlineGMM:
             self.covariances_, self.covariance_type, self.reg_covar
         )
         self._log_weights = np.log(self.weights_)
+        self._log_det = log_det_cholesky(self.precisions_cholesky_, self.covariance_type)
         self._pending = 0
         self.generation_ += 1
 
-    def _estimate(self, X: Array) -> tuple[Array, Array, Array, Array]:
+    def _estimate(self, X: Array) -> tuple[Array, Array, Array, Array | float]:
         """E-step: ``log f(x)``, log responsibilities, log normalising constants, ``d_o``."""
         if not self._fitted:
             raise NotFittedError(
@@ -280,7 +283,7 @@ class OnlineGMM:
             )
         wlp, lnc, do = estimate_weighted_log_prob(
             X, self._log_weights, self.means_, self.covariances_,
-            self.precisions_cholesky_, self.covariance_type, self.reg_covar,
+            self.precisions_cholesky_, self.covariance_type, self.reg_covar, self._log_det,
         )
         lpn, log_resp = log_normalize(wlp)
         return lpn, log_resp, lnc, do
@@ -480,6 +483,7 @@ class OnlineGMM:
                 m.covariances_, m.covariance_type, m.reg_covar
             )
             m._log_weights = np.log(m.weights_)
+            m._log_det = log_det_cholesky(m.precisions_cholesky_, m.covariance_type)
             m._pending = int(state["pending"])
             m.generation_ = int(state["generation"])
         except (KeyError, TypeError, ValueError) as exc:

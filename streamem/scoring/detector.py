@@ -100,6 +100,10 @@ class Detector:
         Names used in explanations.
     drift_window
         Events per drift-test window.
+    learn_every
+        With small batches, learning (and the threshold and drift updates) is deferred until
+        this many events have been scored, then done as one vectorised step. Scoring always
+        uses the model as it was; the deferral is deterministic and part of the state.
     random_state
         Seed.
 
@@ -133,6 +137,7 @@ class Detector:
         regime_fraction: float = 0.5,
         feature_names: list[str] | None = None,
         drift_window: int = 1000,
+        learn_every: int = 32,
         random_state: int | None = None,
     ) -> None:
         if not 0 < alert_rate < 0.5:
@@ -147,8 +152,12 @@ class Detector:
             "max_components": max_components, "reg_covar": reg_covar,
             "protect_model": protect_model, "regime_patience": regime_patience,
             "regime_fraction": regime_fraction, "feature_names": feature_names,
-            "drift_window": drift_window, "random_state": random_state,
+            "drift_window": drift_window, "learn_every": learn_every,
+            "random_state": random_state,
         }
+        self.learn_every = learn_every
+        self._pending: list[tuple[Array, Array, Array, NDArray[np.bool_]]] = []
+        self._pending_n = 0
         self.alert_rate = alert_rate
         self.warmup = warmup
         self.protect_model = protect_model
@@ -247,27 +256,20 @@ class Detector:
         n = A.shape[0]
         Z = self.scaler_.transform(A)
         lpn, log_resp, u = self._calibrated(Z)
-        observed = ~np.isnan(A)
-        log_scale = np.log(self.scaler_.scale_)
-        if observed.all():
-            scores = -(lpn - log_scale.sum())
+        log_scale = self._log_scale
+        if n and np.isnan(A).any():
+            scores = -(lpn - (~np.isnan(A)) @ log_scale)
         else:
-            scores = -(lpn - observed @ log_scale)
+            scores = -(lpn - log_scale.sum())
         thr = self.threshold_model_.threshold_
         flagged = u > thr
         learn = ~flagged if self.protect_model else np.ones(n, dtype=bool)
-        if self._track_regime(Z, flagged):
-            learn = np.ones(n, dtype=bool)
-        elif learn.all():
-            self.model_._learn(Z, np.exp(log_resp))
-        elif learn.any():
-            self.model_._learn(Z[learn], np.exp(log_resp[learn]))
-        self.threshold_model_.update(u, flagged)
-        self.drift_.update(Z[learn] if not learn.all() else Z, self.model_)
-        n_anom = int(flagged.sum())
+        self._pending.append((Z, log_resp, u, flagged))
+        self._pending_n += n
+        if self._pending_n >= self.learn_every:
+            self._flush()
         self.n_events_ += n
-        self.n_anomalies_ += n_anom
-        self.n_learned_ += int(learn.sum())
+        self.n_anomalies_ += int(flagged.sum())
         return DetectionResult(
             scores=scores,
             tail_probability=np.power(10.0, -u),
@@ -278,6 +280,36 @@ class Detector:
             learned=learn,
             warming_up=np.zeros(n, dtype=bool),
         )
+
+    @property
+    def _log_scale(self) -> Array:
+        return np.log(self.scaler_.scale_)
+
+    def _flush(self) -> None:
+        """Learn the scored-but-not-yet-learned events (at least every ``learn_every``)."""
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            Z, log_resp, u, flagged = self._pending[0]
+        else:
+            Z = np.vstack([p[0] for p in self._pending])
+            log_resp = np.vstack([p[1] for p in self._pending])
+            u = np.concatenate([p[2] for p in self._pending])
+            flagged = np.concatenate([p[3] for p in self._pending])
+        self._pending = []
+        self._pending_n = 0
+        learn = ~flagged if self.protect_model else np.ones(len(u), dtype=bool)
+        if self._track_regime(Z, flagged):
+            self.n_learned_ += len(u)
+            return
+        if learn.all():
+            self.model_._learn(Z, np.exp(log_resp))
+            self.drift_.update(Z, self.model_)
+        elif learn.any():
+            self.model_._learn(Z[learn], np.exp(log_resp[learn]))
+            self.drift_.update(Z[learn], self.model_)
+        self.threshold_model_.update(u, flagged)
+        self.n_learned_ += int(learn.sum())
 
     def _track_regime(self, Z: Array, flagged: NDArray[np.bool_]) -> bool:
         """Keep the last ``regime_patience`` events; refit on them when most were flagged."""
@@ -429,6 +461,7 @@ class Detector:
             "n_features_in": self.n_features_in_, "n_events": self.n_events_,
             "n_anomalies": self.n_anomalies_, "n_learned": self.n_learned_,
             "regime_changes": self.regime_changes_, "ready": self.ready_,
+            "pending": [list(p) for p in self._pending],
         }
 
     @classmethod
@@ -463,6 +496,12 @@ class Detector:
             det.n_learned_ = int(state["n_learned"])
             det.regime_changes_ = int(state["regime_changes"])
             det.ready_ = bool(state["ready"])
+            det._pending = [
+                (np.asarray(z, dtype=float), np.asarray(r, dtype=float),
+                 np.asarray(u, dtype=float), np.asarray(f, dtype=bool))
+                for z, r, u, f in state["pending"]
+            ]
+            det._pending_n = sum(len(p[2]) for p in det._pending)
         except KeyError as exc:
             raise StateError(f"Detector state misses key {exc}; the snapshot is incomplete") from exc
         return det

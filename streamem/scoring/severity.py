@@ -35,4 +35,4 @@ def severity(surprise: NDArray[np.float64], threshold: float) -> NDArray[np.floa
     [0.0, 75.0, 90.0, 100.0]
     """
     ratio = np.asarray(surprise, dtype=float) / max(threshold, 1e-12)
-    return np.asarray(np.interp(np.nan_to_num(ratio, nan=0.0), _KX, _KY))
+    return np.asarray(np.interp(ratio, _KX, _KY))

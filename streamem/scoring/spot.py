@@ -41,13 +41,19 @@ def gpd_log_likelihood(peaks: Array, gamma: float, sigma: float) -> float:
     return float(-len(peaks) * math.log(sigma) - (1.0 + 1.0 / gamma) * np.log(z).sum())
 
 
+def _grimshaw_w(x: Array, peaks: Array) -> Array:
+    """Grimshaw's ``w(x) = u(x) v(x) - 1`` for a vector of ``x`` at once."""
+    s = 1.0 + np.multiply.outer(x, peaks)
+    out: Array = np.mean(1.0 / s, axis=-1) * (1.0 + np.mean(np.log(s), axis=-1)) - 1.0
+    return out
+
+
 def _grimshaw_candidates(peaks: Array) -> list[tuple[float, float]]:
     ymin, ymax, ymean = float(peaks.min()), float(peaks.max()), float(peaks.mean())
     eps = min(2e-8, 0.5 / ymax)
 
     def w(x: float) -> float:
-        s = 1.0 + x * peaks
-        return float(np.mean(1.0 / s) * (1.0 + np.mean(np.log(s))) - 1.0)
+        return float(_grimshaw_w(np.array([x]), peaks)[0])
 
     brackets = [(-1.0 / ymax + eps, -eps)]
     if ymin > 0:
@@ -57,18 +63,13 @@ def _grimshaw_candidates(peaks: Array) -> list[tuple[float, float]]:
         if not hi > lo:
             continue
         grid = np.linspace(lo, hi, 24)
-        vals = [w(float(x)) for x in grid]
-        for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=True):
-            if fa == 0.0:
-                roots = [float(a)]
-            elif fa * fb < 0:
-                roots = [float(brentq(w, float(a), float(b), xtol=1e-12))]
-            else:
-                continue
-            for x in roots:
-                g = float(np.mean(np.log1p(x * peaks)))
-                if x != 0 and g != 0:
-                    out.append((g, g / x))
+        vals = _grimshaw_w(grid, peaks)
+        for j in np.flatnonzero(vals[:-1] * vals[1:] <= 0):
+            a, b = float(grid[j]), float(grid[j + 1])
+            x = a if vals[j] == 0.0 else float(brentq(w, a, b, xtol=1e-12))
+            g = float(np.mean(np.log1p(x * peaks)))
+            if x != 0 and g != 0:
+                out.append((g, g / x))
     return out
 
 
@@ -242,7 +243,7 @@ class SpotThreshold:
             return
         self._push(new_peaks)
         self._since_fit += new_peaks.size
-        if self._since_fit >= self.refit_every:
+        if self._since_fit >= max(self.refit_every, len(self._peaks) // 5):
             self._refit()
 
     def _push(self, new: Array) -> None:
