@@ -271,6 +271,9 @@ class KafkaSource:
     session_timeout_ms, heartbeat_interval_ms, max_poll_interval_ms, metadata_max_age_ms
         Group and metadata timings (``metadata_max_age_ms`` bounds how long a topic that does
         not exist yet takes to be noticed once created).
+    reconnect_backoff_max_ms
+        Longest wait between reconnection attempts to a broker that is down (kafka-python's
+        default of 30 s would delay recovery after a short outage by up to that much).
     unavailable_timeout
         Seconds without a reachable broker after which :meth:`poll` raises ``SourceError``.
     client_id
@@ -290,7 +293,8 @@ class KafkaSource:
                  name: str = "kafka", security: KafkaSecurity | None = None,
                  auto_offset_reset: str = "earliest", session_timeout_ms: int = 45000,
                  heartbeat_interval_ms: int = 3000, max_poll_interval_ms: int = 300000,
-                 metadata_max_age_ms: int = 30000, unavailable_timeout: float = 300.0,
+                 metadata_max_age_ms: int = 30000, reconnect_backoff_max_ms: int = 5000,
+                 unavailable_timeout: float = 300.0,
                  client_id: str = "streamem") -> None:
         if not topic:
             raise ConfigError("source.topic", "required for source.type kafka; name the topic")
@@ -312,7 +316,8 @@ class KafkaSource:
             "allow_auto_create_topics": False, "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": heartbeat_interval_ms,
             "max_poll_interval_ms": max_poll_interval_ms,
-            "metadata_max_age_ms": metadata_max_age_ms, **self.security.client_kwargs()}
+            "metadata_max_age_ms": metadata_max_age_ms,
+            "reconnect_backoff_max_ms": reconnect_backoff_max_ms, **self.security.client_kwargs()}
         self._unavailable_timeout = unavailable_timeout
         self._consumer: KafkaConsumer | None = None
         self._listener: RebalanceListener | None = None

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for kafka_support
 
-import kafka_support  # noqa: E402
+import kafka_support
 
 
 @pytest.fixture(scope="session")

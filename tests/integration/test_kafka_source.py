@@ -16,7 +16,12 @@ from streamem.types import RawEvent
 
 pytestmark = pytest.mark.kafka
 
-FAST = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500, "metadata_max_age_ms": 1000}
+
+
+def source(bootstrap: str, topic: str, group: str, name: str = "kafka") -> KafkaSource:
+    """A source with test-friendly timings (short sessions, fast metadata refresh)."""
+    return KafkaSource([bootstrap], topic, group, name=name, session_timeout_ms=6000,
+                       heartbeat_interval_ms=500, metadata_max_age_ms=1000)
 
 
 def poll_until(source: KafkaSource, n: int, timeout: float = 30.0,
@@ -30,7 +35,8 @@ def poll_until(source: KafkaSource, n: int, timeout: float = 30.0,
     return events
 
 
-def committed(bootstrap: str, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int | None]:
+def committed(bootstrap: str, group: str, topic: str,
+              partitions: Sequence[int]) -> dict[int, int | None]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
         return {p: consumer.committed(TopicPartition(topic, p)) for p in partitions}
@@ -44,7 +50,7 @@ def test_round_trip_positions_keys_timestamps(kafka_bootstrap: str) -> None:
     produce(kafka_bootstrap, topic, [f'{{"i": {i}}}'.encode() for i in range(5)], partition=0,
             key=b"pump-1")
     produce(kafka_bootstrap, topic, [b'{"i": 99}'], partition=1)
-    with KafkaSource([kafka_bootstrap], topic, unique_name("g"), **FAST) as src:
+    with source(kafka_bootstrap, topic, unique_name("g")) as src:
         assert isinstance(src, Source)
         events = poll_until(src, 6)
     by_part = {p: [e for e in events if e.position.partition == p] for p in (0, 1)}
@@ -65,7 +71,7 @@ def test_seek_resumes_exactly_and_commit_only_what_was_passed(kafka_bootstrap: s
     produce(kafka_bootstrap, topic, [str(i).encode() for i in range(10)], partition=0)
     produce(kafka_bootstrap, topic, [str(i).encode() for i in range(10)], partition=1)
     group = unique_name("g")
-    with KafkaSource([kafka_bootstrap], topic, group, **FAST) as src:
+    with source(kafka_bootstrap, topic, group) as src:
         src.seek({0: 7, 1: 3})  # as the daemon does with a restored snapshot, before polling
         events = poll_until(src, 10)
         first = {p: min(e.position.offset for e in events if e.position.partition == p)
@@ -84,7 +90,7 @@ def test_seek_resumes_exactly_and_commit_only_what_was_passed(kafka_bootstrap: s
             time.sleep(0.2)
         assert src.lag() == {0: 0, 1: 2}
     # a new member of the group without a checkpoint resumes from the committed offsets
-    with KafkaSource([kafka_bootstrap], topic, group, **FAST) as src2:
+    with source(kafka_bootstrap, topic, group) as src2:
         events = poll_until(src2, 1 + 7)
         first = {p: min(e.position.offset for e in events if e.position.partition == p)
                  for p in (0, 1)}
@@ -93,7 +99,7 @@ def test_seek_resumes_exactly_and_commit_only_what_was_passed(kafka_bootstrap: s
 
 def test_topic_that_does_not_exist_yet_then_appears(kafka_bootstrap: str) -> None:
     topic = unique_name("src-late")
-    with KafkaSource([kafka_bootstrap], topic, unique_name("g"), **FAST) as src:
+    with source(kafka_bootstrap, topic, unique_name("g")) as src:
         for _ in range(4):
             assert src.poll(10, 0.5) == []
         assert src.stats.missing_topic >= 1
@@ -131,8 +137,8 @@ def test_two_consumers_split_partitions_with_listener(kafka_bootstrap: str) -> N
     for p in range(4):
         produce(kafka_bootstrap, topic, [f"{p}-{i}".encode() for i in range(6)], partition=p)
     group = unique_name("g")
-    a = KafkaSource([kafka_bootstrap], topic, group, name="a", **FAST)
-    b = KafkaSource([kafka_bootstrap], topic, group, name="b", **FAST)
+    a = source(kafka_bootstrap, topic, group, "a")
+    b = source(kafka_bootstrap, topic, group, "b")
     ra, rb = Recorder(a, seek_to=2), Recorder(b, seek_to=4)
     a.set_rebalance_listener(ra)
     b.set_rebalance_listener(rb)
