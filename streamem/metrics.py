@@ -19,6 +19,7 @@ probes:
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 import time
@@ -39,7 +40,6 @@ from prometheus_client import (
     process_collector,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.samples import Sample
 
 from streamem.errors import ConfigError, InvalidInputError
 from streamem.sinks.base import SinkStats
@@ -116,10 +116,9 @@ class _ScrapeCollector:
             "streamem_log_likelihood", "per-event log-likelihood under the live model"
         )
         if with_samples:
-            # No _sum: log-likelihoods can be negative and OpenMetrics forbids a _sum then
-            # (streamem_log_likelihood_mean is the average). _count is the +Inf bucket.
+            # Buckets only: OpenMetrics forbids _sum (and so _count) when buckets are negative.
+            # The +Inf bucket is the count; streamem_log_likelihood_mean is the average.
             hist.add_metric([], list(zip(bounds, cum.tolist(), strict=True)), sum_value=None)
-            hist.samples.append(Sample("streamem_log_likelihood_count", {}, float(cum[-1])))
         yield hist
         for name, doc in _COMPONENT_ARRAYS.items():
             fam = GaugeMetricFamily(f"streamem_{name}", doc, labels=["component"])
@@ -245,6 +244,8 @@ class Metrics:
         self.gauges = {
             k: Gauge(f"streamem_{k}", doc, registry=r) for k, doc in HEALTH_GAUGES.items()
         }
+        for gauge in self.gauges.values():  # NaN = not reported by the model yet
+            gauge.set(math.nan)
         self.drift_events = Counter("streamem_drift_events", "drift alarms raised", registry=r)
         self.regime_changes = Counter(
             "streamem_regime_changes",
@@ -292,8 +293,10 @@ class Metrics:
         --------
         >>> m = Metrics(CollectorRegistry())
         >>> m.observe_batch(np.zeros(1024), 1024, 0, 0, 0.01)
-        >>> m.value("streamem_log_likelihood_count"), m.value("streamem_log_likelihood_mean")
-        (1024.0, 0.0)
+        >>> m.value("streamem_log_likelihood_bucket", le="+Inf")
+        1024.0
+        >>> m.value("streamem_log_likelihood_mean")
+        0.0
         """
         ll = np.asarray(log_likelihoods, dtype=np.float64).ravel()
         ll = ll[~np.isnan(ll)]
@@ -358,8 +361,8 @@ class Metrics:
             Keys are metric names without ``streamem_``: the scalars in
             :data:`HEALTH_GAUGES` and the arrays ``component_weight`` and
             ``component_mean_shift`` (one value per component; the ``component`` label set
-            follows their length). Missing keys keep their previous value; unknown keys are
-            ignored with a one-time warning.
+            follows their length). Missing keys keep their previous value (NaN until
+            first reported); unknown keys are ignored with a one-time warning.
 
         Examples
         --------
