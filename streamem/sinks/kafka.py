@@ -1,0 +1,263 @@
+"""Kafka sinks: anomalies and incidents to a topic, and a dead-letter topic.
+
+Both produce with ``acks='all'`` and, by default, the idempotent producer (no duplicates from
+the producer's own retries; pass ``enable_idempotence=False`` for brokers whose ACLs do not
+grant IdempotentWrite). :meth:`KafkaSink.emit` only enqueues: delivery results arrive on the
+producer's sender thread and update :attr:`KafkaSink.stats` (``delivered`` on ack; ``failed``
+and ``dropped`` when the producer gave up after ``delivery_timeout_ms``). :meth:`flush` waits
+for the acks. Nothing is spooled to disk: while the broker is down the producer buffers in
+memory and retries until ``delivery_timeout_ms``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from streamem.errors import ConfigError, SinkError
+from streamem.sinks.base import Incident, SinkStats
+from streamem.sinks.payload import anomaly_document, dumps, incident_document
+from streamem.sources.kafka import KafkaSecurity, RateLimitedLog
+from streamem.types import AnomalyRecord
+
+__all__ = ["KafkaDeadLetterSink", "KafkaSink"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Producer:
+    """A lazily connected KafkaProducer with delivery accounting (shared by both sinks)."""
+
+    def __init__(self, bootstrap_servers: Sequence[str] | str, topic: str, name: str,
+                 security: KafkaSecurity | None, enable_idempotence: bool,
+                 delivery_timeout_ms: int, max_block_ms: int, client_id: str,
+                 config_path: str) -> None:
+        if not topic:
+            raise ConfigError(f"{config_path}.topic", "required for a kafka sink; name the topic")
+        self.name = name
+        self.topic = topic
+        self.stats = SinkStats()
+        self.security = (security or KafkaSecurity()).validate(config_path)
+        servers = ([s.strip() for s in bootstrap_servers.split(",")]
+                   if isinstance(bootstrap_servers, str) else list(bootstrap_servers))
+        if not servers or not all(servers):
+            raise ConfigError(f"{config_path}.bootstrap_servers",
+                              f"{bootstrap_servers!r} names no broker; give host:port entries")
+        self._config: dict[str, Any] = {
+            "bootstrap_servers": servers, "client_id": client_id, "acks": "all",
+            "enable_idempotence": enable_idempotence, "linger_ms": 5,
+            "delivery_timeout_ms": delivery_timeout_ms, "max_block_ms": max_block_ms,
+            "reconnect_backoff_max_ms": 5000, **self.security.client_kwargs()}
+        if not enable_idempotence:
+            self._config["max_in_flight_requests_per_connection"] = 1  # keep order on retries
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._closed = False
+        self._warn = RateLimitedLog(logger)
+
+    def _get(self) -> KafkaProducer:
+        if self._closed:
+            raise SinkError(f"{self.name}: used after close()")
+        if self._producer is None:
+            # bootstrapping blocks up to max_block_ms when the broker is down
+            self._producer = KafkaProducer(
+                **self._config, bootstrap_timeout_ms=self._config["max_block_ms"])
+        return self._producer
+
+    def send(self, value: bytes, key: bytes | None = None,
+             headers: list[tuple[str, bytes]] | None = None) -> bool:
+        """Enqueue one message; False (counted and logged) if it could not even be queued."""
+        try:
+            future = self._get().send(self.topic, value=value, key=key, headers=headers)
+        except KafkaError as exc:
+            with self._lock:
+                self.stats.failed += 1
+                self.stats.dropped += 1
+            self._warn.warning("send", "%s: could not queue a message for topic %r (dropped): "
+                               "%r", self.name, self.topic, exc)
+            return False
+        with self._lock:
+            self._pending += 1
+        future.add_callback(self._acked)
+        future.add_errback(self._lost)
+        return True
+
+    def _acked(self, _metadata: object) -> None:
+        with self._lock:
+            self._pending -= 1
+            self.stats.delivered += 1
+
+    def _lost(self, exc: BaseException) -> None:
+        with self._lock:
+            self._pending -= 1
+            self.stats.failed += 1
+            self.stats.dropped += 1
+        self._warn.warning("lost", "%s: delivery to topic %r failed after retries (dropped): "
+                           "%r", self.name, self.topic, exc)
+
+    @property
+    def pending(self) -> int:
+        """Messages queued but not yet acknowledged or failed."""
+        with self._lock:
+            return self._pending
+
+    def _wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every queued message; True when none is left."""
+        if self._producer is None:
+            return True
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaError as exc:
+            self._warn.warning("flush", "%s: flush timed out after %.1f s with %d messages "
+                               "unacknowledged: %r", self.name, timeout, self.pending, exc)
+        return self.pending == 0
+
+    def _shutdown(self, timeout: float) -> None:
+        if self._closed:
+            return
+        self._wait(timeout)
+        self._closed = True
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=timeout)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, topic={self.topic!r}, "
+                f"bootstrap_servers={self._config['bootstrap_servers']!r}, "
+                f"security={self.security!r})")
+
+
+class KafkaSink(_Producer):
+    """Produce anomalies and incidents as JSON to a topic, keyed by the event key.
+
+    Parameters
+    ----------
+    bootstrap_servers
+        ``host:port`` strings (or one comma-separated string).
+    topic
+        Destination topic (it must exist unless the broker auto-creates topics).
+    name
+        Sink name used in logs and the ``sink`` metric label.
+    security
+        TLS/SASL settings.
+    enable_idempotence
+        Idempotent producer (needs the IdempotentWrite ACL on secured clusters).
+    delivery_timeout_ms
+        How long the producer retries one message before counting it as dropped.
+    max_block_ms
+        Longest time :meth:`emit` may block (waiting for metadata of the topic).
+    client_id
+        Client id shown in broker logs.
+
+    Examples
+    --------
+    Construction does not connect:
+
+    >>> sink = KafkaSink(["127.0.0.1:9"], "anomalies", name="anomalies-kafka")
+    >>> sink.stats.delivered, sink.flush(0.1)
+    (0, True)
+    >>> sink.close(); sink.close()
+    """
+
+    def __init__(self, bootstrap_servers: Sequence[str] | str, topic: str, *,
+                 name: str = "kafka", security: KafkaSecurity | None = None,
+                 enable_idempotence: bool = True, delivery_timeout_ms: int = 120000,
+                 max_block_ms: int = 5000, client_id: str = "streamem-sink") -> None:
+        super().__init__(bootstrap_servers, topic, name, security, enable_idempotence,
+                         delivery_timeout_ms, max_block_ms, client_id, f"sinks[{name}]")
+
+    def emit(self, record: AnomalyRecord) -> None:
+        """Queue ``record`` as ``{"type": "anomaly", ...}`` keyed by ``record.key``."""
+        self.send(dumps(anomaly_document(record)).encode(), _key(record.key))
+
+    def emit_incident(self, incident: Incident) -> None:
+        """Queue an incident transition as ``{"type": "incident", ...}`` keyed by its key."""
+        self.send(dumps(incident_document(incident)).encode(), _key(incident.key))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait for the broker's acks; True when nothing is left unacknowledged."""
+        return self._wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush (up to ``timeout`` seconds) and release; safe to call twice."""
+        self._shutdown(timeout)
+
+    def __enter__(self) -> KafkaSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class KafkaDeadLetterSink(_Producer):
+    """Produce rejected events to a dead-letter topic, raw, with the reason in headers.
+
+    The value is the raw payload; header ``streamem-reason`` holds the reason and header
+    ``streamem-source`` the source id (``topic:partition:offset``).
+
+    Parameters
+    ----------
+    bootstrap_servers, topic, name, security, enable_idempotence, delivery_timeout_ms,
+    max_block_ms, client_id
+        As for :class:`KafkaSink`.
+
+    Examples
+    --------
+    >>> dlq = KafkaDeadLetterSink("127.0.0.1:9", "streamem-dead-letter")
+    >>> dlq.name, dlq.topic
+    ('kafka-dead-letter', 'streamem-dead-letter')
+    >>> dlq.close()
+    """
+
+    def __init__(self, bootstrap_servers: Sequence[str] | str, topic: str, *,
+                 name: str = "kafka-dead-letter", security: KafkaSecurity | None = None,
+                 enable_idempotence: bool = True, delivery_timeout_ms: int = 120000,
+                 max_block_ms: int = 5000, client_id: str = "streamem-dead-letter") -> None:
+        super().__init__(bootstrap_servers, topic, name, security, enable_idempotence,
+                         delivery_timeout_ms, max_block_ms, client_id, "dead_letter")
+
+    def write(self, payload: bytes, reason: str, source_id: str) -> None:
+        """Queue one rejected event.
+
+        Raises
+        ------
+        SinkError
+            The event could not even be queued (no broker reachable within ``max_block_ms``).
+        """
+        headers = [("streamem-reason", str(reason).encode()),
+                   ("streamem-source", str(source_id).encode())]
+        if not self.send(bytes(payload), None, headers):
+            raise SinkError(f"{self.name}: could not queue dead letter {source_id} for topic "
+                            f"{self.topic!r}; check dead_letter.topic and that the broker is up")
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait for the acks of everything written.
+
+        Raises
+        ------
+        SinkError
+            Some dead letters are still unacknowledged after ``timeout`` seconds.
+        """
+        if not self._wait(timeout):
+            raise SinkError(f"{self.name}: {self.pending} dead letters not acknowledged by "
+                            f"topic {self.topic!r} after {timeout:.0f} s; is the broker up?")
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush (up to ``timeout`` seconds) and release; safe to call twice."""
+        self._shutdown(timeout)
+
+    def __enter__(self) -> KafkaDeadLetterSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _key(key: str | None) -> bytes | None:
+    return None if key is None else str(key).encode()
