@@ -120,6 +120,10 @@ class SpotThreshold:
         Peaks kept (a ring buffer): the tail model forgets older peaks.
     refit_every
         Refit the GPD after this many new peaks.
+    gross_factor
+        Flagged scores above the ``q * gross_factor`` tail quantile are left out of the tail
+        model (gross anomalies); flagged scores below it are learned, so that the tail is not
+        truncated at the threshold.
 
     Examples
     --------
@@ -138,6 +142,7 @@ class SpotThreshold:
         level: float | None = None,
         max_excess: int = 1000,
         refit_every: int = 10,
+        gross_factor: float = 0.01,
     ) -> None:
         if not 0 < q < 0.5:
             raise InvalidInputError(f"alert_rate q={q!r} must be in (0, 0.5); 1e-3 is typical")
@@ -145,6 +150,7 @@ class SpotThreshold:
         self.level = level
         self.max_excess = max_excess
         self.refit_every = refit_every
+        self.gross_factor = gross_factor
         self.t_ = 0.0
         self.gamma_ = 0.0
         self.sigma_ = 1.0
@@ -231,7 +237,13 @@ class SpotThreshold:
         """Absorb the normal scores of a batch: count them, push their peaks, refit."""
         if not self.fitted_:
             return
-        normal = scores[~is_anomaly]
+        # Flagged scores that a GPD tail still explains (below the q/100 quantile) are kept:
+        # discarding every flagged score truncates the tail at the threshold, the refit then
+        # underestimates it, the threshold falls and more is discarded (a runaway).
+        keep = ~is_anomaly
+        if is_anomaly.any():
+            keep = keep | (scores <= self.quantile(self.q * self.gross_factor))
+        normal = scores[keep]
         if normal.size == 0:
             return
         new_peaks = normal[normal > self.t_] - self.t_
@@ -260,7 +272,7 @@ class SpotThreshold:
         """Plain scalars and arrays (see :meth:`from_state`)."""
         return {
             "kind": "spot", "q": self.q, "level": self.level, "max_excess": self.max_excess,
-            "refit_every": self.refit_every, "t": self.t_, "gamma": self.gamma_,
+            "refit_every": self.refit_every, "gross_factor": self.gross_factor, "t": self.t_, "gamma": self.gamma_,
             "sigma": self.sigma_, "n": self.n_, "n_peaks": self.n_peaks_,
             "peaks": self._peaks.copy(), "head": self._head, "since_fit": self._since_fit,
             "z": self._z, "fitted": self.fitted_,
@@ -271,7 +283,8 @@ class SpotThreshold:
         """Rebuild from :meth:`to_state`."""
         try:
             s = cls(state["q"], level=state["level"], max_excess=state["max_excess"],
-                    refit_every=state["refit_every"])
+                    refit_every=state["refit_every"],
+                    gross_factor=state.get("gross_factor", 0.01))
             s.t_, s.gamma_, s.sigma_ = state["t"], state["gamma"], state["sigma"]
             s.n_, s.n_peaks_ = state["n"], state["n_peaks"]
             s._peaks = np.asarray(state["peaks"], dtype=float)
