@@ -157,7 +157,7 @@ def sensor_events(
     ...                                              burst_at=5, burst_length=2), 8))
     >>> [e["label"] for e in events]
     ['normal', 'normal', 'normal', 'normal', 'normal', 'burst', 'burst', 'normal']
-    >>> events[1]["sensor"], events[1]["ts"] - events[0]["ts"]
+    >>> events[1]["sensor"], round(events[1]["ts"] - events[0]["ts"], 6)
     ('pump-2', 0.005)
     """
     rng = random.Random(seed)
@@ -165,8 +165,10 @@ def sensor_events(
     while True:
         sensor = SENSORS[i % len(SENSORS)]
         ts = start + i / events_per_second
-        in_periodic = burst_every > 0 and burst_length > 0 and (i % burst_every) >= (
-            burst_every - burst_length
+        in_periodic = (
+            burst_every > 0
+            and burst_length > 0
+            and (i % burst_every) >= (burst_every - burst_length)
         )
         in_extra = burst_at is not None and burst_at <= i < burst_at + burst_length
         if in_periodic or in_extra:
