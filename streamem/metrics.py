@@ -46,6 +46,8 @@ from streamem.sinks.base import SinkStats
 
 __all__ = [
     "EVENT_OUTCOMES",
+    "HEALTH_ALIASES",
+    "HEALTH_CUMULATIVE",
     "HEALTH_GAUGES",
     "LOG_LIKELIHOOD_BUCKETS",
     "REJECT_REASONS",
@@ -81,7 +83,18 @@ _COMPONENT_ARRAYS = {
     "component_weight": "mixture weights",
     "component_mean_shift": "mean shift vs reference, in reference Mahalanobis units",
 }
-_NONFINITE_LL = 1e6  # -inf/+inf log-likelihoods enter the histogram sum as -/+ this
+HEALTH_ALIASES = {
+    "threshold_surprise": "threshold",
+    "generation": "model_generation",
+    "n_components": "model_components",
+    "weights": "component_weight",
+    "mean_shift": "component_mean_shift",
+}
+"""Keys of ``Detector.health()`` and the metric (without ``streamem_``) they feed."""
+HEALTH_CUMULATIVE = {"drift_alarms": "drift_events", "regime_changes": "regime_changes"}
+"""Cumulative detector counts turned into counter increments (see :meth:`update_health`)."""
+HEALTH_NOT_EXPORTED = frozenset({"events", "anomalies", "learned", "reseeds"})
+_NONFINITE_LL = 1e6  # -inf/+inf log-likelihoods enter the running mean as -/+ this
 MAX_LAG_PARTITIONS = 4096
 
 
@@ -234,6 +247,7 @@ class Metrics:
         self._up = False
         self._ready = False
         self._warned_keys: set[str] = set()
+        self._cumulative: dict[str, float] = {}
 
         r = registry
         self.events = Counter("streamem_events", "events by outcome", ["outcome"], registry=r)
@@ -352,34 +366,53 @@ class Metrics:
             self._reason[reason].inc(n)
             self._outcome["rejected"].inc(n)
 
-    def update_health(self, health: Mapping[str, float | np.ndarray[Any, Any]]) -> None:
-        """Set model-health gauges from plain numbers and arrays.
+    def update_health(self, health: Mapping[str, Any]) -> None:
+        """Set model-health metrics from plain numbers and arrays, e.g. ``Detector.health()``.
 
         Parameters
         ----------
         health
-            Keys are metric names without ``streamem_``: the scalars in
-            :data:`HEALTH_GAUGES` and the arrays ``component_weight`` and
-            ``component_mean_shift`` (one value per component; the ``component`` label set
-            follows their length). Missing keys keep their previous value (NaN until
-            first reported); unknown keys are ignored with a one-time warning.
+            Keys are metric names without ``streamem_`` (the scalars in
+            :data:`HEALTH_GAUGES`, the arrays ``component_weight`` and
+            ``component_mean_shift``) or ``Detector.health()`` names (:data:`HEALTH_ALIASES`).
+            Arrays hold one value per component; the ``component`` label set follows their
+            length. ``ready`` drives :meth:`set_ready`. The cumulative counts
+            ``drift_alarms`` and ``regime_changes`` increment ``streamem_drift_events_total``
+            and ``streamem_regime_changes_total`` by how much they grew since the previous
+            call; the first call only records them (call once right after building or
+            restoring the detector, so restored counts are not counted again). Missing keys
+            keep their previous value (NaN until first reported); unknown keys are ignored
+            with a one-time warning.
 
         Examples
         --------
         >>> m = Metrics(CollectorRegistry())
-        >>> m.update_health({"drift_detected": 1, "component_mean_shift": np.array([0.1, 2.0])})
-        >>> m.value("streamem_drift_detected"), m.value("streamem_component_mean_shift",
-        ...                                             component="1")
+        >>> m.update_health({"drift_detected": 1, "mean_shift": np.array([0.1, 2.0]),
+        ...                  "drift_alarms": 4})
+        >>> m.update_health({"drift_alarms": 6})
+        >>> m.value("streamem_drift_detected"), m.value("streamem_drift_events_total")
         (1.0, 2.0)
+        >>> m.value("streamem_component_mean_shift", component="1")
+        2.0
         """
-        for key, value in health.items():
+        for raw_key, value in health.items():
+            key = HEALTH_ALIASES.get(raw_key, raw_key)
             if key in _COMPONENT_ARRAYS:
                 arr = np.array(value, dtype=np.float64).ravel()
                 with self._lock:
                     self._arrays[key] = arr
             elif key in self.gauges:
                 self.gauges[key].set(float(value))
-            elif key not in self._warned_keys:
+            elif key in HEALTH_CUMULATIVE:
+                total = float(value)
+                before = self._cumulative.get(key)
+                self._cumulative[key] = total
+                if before is not None and total > before:
+                    counter = self.drift_events if key == "drift_alarms" else self.regime_changes
+                    counter.inc(total - before)
+            elif key == "ready":
+                self.set_ready(bool(value))
+            elif key not in HEALTH_NOT_EXPORTED and key not in self._warned_keys:
                 self._warned_keys.add(key)
                 logger.warning("update_health: unknown key %r ignored", key)
 

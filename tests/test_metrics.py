@@ -354,3 +354,27 @@ def test_only_metrics_module_imports_prometheus_client() -> None:
         if re.search(r"^\s*(from|import)\s+prometheus_client", p.read_text(), re.MULTILINE)
     ]
     assert importers == ["streamem/metrics.py"]
+
+
+def test_detector_health_feeds_the_metrics_directly() -> None:
+    """``update_health(Detector.health())`` is all the daemon needs for model metrics."""
+    from streamem import Detector
+
+    rng = np.random.default_rng(11)
+    det = Detector(warmup=300, random_state=0)
+    m = Metrics(CollectorRegistry())
+    m.update_health(det.health())  # baseline, before warm-up
+    assert m.value("streamem_ready") == 0.0
+    det.process(rng.normal(size=(1000, 3)))
+    health = det.health()
+    m.update_health(health)
+    assert m.value("streamem_ready") == 1.0
+    assert m.value("streamem_threshold") == health["threshold_surprise"]
+    assert m.value("streamem_model_generation") == health["generation"]
+    assert m.value("streamem_model_components") == len(health["weights"])
+    for k, w in enumerate(health["weights"]):
+        assert m.value("streamem_component_weight", component=str(k)) == w
+    for key in ("alert_rate_target", "tail_shape", "tail_scale", "tail_peaks", "drift_divergence"):
+        assert m.value(f"streamem_{key}") == health[key], key
+    m.update_health({**health, "drift_alarms": health["drift_alarms"] + 2})
+    assert m.value("streamem_drift_events_total") == 2.0
