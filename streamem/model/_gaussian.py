@@ -54,7 +54,8 @@ def safe_cholesky(cov: Array, reg_covar: float) -> Array:
     True
     """
     try:
-        return np.linalg.cholesky(cov)
+        chol: Array = np.asarray(np.linalg.cholesky(cov), dtype=np.float64)
+        return chol
     except np.linalg.LinAlgError:
         pass
     out = np.empty_like(cov)
@@ -118,9 +119,9 @@ def log_det_cholesky(prec_chol: Array, covariance_type: str) -> Array:
     >>> bool(log_det_cholesky(np.array([[[0.5, 0.0], [0.0, 1.0]]]), "full")[0] == np.log(0.5))
     True
     """
-    if covariance_type == "diag":
-        return np.sum(np.log(prec_chol), axis=1)
-    return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
+    diag = prec_chol if covariance_type == "diag" else np.diagonal(prec_chol, axis1=1, axis2=2)
+    out: Array = np.sum(np.log(diag), axis=1)
+    return out
 
 
 def estimate_log_gaussian_prob(
@@ -287,10 +288,7 @@ def conditional_fill(
     n, d = X.shape
     K = means.shape[0]
     X_fill = np.broadcast_to(X[:, None, :], (n, K, d)).copy()
-    if covariance_type == "diag":
-        cov_corr = np.zeros((n, K, d))
-    else:
-        cov_corr = np.zeros((n, K, d, d))
+    cov_corr = np.zeros((n, K, d) if covariance_type == "diag" else (n, K, d, d))
     missing = np.isnan(X)
     patterns, inverse = np.unique(missing, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)

@@ -140,7 +140,7 @@ def fit_batch_em(
     >>> sorted(np.round(fit.means[:, 0]).tolist())
     [-5.0, 5.0]
     """
-    n, d = X.shape
+    n = X.shape[0]
     filled = np.where(np.isnan(X), np.nanmedian(X, axis=0)[None, :], X)
     center = np.nanmean(X, axis=0)
     best: BatchFit | None = None
@@ -154,8 +154,9 @@ def fit_batch_em(
         prev = -np.inf
         converged = False
         ll = -np.inf
-        it = 0
+        n_iter = 0
         for it in range(1, max_iter + 1):
+            n_iter = it
             nk, sx, sxx = sufficient_statistics(
                 X, resp, means, cov, covariance_type, reg_covar, center
             )
@@ -180,7 +181,7 @@ def fit_batch_em(
                 break
             prev = ll
         if best is None or ll > best.log_likelihood:
-            best = BatchFit(weights, means, ml, ll, it, converged)
+            best = BatchFit(weights, means, ml, ll, n_iter, converged)
     assert best is not None
     return best
 

@@ -171,7 +171,7 @@ def sufficient_statistics(
     >>> nk.tolist(), sx.tolist(), sxx[0].tolist()
     ([2.0], [[4.0, 6.0]], [[10.0, 14.0], [14.0, 20.0]])
     """
-    n, d = X.shape
+    d = X.shape[1]
     K = resp.shape[1]
     nk = resp.sum(axis=0)
     row_missing = np.isnan(X).any(axis=1)

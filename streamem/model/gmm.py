@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from typing import Any, Literal
 
 import numpy as np
@@ -101,7 +100,8 @@ class OnlineGMM:
     ----------
     weights_ : ndarray of shape (n_components_,)
     means_ : ndarray of shape (n_components_, n_features)
-    covariances_ : ndarray of shape (n_components_, n_features, n_features) or (n_components_, n_features)
+    covariances_ : ndarray
+        Shape (n_components_, n_features, n_features), or (n_components_, n_features) for diag.
     precisions_cholesky_ : same shape as ``covariances_``
     n_components_ : int
     n_features_in_ : int
@@ -254,7 +254,7 @@ class OnlineGMM:
 
     def _n_eff(self) -> float:
         lam = 2.0 ** (-1.0 / self.half_life)
-        return min(self.n0_ + self.n_seen_, 1.0 / (1.0 - lam))
+        return float(min(self.n0_ + self.n_seen_, 1.0 / (1.0 - lam)))
 
     def _refresh(self) -> None:
         """M-step: scoring parameters (MAP covariances, Cholesky factors) from the statistics."""

@@ -4,7 +4,6 @@ severity, protection of the model, regime changes, drift and explanations in one
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -15,6 +14,8 @@ from streamem.model._gaussian import LOG_2PI, log_det_cholesky, mixture_log_tail
 from streamem.model.gmm import OnlineGMM, check_array
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.explain import conditional_zscores
+from streamem.scoring.regime import RegimeTracker
+from streamem.scoring.result import DetectionResult, concat_results, warming_result
 from streamem.scoring.scaler import RobustScaler
 from streamem.scoring.severity import severity
 from streamem.scoring.spot import SpotThreshold
@@ -25,47 +26,6 @@ __all__ = ["DetectionResult", "Detector"]
 Array = NDArray[np.float64]
 STATE_VERSION = 1
 _LN10 = math.log(10.0)
-
-
-@dataclass(frozen=True)
-class DetectionResult:
-    """Per-event outcome of :meth:`Detector.process`; every array has shape (n_samples,).
-
-    Attributes
-    ----------
-    scores
-        Anomaly score = negative log-likelihood in original units (higher = more anomalous);
-        NaN while warming up.
-    tail_probability
-        Calibrated probability of an event at least this unlikely (chi-square mixture bound).
-    surprise
-        ``-log10(tail_probability)``: the scale the threshold works on.
-    threshold
-        Tail-probability threshold in force when the event was scored:
-        ``is_anomaly == tail_probability < threshold``.
-    severity
-        0-100; 75 at the threshold.
-    is_anomaly
-        Flagged events.
-    learned
-        Events the model learned from (normal ones, or all in a regime change).
-    warming_up
-        Events buffered for the warm-up fit (not scored).
-    """
-
-    scores: Array
-    tail_probability: Array
-    surprise: Array
-    threshold: Array
-    severity: Array
-    is_anomaly: NDArray[np.bool_]
-    learned: NDArray[np.bool_]
-    warming_up: NDArray[np.bool_]
-
-    @property
-    def log_likelihood(self) -> Array:
-        """``-scores``."""
-        return -self.scores
 
 
 class Detector:
@@ -146,7 +106,7 @@ class Detector:
             raise InvalidInputError(f"warmup={warmup!r} is too small; use at least 20 events")
         if regime_patience < 10:
             raise InvalidInputError(f"regime_patience={regime_patience!r}; use at least 10")
-        self.params = {
+        self.params: dict[str, Any] = {
             "n_components": n_components, "covariance_type": covariance_type,
             "half_life": half_life, "alert_rate": alert_rate, "warmup": warmup,
             "max_components": max_components, "reg_covar": reg_covar,
@@ -169,10 +129,7 @@ class Detector:
         self.threshold_model_ = SpotThreshold(q=alert_rate)
         self.drift_ = DriftMonitor(window=drift_window)
         self._buffer: list[Array] = []
-        self._recent = np.empty((0, 0))
-        self._recent_flags = np.zeros(0, dtype=bool)
-        self._recent_pos = 0
-        self._recent_full = False
+        self.regime_: RegimeTracker | None = None
         self.n_features_in_: int | None = None
         self.n_events_ = 0
         self.n_anomalies_ = 0
@@ -216,7 +173,7 @@ class Detector:
         have = sum(len(b) for b in self._buffer)
         take = min(self.warmup - have, n)
         self._buffer.append(A[:take])
-        warm = self._warm_result(take)
+        warm = warming_result(take)
         if have + take < self.warmup:
             return warm
         self._finish_warmup(np.vstack(self._buffer))
@@ -224,12 +181,7 @@ class Detector:
         if take == n:
             return warm
         rest = self._score_and_learn(A[take:])
-        return _concat(warm, rest)
-
-    def _warm_result(self, n: int) -> DetectionResult:
-        nan = np.full(n, np.nan)
-        f = np.zeros(n, dtype=bool)
-        return DetectionResult(nan, nan, nan, nan, nan.copy(), f, f, np.ones(n, dtype=bool))
+        return concat_results(warm, rest)
 
     def _finish_warmup(self, B: Array) -> None:
         self.scaler_.fit(B)
@@ -238,9 +190,7 @@ class Detector:
         _, _, u = self._calibrated(Z)
         self.threshold_model_.fit(u)
         self.drift_.set_reference(self.model_, Z)
-        d = B.shape[1]
-        self._recent = np.zeros((self.regime_patience, d))
-        self._recent_flags = np.zeros(self.regime_patience, dtype=bool)
+        self.regime_ = RegimeTracker(self.regime_patience, self.regime_fraction, B.shape[1])
         self.n_events_ += len(B)
         self.n_learned_ += len(B)
         self.ready_ = True
@@ -299,7 +249,9 @@ class Detector:
         self._pending = []
         self._pending_n = 0
         learn = ~flagged if self.protect_model else np.ones(len(u), dtype=bool)
-        if self._track_regime(Z, flagged):
+        assert self.regime_ is not None
+        if self.regime_.observe(Z, flagged):
+            self._new_regime(self.regime_)
             self.n_learned_ += len(u)
             return
         if learn.all():
@@ -311,39 +263,17 @@ class Detector:
         self.threshold_model_.update(u, flagged)
         self.n_learned_ += int(learn.sum())
 
-    def _track_regime(self, Z: Array, flagged: NDArray[np.bool_]) -> bool:
-        """Keep the last ``regime_patience`` events; refit on them when most were flagged."""
-        P = self.regime_patience
-        n = len(Z)
-        if n >= P:
-            self._recent[:] = Z[-P:]
-            self._recent_flags[:] = flagged[-P:]
-            self._recent_pos, self._recent_full = 0, True
-        else:
-            idx = (self._recent_pos + np.arange(n)) % P
-            self._recent[idx] = Z
-            self._recent_flags[idx] = flagged
-            self._recent_full = self._recent_full or self._recent_pos + n >= P
-            self._recent_pos = int((self._recent_pos + n) % P)
-        if not flagged.any() or not self._recent_full:
-            return False
-        if self._recent_flags.mean() < self.regime_fraction:
-            return False
-        self._new_regime()
-        return True
-
-    def _new_regime(self) -> None:
+    def _new_regime(self, tracker: RegimeTracker) -> None:
+        """Refit model, threshold and drift reference on the recent events."""
         seed = int(self.model_._rng.integers(2**31 - 1))
-        recent = self._recent.copy()
+        recent = tracker.recent.copy()
         self.model_ = self._new_model(seed, len(recent))
         self.model_.partial_fit(recent)
         _, _, u = self._calibrated(recent)
         self.threshold_model_ = SpotThreshold(q=self.alert_rate)
         self.threshold_model_.fit(u)
         self.drift_.set_reference(self.model_, recent)
-        self._recent_flags[:] = False
-        self._recent_full = False
-        self._recent_pos = 0
+        tracker.reset()
         self.regime_changes_ += 1
 
     # ------------------------------------------------------------------ explanation
@@ -456,8 +386,7 @@ class Detector:
             "threshold": self.threshold_model_.to_state(),
             "drift": self.drift_.to_state(),
             "buffer": np.vstack(self._buffer) if self._buffer else np.empty((0, 0)),
-            "recent": self._recent.copy(), "recent_flags": self._recent_flags.copy(),
-            "recent_pos": self._recent_pos, "recent_full": self._recent_full,
+            "regime": self.regime_.to_state() if self.regime_ is not None else None,
             "n_features_in": self.n_features_in_, "n_events": self.n_events_,
             "n_anomalies": self.n_anomalies_, "n_learned": self.n_learned_,
             "regime_changes": self.regime_changes_, "ready": self.ready_,
@@ -486,10 +415,8 @@ class Detector:
             det.drift_ = DriftMonitor.from_state(state["drift"])
             buf = np.asarray(state["buffer"], dtype=float)
             det._buffer = [buf] if buf.size else []
-            det._recent = np.asarray(state["recent"], dtype=float)
-            det._recent_flags = np.asarray(state["recent_flags"], dtype=bool)
-            det._recent_pos = int(state["recent_pos"])
-            det._recent_full = bool(state["recent_full"])
+            regime = state["regime"]
+            det.regime_ = RegimeTracker.from_state(regime) if regime is not None else None
             det.n_features_in_ = state["n_features_in"]
             det.n_events_ = int(state["n_events"])
             det.n_anomalies_ = int(state["n_anomalies"])
@@ -503,14 +430,8 @@ class Detector:
             ]
             det._pending_n = sum(len(p[2]) for p in det._pending)
         except KeyError as exc:
-            raise StateError(f"Detector state misses key {exc}; the snapshot is incomplete") from exc
+            raise StateError(
+                f"Detector state misses key {exc}; the snapshot is incomplete"
+            ) from exc
         return det
 
-
-def _concat(a: DetectionResult, b: DetectionResult) -> DetectionResult:
-    return DetectionResult(*(np.concatenate([x, y]) for x, y in zip(_fields(a), _fields(b), strict=True)))
-
-
-def _fields(r: DetectionResult) -> tuple[Any, ...]:
-    return (r.scores, r.tail_probability, r.surprise, r.threshold, r.severity,
-            r.is_anomaly, r.learned, r.warming_up)

@@ -43,7 +43,8 @@ def gaussian_kl(mu0: Array, cov0: Array, mu1: Array, cov1: Array) -> Array:
     Examples
     --------
     >>> import numpy as np
-    >>> float(gaussian_kl(np.zeros((1, 1)), np.ones((1, 1, 1)), np.ones((1, 1)), np.ones((1, 1, 1)))[0])
+    >>> one = np.ones((1, 1, 1))
+    >>> float(gaussian_kl(np.zeros((1, 1)), one, np.ones((1, 1)), one)[0])
     0.5
     """
     c0, c1 = _full(cov0), _full(cov1)
@@ -77,7 +78,8 @@ class DriftMonitor:
     >>> import numpy as np
     >>> from streamem.model import OnlineGMM
     >>> rng = np.random.default_rng(0)
-    >>> m = OnlineGMM(n_components=1, n_warmup=500, random_state=0).partial_fit(rng.normal(size=(500, 2)))
+    >>> m = OnlineGMM(n_components=1, n_warmup=500, random_state=0)
+    >>> m = m.partial_fit(rng.normal(size=(500, 2)))
     >>> mon = DriftMonitor(window=200)
     >>> mon.set_reference(m, rng.normal(size=(500, 2)))
     >>> for _ in range(20): mon.update(rng.normal(size=(100, 2)), m)
@@ -129,7 +131,7 @@ class DriftMonitor:
         self._ref = ref
         nll = self._ref_nll(sample) if len(sample) else np.zeros(1)
         self._mu0 = float(np.mean(nll))
-        self._sd0 = float(max(np.std(nll), 1e-6))
+        self._sd0 = max(float(np.std(nll)), 1e-6)
         self.cusum_hi_ = self.cusum_lo_ = 0.0
         self._sum, self._count, self._events = 0.0, 0, 0
         self.weight_change_ = np.zeros(len(ref["weights"]))
@@ -214,7 +216,8 @@ class DriftMonitor:
         m.cusum_hi_, m.cusum_lo_ = state["cusum_hi"], state["cusum_lo"]
         m.alarms_, m.divergence_ = int(state["alarms"]), state["divergence"]
         m._hold_left, m._sum = int(state["hold_left"]), state["sum"]
-        m._count, m._events, m._phase = int(state["count"]), int(state["events"]), int(state["phase"])
+        m._count, m._events = int(state["count"]), int(state["events"])
+        m._phase = int(state["phase"])
         m._mu0, m._sd0 = state["mu0"], state["sd0"]
         m._ref = dict(state["ref"]) if state["ref"] else None
         if m._ref is not None and "prec_chol" not in m._ref:

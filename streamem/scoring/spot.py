@@ -211,7 +211,7 @@ class SpotThreshold:
             return self.t_
         if abs(self.gamma_) < 1e-12:
             return self.t_ - self.sigma_ * math.log(r)
-        return self.t_ + self.sigma_ / self.gamma_ * (r ** (-self.gamma_) - 1.0)
+        return float(self.t_ + self.sigma_ / self.gamma_ * (r ** (-self.gamma_) - 1.0))
 
     def tail_probability(self, scores: Array) -> Array:
         """Estimated ``P(score > s)`` from the GPD tail (for scores above ``t``).
@@ -272,7 +272,8 @@ class SpotThreshold:
         """Plain scalars and arrays (see :meth:`from_state`)."""
         return {
             "kind": "spot", "q": self.q, "level": self.level, "max_excess": self.max_excess,
-            "refit_every": self.refit_every, "gross_factor": self.gross_factor, "t": self.t_, "gamma": self.gamma_,
+            "refit_every": self.refit_every, "gross_factor": self.gross_factor,
+            "t": self.t_, "gamma": self.gamma_,
             "sigma": self.sigma_, "n": self.n_, "n_peaks": self.n_peaks_,
             "peaks": self._peaks.copy(), "head": self._head, "since_fit": self._since_fit,
             "z": self._z, "fitted": self.fitted_,

@@ -1,0 +1,105 @@
+"""Regime-change tracking: when most recent events are flagged, the world has changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["RegimeTracker"]
+
+Array = NDArray[np.float64]
+
+
+class RegimeTracker:
+    """Ring buffer of the last ``patience`` events and their anomaly flags.
+
+    A protected model never learns flagged events, so after a lasting change it would alarm
+    forever. :meth:`observe` reports a regime change when the buffer is full and at least
+    ``fraction`` of its events were flagged; the caller then refits on :attr:`recent`.
+
+    Parameters
+    ----------
+    patience
+        Events remembered (and the minimum time between two regime changes).
+    fraction
+        Share of flagged events in the buffer that declares a new regime.
+    n_features
+        Width of the events.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tr = RegimeTracker(patience=10, fraction=0.5, n_features=2)
+    >>> tr.observe(np.zeros((10, 2)), np.zeros(10, dtype=bool))
+    False
+    >>> tr.observe(np.ones((6, 2)), np.ones(6, dtype=bool))
+    True
+    >>> tr.recent.shape
+    (10, 2)
+    """
+
+    def __init__(self, patience: int, fraction: float, n_features: int) -> None:
+        self.patience = patience
+        self.fraction = fraction
+        self.recent = np.zeros((patience, n_features))
+        self.flags = np.zeros(patience, dtype=bool)
+        self.pos = 0
+        self.full = False
+
+    def observe(self, Z: Array, flagged: NDArray[np.bool_]) -> bool:
+        """Remember a batch (shape (n, n_features)); True when a new regime is declared."""
+        P = self.patience
+        n = len(Z)
+        if n >= P:
+            self.recent[:] = Z[-P:]
+            self.flags[:] = flagged[-P:]
+            self.pos, self.full = 0, True
+        else:
+            idx = (self.pos + np.arange(n)) % P
+            self.recent[idx] = Z
+            self.flags[idx] = flagged
+            self.full = self.full or self.pos + n >= P
+            self.pos = int((self.pos + n) % P)
+        if not flagged.any() or not self.full:
+            return False
+        return bool(self.flags.mean() >= self.fraction)
+
+    def reset(self) -> None:
+        """Forget the flags after a regime change (the events stay, unused until refilled)."""
+        self.flags[:] = False
+        self.full = False
+        self.pos = 0
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain arrays and scalars.
+
+        Examples
+        --------
+        >>> tr = RegimeTracker(10, 0.5, 2)
+        >>> RegimeTracker.from_state(tr.to_state()).patience
+        10
+        """
+        return {
+            "patience": self.patience, "fraction": self.fraction,
+            "recent": self.recent.copy(), "recent_flags": self.flags.copy(),
+            "recent_pos": self.pos, "recent_full": self.full,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RegimeTracker:
+        """Rebuild from :meth:`to_state`.
+
+        Examples
+        --------
+        >>> RegimeTracker.from_state(RegimeTracker(12, 0.5, 3).to_state()).recent.shape
+        (12, 3)
+        """
+        recent = np.asarray(state["recent"], dtype=float)
+        tr = cls(int(state["patience"]), float(state["fraction"]), recent.shape[1])
+        tr.recent = recent.copy()
+        tr.flags = np.asarray(state["recent_flags"], dtype=bool).copy()
+        tr.pos = int(state["recent_pos"])
+        tr.full = bool(state["recent_full"])
+        return tr
