@@ -378,3 +378,82 @@ def test_detector_health_feeds_the_metrics_directly() -> None:
         assert m.value(f"streamem_{key}") == health[key], key
     m.update_health({**health, "drift_alarms": health["drift_alarms"] + 2})
     assert m.value("streamem_drift_events_total") == 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.prometheus
+@pytest.mark.slow
+def test_a_real_prometheus_scrapes_and_parses_everything(tmp_path: Path) -> None:
+    """Prometheus negotiates OpenMetrics; a target with any parse error would be 'down'."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    if not os.access(binary, os.X_OK):
+        message = "prometheus binary not found; run scripts/install-observability"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message + " (CI=true: must run, not skip)")
+        pytest.skip("!!! " + message)
+    m, sinks = populated()
+    sinks[0].stats.delivered = 5
+    with MetricsServer(m, "127.0.0.1", 0) as srv:
+        port = _free_port()
+        (tmp_path / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+            "scrape_configs:\n"
+            f"  - job_name: streamem\n    static_configs: [{{targets: ['127.0.0.1:{srv.port}']}}]\n"
+        )
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        api = f"http://127.0.0.1:{port}/api/v1"
+
+        def query(expr: str) -> list[Any]:
+            url = f"{api}/query?query={urllib.request.quote(expr)}"
+            status, body = get(url)
+            assert status == 200, body
+            return list(json.loads(body)["data"]["result"])
+
+        try:
+            deadline = time.monotonic() + 60
+            target: dict[str, Any] = {}
+            while time.monotonic() < deadline:
+                try:
+                    status, body = get(f"{api}/targets")
+                except OSError:
+                    status = 0
+                if status == 200:
+                    active = json.loads(body)["data"]["activeTargets"]
+                    if active and active[0]["health"] != "unknown":
+                        target = active[0]
+                        break
+                time.sleep(0.25)
+            assert target.get("health") == "up", target.get("lastError")
+            time.sleep(1.5)  # let one more scrape land
+            learned = query('streamem_events_total{outcome="learned"}')
+            assert float(learned[0]["value"][1]) == 2.0
+            lowest = query('streamem_log_likelihood_bucket{le="-200.0"}')
+            assert float(lowest[0]["value"][1]) == 1.0
+            delivered = query('streamem_sink_deliveries_total{sink="anomalies-file"}')
+            assert float(delivered[0]["value"][1]) == 5.0
+            names = {r["metric"]["__name__"] for r in query('{__name__=~"streamem_.+"}')}
+            for name, spec in documented_metrics().items():
+                wanted = name + "_bucket" if spec["type"] == "histogram" else name
+                assert wanted in names, name
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
