@@ -9,6 +9,7 @@ import threading
 import time
 import timeit
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -423,7 +424,7 @@ def test_a_real_prometheus_scrapes_and_parses_everything(tmp_path: Path) -> None
         api = f"http://127.0.0.1:{port}/api/v1"
 
         def query(expr: str) -> list[Any]:
-            url = f"{api}/query?query={urllib.request.quote(expr)}"
+            url = f"{api}/query?query={urllib.parse.quote(expr)}"
             status, body = get(url)
             assert status == 200, body
             return list(json.loads(body)["data"]["result"])
