@@ -86,6 +86,6 @@ def test_corrupt_newest_is_skipped_with_a_warning(kafka_bootstrap: str,
 
 
 def test_save_fails_loudly_without_a_broker() -> None:
-    with KafkaCheckpointStore("127.0.0.1:1", unique_name("state"), timeout=1.0) as store:
-        with pytest.raises(StateError):
-            store.save(snapshot("global", 1))
+    store = KafkaCheckpointStore("127.0.0.1:1", unique_name("state"), timeout=1.0)
+    with store, pytest.raises(StateError, match="was not acknowledged"):
+        store.save(snapshot("global", 1))
