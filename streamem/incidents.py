@@ -130,7 +130,11 @@ class IncidentTracker:
         """
         transitions: list[Incident] = []
         state = self._open.get(key)
-        if state is not None and self._expired(state, now):
+        active = severity >= self.resolve_severity
+        # an event that keeps the incident alive, arriving just as the cool-down runs out,
+        # still counts (so a zero cool-down resolves only on a quiet event)
+        if state is not None and (now - state.last_active > self.cooldown_seconds
+                                  or (not active and self._expired(state, now))):
             transitions.append(self._resolve(key))
             state = None
         if state is None:
@@ -140,7 +144,7 @@ class IncidentTracker:
                                     ended_at=None, max_severity=float(severity), last=record)
                 self._open[key] = _Open(incident, now)
                 transitions.append(incident)
-        elif severity >= self.resolve_severity:
+        elif active:
             old = state.incident
             state.incident = replace(old, max_severity=max(old.max_severity, float(severity)),
                                      count=old.count + 1,
