@@ -212,6 +212,14 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
+    def due(self, key: str) -> bool:
+        """True (and restart the clock) when ``key`` was not due within ``interval`` seconds."""
+        now = time.monotonic()
+        if now - self._last.get(key, -1e18) < self._interval:
+            return False
+        self._last[key] = now
+        return True
+
     def warning(self, key: str, msg: str, *args: object) -> bool:
         """Log ``msg % args`` unless ``key`` was logged recently; return whether it was."""
         now = time.monotonic()
@@ -531,9 +539,9 @@ class KafkaSource:
                 "source.bootstrap_servers and that the brokers are up") from exc
 
     def _check_topic(self, consumer: KafkaConsumer) -> None:
-        if not self._warn.warning("topic-check", "%s: no partitions of topic %r assigned yet",
-                                  self.name, self.topic):
+        if not self._warn.due("topic-check"):
             return
+        logger.info("%s: no partitions of topic %r assigned to this member", self.name, self.topic)
         try:
             exists = bool(consumer.partitions_for_topic(self.topic))
         except KafkaError as exc:
