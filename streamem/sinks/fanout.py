@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+from streamem.errors import SinkError
 from streamem.sinks.base import Incident, Sink, SinkStats
 from streamem.types import AnomalyRecord
 
@@ -67,8 +68,13 @@ class FanoutSink:
                                      "continue", sink.name, action, count)
         return ok
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SinkError(f"sink {self.name!r} is closed; emit before close()")
+
     def emit(self, record: AnomalyRecord) -> None:
         """Hand one anomaly to every sink; count it delivered if all took it."""
+        self._check_open()
         if self._each("emit", lambda sink: sink.emit(record)):
             self.stats.delivered += 1
         else:
@@ -76,6 +82,7 @@ class FanoutSink:
 
     def emit_incident(self, incident: Incident) -> None:
         """Hand one incident transition to every sink."""
+        self._check_open()
         if self._each("emit_incident", lambda sink: sink.emit_incident(incident)):
             self.stats.delivered += 1
         else:

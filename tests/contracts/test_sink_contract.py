@@ -1,0 +1,129 @@
+"""The Sink contract, run against every Sink implementation (and the DeadLetterSink one).
+
+Every sink: satisfies the protocol; is a context manager whose exit closes it; closes
+idempotently; refuses to emit after close (SinkError); returns from ``emit`` quickly even
+when its peer is slow; ``flush`` returns True once everything is handed over; and accounts
+for every record it was given (``delivered + suppressed`` on the happy path).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sinks"))
+
+from sink_testkit import Receiver, make_incident, make_record
+
+from streamem.errors import SinkError
+from streamem.sinks.alertmanager import AlertmanagerSink
+from streamem.sinks.base import DeadLetterSink, Sink, SinkStats
+from streamem.sinks.deadletter import FileDeadLetterSink
+from streamem.sinks.fanout import FanoutSink
+from streamem.sinks.jsonl import FileSink, StdoutSink
+from streamem.sinks.webhook import WebhookSink
+
+FAST = {"backoff_base_seconds": 0.02, "backoff_max_seconds": 0.1, "timeout_seconds": 2.0}
+Factory = Callable[[Path, str], Sink]
+
+FACTORIES: dict[str, Factory] = {
+    "stdout": lambda tmp, url: StdoutSink("stdout", io.StringIO()),
+    "file": lambda tmp, url: FileSink("file", tmp / "out.jsonl"),
+    "webhook": lambda tmp, url: WebhookSink("hook", url + "/hook", secret="s",
+                                            spool_dir=tmp / "spool", cooldown_seconds=0,
+                                            **FAST),  # type: ignore[arg-type]
+    "alertmanager": lambda tmp, url: AlertmanagerSink("am", url, spool_dir=tmp / "spool",
+                                                      **FAST),  # type: ignore[arg-type]
+    "fanout": lambda tmp, url: FanoutSink([FileSink("f1", tmp / "a.jsonl"),
+                                           StdoutSink("s1", io.StringIO())]),
+}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def make(request: pytest.FixtureRequest, tmp_path: Path,
+         receiver: Receiver) -> Callable[[], Sink]:
+    factory = FACTORIES[request.param]
+    return lambda: factory(tmp_path, receiver.url)
+
+
+def test_satisfies_the_protocol(make: Callable[[], Sink]) -> None:
+    sink = make()
+    try:
+        assert isinstance(sink, Sink)
+        assert isinstance(sink.name, str) and sink.name
+        assert isinstance(sink.stats, SinkStats)
+        assert sink.name in repr(sink)
+    finally:
+        sink.close()
+
+
+def test_context_manager_closes_and_close_is_idempotent(make: Callable[[], Sink]) -> None:
+    with make() as sink:
+        sink.emit(make_record(1))
+    sink.close()
+    sink.close()
+    with pytest.raises(SinkError):
+        sink.emit(make_record(2))
+
+
+def test_flush_on_an_empty_sink(make: Callable[[], Sink]) -> None:
+    with make() as sink:
+        assert sink.flush(2.0) is True
+        assert sink.flush(0.5) is True
+
+
+def test_every_record_is_accounted_for(make: Callable[[], Sink]) -> None:
+    with make() as sink:
+        sink.emit_incident(make_incident(key="pump-1"))
+        for i in range(10):
+            sink.emit(make_record(i, key="pump-1" if i % 2 else None))
+        sink.emit_incident(make_incident(key="pump-1", status="resolved", ended_at=1e9 + 9))
+        assert sink.flush(5.0) is True
+        stats = sink.stats
+        assert stats.delivered + stats.suppressed == 12
+        assert stats.delivered >= 2  # incidents are never suppressed
+        assert (stats.failed, stats.dropped, stats.spooled, stats.spool_size) == (0, 0, 0, 0)
+
+
+def test_emit_returns_quickly_when_the_peer_is_slow(make: Callable[[], Sink],
+                                                     receiver: Receiver) -> None:
+    receiver.set("slow", delay=0.5)
+    with make() as sink:
+        sink.emit_incident(make_incident())
+        worst = 0.0
+        for i in range(20):
+            start = time.perf_counter()
+            sink.emit(make_record(i))
+            worst = max(worst, time.perf_counter() - start)
+        assert worst < 0.1
+        receiver.set("ok")
+
+
+def test_anomalies_with_missing_values_and_no_key(make: Callable[[], Sink]) -> None:
+    with make() as sink:
+        sink.emit(make_record(1, key=None, severity=float("nan")))
+        assert sink.flush(5.0)
+        assert sink.stats.failed == 0
+
+
+def test_dead_letter_contract(tmp_path: Path) -> None:
+    with FileDeadLetterSink("dlq", tmp_path / "dlq.jsonl") as dlq:
+        assert isinstance(dlq, DeadLetterSink)
+        dlq.write(b"\xff", "parse_error", "f:0:0")
+        dlq.flush()
+    dlq.close()
+    dlq.flush()  # a no-op once closed
+    with pytest.raises(SinkError):
+        dlq.write(b"x", "parse_error", "f:0:1")
