@@ -11,14 +11,13 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from streamem.errors import ConfigError, SinkError
-from streamem.sinks.payload import dumps
+from streamem.errors import ConfigError
+from streamem.sinks.jsonl import JsonLinesWriter
 
 __all__ = ["FileDeadLetterSink", "dead_letter_document"]
 
@@ -114,14 +113,7 @@ class FileDeadLetterSink:
         self.max_payload_bytes = max_payload_bytes
         self.written = 0
         self._clock = clock
-        self._lock = threading.Lock()
-        self._closed = False
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="ascii")  # noqa: SIM115 - see close()
-        except OSError as exc:
-            raise SinkError(f"cannot open dead-letter file {str(self.path)!r}: {exc}; "
-                            "choose a writable dead_letter.path") from exc
+        self._writer = JsonLinesWriter.open(self.path, "dead_letter.path")
 
     def write(self, payload: bytes, reason: str, source_id: str) -> None:
         """Append one bad event with the reason it was rejected (never raises on bad bytes).
@@ -134,43 +126,23 @@ class FileDeadLetterSink:
             Why it was rejected.
         source_id
             Where it came from.
+
+        Raises
+        ------
+        SinkError
+            If the sink is closed or the disk write fails.
         """
-        line = dumps(dead_letter_document(payload, reason, source_id, self._clock(),
-                                          self.max_payload_bytes)) + "\n"
-        with self._lock:
-            if self._closed:
-                raise SinkError(f"dead-letter sink {self.name!r} is closed; write before "
-                                "close()")
-            try:
-                self._file.write(line)
-            except OSError as exc:
-                raise SinkError(f"cannot write dead-letter file {str(self.path)!r}: {exc}; "
-                                "free disk space or fix permissions") from exc
-            self.written += 1
+        self._writer.write(dead_letter_document(payload, reason, source_id, self._clock(),
+                                                self.max_payload_bytes))
+        self.written += 1
 
     def flush(self) -> None:
         """Make everything written so far durable (flush and fsync)."""
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-            except OSError as exc:
-                raise SinkError(f"cannot flush dead-letter file {str(self.path)!r}: {exc}; "
-                                "free disk space or fix permissions") from exc
+        self._writer.flush()
 
     def close(self) -> None:
         """Flush and close the file; safe to call twice."""
-        if self._closed:
-            return
-        try:
-            self.flush()
-        finally:
-            with self._lock:
-                if not self._closed:
-                    self._closed = True
-                    self._file.close()
+        self._writer.close()
 
     def __enter__(self) -> FileDeadLetterSink:
         return self

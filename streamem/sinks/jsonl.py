@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,71 +20,134 @@ from streamem.sinks.base import Incident, SinkStats
 from streamem.sinks.payload import anomaly_document, dumps, incident_document
 from streamem.types import AnomalyRecord
 
-__all__ = ["FileSink", "StdoutSink"]
+__all__ = ["FileSink", "JsonLinesWriter", "StdoutSink"]
 
 logger = logging.getLogger(__name__)
 
 
-class _LineSink:
-    """Shared body of the JSON-lines sinks: a locked text stream and the counters."""
+class JsonLinesWriter:
+    """A thread-safe JSON-lines text stream; ``flush`` also fsyncs when it is a file.
 
-    def __init__(self, name: str, stream: TextIO) -> None:
-        self.name = name
-        self.stats = SinkStats()
+    Parameters
+    ----------
+    stream
+        Where lines go.
+    label
+        What to call the stream in error messages (a sink name or a path).
+    durable
+        fsync the stream's file descriptor on flush, and close the stream on close.
+
+    Examples
+    --------
+    >>> import io
+    >>> buffer = io.StringIO()
+    >>> with JsonLinesWriter(buffer, "demo") as writer:
+    ...     writer.write({"b": 1, "a": float("nan")})
+    >>> buffer.getvalue()
+    '{"a":null,"b":1}\\n'
+    """
+
+    def __init__(self, stream: TextIO, label: str, *, durable: bool = False) -> None:
+        self.label = label
         self._stream = stream
+        self._durable = durable
         self._lock = threading.Lock()
-        self._closed = False
+        self.closed = False
 
-    def emit(self, record: AnomalyRecord) -> None:
-        """Write one anomaly as a JSON line."""
-        self._write(anomaly_document(record))
+    @classmethod
+    def open(cls, path: Path, what: str) -> JsonLinesWriter:
+        """Open ``path`` for appending (with its parent directories) as a durable writer.
 
-    def emit_incident(self, incident: Incident) -> None:
-        """Write one incident transition as a JSON line."""
-        self._write(incident_document(incident))
+        Raises
+        ------
+        SinkError
+            If it cannot be opened; ``what`` names the config key to fix.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise SinkError(f"cannot open {str(path)!r}: {exc}; choose a writable "
+                            f"{what}") from exc
+        return cls(stream, str(path), durable=True)
 
-    def _write(self, document: dict[str, Any]) -> None:
+    def write(self, document: Mapping[str, Any]) -> None:
+        """Append one document as a line.
+
+        Raises
+        ------
+        SinkError
+            If the writer is closed or the write fails.
+        """
         line = dumps(document) + "\n"
         with self._lock:
-            if self._closed:
-                raise SinkError(f"sink {self.name!r} is closed; emit before close()")
+            if self.closed:
+                raise SinkError(f"{self.label!r} is closed; write before close()")
             try:
                 self._stream.write(line)
-            except (OSError, ValueError) as exc:  # counted by the caller (FanoutSink)
-                raise SinkError(f"sink {self.name!r} cannot write: {exc}; check the "
-                                "output (disk space, permissions, closed pipe)") from exc
-            self.stats.delivered += 1
+            except (OSError, ValueError) as exc:
+                raise SinkError(f"cannot write {self.label!r}: {exc}; check the output "
+                                "(disk space, permissions, closed pipe)") from exc
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Push buffered lines to the operating system (and to disk for files)."""
+    def flush(self) -> None:
+        """Push buffered lines to the operating system, and to disk if durable."""
         with self._lock:
-            if self._closed:
-                return True
+            if self.closed:
+                return
             try:
                 self._stream.flush()
-                self._sync()
+                if self._durable:
+                    os.fsync(self._stream.fileno())
             except (OSError, ValueError) as exc:
-                raise SinkError(f"sink {self.name!r} cannot flush: {exc}; check the "
-                                "output (disk space, permissions, closed pipe)") from exc
-        return True
-
-    def _sync(self) -> None:
-        """Make flushed data durable (files only)."""
-
-    def _release(self) -> None:
-        """Release the stream (files only)."""
+                raise SinkError(f"cannot flush {self.label!r}: {exc}; check the output "
+                                "(disk space, permissions, closed pipe)") from exc
 
     def close(self) -> None:
-        """Flush and release; safe to call twice."""
-        if self._closed:
+        """Flush, and close the stream if durable; safe to call twice."""
+        if self.closed:
             return
         try:
             self.flush()
         finally:
             with self._lock:
-                if not self._closed:
-                    self._closed = True
-                    self._release()
+                if not self.closed:
+                    self.closed = True
+                    if self._durable:
+                        self._stream.close()
+
+    def __enter__(self) -> JsonLinesWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _LineSink:
+    """Shared body of the JSON-lines sinks: a writer and the counters."""
+
+    def __init__(self, name: str, writer: JsonLinesWriter) -> None:
+        self.name = name
+        self.stats = SinkStats()
+        self._writer = writer
+
+    def emit(self, record: AnomalyRecord) -> None:
+        """Write one anomaly as a JSON line (errors are counted by the caller)."""
+        self._writer.write(anomaly_document(record))
+        self.stats.delivered += 1
+
+    def emit_incident(self, incident: Incident) -> None:
+        """Write one incident transition as a JSON line."""
+        self._writer.write(incident_document(incident))
+        self.stats.delivered += 1
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Push buffered lines to the operating system (and to disk for files)."""
+        self._writer.flush()
+        return True
+
+    def close(self) -> None:
+        """Flush and release; safe to call twice."""
+        self._writer.close()
 
     def __enter__(self) -> _LineSink:
         return self
@@ -117,7 +181,8 @@ class StdoutSink(_LineSink):
     """
 
     def __init__(self, name: str = "stdout", stream: TextIO | None = None) -> None:
-        super().__init__(name, stream if stream is not None else sys.stdout)
+        out = stream if stream is not None else sys.stdout
+        super().__init__(name, JsonLinesWriter(out, name))
 
 
 class FileSink(_LineSink):
@@ -153,19 +218,7 @@ class FileSink(_LineSink):
 
     def __init__(self, name: str, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            raise SinkError(f"cannot open sink file {str(self.path)!r}: {exc}; choose a "
-                            "writable path for the file sink") from exc
-        super().__init__(name, stream)
-
-    def _sync(self) -> None:
-        os.fsync(self._stream.fileno())
-
-    def _release(self) -> None:
-        self._stream.close()
+        super().__init__(name, JsonLinesWriter.open(self.path, "path for the file sink"))
 
     def __repr__(self) -> str:
         return f"FileSink(name={self.name!r}, path={str(self.path)!r})"
