@@ -1,0 +1,159 @@
+"""Shared helpers for the benchmark scripts: machine facts, one-core pinning, timing, markdown."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "benchmarks.md"
+DEFAULT_SKAB = (REPO / ".." / "shared" / "data" / "skab").resolve()
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (or platform as a fallback)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def blas_info() -> str:
+    """The BLAS numpy uses, with its thread count, from threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not libs:
+        return "none found"
+    return ", ".join(
+        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, "
+        f"{i.get('num_threads')} thread(s))"
+        for i in libs
+    )
+
+
+def machine_lines(command: str, pinned: str = "one core") -> str:
+    """The markdown block every section starts with."""
+    return (
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n"
+        f"- machine: {cpu_model()}, {os.cpu_count()} logical cores, "
+        f"Python {platform.python_version()}, numpy {np.__version__}\n"
+        f"- BLAS: {blas_info()}\n"
+        f"- pinned: {pinned} (BLAS/OpenMP pools limited to 1 thread: "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')} and threadpoolctl)\n"
+        f"- command: `{command}`\n"
+        "- the 2-core machine was shared with other jobs while this ran; "
+        "figures are medians of repeats but can be noisy\n"
+    )
+
+
+@contextlib.contextmanager
+def one_core() -> Iterator[str]:
+    """Pin the process to one CPU and limit every BLAS/OpenMP pool to one thread.
+
+    Yields a description of the pinning for the report.
+    """
+    old = os.sched_getaffinity(0)
+    cpu = max(old)
+    try:
+        os.sched_setaffinity(0, {cpu})
+        desc = f"one core (process affinity set to CPU {cpu})"
+    except OSError:
+        desc = "one BLAS thread (setting the CPU affinity failed)"
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limiter: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    else:
+        limiter = threadpool_limits(limits=1)
+    try:
+        with limiter:
+            yield desc
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, old)
+
+
+def median_rate(run: Callable[[], int], repeats: int) -> float:
+    """Median events/s of ``run`` (which returns the number of events it processed)."""
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = run()
+        rates.append(n / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def fmt_rate(r: float | None) -> str:
+    """Events/s, human readable."""
+    if r is None or not np.isfinite(r):
+        return "–"
+    if r >= 1e6:
+        return f"{r / 1e6:.2f} M/s"
+    if r >= 1e3:
+        return f"{r / 1e3:.1f} k/s"
+    return f"{r:.0f} /s"
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table."""
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One benchmark's part of docs/benchmarks.md."""
+
+    key: str
+    title: str
+    body: str
+
+    def render(self) -> str:
+        return (
+            f"<!-- bench:{self.key}:start -->\n## {self.title}\n\n{self.body.rstrip()}\n"
+            f"<!-- bench:{self.key}:end -->"
+        )
+
+
+ORDER = ["headline", "throughput", "skab", "scenarios", "null", "e2e", "soak"]
+HEADER = """# streamem benchmarks
+
+Written by `python -m bench` (each section also by its own script, e.g.
+`python -m bench.throughput`). Do not edit the sections by hand: rerun the script.
+Install the peers with `pip install -e .[bench]`.
+"""
+
+
+def write_section(section: Section, doc: Path = DOC) -> None:
+    """Replace (or add, in the fixed order) one section of the benchmarks document."""
+    text = doc.read_text() if doc.exists() else HEADER
+    key = re.escape(section.key)
+    pat = re.compile(rf"<!-- bench:{key}:start -->.*?<!-- bench:{key}:end -->", re.S)
+    if pat.search(text):
+        text = pat.sub(lambda _: section.render(), text)
+    else:
+        # insert before the first existing section that comes later in ORDER
+        later = ORDER[ORDER.index(section.key) + 1 :] if section.key in ORDER else []
+        pos = len(text)
+        for k in later:
+            m = text.find(f"<!-- bench:{k}:start -->")
+            if m != -1:
+                pos = min(pos, m)
+        text = text[:pos].rstrip() + "\n\n" + section.render() + "\n\n" + text[pos:].lstrip()
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text.rstrip() + "\n")
