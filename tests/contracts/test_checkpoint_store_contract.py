@@ -5,25 +5,17 @@ To add an implementation, add an ``_open_<name>`` factory and a ``pytest.param``
 opens a *new* store instance on the *same* location each time it is called (so the suite can
 check that what one instance saved, the next one loads).
 
-Kafka store (compacted topic): its factory needs the real broker, so it uses the
-``kafka_bootstrap`` session fixture of ``tests/integration/conftest.py``; that conftest is not
-visible from ``tests/contracts/``, so either move the fixture to ``tests/conftest.py`` or do
-``kafka_support.ensure_broker()`` in the factory (it fails in CI=true, skips elsewhere), create
-a unique compacted topic with ``kafka_support.create_topic(kafka_support.unique_name(...),
-config={"cleanup.policy": "compact"})`` and mark the param ``pytest.mark.kafka``::
-
-    def _open_kafka(request):
-        bootstrap = kafka_support.ensure_broker()
-        topic = kafka_support.unique_name("state")
-        ...create the compacted topic...
-        return lambda: KafkaCheckpointStore(bootstrap, topic)
-
-    STORES.append(pytest.param(_open_kafka, id="kafka", marks=pytest.mark.kafka))
+The Kafka store runs against the real test broker (``scripts/kafka-broker``): its factory calls
+``kafka_support.ensure_broker()``, which fails under CI=true and skips elsewhere when the broker
+cannot run, and uses a fresh topic per test (the store creates it compacted).
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +25,9 @@ from streamem.errors import StateError
 from streamem.state.base import CheckpointStore, Snapshot
 from streamem.state.directory import DirectoryCheckpointStore
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for kafka_support
+kafka_support = importlib.import_module("kafka_support")
+
 OpenStore = Callable[[], Any]
 
 
@@ -41,7 +36,18 @@ def _open_directory(request: pytest.FixtureRequest) -> OpenStore:
     return lambda: DirectoryCheckpointStore(path, keep=5)
 
 
-STORES: list[Any] = [pytest.param(_open_directory, id="directory")]
+def _open_kafka(request: pytest.FixtureRequest) -> OpenStore:
+    from streamem.state.kafka_store import KafkaCheckpointStore
+
+    bootstrap = kafka_support.ensure_broker()
+    topic = kafka_support.unique_name("state-contract")
+    return lambda: KafkaCheckpointStore(bootstrap, topic, timeout=30.0)
+
+
+STORES: list[Any] = [
+    pytest.param(_open_directory, id="directory"),
+    pytest.param(_open_kafka, id="kafka", marks=pytest.mark.kafka),
+]
 
 
 @pytest.fixture(params=STORES)
