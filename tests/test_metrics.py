@@ -98,7 +98,7 @@ def get(url: str, accept: str | None = None) -> tuple[int, str]:
 @pytest.fixture
 def served() -> Iterator[tuple[Metrics, list[Sink], MetricsServer]]:
     m, sinks = populated()
-    with MetricsServer(m, "127.0.0.1", 0, liveness_timeout=0.5) as srv:
+    with MetricsServer(m, "127.0.0.1", 0, liveness_timeout=1.0) as srv:
         yield m, sinks, srv
 
 
@@ -276,10 +276,18 @@ def test_bad_reason_and_unknown_health_key(caplog: pytest.LogCaptureFixture) -> 
     assert math.isnan(m.value("streamem_threshold") or 0.0)
 
 
+def test_healthz_is_ok_during_start_up_grace() -> None:
+    m = Metrics(CollectorRegistry())
+    with MetricsServer(m, "127.0.0.1", 0, liveness_timeout=30.0) as srv:
+        assert get(f"{srv.url}/healthz") == (200, "ok\n")  # no heartbeat yet
+        assert m.value("streamem_up") == 0.0  # but the loop has not reported running
+
+
 def test_healthz_follows_the_heartbeat(served: Any) -> None:
     m, _, srv = served
-    assert get(f"{srv.url}/healthz") == (200, "ok\n")  # grace period from start-up
-    time.sleep(0.7)
+    m.heartbeat()
+    assert get(f"{srv.url}/healthz") == (200, "ok\n")
+    time.sleep(1.3)
     status, text = get(f"{srv.url}/healthz")
     assert status == 503 and text.startswith("stale: no heartbeat for")
     m.heartbeat()
