@@ -1,0 +1,5 @@
+"""``python -m streamem``."""
+
+from streamem.cli import run
+
+run()

@@ -1,0 +1,188 @@
+"""Build the concrete sources, sinks, stores and metrics named by a :class:`Config`.
+
+Kafka, httpx and prometheus_client are imported lazily here, through the one adapter module
+that owns each, so ``import streamem`` stays numpy+scipy only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from streamem.config import Config, SinkConfig
+from streamem.pipeline import Lane
+from streamem.sinks.base import DeadLetterSink, Sink
+from streamem.sources.base import Source
+from streamem.state.base import CheckpointStore
+
+if TYPE_CHECKING:
+    from streamem.daemon import Daemon
+
+__all__ = [
+    "attach_rebalance",
+    "health_for_metrics",
+    "make_dead_letter",
+    "make_metrics",
+    "make_sinks",
+    "make_source",
+    "make_store",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _security(cfg: Config) -> Any:
+    from streamem.sources.kafka import KafkaSecurity
+
+    s = cfg.source
+    return KafkaSecurity(
+        security_protocol=s.security_protocol, sasl_mechanism=s.sasl_mechanism,
+        sasl_username=s.sasl_username,
+        sasl_password=s.sasl_password.get() if s.sasl_password else None,
+        ssl_cafile=s.ssl_cafile, ssl_certfile=s.ssl_certfile, ssl_keyfile=s.ssl_keyfile,
+    )
+
+
+def make_source(cfg: Config) -> Source:
+    """The configured source (file, stdin or Kafka consumer group member)."""
+    s = cfg.source
+    if s.type == "kafka":
+        from streamem.sources.kafka import KafkaSource
+
+        assert s.topic is not None
+        src: Source = KafkaSource(list(s.bootstrap_servers), s.topic, s.group_id,
+                                  security=_security(cfg),
+                                  auto_offset_reset=s.auto_offset_reset)
+        return src
+    from streamem.sources.file import FileSource
+
+    path = "-" if s.type == "stdin" else str(s.path)
+    return FileSource(path, format=s.format, follow=s.follow,
+                      max_event_bytes=s.max_event_bytes, poll_interval=s.poll_interval_ms / 1e3)
+
+
+def _kafka_sink(cfg: Config, spec: SinkConfig) -> Sink:
+    from streamem.sinks.kafka import KafkaSink
+
+    assert spec.topic is not None
+    sink: Sink = KafkaSink(list(cfg.source.bootstrap_servers), spec.topic,
+                           name=spec.name or "kafka", security=_security(cfg))
+    return sink
+
+
+def make_sinks(cfg: Config, state_dir: Path) -> Sink:
+    """All configured sinks behind one fan-out that isolates their failures."""
+    from streamem.sinks.factory import build_sink
+    from streamem.sinks.fanout import FanoutSink
+
+    sinks: list[Sink] = []
+    try:
+        for i, spec in enumerate(cfg.sinks):
+            if spec.type == "kafka":
+                sinks.append(_kafka_sink(cfg, spec))
+            else:
+                sinks.append(build_sink(spec.spec(), state_dir, index=i))
+    except BaseException:
+        for s in sinks:
+            s.close()
+        raise
+    return FanoutSink(sinks)
+
+
+def make_dead_letter(cfg: Config) -> DeadLetterSink:
+    """The dead-letter sink (a JSON-lines file, or a Kafka topic)."""
+    d = cfg.dead_letter
+    if d.type == "kafka":
+        from streamem.sinks.kafka import KafkaDeadLetterSink
+
+        assert d.topic is not None
+        kd: DeadLetterSink = KafkaDeadLetterSink(list(cfg.source.bootstrap_servers), d.topic,
+                                                 security=_security(cfg))
+        return kd
+    from streamem.sinks.deadletter import FileDeadLetterSink
+
+    fd: DeadLetterSink = FileDeadLetterSink("dead-letter", d.path)
+    return fd
+
+
+def make_store(cfg: Config) -> CheckpointStore:
+    """The checkpoint store (a local directory, or a compacted Kafka topic)."""
+    c = cfg.checkpoint
+    if c.store == "kafka":
+        from streamem.state.kafka_store import KafkaCheckpointStore
+
+        assert c.topic is not None
+        ks: CheckpointStore = KafkaCheckpointStore(list(cfg.source.bootstrap_servers), c.topic,
+                                                   security=_security(cfg))
+        return ks
+    from streamem.state.directory import DirectoryCheckpointStore
+
+    ds: CheckpointStore = DirectoryCheckpointStore(c.dir, keep=c.keep)
+    return ds
+
+
+def make_metrics(cfg: Config, registry: Any, sinks: Sink) -> tuple[Any, Any]:
+    """``(Metrics, MetricsServer | None)`` for the ``metrics`` section."""
+    from streamem.metrics import Metrics, MetricsServer
+
+    metrics = Metrics(registry)
+    metrics.attach_sinks(getattr(sinks, "sinks", [sinks]))
+    metrics.update_health({"alert_rate_target": cfg.detector.alert_rate})
+    server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port)
+    return metrics, server
+
+
+def health_for_metrics(lane: Lane) -> dict[str, Any]:
+    """Detector health in the metric names of docs/contracts.md (and counter deltas applied
+    through ``lane.reported``)."""
+    det = lane.detector
+    h = det.health()
+    out: dict[str, Any] = {
+        "alert_rate_target": h["alert_rate_target"],
+        "tail_shape": h["tail_shape"], "tail_scale": h["tail_scale"],
+        "tail_peaks": h["tail_peaks"], "drift_cusum": h["drift_cusum"],
+        "drift_divergence": h["drift_divergence"], "drift_detected": h["drift_detected"],
+        "model_generation": float(lane.sequence),
+    }
+    if det.ready_:
+        out["threshold"] = det.log_likelihood_threshold()
+        out["model_components"] = h["n_components"]
+        out["component_weight"] = np.asarray(h["weights"])
+        out["component_mean_shift"] = np.asarray(h["mean_shift"])
+    return out
+
+
+def report_counters(metrics: Any, lane: Lane) -> None:
+    """Advance the drift and regime counters by what happened since the last report."""
+    h = lane.detector.health()
+    for key, inc in (("drift_alarms", metrics.count_drift_events),
+                     ("regime_changes", metrics.count_regime_changes)):
+        delta = int(h[key] - lane.reported.get(key, 0.0))
+        if delta > 0:
+            inc(delta)
+        lane.reported[key] = h[key]
+
+
+def attach_rebalance(daemon: Daemon, source: Source) -> None:
+    """Partition scope: restore a partition's state on assignment, checkpoint on revocation."""
+
+    class Listener:
+        def on_partitions_revoked(self, partitions: Sequence[int]) -> None:
+            lanes = [daemon.lanes[f"p{p}"] for p in partitions if f"p{p}" in daemon.lanes]
+            daemon.checkpoint(lanes)
+            for p in partitions:
+                daemon.lanes.pop(f"p{p}", None)
+
+        def on_partitions_assigned(self, partitions: Sequence[int]) -> Mapping[int, int]:
+            out: dict[int, int] = {}
+            for p in partitions:
+                lane = daemon._lane_for(p)
+                if p in lane.positions:
+                    out[p] = lane.positions[p]
+            return out
+
+    source.set_rebalance_listener(Listener())

@@ -1,0 +1,235 @@
+"""Command line: ``streamem run | check-config | replay | inspect``.
+
+The only module that exits the process. Exit codes:
+
+* 0: success
+* 1: runtime failure (a sink, the state store, unexpected errors)
+* 2: bad usage or bad config (the message names the key and the fix)
+* 3: a checkpoint or state that cannot be used
+* 4: the input cannot be read
+* 130: interrupted twice (forced)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from streamem import __version__
+from streamem.errors import ConfigError, SourceError, StateError, StreamemError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_STATE, EXIT_SOURCE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+logger = logging.getLogger("streamem")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="streamem",
+        description="Streaming anomaly detection for sensor and log streams.",
+        epilog="exit codes: 0 ok, 1 failure, 2 bad config/usage, 3 bad state, 4 input error",
+    )
+    p.add_argument("--version", action="version", version=f"streamem {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the detector daemon",
+                         description="Consume events, flag anomalies, checkpoint, export metrics.")
+    run.add_argument("-c", "--config", default="config.example.yaml",
+                     help="YAML config (default: %(default)s)")
+    run.add_argument("--log-format", choices=["text", "json"], help="override logging.format")
+    run.add_argument("--log-level", help="override logging.level")
+
+    chk = sub.add_parser("check-config", help="validate a config without connecting anywhere")
+    chk.add_argument("config", help="YAML config file")
+    chk.add_argument("--print", action="store_true", help="print the effective config (masked)")
+
+    rep = sub.add_parser("replay", help="backtest: run the pipeline over a file",
+                         description="Run the daemon's pipeline over a JSON-lines or CSV file, "
+                         "print a summary and, with labels, detection metrics.")
+    rep.add_argument("file", help="JSON-lines or CSV file")
+    rep.add_argument("-c", "--config", default="config.example.yaml", help="YAML config")
+    rep.add_argument("--labels", help="0/1 label field; enables precision/recall/F1 etc.")
+    rep.add_argument("--report", metavar="DIR", help="write PNG plots and index.html here")
+    rep.add_argument("--deliver", action="store_true",
+                     help="also send anomalies to the configured sinks")
+    rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ins = sub.add_parser("inspect", help="show the newest valid checkpoint")
+    ins.add_argument("state_dir", nargs="?", help="checkpoint directory (checkpoint.dir)")
+    ins.add_argument("-c", "--config", help="read the store named by this config instead")
+    ins.add_argument("--key", default="global", help="state key: global or p<N> (partition)")
+    ins.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    return x
+
+
+def snapshot_summary(snap: Any) -> dict[str, Any]:
+    """JSON-ready view of a snapshot: positions, counters, model (original units), threshold."""
+    from streamem.scoring.detector import Detector
+
+    det = Detector.from_state(snap.detector)
+    out: dict[str, Any] = {
+        "key": snap.key, "sequence": snap.sequence, "created_at": snap.created_at,
+        "schema_version": snap.schema_version,
+        "position": {str(k): v for k, v in sorted(snap.positions.items())},
+        "counters": dict(snap.counters), "ready": det.ready_,
+        "events_total": det.n_events_,
+    }
+    if det.ready_:
+        m, sc = det.model_, det.scaler_
+        means = sc.inverse_transform(m.means_)
+        cov = m.covariances_
+        if cov.ndim == 3:
+            cov = cov * np.outer(sc.scale_, sc.scale_)[None]
+        else:
+            cov = cov * (sc.scale_**2)[None]
+        t = det.threshold_model_
+        out["model"] = {"n_components": m.n_components_, "weights": m.weights_,
+                        "means": means, "covariances": cov,
+                        "covariance_type": m.covariance_type, "n_seen": m.n_seen_}
+        out["threshold"] = {"surprise": t.threshold_, "tail_probability": 10 ** -t.threshold_,
+                            "log_likelihood": det.log_likelihood_threshold(),
+                            "tail_shape": t.gamma_, "tail_scale": t.sigma_}
+    return dict(_plain(out))
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from streamem.state.base import CheckpointStore
+
+    store: CheckpointStore
+    if args.config:
+        from streamem.adapters import make_store
+        from streamem.config import load_config
+
+        store = make_store(load_config(args.config))
+    elif args.state_dir:
+        from streamem.state.directory import DirectoryCheckpointStore
+
+        store = DirectoryCheckpointStore(args.state_dir)
+    else:
+        raise ConfigError("state_dir", "give the checkpoint directory or --config FILE")
+    with store:
+        snap = store.load_latest(args.key)
+        keys = store.keys()
+    if snap is None:
+        raise StateError(f"no valid checkpoint for key {args.key!r} (keys present: "
+                         f"{', '.join(keys) or 'none'}); run the daemon first")
+    info = snapshot_summary(snap)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        print(f"state {info['key']}: checkpoint #{info['sequence']}, position {info['position']}")
+        print(f"counters: {info['counters']}")
+        if "model" in info:
+            print(f"model: {info['model']['n_components']} components, weights "
+                  f"{np.round(info['model']['weights'], 3).tolist()}")
+            print(f"threshold: tail probability < {info['threshold']['tail_probability']:.3g}")
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from streamem.config import dump_config, load_config
+
+    cfg = load_config(args.config)
+    print(f"{args.config}: OK ({len(cfg.fields.features)} features, source {cfg.source.type}, "
+          f"{len(cfg.sinks)} sinks, state in {cfg.checkpoint.dir})")
+    if args.print:
+        print(json.dumps(dump_config(cfg), indent=2))
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from streamem.config import load_config
+    from streamem.daemon import Daemon
+    from streamem.logs import setup_logging
+
+    cfg = load_config(args.config)
+    lc = cfg.logging
+    if args.log_format or args.log_level:
+        level = (args.log_level or lc.level).upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("--log-level", f"{args.log_level!r}; use DEBUG, INFO, WARNING or ERROR")
+        lc = dataclasses.replace(lc, format=args.log_format or lc.format, level=level)
+    setup_logging(lc.level, lc.format, cfg.secrets())
+    logger.info("streamem %s starting: source %s, %d features, state in %s", __version__,
+                cfg.source.type, len(cfg.fields.features), cfg.checkpoint.dir)
+    daemon = Daemon(cfg)
+    daemon.run()
+    return EXIT_OK
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from streamem.config import load_config
+    from streamem.logs import setup_logging
+    from streamem.replay import replay
+
+    cfg = load_config(args.config)
+    setup_logging("WARNING", "text", cfg.secrets())
+    res = replay(args.file, cfg, labels=args.labels, report=args.report,
+                 deliver=args.deliver, progress=not args.no_progress)
+    summary = {"file": args.file, **res.totals, "seconds": round(res.seconds, 3),
+               "events_per_second": round(res.totals["events"] / max(res.seconds, 1e-9)),
+               "metrics": res.metrics}
+    if args.report:
+        summary["report"] = f"{args.report}/index.html"
+    if args.json:
+        print(json.dumps(_plain(summary), indent=2))
+    else:
+        t = res.totals
+        print(f"{args.file}: {t['events']} events, {t['anomalous']} anomalies, "
+              f"{t['rejected']} rejected, {summary['events_per_second']:,} events/s")
+        for k, v in res.metrics.items():
+            print(f"  {k:32s} {v:.4g}")
+        if args.report:
+            print(f"report: {args.report}/index.html")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``streamem`` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    handlers = {"run": _cmd_run, "check-config": _cmd_check, "replay": _cmd_replay,
+                "inspect": _cmd_inspect}
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        print(f"streamem: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StateError as exc:
+        print(f"streamem: state error: {exc}", file=sys.stderr)
+        return EXIT_STATE
+    except SourceError as exc:
+        print(f"streamem: input error: {exc}", file=sys.stderr)
+        return EXIT_SOURCE
+    except StreamemError as exc:
+        print(f"streamem: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("streamem: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run() -> None:
+    """Console-script wrapper: exit with :func:`main`'s code."""
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The daemon: source -> pipeline -> sinks, with checkpoints that carry the input position.
+
+Checkpoint ordering (what makes "nothing accepted is lost" hold), see :meth:`Daemon.checkpoint`:
+
+1. flush the sinks and the dead-letter sink (delivered or durably spooled);
+2. write one snapshot per model state, holding the detector *and* the input positions;
+3. only then commit those positions to the source (Kafka), which is for lag monitoring.
+
+On start the newest valid snapshot is restored and the source is sought to its positions, so
+model state and input position never disagree: a ``kill -9`` at any moment resumes to the same
+state as an uninterrupted run (with count-based batching).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamem.config import Config
+from streamem.errors import StateError
+from streamem.features import FeatureExtractor
+from streamem.lifecycle import capture_signals
+from streamem.pipeline import Lane, Pipeline, new_detector
+from streamem.scoring.detector import Detector
+from streamem.sinks.base import DeadLetterSink, Sink
+from streamem.sources.base import Source
+from streamem.state.base import CheckpointStore, Snapshot
+
+__all__ = ["Daemon", "RunSummary"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Totals of one ``run()``."""
+
+    events: int
+    learned: int
+    anomalous: int
+    rejected: int
+    checkpoints: int
+    seconds: float
+
+    def line(self) -> str:
+        """The one-line summary logged at shutdown.
+
+        Examples
+        --------
+        >>> RunSummary(10, 8, 1, 1, 2, 0.5).line()
+        'streamem stopped: 10 events (8 learned, 1 anomalous, 1 rejected) in 0.5 s, 2 checkpoints'
+        """
+        return (f"streamem stopped: {self.events} events ({self.learned} learned, "
+                f"{self.anomalous} anomalous, {self.rejected} rejected) in {self.seconds:.1f} s, "
+                f"{self.checkpoints} checkpoints")
+
+
+class Daemon:
+    """Run the detector over a source until it ends or a stop is requested.
+
+    Parameters
+    ----------
+    config
+        Validated configuration.
+    registry
+        Prometheus registry for the metrics (a fresh one by default).
+    install_signal_handlers
+        Route SIGTERM/SIGINT to a graceful stop (off for tests and embedding).
+    """
+
+    def __init__(self, config: Config, *, registry: Any = None,
+                 install_signal_handlers: bool = True) -> None:
+        self.cfg = config
+        self._registry = registry
+        self._signals = install_signal_handlers
+        self._stop = False
+        self.lanes: dict[str, Lane] = {}
+        self.checkpoints = 0
+        self.metrics: Any = None
+        self.metrics_url: str | None = None
+        self._store: CheckpointStore | None = None
+        self._source: Source | None = None
+        self._sinks: Sink | None = None
+        self._dead: DeadLetterSink | None = None
+        self._last_ckpt = time.monotonic()
+        self._since_ckpt = 0
+
+    def stop(self) -> None:
+        """Ask the loop to finish the current batch, checkpoint and return."""
+        self._stop = True
+
+    # ------------------------------------------------------------------ wiring
+    def _build(self, stack: contextlib.ExitStack) -> Pipeline:
+        from streamem import adapters
+
+        cfg = self.cfg
+        state_dir = Path(cfg.checkpoint.dir)
+        self._store = stack.enter_context(adapters.make_store(cfg))
+        self._source = stack.enter_context(adapters.make_source(cfg))
+        self._sinks = stack.enter_context(adapters.make_sinks(cfg, state_dir))
+        self._dead = adapters.make_dead_letter(cfg)
+        stack.callback(self._dead.close)
+        if cfg.metrics.enabled:
+            self.metrics, server = adapters.make_metrics(cfg, self._registry, self._sinks)
+            if server is not None:
+                stack.enter_context(server)
+                self.metrics_url = server.url
+            self.metrics.set_lag_provider(self._source.lag)
+        extractor = FeatureExtractor(
+            cfg.fields.features, timestamp=cfg.fields.timestamp, key=cfg.fields.key,
+            id=cfg.fields.id, format=cfg.source.format,
+            max_event_bytes=cfg.source.max_event_bytes,
+        )
+        header = getattr(self._source, "header", None)
+        if cfg.source.format == "csv" and header is not None:
+            extractor.set_csv_header(header)
+        return Pipeline(cfg, extractor, self._sinks, self._dead, self.metrics, self._lane_for)
+
+    def _lane_key(self, partition: int) -> str:
+        return "global" if self.cfg.model.scope == "global" else f"p{partition}"
+
+    def _lane_for(self, partition: int) -> Lane:
+        key = self._lane_key(partition)
+        lane = self.lanes.get(key)
+        if lane is None:
+            lane = self._restore(key)
+            self.lanes[key] = lane
+        return lane
+
+    def _restore(self, key: str) -> Lane:
+        """The lane for ``key`` from its newest valid snapshot, or a fresh one."""
+        assert self._store is not None
+        snap = self._store.load_latest(key)
+        if snap is None:
+            logger.info("state %s: no checkpoint, starting a new model", key)
+            return Lane(key, new_detector(self.cfg))
+        det = Detector.from_state(snap.detector)
+        n_feat = len(self.cfg.fields.features)
+        if det.n_features_in_ is not None and det.n_features_in_ != n_feat:
+            raise StateError(
+                f"checkpoint {snap.sequence} of state {key!r} has {det.n_features_in_} features "
+                f"but fields.features lists {n_feat}; restore the old feature list or move "
+                f"{self.cfg.checkpoint.dir!r} away to start a new model")
+        logger.info("state %s: restored checkpoint %d (%d events learned), resuming at %s",
+                    key, snap.sequence, snap.counters.get("events_learned", 0), snap.positions)
+        if self.metrics is not None:
+            self.metrics.restored_checkpoint(snap.created_at)
+        return Lane(key, det, dict(snap.positions), dict(snap.counters), snap.sequence)
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self, lanes: Sequence[Lane] | None = None) -> None:
+        """Make the state durable, then commit the positions it reflects.
+
+        1. flush sinks and the dead-letter sink;
+        2. save one snapshot per (changed) lane: detector state + positions + counters;
+        3. commit the positions to the source.
+        """
+        assert self._store is not None and self._source is not None
+        todo = [ln for ln in (lanes if lanes is not None else self.lanes.values()) if ln.dirty]
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        if self._sinks is not None:
+            self._sinks.flush(timeout=30.0)
+        if self._dead is not None:
+            self._dead.flush()
+        positions: dict[int, int] = {}
+        for lane in todo:
+            lane.sequence += 1
+            self._store.save(Snapshot(
+                key=lane.key, sequence=lane.sequence, created_at=time.time(),
+                detector=lane.detector.to_state(), positions=dict(lane.positions),
+                counters=dict(lane.counters),
+            ))
+            lane.dirty = False
+            positions.update(lane.positions)
+        self._source.commit(positions)
+        self.checkpoints += 1
+        self._since_ckpt = 0
+        self._last_ckpt = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.observe_checkpoint(time.perf_counter() - t0)
+
+    def _checkpoint_due(self) -> bool:
+        c = self.cfg.checkpoint
+        return self._since_ckpt >= c.every_events or (
+            self._since_ckpt > 0 and time.monotonic() - self._last_ckpt >= c.every_seconds)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> RunSummary:
+        """Consume until the source ends or :meth:`stop`; always end with a checkpoint."""
+        t_start = time.monotonic()
+        with contextlib.ExitStack() as stack:
+            pipeline = self._build(stack)
+            stack.enter_context(capture_signals(self.stop, self._signals))
+            self._start_positions()
+            if self.metrics is not None:
+                self.metrics.set_up(True)
+            status = _Status(self.cfg.logging.status_interval_seconds)
+            try:
+                self._loop(pipeline, status)
+            finally:
+                if self.metrics is not None:
+                    self.metrics.set_up(False)
+            self.checkpoint()
+            if self._sinks is not None:
+                self._sinks.flush(timeout=30.0)
+        t = pipeline.totals
+        summary = RunSummary(t["events"], t["learned"], t["anomalous"], t["rejected"],
+                             self.checkpoints, time.monotonic() - t_start)
+        logger.info(summary.line())
+        return summary
+
+    def _start_positions(self) -> None:
+        """Seek the source to the positions of the restored state(s)."""
+        assert self._source is not None and self._store is not None
+        if self.cfg.model.scope == "partition":
+            from streamem.adapters import attach_rebalance
+
+            attach_rebalance(self, self._source)
+            return
+        lane = self._lane_for(0)
+        if lane.positions:
+            self._source.seek(lane.positions)
+
+    def _loop(self, pipeline: Pipeline, status: _Status) -> None:
+        assert self._source is not None
+        b = self.cfg.batch
+        follow = self.cfg.source.type != "file" or self.cfg.source.follow
+        wait = b.max_wait_ms / 1000.0 if follow else 0.0
+        while not self._stop:
+            events = self._source.poll(b.max_events, wait)
+            if self.metrics is not None:
+                self.metrics.heartbeat()
+            if events:
+                pipeline.process(events)
+                self._since_ckpt += len(events)
+                self._update_health(status)
+            elif self._source.exhausted:
+                break
+            pipeline.tick()
+            if self._checkpoint_due():
+                self.checkpoint()
+            status.maybe_log(pipeline.totals, self._source.lag())
+
+    def _update_health(self, status: _Status) -> None:
+        if self.metrics is None or not status.health_due():
+            return
+        from streamem.adapters import health_for_metrics, report_counters
+
+        for lane in self.lanes.values():
+            self.metrics.update_health(health_for_metrics(lane))
+            report_counters(self.metrics, lane)
+            if lane.detector.ready_:
+                self.metrics.set_ready(True)
+
+
+class _Status:
+    """Periodic progress line: events/s, anomalies, rejected, lag."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = time.monotonic()
+        self._last_events = 0
+        self._last_health = 0.0
+
+    def health_due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_health >= 1.0:
+            self._last_health = now
+            return True
+        return False
+
+    def maybe_log(self, totals: dict[str, int], lag: dict[int, int]) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        rate = (totals["events"] - self._last_events) / (now - self._last)
+        lag_total = sum(lag.values()) if lag else 0
+        logger.info("status: %.0f events/s, %d events, %d anomalies, %d rejected, lag %d",
+                    rate, totals["events"], totals["anomalous"], totals["rejected"], lag_total)
+        self._last, self._last_events = now, totals["events"]
+
+

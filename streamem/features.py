@@ -1,0 +1,255 @@
+"""Turn raw events into feature vectors (pure: stdlib + numpy).
+
+A batch of raw payloads becomes a float matrix (NaN where a reading is missing or null) plus,
+for every event that cannot be used, a reason from :data:`REJECT_REASONS`. The common case, a
+batch of well-formed JSON lines with numeric values, is decoded with one ``json.loads`` call
+and one ``np.array`` conversion; anything odd falls back to careful per-event decoding, so one
+bad line never costs the rest of the batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["REJECT_REASONS", "DecodedBatch", "FeatureExtractor", "Rejection"]
+
+REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "wrong_type")
+_MAX_ABS = 1e100  # the model rejects larger magnitudes (their squares overflow)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why event ``index`` of a batch was not used."""
+
+    index: int
+    reason: str
+    detail: str
+
+
+@dataclass
+class DecodedBatch:
+    """A decoded batch: rows of ``X`` correspond to ``kept`` indices of the input."""
+
+    X: NDArray[np.float64]
+    kept: list[int]
+    keys: list[str | None]
+    timestamps: list[float | None]
+    ids: list[str | None]
+    rejected: list[Rejection]
+
+
+class _Bad(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason, self.detail = reason, detail
+
+
+def _lookup(record: Any, path: tuple[str, ...]) -> Any:
+    node = record
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+        if node is None:
+            return None
+    return node
+
+
+def _to_float(value: Any, name: str) -> float:
+    if value is None or value == "":
+        return math.nan
+    if isinstance(value, (int, float)):  # booleans read as 0/1
+        v = float(value)
+    elif isinstance(value, str):
+        try:
+            v = float(value)
+        except ValueError:
+            raise _Bad("wrong_type", f"{name}={value[:40]!r} is not a number") from None
+    else:
+        raise _Bad("wrong_type", f"{name} is a {type(value).__name__}, not a number")
+    if not math.isfinite(v):
+        raise _Bad("invalid_value", f"{name}={v} is not finite; send null for a missing reading")
+    if abs(v) > _MAX_ABS:
+        raise _Bad("invalid_value", f"{name}={v:g} is beyond ±{_MAX_ABS:g}; rescale the sensor")
+    return v
+
+
+def _parse_time(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        v = float(value)
+        return v / 1000.0 if v > 1e11 else v  # milliseconds since the epoch
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+class FeatureExtractor:
+    """Decode JSON-lines or CSV payloads and pick the configured features.
+
+    Parameters
+    ----------
+    features
+        Feature names or dotted paths (``vibration.rms``), in vector order.
+    timestamp, key, id
+        Optional field names (dotted paths allowed).
+    format
+        ``"jsonl"`` or ``"csv"``; CSV needs :meth:`set_csv_header` first.
+    max_event_bytes
+        Longer payloads are rejected as ``too_large``.
+
+    Examples
+    --------
+    >>> fx = FeatureExtractor(["t", "p.v"], key="id")
+    >>> b = fx.decode([b'{"t": 1.5, "p": {"v": 2}, "id": "s1"}', b'{"t": "x"}', b'{"t": nul'])
+    >>> b.X.tolist(), b.keys, [r.reason for r in b.rejected]
+    ([[1.5, 2.0]], ['s1'], ['wrong_type', 'parse_error'])
+    """
+
+    def __init__(
+        self,
+        features: Sequence[str],
+        *,
+        timestamp: str | None = None,
+        key: str | None = None,
+        id: str | None = None,
+        format: str = "jsonl",
+        max_event_bytes: int = 1_048_576,
+    ) -> None:
+        self.features = list(features)
+        self._paths = [tuple(f.split(".")) for f in self.features]
+        self._flat = all(len(p) == 1 for p in self._paths)
+        self._ts = tuple(timestamp.split(".")) if timestamp else None
+        self._key = tuple(key.split(".")) if key else None
+        self._id = tuple(id.split(".")) if id else None
+        self.format = format
+        self.max_event_bytes = max_event_bytes
+        self._csv_header: list[str] | None = None
+
+    def set_csv_header(self, header: bytes) -> None:
+        """Use this CSV header row to name the columns of later rows."""
+        self._csv_header = next(csv.reader([header.decode("utf-8", "replace").strip()]))
+
+    # ------------------------------------------------------------------ decoding
+    def _parse_one(self, payload: bytes) -> dict[str, Any]:
+        if len(payload) > self.max_event_bytes:
+            raise _Bad("too_large", f"{len(payload)} bytes > max_event_bytes="
+                       f"{self.max_event_bytes}")
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Bad("parse_error", f"not UTF-8 at byte {exc.start}") from None
+        if self.format == "csv":
+            if self._csv_header is None:
+                raise _Bad("parse_error", "CSV row before the header row")
+            row = next(csv.reader(io.StringIO(text.strip())), [])
+            if len(row) != len(self._csv_header):
+                raise _Bad("parse_error", f"{len(row)} columns, header has "
+                           f"{len(self._csv_header)}")
+            return dict(zip(self._csv_header, row, strict=True))
+        try:
+            rec = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _Bad("parse_error", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        if not isinstance(rec, dict):
+            raise _Bad("wrong_type", f"a JSON {type(rec).__name__}, not an object")
+        return rec
+
+    def _parse_batch(self, payloads: Sequence[bytes]) -> list[dict[str, Any] | _Bad]:
+        if self.format == "jsonl" and all(len(p) <= self.max_event_bytes for p in payloads):
+            try:
+                recs = json.loads(b"[" + b",".join(payloads) + b"]")
+                if len(recs) == len(payloads) and all(isinstance(r, dict) for r in recs):
+                    return list(recs)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                pass
+        out: list[dict[str, Any] | _Bad] = []
+        for p in payloads:
+            try:
+                out.append(self._parse_one(p))
+            except _Bad as bad:
+                out.append(bad)
+        return out
+
+    def _row(self, rec: dict[str, Any]) -> list[float]:
+        if self._flat:
+            vals = [_to_float(rec.get(p[0]), f) for p, f in zip(self._paths, self.features,
+                                                                 strict=True)]
+        else:
+            vals = [_to_float(_lookup(rec, p), f) for p, f in zip(self._paths, self.features,
+                                                                  strict=True)]
+        if all(math.isnan(v) for v in vals):
+            raise _Bad("no_features", f"none of {self.features} is present with a value")
+        return vals
+
+    def decode(self, payloads: Sequence[bytes]) -> DecodedBatch:
+        """Decode a batch; never raises for bad events (they are listed in ``rejected``)."""
+        parsed = self._parse_batch(payloads)
+        rejected: list[Rejection] = []
+        good: list[int] = []
+        recs: list[dict[str, Any]] = []
+        for i, r in enumerate(parsed):
+            if isinstance(r, _Bad):
+                rejected.append(Rejection(i, r.reason, r.detail))
+            else:
+                good.append(i)
+                recs.append(r)
+        X = self._fast_matrix(recs)
+        if X is None:
+            rows: list[list[float]] = []
+            keep_good, keep_recs = [], []
+            for i, rec in zip(good, recs, strict=True):
+                try:
+                    rows.append(self._row(rec))
+                    keep_good.append(i)
+                    keep_recs.append(rec)
+                except _Bad as bad:
+                    rejected.append(Rejection(i, bad.reason, bad.detail))
+            good, recs = keep_good, keep_recs
+            X = np.array(rows, dtype=float).reshape(len(rows), len(self.features))
+        rejected.sort(key=lambda r: r.index)
+        return DecodedBatch(
+            X=X,
+            kept=good,
+            keys=[self._str(_lookup(r, self._key)) for r in recs] if self._key else
+            [None] * len(recs),
+            timestamps=[_parse_time(_lookup(r, self._ts)) for r in recs] if self._ts else
+            [None] * len(recs),
+            ids=[self._str(_lookup(r, self._id)) for r in recs] if self._id else
+            [None] * len(recs),
+            rejected=rejected,
+        )
+
+    def _fast_matrix(self, recs: list[dict[str, Any]]) -> NDArray[np.float64] | None:
+        """One conversion for a clean batch; None when any value needs the careful path."""
+        if not recs or not self._flat or self.format != "jsonl":
+            return None if recs else np.empty((0, len(self.features)))
+        names = [p[0] for p in self._paths]
+        try:
+            X = np.array([[r[n] for n in names] for r in recs], dtype=float)
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not np.isfinite(X).all() or (X.size and np.abs(X).max() > _MAX_ABS):
+            return None  # NaN/Infinity tokens or absurd magnitudes: the careful path rejects
+        return X
+
+    @staticmethod
+    def _str(value: Any) -> str | None:
+        return None if value is None else str(value)

@@ -1,0 +1,192 @@
+"""JSON-lines / CSV file and stdin sources: the embedded default that needs no broker.
+
+Positions are byte offsets of the next line to read (partition ``0``), so a checkpoint can
+resume a file exactly where the model state left it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import BinaryIO
+
+from streamem.errors import SourceError
+from streamem.sources.base import RebalanceListener
+from streamem.types import Position, RawEvent
+
+__all__ = ["FileSource"]
+
+logger = logging.getLogger(__name__)
+
+
+class FileSource:
+    """Read events line by line from a file (or stdin with ``path="-"``).
+
+    Parameters
+    ----------
+    path
+        File to read, or ``"-"`` for standard input.
+    format
+        ``"jsonl"`` or ``"csv"``; for CSV the first line is the header (see :attr:`header`).
+    follow
+        Keep tailing the file at its end instead of finishing (``exhausted`` never turns true).
+    max_event_bytes
+        Longer lines are cut to ``max_event_bytes + 1`` bytes (so the decoder rejects them as
+        too large) and the rest of the line is skipped.
+    poll_interval
+        Seconds between checks for new data when following.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "e.jsonl")
+    >>> _ = open(p, "wb").write(b'{"a": 1}\\n{"a": 2}\\n')
+    >>> with FileSource(p) as src:
+    ...     evs = src.poll(10, 0.0)
+    ...     [e.payload for e in evs], evs[-1].next_offset, src.exhausted
+    ([b'{"a": 1}', b'{"a": 2}'], 18, True)
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        format: str = "jsonl",
+        follow: bool = False,
+        max_event_bytes: int = 1_048_576,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.name = "stdin" if path == "-" else "file"
+        self.path = path
+        self.format = format
+        self.follow = follow
+        self.max_event_bytes = max_event_bytes
+        self.poll_interval = poll_interval
+        self.header: bytes | None = None
+        self._eof = False
+        self._closed = False
+        self._pending = b""
+        if path == "-":
+            self._fh: BinaryIO = sys.stdin.buffer
+            self._offset = 0
+        else:
+            try:
+                self._fh = open(path, "rb")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise SourceError(f"cannot open source.path {path!r}: {exc.strerror}; "
+                                  "check the path and permissions") from exc
+            self._offset = 0
+        if format == "csv":
+            line = self._fh.readline()
+            self.header = line.rstrip(b"\r\n")
+            self._offset = len(line)
+        self._data_start = self._offset
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def exhausted(self) -> bool:
+        """True after the end of a file that is not followed."""
+        return self._eof and not self.follow
+
+    def _readline(self) -> bytes | None:
+        """One complete line (without the newline), or None when no complete line is there."""
+        limit = self.max_event_bytes + 2
+        line = self._fh.readline(limit)
+        if not line:
+            return None
+        if not line.endswith(b"\n"):
+            if len(line) >= limit:  # over-long: skip the rest of it
+                rest = line
+                while rest and not rest.endswith(b"\n"):
+                    rest = self._fh.readline(1 << 20)
+                    self._offset += len(rest)
+                self._offset += len(line)
+                return line[: self.max_event_bytes + 1]
+            if self.follow:  # a line still being written: wait for its newline
+                self._fh.seek(-len(line), io.SEEK_CUR) if self._fh.seekable() else None
+                if not self._fh.seekable():
+                    self._pending += line
+                return None
+        self._offset += len(line)
+        if self._pending:
+            line, self._pending = self._pending + line, b""
+        return line.rstrip(b"\r\n")
+
+    def poll(self, max_events: int, timeout: float) -> list[RawEvent]:
+        """Up to ``max_events`` lines; blank lines are skipped (but counted in the offset)."""
+        if self._closed:
+            raise SourceError("poll() on a closed source; open a new one")
+        out: list[RawEvent] = []
+        deadline = time.monotonic() + timeout
+        topic = self.path
+        while len(out) < max_events:
+            start = self._offset
+            line = self._readline()
+            if line is None:
+                self._eof = True
+                if not self.follow or out or time.monotonic() >= deadline:
+                    break
+                time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+                continue
+            self._eof = False
+            if not line.strip():
+                continue
+            out.append(RawEvent(line, Position(0, start, topic), next_offset=self._offset))
+        return out
+
+    def seek(self, positions: Mapping[int, int]) -> None:
+        """Resume at the byte offset stored for partition 0."""
+        offset = positions.get(0)
+        if offset is None or offset == self._offset:
+            return
+        if self.path == "-" or not self._fh.seekable():
+            raise SourceError(f"cannot resume stdin at offset {offset}; stdin is not seekable "
+                              "(use a file source to resume, or start with an empty state dir)")
+        size = os.fstat(self._fh.fileno()).st_size
+        if offset > size:
+            raise SourceError(f"checkpoint offset {offset} is past the end of {self.path!r} "
+                              f"({size} bytes): the file was truncated or replaced; move the "
+                              "state directory away to start over")
+        self._fh.seek(offset)
+        self._offset = offset
+        self._eof = False
+
+    def commit(self, positions: Mapping[int, int]) -> None:
+        """Nothing to do: a file's position lives in the checkpoint."""
+
+    def lag(self) -> dict[int, int]:
+        """Bytes not yet read (files only)."""
+        if self.path == "-":
+            return {}
+        try:
+            return {0: max(0, os.fstat(self._fh.fileno()).st_size - self._offset)}
+        except (OSError, ValueError):
+            return {}
+
+    def positions(self) -> dict[int, int]:
+        """``{0: next byte offset}``."""
+        return {0: self._offset}
+
+    def set_rebalance_listener(self, listener: RebalanceListener) -> None:
+        """Files have no rebalances."""
+
+    def assignment(self) -> Sequence[int]:
+        """The single partition 0."""
+        return [0]
+
+    def close(self) -> None:
+        """Close the file (never stdin); safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            if self.path != "-":
+                self._fh.close()
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
