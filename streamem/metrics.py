@@ -417,11 +417,29 @@ class Metrics:
                 logger.warning("update_health: unknown key %r ignored", key)
 
     def count_drift_events(self, n: int = 1) -> None:
-        """Count ``n`` drift alarms (``streamem_drift_events_total``)."""
+        """Count ``n`` drift alarms (``streamem_drift_events_total``).
+
+        Use this or the ``drift_alarms`` key of :meth:`update_health`, not both.
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.count_drift_events()
+        >>> m.value("streamem_drift_events_total")
+        1.0
+        """
         self.drift_events.inc(n)
 
     def count_regime_changes(self, n: int = 1) -> None:
-        """Count ``n`` accepted regime changes (``streamem_regime_changes_total``)."""
+        """Count ``n`` accepted regime changes (``streamem_regime_changes_total``).
+
+        Use this or the ``regime_changes`` key of :meth:`update_health`, not both.
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.count_regime_changes(2)
+        >>> m.value("streamem_regime_changes_total")
+        2.0
+        """
         self.regime_changes.inc(n)
 
     def observe_checkpoint(self, duration_seconds: float, at: float | None = None) -> None:
@@ -438,32 +456,92 @@ class Metrics:
         self.restored_checkpoint(self._clock() if at is None else at)
 
     def restored_checkpoint(self, at: float) -> None:
-        """Set the checkpoint-age reference to a snapshot restored at start-up (no count)."""
+        """Count the checkpoint age from a snapshot restored at start-up (not a new write).
+
+        Parameters
+        ----------
+        at
+            The snapshot's ``created_at`` (unix time).
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry(), clock=lambda: 100.0); m.restored_checkpoint(40.0)
+        >>> m.value("streamem_checkpoint_age_seconds"), m.value("streamem_checkpoints_total")
+        (60.0, 0.0)
+        """
         with self._lock:
             self._last_checkpoint = at
 
     # -- scrape-time sources -----------------------------------------------------------------
     def attach_sinks(self, sinks: Iterable[HasSinkStats]) -> None:
-        """Export the ``stats`` of these sinks, labelled by their configured ``name``."""
+        """Export the ``stats`` of these sinks at scrape time, labelled ``sink=<name>``.
+
+        ``stats.delivered`` feeds ``streamem_sink_deliveries_total``, ``stats.failed``
+        ``streamem_sink_failures_total`` and ``stats.spooled`` ``streamem_sink_spool_size``.
+
+        Parameters
+        ----------
+        sinks
+            Objects with a configured ``name`` and a live :class:`SinkStats` ``stats``.
+
+        Examples
+        --------
+        >>> class Stub:
+        ...     name, stats = "file", SinkStats(delivered=3)
+        >>> m = Metrics(CollectorRegistry()); m.attach_sinks([Stub()])
+        >>> m.value("streamem_sink_deliveries_total", sink="file")
+        3.0
+        """
         self._sinks = list(sinks)
 
     def set_lag_provider(self, provider: Callable[[], Mapping[int, int]] | None) -> None:
         """Call ``provider()`` at each scrape for ``{partition: lag}``.
 
         It runs on the HTTP thread: it must be thread-safe and must not block (read cached
-        values; a Kafka consumer is not thread-safe).
+        values; a Kafka consumer is not thread-safe). Errors it raises are logged and the
+        scrape goes on without lag samples.
+
+        Parameters
+        ----------
+        provider
+            Returns events behind per partition; None stops exporting lag.
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.set_lag_provider(lambda: {0: 12})
+        >>> m.value("streamem_source_lag_events", partition="0")
+        12.0
         """
         self._lag_provider = provider
 
     # -- liveness / readiness ----------------------------------------------------------------
     def heartbeat(self) -> None:
-        """Tell ``/healthz`` that the daemon loop is alive (call once per loop turn)."""
+        """Tell ``/healthz`` that the daemon loop is alive (call once per loop turn).
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.heartbeat()
+        >>> m.liveness(timeout=10.0), m.value("streamem_up")
+        ((True, 'ok'), 1.0)
+        """
         self._last_beat = time.monotonic()
         if not self._up:
             self.set_up(True)
 
     def set_up(self, up: bool) -> None:
-        """Mark the daemon loop running (True) or stopped (False: ``/healthz`` turns 503)."""
+        """Mark the daemon loop running (True) or stopped (False: ``/healthz`` turns 503).
+
+        Parameters
+        ----------
+        up
+            Whether the loop runs.
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.set_up(False)
+        >>> m.liveness(timeout=10.0)[0], m.value("streamem_up")
+        (False, 0.0)
+        """
         self._stopped = not up
         self._up = bool(up)
         if up:
@@ -471,12 +549,40 @@ class Metrics:
         self.up.set(1 if up else 0)
 
     def set_ready(self, ready: bool) -> None:
-        """Mark warm-up done (``/readyz`` 200, ``streamem_ready`` 1) or not."""
+        """Mark warm-up done (``/readyz`` 200, ``streamem_ready`` 1) or not.
+
+        Parameters
+        ----------
+        ready
+            Whether the model scores.
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.set_ready(True)
+        >>> m.readiness(), m.value("streamem_ready")
+        ((True, 'ready'), 1.0)
+        """
         self._ready = bool(ready)
         self.ready.set(1 if ready else 0)
 
     def liveness(self, timeout: float) -> tuple[bool, str]:
-        """``(alive, reason)``: alive while a heartbeat came within ``timeout`` seconds."""
+        """Whether the loop is alive: a heartbeat came within ``timeout`` seconds.
+
+        Parameters
+        ----------
+        timeout
+            Longest allowed silence; the first one counts from construction.
+
+        Returns
+        -------
+        tuple of (bool, str)
+            ``(alive, text for /healthz)``.
+
+        Examples
+        --------
+        >>> Metrics(CollectorRegistry()).liveness(timeout=60.0)
+        (True, 'ok')
+        """
         if self._stopped:
             return False, "stopped: the daemon loop is not running"
         silent = time.monotonic() - self._last_beat
@@ -485,11 +591,40 @@ class Metrics:
         return True, "ok"
 
     def readiness(self) -> tuple[bool, str]:
-        """``(ready, reason)`` for ``/readyz``."""
+        """Whether warm-up is done.
+
+        Returns
+        -------
+        tuple of (bool, str)
+            ``(ready, text for /readyz)``.
+
+        Examples
+        --------
+        >>> Metrics(CollectorRegistry()).readiness()
+        (False, 'not ready: warming up')
+        """
         return (True, "ready") if self._ready else (False, "not ready: warming up")
 
     def value(self, name: str, **labels: str) -> float | None:
-        """Current value of one sample (a scrape of this registry), or None if absent."""
+        """Current value of one sample (collects the registry: for tests and the CLI).
+
+        Parameters
+        ----------
+        name
+            Sample name, with its suffix (``_total``, ``_bucket``).
+        **labels
+            Label values of the sample.
+
+        Returns
+        -------
+        float or None
+            None when there is no such sample.
+
+        Examples
+        --------
+        >>> Metrics(CollectorRegistry()).value("streamem_events_total", outcome="learned")
+        0.0
+        """
         return self.registry.get_sample_value(name, labels)
 
 
@@ -561,7 +696,14 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        """Base URL, such as ``http://127.0.0.1:9108``."""
+        """Base URL, such as ``http://127.0.0.1:9108`` (with the bound port).
+
+        Examples
+        --------
+        >>> with MetricsServer(Metrics(CollectorRegistry()), "127.0.0.1", 0) as srv:
+        ...     srv.url == f"http://127.0.0.1:{srv.port}"
+        True
+        """
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
@@ -582,7 +724,13 @@ class MetricsServer:
         return _reply(start_response, 200 if ok else 503, text)
 
     def close(self) -> None:
-        """Stop serving and join every server thread; safe to call twice."""
+        """Stop serving and join every server thread; safe to call twice.
+
+        Examples
+        --------
+        >>> srv = MetricsServer(Metrics(CollectorRegistry()), "127.0.0.1", 0)
+        >>> srv.close(); srv.close()
+        """
         if self._closed:
             return
         self._closed = True

@@ -164,6 +164,14 @@ class DirectoryCheckpointStore:
         StateError
             When the store is closed, the key is not a safe name, the state cannot be
             encoded, or the disk write fails.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d, DirectoryCheckpointStore(d) as store:
+        ...     store.save(Snapshot("p0", 5, 0.0, {}, {0: 1}))
+        ...     os.listdir(f"{d}/p0")
+        ['000000000005.snap']
         """
         if self._closed:
             raise StateError(f"{self!r} is closed; open a new store to save")
@@ -231,6 +239,16 @@ class DirectoryCheckpointStore:
             silently rolling back).
         StateError
             When files exist but none of them is usable.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d, DirectoryCheckpointStore(d) as store:
+        ...     print(store.load_latest("global"))
+        ...     store.save(Snapshot("global", 1, 0.0, {}, {0: 1}))
+        ...     store.load_latest("global").sequence
+        None
+        1
         """
         found = _load_newest_valid(self._key_dir(key), key)
         return None if found is None else found[0]
@@ -241,6 +259,15 @@ class DirectoryCheckpointStore:
         Returns
         -------
         list of str
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d, DirectoryCheckpointStore(d) as store:
+        ...     for key in ("p1", "p0"):
+        ...         store.save(Snapshot(key, 1, 0.0, {}, {}))
+        ...     store.keys()
+        ['p0', 'p1']
         """
         return sorted(
             d.name
@@ -249,7 +276,14 @@ class DirectoryCheckpointStore:
         )
 
     def close(self) -> None:
-        """Mark the store closed (every save is already durable); safe to call twice."""
+        """Mark the store closed (every save is already durable); safe to call twice.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     store = DirectoryCheckpointStore(d); store.close(); store.close()
+        """
         self._closed = True
 
     def __enter__(self) -> DirectoryCheckpointStore:
