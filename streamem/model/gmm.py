@@ -239,6 +239,14 @@ class OnlineGMM:
                 X, int(self.n_components), self.covariance_type, self.reg_covar,
                 self._prior_cov, self._kappa, self._rng, self.n_init, self.max_iter, self.tol,
             )
+        # From now on the prior describes a typical component (the pooled within-component
+        # variances of the warm-up fit) rather than the whole data, whose spread includes the
+        # distances between the means and would inflate every covariance.
+        ml_var = fit.ml_covariances if self.covariance_type == "diag" else np.diagonal(
+            fit.ml_covariances, axis1=1, axis2=2
+        )
+        pooled = np.maximum(fit.weights @ ml_var, 1e-3 * var / scale)
+        self._prior_cov = np.diag(pooled) if self.covariance_type == "full" else pooled
         self._s0 = fit.weights.copy()
         self._mu = fit.means.copy()
         self._C = fit.ml_covariances.copy()

@@ -266,7 +266,7 @@ class Detector:
     def _new_regime(self, tracker: RegimeTracker) -> None:
         """Refit model, threshold and drift reference on the recent events."""
         seed = int(self.model_._rng.integers(2**31 - 1))
-        recent = tracker.recent.copy()
+        recent = tracker.new_regime_events()
         self.model_ = self._new_model(seed, len(recent))
         self.model_.partial_fit(recent)
         _, _, u = self._calibrated(recent)

@@ -66,6 +66,25 @@ class RegimeTracker:
             return False
         return bool(self.flags.mean() >= self.fraction)
 
+    def new_regime_events(self) -> Array:
+        """The most recent events, as many as were flagged, oldest first: the new regime.
+
+        Right after an abrupt change nearly every new event is flagged and the old ones are
+        not, so the last ``flags.sum()`` events are (mostly) the new regime only; refitting on
+        the whole buffer would mix both regimes into one model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> tr = RegimeTracker(patience=4, fraction=0.5, n_features=1)
+        >>> _ = tr.observe(np.arange(6.0)[:, None], np.array([0, 0, 0, 0, 1, 1], dtype=bool))
+        >>> tr.new_regime_events()[:, 0].tolist()
+        [4.0, 5.0]
+        """
+        m = max(int(self.flags.sum()), 1)
+        order = (self.pos + np.arange(self.patience)) % self.patience  # oldest first
+        return np.asarray(self.recent[order[-m:]].copy())
+
     def reset(self) -> None:
         """Forget the flags after a regime change (the events stay, unused until refilled)."""
         self.flags[:] = False
