@@ -26,9 +26,13 @@ SCRIPT = REPO / "scripts" / "kafka-broker"
 BOOTSTRAP = os.environ.get(
     "STREAMEM_KAFKA_BOOTSTRAP", f"127.0.0.1:{os.environ.get('STREAMEM_KAFKA_PORT', '19092')}"
 )
+SASL_BOOTSTRAP = f"127.0.0.1:{os.environ.get('STREAMEM_KAFKA_SASL_PORT', '19095')}"
+"""The broker's SASL_PLAINTEXT listener: PLAIN user ``streamem``/``streamem-secret``; SCRAM
+users are created by the tests."""
 
 __all__ = [
     "BOOTSTRAP",
+    "SASL_BOOTSTRAP",
     "broker_answers",
     "create_topic",
     "ensure_broker",

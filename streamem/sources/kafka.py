@@ -536,7 +536,8 @@ class KafkaSource:
             raise SourceError(
                 f"{self.name}: no Kafka broker reachable at "
                 f"{','.join(self._config['bootstrap_servers'])} for {down:.0f} s; check "
-                "source.bootstrap_servers and that the brokers are up") from exc
+                "source.bootstrap_servers, the credentials (a rejected SASL login looks like an "
+                "unreachable broker to kafka-python) and that the brokers are up") from exc
 
     def _check_topic(self, consumer: KafkaConsumer) -> None:
         if not self._warn.due("topic-check"):
