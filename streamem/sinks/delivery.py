@@ -253,8 +253,8 @@ class QueuedHttpSink:
                 else:
                     self._step_live()
             except Exception:  # the worker must outlive any one bad delivery
-                logger.exception("sink %s: delivery worker error", self.name)
-                self._stop.wait(_POLL_SECONDS)
+                logger.exception("sink %s: delivery worker error; retrying in 1 s", self.name)
+                self._stop.wait(1.0)
         if batch := self._drain_queue():
             self._to_spool(batch)
 

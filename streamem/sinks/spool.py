@@ -7,6 +7,9 @@ Layout of a spool directory::
     ack.json                 {"segment": 2, "offset": 1234}: everything before is delivered
     rejected.jsonl           deliveries the peer refused for good (4xx), for an operator
 
+One spool belongs to one sink instance at a time: an exclusive ``flock`` on ``lock`` makes a
+second user (a duplicate sink name, a second daemon on the same state directory) fail fast.
+
 Crash safety: :meth:`Spool.append` returns only after the lines are fsync'd; the
 acknowledged position is replaced atomically (temp file, fsync, rename) and only after the
 peer accepted the delivery. A crash can therefore repeat a delivery (at-least-once; each
@@ -17,6 +20,7 @@ during an append (never acknowledged to the caller) is truncated when the spool 
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import logging
 import os
@@ -139,8 +143,21 @@ class Spool:
         self._closed = False
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self.directory / "lock", "a+b")  # noqa: SIM115
+        except OSError as exc:
+            raise SinkError(f"cannot open spool directory {str(self.directory)!r}: {exc}; "
+                            "make the state directory writable") from exc
+        try:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self._lock_file.close()
+            raise SinkError(f"spool {str(self.directory)!r} is in use by another sink or "
+                            "process; give every sink a unique name and every daemon its own "
+                            "state directory") from exc
+        try:
             self._recover()
         except OSError as exc:
+            self._lock_file.close()
             raise SinkError(f"cannot open spool directory {str(self.directory)!r}: {exc}; "
                             "make the state directory writable") from exc
 
@@ -360,6 +377,7 @@ class Spool:
             if not self._closed:
                 self._closed = True
                 self._writer.close()
+                self._lock_file.close()  # releases the flock
 
     def __enter__(self) -> Spool:
         return self

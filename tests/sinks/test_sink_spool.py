@@ -11,6 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from streamem.errors import SinkError
 from streamem.sinks.spool import Delivery, Spool
 
 
@@ -164,3 +167,13 @@ def test_kill_9_loses_nothing_that_was_appended(tmp_path: Path) -> None:
     assert core in (unacked, unacked[1:])
     assert remaining in (core, [*core, extra])
     assert len(appended) >= 195 and len(acked) >= 28
+
+
+def test_one_user_at_a_time(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    with pytest.raises(SinkError, match="in use"):
+        Spool(tmp_path)
+    spool.close()
+    spool.close()
+    with Spool(tmp_path) as again:  # released on close
+        assert again.size() == 0
