@@ -8,7 +8,8 @@ Layout: one sub-directory per state key, one file per snapshot::
 A save writes a temporary file in the same directory, flushes and fsyncs it, renames it over
 the final name with :func:`os.replace` and fsyncs the directory, so a crash (even kill -9 or a
 power cut) leaves either the old set of files or the new one, never a half-written snapshot
-under a final name. Leftover temporary files are ignored and removed when the store opens.
+under a final name. Leftover temporary files are ignored, and removed when a store opens or
+prunes once their writer process is gone (or they are ten minutes old).
 
 One process writes a state directory at a time; readers (``streamem inspect``) may read while
 it runs.
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 _SNAP_RE = re.compile(r"^(\d{12,})\.snap$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _TMP_SUFFIX = ".tmp"
+_TMP_MAX_AGE = 600.0  # seconds; no save takes this long
 
 
 def _check_key(key: str) -> str:
@@ -48,6 +50,29 @@ def _check_key(key: str) -> str:
             "or '.' (such as 'global' or 'p3')"
         )
     return key
+
+
+def _is_stale(tmp: Path) -> bool:
+    """A temp file is a leftover when its writer (pid in the name) is dead, or it is old.
+
+    The age rule covers pid reuse (a restarted container is pid 1 again).
+    """
+    try:
+        pid = int(tmp.name.split(".")[-3])
+        age = time.time() - tmp.stat().st_mtime
+    except (ValueError, IndexError, OSError):
+        return True
+    if age > _TMP_MAX_AGE:
+        return True
+    if pid == os.getpid():  # another store of this process may be writing it
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
 
 
 def _fsync_dir(path: Path) -> None:
@@ -137,13 +162,14 @@ class DirectoryCheckpointStore:
     def __repr__(self) -> str:
         return f"DirectoryCheckpointStore({str(self.path)!r}, keep={self.keep})"
 
-    def _remove_leftovers(self) -> None:
-        for key_dir in self.path.iterdir():
-            if not key_dir.is_dir():
-                continue
+    def _remove_leftovers(self, key_dirs: list[Path] | None = None) -> None:
+        """Delete temp files of crashed writers: their process is gone, or they are old."""
+        dirs = key_dirs if key_dirs is not None else [d for d in self.path.iterdir() if d.is_dir()]
+        for key_dir in dirs:
             for tmp in key_dir.glob(f".*{_TMP_SUFFIX}"):
-                logger.info("removing leftover temporary checkpoint %s", tmp)
-                tmp.unlink(missing_ok=True)
+                if _is_stale(tmp):
+                    logger.info("removing leftover temporary checkpoint %s", tmp)
+                    tmp.unlink(missing_ok=True)
 
     def _key_dir(self, key: str) -> Path:
         return self.path / _check_key(key)
@@ -213,6 +239,7 @@ class DirectoryCheckpointStore:
                 path.unlink(missing_ok=True)
             if newer or len(older) > self.keep:
                 _fsync_dir(key_dir)
+            self._remove_leftovers([key_dir])
         except OSError as exc:  # the new snapshot is durable; pruning can wait
             logger.warning("cannot prune old checkpoints in %s: %s", key_dir, exc)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +48,16 @@ def test_keep_prunes_to_the_newest_n(tmp_path: Path) -> None:
     assert latest is not None and latest.sequence == 10
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_tmp_leftover_is_ignored_then_removed_on_open(tmp_path: Path) -> None:
     with DirectoryCheckpointStore(tmp_path) as store:
         store.save(snap(1))
-    leftover = tmp_path / "global" / ".000000000002.snap.4242.abcd1234.tmp"
+    leftover = tmp_path / "global" / f".000000000002.snap.{_dead_pid()}.abcd1234.tmp"
     leftover.write_bytes(encode_snapshot(snap(2))[:100])  # a write cut off by a crash
     assert inspect_latest(tmp_path)["sequence"] == 1  # read-only: ignores, keeps it
     assert leftover.exists()
@@ -56,6 +65,27 @@ def test_tmp_leftover_is_ignored_then_removed_on_open(tmp_path: Path) -> None:
         assert not leftover.exists()
         latest = store.load_latest()
     assert latest is not None and latest.sequence == 1
+
+
+def test_tmp_file_of_a_live_writer_is_left_alone_unless_old(tmp_path: Path) -> None:
+    """Opening a second store (say, a CLI) must not break a running writer's save."""
+    with DirectoryCheckpointStore(tmp_path) as store:
+        store.save(snap(1))
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        in_flight = tmp_path / "global" / f".000000000002.snap.{writer.pid}.0badc0de.tmp"
+        in_flight.write_bytes(b"{")
+        with DirectoryCheckpointStore(tmp_path) as store:
+            assert in_flight.exists()
+            store.save(snap(2))  # pruning leaves it alone too
+            assert in_flight.exists()
+        hour_ago = time.time() - 3600
+        os.utime(in_flight, (hour_ago, hour_ago))  # a pid reused since: the age rule
+        with DirectoryCheckpointStore(tmp_path):
+            assert not in_flight.exists()
+    finally:
+        writer.kill()
+        writer.wait()
 
 
 def test_no_tmp_file_remains_after_save(tmp_path: Path) -> None:
