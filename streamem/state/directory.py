@@ -151,7 +151,9 @@ class DirectoryCheckpointStore:
         self._lock = threading.Lock()
         self._closed = False
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            if not self.path.is_dir():
+                self.path.mkdir(parents=True, exist_ok=True)
+                _fsync_dir(self.path.resolve().parent)  # the new directory entry is durable
         except OSError as exc:
             raise StateError(
                 f"cannot create the state directory {self.path}: {exc}; set checkpoint.dir "
