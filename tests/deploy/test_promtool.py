@@ -36,20 +36,31 @@ def test_promtool_rule_unit_tests_pass() -> None:
 
 MUTANTS = {
     "anomaly threshold 100x looser": (
-        "> on (job, instance) 10 * max", "> on (job, instance) 1000 * max", "StreamemAnomalyRateHigh"
+        "> on (job, instance) 10 * max",
+        "> on (job, instance) 1000 * max",
+        "StreamemAnomalyRateHigh",
     ),
     "anomaly ratio counts rejected events": (
-        'rate(streamem_events_total{outcome!="rejected"}[5m])', "rate(streamem_events_total[5m])",
+        'rate(streamem_events_total{outcome!="rejected"}[5m])',
+        "rate(streamem_events_total[5m])",
         "streamem:anomaly_ratio:rate5m",
     ),
-    "checkpoint limit 10x": ("streamem_checkpoint_age_seconds) > 600", "streamem_checkpoint_age_seconds) > 6000",
-                             "StreamemCheckpointStale"),
-    "instance down ignores streamem_up": (
-        'up{job="streamem"} == 0 or streamem_up == 0', 'up{job="streamem"} == 0', "StreamemInstanceDown"
+    "checkpoint limit 10x": (
+        "streamem_checkpoint_age_seconds) > 600",
+        "streamem_checkpoint_age_seconds) > 6000",
+        "StreamemCheckpointStale",
     ),
-    "lag alert on any lag": ("deriv(streamem:source_lag_events:sum[10m]) > 0", "deriv(streamem:source_lag_events:sum[10m]) > -1",
-                             "StreamemConsumerLagGrowing"),
-}  # fmt: skip
+    "instance down ignores streamem_up": (
+        'up{job="streamem"} == 0 or streamem_up == 0',
+        'up{job="streamem"} == 0',
+        "StreamemInstanceDown",
+    ),
+    "lag alert on any lag": (
+        "deriv(streamem:source_lag_events:sum[10m]) > 0",
+        "deriv(streamem:source_lag_events:sum[10m]) > -1",
+        "StreamemConsumerLagGrowing",
+    ),
+}
 
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
