@@ -176,7 +176,7 @@ class _ScrapeCollector:
     def _lag(self) -> dict[int, int]:
         provider = self._m._lag_provider
         if provider is None:
-            return {}
+            return self._m._lag
         try:
             lag = {int(p): int(v) for p, v in provider().items()}
         except Exception as exc:  # a scrape must never fail because the source is unhappy
@@ -242,6 +242,7 @@ class Metrics:
         self._last_checkpoint = clock()
         self._sinks: list[HasSinkStats] = []
         self._lag_provider: Callable[[], Mapping[int, int]] | None = None
+        self._lag: dict[int, int] = {}
         self._last_beat = time.monotonic()
         self._stopped = False
         self._up = False
@@ -494,12 +495,33 @@ class Metrics:
         """
         self._sinks = list(sinks)
 
+    def set_source_lag(self, lag: Mapping[int, int]) -> None:
+        """Store ``{partition: lag}`` measured by the daemon loop, exported at scrape time.
+
+        The safe choice for sources that are not thread-safe: ``KafkaSource.lag()`` queries
+        the consumer, so call it on the loop thread (say, every status interval) and pass
+        the result here rather than handing it to :meth:`set_lag_provider`.
+
+        Parameters
+        ----------
+        lag
+            Events behind per partition; partitions absent from it are no longer exported.
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.set_source_lag({0: 40, 1: 2})
+        >>> m.value("streamem_source_lag_events", partition="1")
+        2.0
+        """
+        self._lag = {int(p): int(v) for p, v in lag.items()}
+
     def set_lag_provider(self, provider: Callable[[], Mapping[int, int]] | None) -> None:
         """Call ``provider()`` at each scrape for ``{partition: lag}``.
 
         It runs on the HTTP thread: it must be thread-safe and must not block (read cached
-        values; a Kafka consumer is not thread-safe). Errors it raises are logged and the
-        scrape goes on without lag samples.
+        values; a Kafka consumer is not thread-safe, see :meth:`set_source_lag`). Errors it
+        raises are logged and the scrape goes on without lag samples. While a provider is
+        set, values from :meth:`set_source_lag` are not used.
 
         Parameters
         ----------

@@ -466,3 +466,15 @@ def test_a_real_prometheus_scrapes_and_parses_everything(tmp_path: Path) -> None
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_source_lag_pushed_by_the_loop_replaces_the_previous_set() -> None:
+    m = Metrics(CollectorRegistry())
+    m.set_source_lag({0: 100, 1: 5})
+    assert m.value("streamem_source_lag_events", partition="0") == 100.0
+    m.set_source_lag({1: 0})  # partition 0 revoked
+    assert m.value("streamem_source_lag_events", partition="0") is None
+    assert m.value("streamem_source_lag_events", partition="1") == 0.0
+    m.set_lag_provider(lambda: {7: 3})  # a provider takes precedence while set
+    assert m.value("streamem_source_lag_events", partition="7") == 3.0
+    assert m.value("streamem_source_lag_events", partition="1") is None
