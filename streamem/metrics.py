@@ -170,7 +170,7 @@ class _ScrapeCollector:
                 s = sink.stats
                 delivered.add_metric([sink.name], float(s.delivered))
                 failed.add_metric([sink.name], float(s.failed))
-                spool.add_metric([sink.name], float(s.spooled))
+                spool.add_metric([sink.name], float(s.spool_size))
         yield from (delivered, failed, spool)
 
     def _lag(self) -> dict[int, int]:
@@ -478,7 +478,7 @@ class Metrics:
         """Export the ``stats`` of these sinks at scrape time, labelled ``sink=<name>``.
 
         ``stats.delivered`` feeds ``streamem_sink_deliveries_total``, ``stats.failed``
-        ``streamem_sink_failures_total`` and ``stats.spooled`` ``streamem_sink_spool_size``.
+        ``streamem_sink_failures_total`` and ``stats.spool_size`` ``streamem_sink_spool_size``.
 
         Parameters
         ----------

@@ -167,7 +167,8 @@ def test_values_follow_updates_and_scrape_time_sources(served: Any) -> None:
     _, sinks, srv = served
     sinks[1].stats.delivered = 41
     sinks[1].stats.failed = 3
-    sinks[1].stats.spooled = 7
+    sinks[1].stats.spooled = 99  # cumulative; not the gauge
+    sinks[1].stats.spool_size = 7
     fams = scrape(srv)
 
     def sample(fam: str, name: str, **labels: str) -> float:
