@@ -379,7 +379,8 @@ class KafkaSource:
             self._handle_error(exc, "poll")
             batches = {}
         self._raise_listener_error(None)
-        self._watch_connection(consumer)
+        # records in hand are returned even during an outage (their offsets are consumed)
+        self._watch_connection(consumer, may_raise=not batches)
         events: list[RawEvent] = []
         for tp in sorted(batches, key=lambda t: t.partition):
             for rec in batches[tp]:
@@ -500,7 +501,7 @@ class KafkaSource:
         self._mark_connected()
         return consumer
 
-    def _watch_connection(self, consumer: KafkaConsumer) -> None:
+    def _watch_connection(self, consumer: KafkaConsumer, may_raise: bool) -> None:
         try:
             count = consumer.metrics().get("consumer-metrics", {}).get("connection-count")
         except Exception as exc:  # metrics are diagnostics only; never stop the source
@@ -511,7 +512,7 @@ class KafkaSource:
         if count > 0:
             self._mark_connected()
         else:
-            self._outage(None)
+            self._outage(None, may_raise)
 
     def _mark_connected(self) -> None:
         if self._down_since is not None:
@@ -521,7 +522,7 @@ class KafkaSource:
         self._down_since = None
         self._connected = True
 
-    def _outage(self, exc: BaseException | None) -> None:
+    def _outage(self, exc: BaseException | None, may_raise: bool = True) -> None:
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now
@@ -532,7 +533,7 @@ class KafkaSource:
         self._warn.warning("outage", "%s: no Kafka broker reachable at %s for %.1f s (%s); "
                            "retrying", self.name, ",".join(self._config["bootstrap_servers"]),
                            down, exc or "all connections closed")
-        if down > self._unavailable_timeout:
+        if may_raise and down > self._unavailable_timeout:
             raise SourceError(
                 f"{self.name}: no Kafka broker reachable at "
                 f"{','.join(self._config['bootstrap_servers'])} for {down:.0f} s; check "
