@@ -354,7 +354,12 @@ class KafkaSource:
         return False
 
     def set_rebalance_listener(self, listener: RebalanceListener) -> None:
-        """Register the daemon's listener (call before the first :meth:`poll`)."""
+        """Register the daemon's listener (call before the first :meth:`poll`).
+
+        An exception raised by the listener is re-raised, unchanged, by the :meth:`poll` (or
+        :meth:`close`) during which the rebalance ran. Treat it as fatal and close the
+        source: the partitions are assigned but were not positioned by the listener.
+        """
         self._listener = listener
 
     def poll(self, max_events: int, timeout: float) -> list[RawEvent]:

@@ -10,6 +10,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka_support import create_topic, produce, unique_name
 
+from streamem.errors import StateError
 from streamem.sources.base import Source
 from streamem.sources.kafka import KafkaSource
 from streamem.types import RawEvent
@@ -187,3 +188,24 @@ def test_two_consumers_split_partitions_with_listener(kafka_bootstrap: str) -> N
     assert b_offsets == [(p, o) for p in sorted(assigned_b) for o in (4, 5)]
     a_after = sorted((e.position.partition, e.position.offset) for e in seen["a"][16:])
     assert a_after == [(p, o) for p in sorted(assigned_a) for o in range(2, 6)]
+
+
+class Failing:
+    """A listener whose restore fails, as the daemon's does on a corrupt checkpoint."""
+
+    def on_partitions_revoked(self, partitions: Sequence[int]) -> None:
+        pass
+
+    def on_partitions_assigned(self, partitions: Sequence[int]) -> Mapping[int, int]:
+        raise StateError(f"checkpoint of partitions {list(partitions)} is corrupt")
+
+
+def test_listener_errors_reach_the_polling_thread_unchanged(kafka_bootstrap: str) -> None:
+    topic = create_topic(kafka_bootstrap, unique_name("src-err"), partitions=1)
+    produce(kafka_bootstrap, topic, [b"x"])
+    with source(kafka_bootstrap, topic, unique_name("g")) as src:
+        src.set_rebalance_listener(Failing())
+        deadline = time.monotonic() + 30
+        with pytest.raises(StateError, match=r"partitions \[0\] is corrupt"):
+            while time.monotonic() < deadline:
+                assert src.poll(10, 0.5) == []  # no record before the restore succeeded
