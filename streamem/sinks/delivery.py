@@ -68,7 +68,12 @@ class QueuedHttpSink:
 
     Examples
     --------
-    See :class:`streamem.sinks.webhook.WebhookSink`.
+    Subclasses supply the bodies; see :class:`streamem.sinks.webhook.WebhookSink` and
+    :class:`streamem.sinks.alertmanager.AlertmanagerSink`:
+
+    >>> from streamem.sinks.webhook import WebhookSink
+    >>> issubclass(WebhookSink, QueuedHttpSink)
+    True
     """
 
     def __init__(self, name: str, url: str, *, spool_dir: str | os.PathLike[str],
