@@ -89,6 +89,7 @@ class Daemon:
         self._dead: DeadLetterSink | None = None
         self._last_ckpt = time.monotonic()
         self._since_ckpt = 0
+        self._ready_reported = False
 
     def stop(self) -> None:
         """Ask the loop to finish the current batch, checkpoint and return."""
@@ -240,24 +241,28 @@ class Daemon:
             if events:
                 pipeline.process(events)
                 self._since_ckpt += len(events)
-                self._update_health(status)
             elif self._source.exhausted:
                 break
+            self._update_health(status)
             pipeline.tick()
             if self._checkpoint_due():
                 self.checkpoint()
             status.maybe_log(pipeline.totals, self._source.lag())
 
-    def _update_health(self, status: _Status) -> None:
-        if self.metrics is None or not status.health_due():
+    def _update_health(self, status: _Status, force: bool = False) -> None:
+        """Model health to metrics: at most once a second (and when a model became ready)."""
+        if self.metrics is None:
+            return
+        ready = bool(self.lanes) and all(ln.detector.ready_ for ln in self.lanes.values())
+        if not (status.health_due() or force or ready != self._ready_reported):
             return
         from streamem.adapters import health_for_metrics, report_counters
 
         for lane in self.lanes.values():
             self.metrics.update_health(health_for_metrics(lane))
             report_counters(self.metrics, lane)
-            if lane.detector.ready_:
-                self.metrics.set_ready(True)
+        self.metrics.set_ready(ready)
+        self._ready_reported = ready
 
 
 class _Status:

@@ -71,9 +71,10 @@ def warming_result(n: int) -> DetectionResult:
     True
     """
     nan = np.full(n, np.nan)
-    no = np.zeros(n, dtype=bool)
+    yes = np.ones(n, dtype=bool)  # warm-up events are learned by the initial fit
     return DetectionResult(
-        nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), no, no.copy(), np.ones(n, dtype=bool)
+        nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.zeros(n, dtype=bool), yes,
+        yes.copy(),
     )
 
 
