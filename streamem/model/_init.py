@@ -141,8 +141,14 @@ def fit_batch_em(
     [-5.0, 5.0]
     """
     n = X.shape[0]
-    filled = np.where(np.isnan(X), np.nanmedian(X, axis=0)[None, :], X)
-    center = np.nanmean(X, axis=0)
+    nan = np.isnan(X)
+    seen = ~nan.all(axis=0)  # a feature never observed in the warm-up gets 0 (the scaled centre)
+    median = np.zeros(X.shape[1])
+    center = np.zeros(X.shape[1])
+    if seen.any():
+        median[seen] = np.nanmedian(X[:, seen], axis=0)
+        center[seen] = np.nanmean(X[:, seen], axis=0)
+    filled = np.where(nan, median[None, :], X)
     best: BatchFit | None = None
     for _ in range(n_init):
         centers = _kmeans_pp(filled, n_components, rng)

@@ -8,7 +8,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError, NotFittedError, StateError
-from streamem.model._gaussian import log_det_cholesky, precision_cholesky
+from streamem.model._gaussian import (
+    condition_covariances,
+    log_det_cholesky,
+    precision_cholesky,
+)
 from streamem.model._init import fit_batch_em, map_covariances, select_components
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
 
@@ -223,7 +227,9 @@ class OnlineGMM:
     def _initialise(self, X: Array) -> None:
         n, d = X.shape
         self.n_features_in_ = d
-        var = np.nanvar(X, axis=0)
+        seen = ~np.isnan(X).all(axis=0)
+        var = np.ones(d)
+        var[seen] = np.nanvar(X[:, seen], axis=0)
         var = np.where(np.isfinite(var) & (var > 0), var, 1.0)
         k_hint = self.max_components if self.n_components == "auto" else int(self.n_components)
         scale = float(k_hint) ** (2.0 / d)
@@ -271,8 +277,9 @@ class OnlineGMM:
         w = counts + (a - 1.0)
         self.weights_ = w / w.sum()
         self.means_ = self._mu.copy()
-        self.covariances_ = map_covariances(
-            self._C, counts, self._prior_cov, self._kappa, self.reg_covar
+        self.covariances_ = condition_covariances(
+            map_covariances(self._C, counts, self._prior_cov, self._kappa, self.reg_covar),
+            self.covariance_type, self.reg_covar,
         )
         self.precisions_cholesky_ = precision_cholesky(
             self.covariances_, self.covariance_type, self.reg_covar

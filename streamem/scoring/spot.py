@@ -115,7 +115,7 @@ class SpotThreshold:
         Target probability of flagging a normal event (``alert_rate``).
     level
         Quantile of the initial scores used as the excess threshold ``t``; default chooses
-        ``1 - max(5 q, 30 / n_init)``, capped to [0.9, 0.999].
+        ``1 - max(5 q, 200 / n)`` for ``n`` initial scores, capped to [0.9, 0.999].
     max_excess
         Peaks kept (a ring buffer): the tail model forgets older peaks.
     refit_every
@@ -139,10 +139,10 @@ class SpotThreshold:
     >>> spot.fit(rng.exponential(1.0, 5000))
     >>> round(spot.threshold_, 0)   # exact value for Exp(1): ln(1000) = 6.9
     7.0
-    >>> live = SpotThreshold(q=1e-3, n_init=1000)
+    >>> live = SpotThreshold(q=1e-3, n_init=2000)
     >>> live.threshold_                      # before calibration: -log10(q)
     3.0
-    >>> u = rng.exponential(1 / np.log(10), 1000)   # surprises of a calibrated model
+    >>> u = rng.exponential(1 / np.log(10), 2000)   # surprises of a calibrated model
     >>> live.update(u, u > live.threshold_)
     >>> live.fitted_, bool(2.5 < live.threshold_ < 3.6)
     (True, True)
@@ -198,7 +198,7 @@ class SpotThreshold:
             )
         level = self.level
         if level is None:
-            level = 1.0 - max(5.0 * self.q, 30.0 / len(s))
+            level = 1.0 - max(5.0 * self.q, 200.0 / len(s))
             level = min(max(level, 0.9), 0.999)
         self.t_ = float(np.quantile(s, level))
         peaks = s[s > self.t_] - self.t_
