@@ -10,7 +10,7 @@ import re
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
 DEFAULT_SKAB = (REPO / ".." / "shared" / "data" / "skab").resolve()
+
+
+def default_doc(quick: bool) -> Path:
+    """Where results go: docs/benchmarks.md, or a scratch file for --quick runs (so a quick
+    CI run never overwrites the documented full-run numbers)."""
+    if quick:
+        return Path(os.environ.get("TMPDIR", "/tmp")) / "streamem-benchmarks-quick.md"
+    return DOC
 
 
 def cpu_model() -> str:
@@ -32,7 +40,7 @@ def cpu_model() -> str:
 def blas_info() -> str:
     """The BLAS numpy uses, with its thread count, from threadpoolctl."""
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
     except ImportError:
         return "unknown (threadpoolctl not installed)"
     libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
@@ -122,6 +130,7 @@ class Section:
     key: str
     title: str
     body: str
+    facts: dict[str, str] = field(default_factory=dict)  # headline numbers for README
 
     def render(self) -> str:
         return (

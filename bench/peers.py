@@ -57,7 +57,9 @@ class RiverHST:
             return
         lo, hi = np.nanmin(warm, axis=0), np.nanmax(warm, axis=0)
         pad = 0.1 * np.where(hi > lo, hi - lo, 1.0)
-        limits = {j: (float(lo[j] - pad[j]), float(hi[j] + pad[j])) for j in range(warm.shape[1])}
+        limits: dict[Any, tuple[float, float]] = {
+            j: (float(lo[j] - pad[j]), float(hi[j] + pad[j])) for j in range(warm.shape[1])
+        }
         self.model = anomaly.HalfSpaceTrees(limits=limits, seed=seed)
 
     @staticmethod
@@ -102,7 +104,7 @@ class SklearnGMMWindow:
     def __init__(
         self, k: int, warm: NDArray[np.float64], window: int = 4096, refit_every: int = 1024
     ) -> None:
-        from sklearn.mixture import GaussianMixture
+        from sklearn.mixture import GaussianMixture  # type: ignore[import-untyped]
 
         self.gmm = GaussianMixture(k, covariance_type="full", warm_start=True, random_state=0)
         self.buf = np.array(warm[-window:], dtype=float)
@@ -110,7 +112,7 @@ class SklearnGMMWindow:
         self.gmm.fit(self.buf)
 
     def process(self, batch: NDArray[np.float64]) -> NDArray[np.float64]:
-        scores: NDArray[np.float64] = -self.gmm.score_samples(batch)
+        scores: NDArray[np.float64] = -np.asarray(self.gmm.score_samples(batch), dtype=float)
         self.buf = np.concatenate((self.buf, batch))[-self.window :]
         self.since += len(batch)
         if self.since >= self.refit_every:
@@ -121,7 +123,8 @@ class SklearnGMMWindow:
 
 class _ExpandingQuantile:
     def __init__(self, q: float, min_history: int) -> None:
-        self.q, self.min_history, self.sorted = q, min_history, []  # type: list[float]
+        self.q, self.min_history = q, min_history
+        self.sorted: list[float] = []
 
     def threshold(self) -> float:
         if len(self.sorted) < self.min_history:

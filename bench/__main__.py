@@ -1,0 +1,81 @@
+"""``python -m bench``: run every benchmark and rewrite docs/benchmarks.md.
+
+Options: ``--quick`` (CI, about a minute; writes a scratch file, not the docs),
+``--only throughput,null`` (a subset), ``--skab PATH`` (default ../shared/data/skab),
+``--minutes M`` (memory soak length), ``--out FILE`` (where to write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bench import e2e, null, scenarios, skab, soak, throughput
+from bench.common import DEFAULT_SKAB, Section, default_doc, md_table, write_section
+
+ALL = ("throughput", "skab", "scenarios", "null", "e2e", "soak")
+
+
+def headline(sections: list[Section], cmd: str) -> Section:
+    """The README-ready table of the key numbers of this run."""
+    rows = [[k, v] for s in sections for k, v in s.facts.items()]
+    body = f"From `{cmd}` (details and machine in the sections below).\n\n" + md_table(
+        ["what", "measured"], rows
+    )
+    return Section("headline", "Headline numbers", body)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="short runs for CI (about a minute)")
+    p.add_argument("--only", default=",".join(ALL), help=f"comma list of {', '.join(ALL)}")
+    p.add_argument("--skab", type=Path, default=DEFAULT_SKAB, help="SKAB data folder")
+    p.add_argument("--minutes", type=float, default=None, help="soak minutes (1; quick 0.17)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="markdown file to update (default docs/benchmarks.md; a scratch file with --quick)",
+    )
+    args = p.parse_args(argv)
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    unknown = set(wanted) - set(ALL)
+    if unknown:
+        p.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(ALL)}")
+    minutes = args.minutes if args.minutes is not None else (0.17 if args.quick else 1.0)
+    doc = args.out if args.out is not None else default_doc(args.quick)
+    cmd = "python -m bench" + (" --quick" if args.quick else "")
+    if args.only != ",".join(ALL):
+        cmd += f" --only {args.only}"
+    done: list[Section] = []
+    for name in wanted:
+        t = time.perf_counter()
+        print(f"== {name} ...", flush=True)
+        if name == "throughput":
+            sec = throughput.measure(args.quick)
+        elif name == "skab":
+            if not args.skab.exists():
+                print(f"   skipped: no SKAB data at {args.skab} (pass --skab PATH)")
+                continue
+            sec, _ = skab.measure(args.skab, args.quick)
+        elif name == "scenarios":
+            sec = scenarios.measure(args.quick)
+        elif name == "null":
+            sec = null.measure(args.quick)
+        elif name == "e2e":
+            sec = e2e.measure(args.quick)
+        else:
+            sec = soak.measure(minutes)
+        write_section(sec, doc)
+        done.append(sec)
+        print(f"   done in {time.perf_counter() - t:.0f} s", flush=True)
+    if len(done) > 1:
+        head = headline(done, cmd)
+        write_section(head, doc)
+        print(head.body)
+    print(f"written: {doc}")
+
+
+if __name__ == "__main__":
+    main()
