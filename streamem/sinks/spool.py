@@ -303,23 +303,28 @@ class Spool:
                     break
         return out
 
-    def ack(self, item: SpooledDelivery) -> None:
-        """Remove the oldest delivery after the peer accepted it (or rejected it for good).
+    def ack(self, item: SpooledDelivery, count: int = 1) -> None:
+        """Remove the oldest deliveries, through ``item``, after the peer took them.
+
+        One fsync however many are acknowledged: a caller that delivers a run of entries
+        acknowledges the run once (a crash in between repeats them, never loses them).
 
         Parameters
         ----------
         item
-            The head of the spool, as returned by :meth:`peek`.
+            The last of the acknowledged entries, as returned by :meth:`peek`.
+        count
+            How many entries that is (``item`` is the ``count``-th from the head).
         """
         with self._lock:
             self._check_open()
             if (item.segment, item.end_offset) <= self._ack:
                 return
-            self._advance(item.segment, item.end_offset)
+            self._advance(item.segment, item.end_offset, count)
 
-    def _advance(self, segment: int, offset: int) -> None:
+    def _advance(self, segment: int, offset: int, count: int = 1) -> None:
         self._ack = (segment, offset)
-        self._size = max(0, self._size - 1)
+        self._size = max(0, self._size - count)
         try:
             if self._size == 0 and self._writer.tell() > 0:
                 self._roll()

@@ -57,6 +57,16 @@ def test_ack_is_idempotent(tmp_path: Path) -> None:
         assert spool.size() == 1 and spool.peek(1)[0].delivery.id == "id-1"
 
 
+def test_a_run_is_acknowledged_at_once(tmp_path: Path) -> None:
+    with Spool(tmp_path, segment_bytes=200) as spool:
+        spool.append([d(i) for i in range(10)])
+        run = spool.peek(4)
+        spool.ack(run[-1], len(run))
+        assert spool.size() == 6 and spool.peek(1)[0].delivery.id == "id-4"
+    with Spool(tmp_path) as spool:
+        assert spool.size() == 6 and drain(spool) == [f"id-{i}" for i in range(4, 10)]
+
+
 def test_segments_roll_and_are_deleted_once_delivered(tmp_path: Path) -> None:
     with Spool(tmp_path, segment_bytes=300) as spool:
         for i in range(40):
