@@ -6,7 +6,10 @@ import hashlib
 import hmac
 import json
 import logging
+import signal
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -247,3 +250,35 @@ def test_secret_and_url_path_never_logged(receiver: Receiver, tmp_path: Path,
     assert "spooled" in caplog.text
     assert secret not in text and "tok3n" not in text
     assert "***" in repr(sink)
+
+
+_CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from sink_testkit import make_record
+from streamem.sinks.webhook import WebhookSink
+sink = WebhookSink("hook", sys.argv[1], spool_dir=sys.argv[2], cooldown_seconds=0,
+                   max_retries=1, backoff_base_seconds=0.02, backoff_max_seconds=0.1)
+for i in range(25):
+    sink.emit(make_record(i))
+assert sink.flush(5.0)
+print("flushed", flush=True)
+time.sleep(60)  # killed here, without close()
+"""
+
+
+def test_kill_9_after_flush_then_restart_delivers_everything(receiver: Receiver,
+                                                             tmp_path: Path) -> None:
+    receiver.stop()
+    here = str(Path(__file__).resolve().parent)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, receiver.url + "/hook",
+                              str(tmp_path), here], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "flushed"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    receiver.start()
+    with webhook(receiver, tmp_path) as sink:
+        assert receiver.wait_accepted(25, 15.0)
+        assert wait_for(lambda: sink.stats.spool_size == 0)
+    assert receiver.ids() == {f"events:0:{i}": 1 for i in range(25)}
