@@ -335,8 +335,8 @@ class FixedThreshold:
     """
 
     def __init__(self, q: float = 1e-3) -> None:
-        if not 0 < q < 1:
-            raise InvalidInputError(f"alert_rate q={q!r} must be in (0, 1)")
+        if not 0 < q < 0.5:
+            raise InvalidInputError(f"alert_rate q={q!r} must be in (0, 0.5); 1e-3 is typical")
         self.q = q
 
     @property
