@@ -1,4 +1,4 @@
-"""The observability kit against real servers: a streamem daemon on a generated stream,
+"""The observability kit against real servers: ``streamem run`` on a generated stream,
 scraped by a real Prometheus that evaluates the shipped rules and notifies a real
 Alertmanager, which posts to a local webhook receiver.
 
@@ -57,7 +57,7 @@ SETTLE_SECONDS = 10.0
 NORMAL_SECONDS = 20.0
 BURST_FRACTION = 0.3
 ALERT_RATE = 0.001
-DAEMON_ARGV = [sys.executable, str(HERE / "_standin_daemon.py"), "run"]
+DAEMON_ARGV = [sys.executable, "-m", "streamem", "run"]
 
 
 def _load(path: Path) -> Any:
@@ -359,8 +359,25 @@ def test_every_metric_name_used_is_served_by_the_daemon(stack: Stack) -> None:
     assert not missing, f"used in deploy/ but not served by the daemon: {sorted(missing)}"
 
 
+def test_docker_healthcheck_command_probes_the_daemon(stack: Stack) -> None:
+    """The image's HEALTHCHECK command, run here against the live daemon's /healthz."""
+    import dockerfile  # type: ignore[import-not-found]
+
+    hc = next(c for c in dockerfile.parse_file(str(DEPLOY / "docker" / "Dockerfile"))
+              if c.cmd == "HEALTHCHECK")  # fmt: skip
+    env = {"STREAMEM_METRICS__PORT": str(stack.metrics_port), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", hc.value[3]], env=env, capture_output=True,
+                          timeout=30)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert http_get(f"{stack.metrics_url}/readyz")[0] == 200  # the k8s readiness probe
+
+
 def test_sigterm_stops_cleanly_and_instance_down_fires(stack: Stack) -> None:
     stack.writer.close()
+    time.sleep(0.5)  # let the daemon read the tail of the input
+    sigterm_at = time.time()
     assert stack.stop_daemon() == 0, stack.log()
+    snapshots = [p.stat().st_mtime for p in (stack.tmp / "state").rglob("*") if p.is_file()]
+    assert snapshots and max(snapshots) >= sigterm_at, f"no final checkpoint:\n{stack.log()}"
     wait_until(lambda: stack.firing("StreamemInstanceDown"), 30, what="instance down firing")
     wait_until(lambda: stack.notified("StreamemInstanceDown"), 30, what="instance down webhook")
