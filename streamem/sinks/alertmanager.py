@@ -179,6 +179,9 @@ class AlertmanagerSink(QueuedHttpSink):
             if not isinstance(value, str):
                 raise ConfigError(f"labels.{label}", f"value {value!r} must be a string; "
                                   "quote it in the YAML")
+        if generator_url is not None and not generator_url.startswith(("http://", "https://")):
+            raise ConfigError("generator_url", f"{generator_url!r} must be an http:// or "
+                              "https:// link (Alertmanager requires a URI)")
         if not 0 < refresh_seconds < alert_ttl_seconds:
             raise ConfigError("refresh_seconds", f"{refresh_seconds} must be positive and "
                               f"below alert_ttl_seconds={alert_ttl_seconds}, or alerts expire "

@@ -75,6 +75,10 @@ def test_file_sink_from_spec(tmp_path: Path) -> None:
      "sinks[3].labels.team", "string"),
     ({"type": "alertmanager", "url": "http://h", "labels": ["team"]}, "sinks[3].labels",
      "mapping"),
+    ({"type": "alertmanager", "url": "http://h", "generator_url": "grafana/d/1"},
+     "sinks[3].generator_url", "URI"),
+    ({"type": "alertmanager", "url": "http://h", "refresh_seconds": 4000},
+     "sinks[3].refresh_seconds", "below alert_ttl_seconds"),
 ])
 def test_bad_specs_name_the_path(spec: dict[str, Any], path: str, words: str,
                                  tmp_path: Path) -> None:
