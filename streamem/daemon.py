@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,6 @@ class Daemon:
             if server is not None:
                 stack.enter_context(server)
                 self.metrics_url = server.url
-            self.metrics.set_lag_provider(self._source.lag)
         extractor = FeatureExtractor(
             cfg.fields.features, timestamp=cfg.fields.timestamp, key=cfg.fields.key,
             id=cfg.fields.id, format=cfg.source.format,
@@ -247,7 +246,7 @@ class Daemon:
             pipeline.tick()
             if self._checkpoint_due():
                 self.checkpoint()
-            status.maybe_log(pipeline.totals, self._source.lag())
+            status.maybe_log(pipeline.totals, self._source.lag)
 
     def _update_health(self, status: _Status, force: bool = False) -> None:
         """Model health to metrics: at most once a second (and when a model became ready)."""
@@ -261,6 +260,8 @@ class Daemon:
         for lane in self.lanes.values():
             self.metrics.update_health(health_for_metrics(lane))
             report_counters(self.metrics, lane)
+        assert self._source is not None
+        self.metrics.set_source_lag(self._source.lag())  # on the loop thread: not thread-safe
         self.metrics.set_ready(ready)
         self._ready_reported = ready
 
@@ -281,10 +282,11 @@ class _Status:
             return True
         return False
 
-    def maybe_log(self, totals: dict[str, int], lag: dict[int, int]) -> None:
+    def maybe_log(self, totals: dict[str, int], lag_of: Callable[[], dict[int, int]]) -> None:
         now = time.monotonic()
         if now - self._last < self.interval:
             return
+        lag = lag_of()
         rate = (totals["events"] - self._last_events) / (now - self._last)
         lag_total = sum(lag.values()) if lag else 0
         logger.info("status: %.0f events/s, %d events, %d anomalies, %d rejected, lag %d",
