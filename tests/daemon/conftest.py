@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sinks"))
 
-from sink_testkit import Receiver  # noqa: E402
+from sink_testkit import Receiver
 
 
 @pytest.fixture
