@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import importlib
 import importlib.util
 import itertools
 import json
@@ -113,20 +112,20 @@ def check_config_keys(config: dict[str, Any], where: str) -> None:
 
 
 def check_config_loads(config: dict[str, Any], tmp_path: Path, where: str) -> None:
-    """Load ``config`` through the daemon's own loader when it exists."""
-    try:
-        streamem_config = importlib.import_module("streamem.config")
-    except ModuleNotFoundError as exc:
-        if exc.name != "streamem.config":
-            raise
-        pytest.skip("streamem.config is not written yet: key-tree check only")
+    """Load ``config`` through the daemon's own loader, then through ``streamem check-config``."""
+    from streamem.config import load_config
+
     path = tmp_path / "streamem.yaml"
     path.write_text(yaml.safe_dump(config))
-    loader = streamem_config.load_config
     try:
-        loader(path)
+        load_config(path)
     except Exception as exc:  # pragma: no cover - the message is the point
         raise AssertionError(f"{where}: streamem.config.load_config rejects it: {exc}") from exc
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamem", "check-config", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "OK" in proc.stdout, f"{where}: {proc.stdout}{proc.stderr}"
 
 
 def test_example_parser_sees_commented_keys() -> None:
