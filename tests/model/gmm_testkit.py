@@ -1,6 +1,6 @@
 """Shared helpers for the model and scoring tests: random mixtures and naive references.
 
-Imported as ``gmm_testkit`` (tests/model is put on ``sys.path`` by the conftest files).
+Imported as ``gmm_testkit`` (tests/model is on the pytest ``pythonpath`` in pyproject.toml).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import pytest
 from gmm_testkit import Mixture, random_mixture, random_pd
-from sklearn.mixture import GaussianMixture
+from sklearn.mixture import GaussianMixture  # type: ignore[import-untyped]
 
 from streamem.model import OnlineGMM
 
@@ -120,19 +120,18 @@ def test_missing_at_random_recovers_parameters() -> None:
 
 def test_second_moment_correction_prevents_shrinkage(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the conditional-covariance term the missing features' variances shrink."""
-    import streamem.model._stats as stats
+    from streamem.model._gaussian import conditional_fill as real_fill
 
     rng = np.random.default_rng(7)
     d = 4
     mix = _correlated_mixture(rng, d)
     X = _missing_at_random(rng, mix.sample(rng, 40_000), 0.2)
-    real_fill = stats.conditional_fill
 
     def fill_without_correction(*args: object, **kwargs: object) -> tuple[np.ndarray, ...]:
         X_fill, corr = real_fill(*args, **kwargs)  # type: ignore[arg-type]
         return X_fill, np.zeros_like(corr)
 
-    monkeypatch.setattr(stats, "conditional_fill", fill_without_correction)
+    monkeypatch.setattr("streamem.model._stats.conditional_fill", fill_without_correction)
     m = OnlineGMM(n_components=2, half_life=1e9, n_warmup=2000, random_state=0)
     _stream(m, X, 500)
     idx = _matched(m, mix)
