@@ -112,25 +112,40 @@ def _plot_scores(
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
 
 
-def _top_anomalies(scores: NDArray[np.float64], flags: NDArray[np.bool_], k: int) -> list[int]:
-    idx = np.flatnonzero(flags & np.isfinite(scores))
-    picked: list[int] = []
-    for i in idx[np.argsort(-scores[idx], kind="stable")]:
-        if all(abs(int(i) - j) > 50 for j in picked):  # one panel per incident
-            picked.append(int(i))
-        if len(picked) == k:
-            break
-    return picked
+def _incidents(
+    scores: NDArray[np.float64], flags: NDArray[np.bool_], k: int, gap: int = 10
+) -> list[tuple[int, int]]:
+    """The k incidents with the highest peak score, as (onset, peak) event indices.
+
+    An incident is a run of flagged events with gaps of at most ``gap`` unflagged ones.
+    """
+    idx = np.flatnonzero(flags)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > gap + 1)
+    starts = np.concatenate(([0], breaks + 1))
+    stops = np.concatenate((breaks + 1, [idx.size]))
+    found = []
+    for a, b in zip(starts, stops, strict=True):
+        members = idx[a:b]
+        finite = members[np.isfinite(scores[members])]
+        peak = int(finite[np.argmax(scores[finite])]) if finite.size else int(members[0])
+        found.append((float(scores[peak]) if finite.size else -np.inf, int(members[0]), peak))
+    found.sort(key=lambda r: -r[0])
+    return [(onset, peak) for _, onset, peak in found[:k]]
 
 
 def _deviation(
-    X: NDArray[np.float64], flags: NDArray[np.bool_], i: int, lo: int, hi: int
+    X: NDArray[np.float64], flags: NDArray[np.bool_], i: int, half: int
 ) -> NDArray[np.float64]:
-    """Robust z of event i per feature against the unflagged events of its window (NaN-safe)."""
-    ctx = X[lo:hi][~flags[lo:hi]]
-    if ctx.shape[0] < 5:
-        out: NDArray[np.float64] = np.nan_to_num(np.abs(X[i]), nan=-1.0)
+    """Robust z of event i per feature against the unflagged events just before it."""
+    before = np.flatnonzero(~flags[:i])[-2 * half :]
+    if before.size < 5:  # nothing normal before: use the unflagged events after it
+        before = np.flatnonzero(~flags)[: 2 * half]
+    if before.size < 5:
+        out: NDArray[np.float64] = np.zeros(X.shape[1])
         return out
+    ctx = X[before]
     with warnings.catch_warnings():  # an all-missing feature has no median: z = -1 below
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(ctx, axis=0)
@@ -145,22 +160,22 @@ def _plot_features(
     X: NDArray[np.float64],
     flags: NDArray[np.bool_],
     names: Sequence[str],
-    picks: list[int],
+    picks: list[tuple[int, int]],
     xlabel: str,
     n_feat: int = 3,
     half: int = 100,
 ) -> None:
     n_feat = min(n_feat, X.shape[1])
-    for r, i in enumerate(picks):
-        lo, hi = max(0, i - half), min(X.shape[0], i + half + 1)
-        z = _deviation(X, flags, i, lo, hi)
+    for r, (onset, _peak) in enumerate(picks):
+        lo, hi = max(0, onset - half), min(X.shape[0], onset + half + 1)
+        z = _deviation(X, flags, onset, half)
         near = np.flatnonzero(flags[lo:hi]) + lo
         for c, j in enumerate(np.argsort(-z, kind="stable")[:n_feat]):
             ax = fig.add_subplot(len(picks), n_feat, r * n_feat + c + 1)
             ax.plot(t[lo:hi], X[lo:hi, j], color="tab:blue", lw=0.8)
             ax.scatter(t[near], X[near, j], color="tab:red", s=6, zorder=3, label="flagged")
-            ax.axvline(t[i], color="tab:red", lw=1, ls="--", label="largest score")
-            ax.set_title(f"event {i}: {names[j]} (robust z {z[j]:.1f})", fontsize=8)
+            ax.axvline(t[onset], color="tab:red", lw=1, ls="--", label="incident onset")
+            ax.set_title(f"onset event {onset}: {names[j]} (z {z[j]:.1f})", fontsize=8)
             ax.set_ylabel(names[j], fontsize=8)
             if r == 0 and c == 0:
                 ax.legend(fontsize=7, loc="best")
@@ -169,8 +184,8 @@ def _plot_features(
             if r == len(picks) - 1:
                 ax.set_xlabel(xlabel, fontsize=8)
     fig.suptitle(
-        "Most deviating features around the largest anomalies "
-        "(robust z against the unflagged events of the window)"
+        "Most deviating features at the onset of the strongest incidents "
+        "(robust z against the unflagged events before the onset)"
     )
 
 
@@ -304,7 +319,7 @@ def write_report(
     _plot_scores(fig, t, s, th, flags, lab, xlabel)
     paths.append(_save(fig, canvas_cls, out / "scores.png"))
 
-    picks = _top_anomalies(s, flags, 3)
+    picks = _incidents(s, flags, 3)
     if picks:
         fig = figure_cls(figsize=(11, 2.6 * len(picks) + 0.6), layout="constrained")
         _plot_features(fig, t, x, flags, names, picks, xlabel)
