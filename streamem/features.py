@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+from operator import itemgetter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,15 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+try:  # orjson parses JSON ~3x faster than the stdlib; the stdlib is the fallback
+    import orjson
+
+    _loads: Any = orjson.loads
+    _JSONError: tuple[type[Exception], ...] = (orjson.JSONDecodeError,)
+except ImportError:  # pragma: no cover - orjson is a dependency, this is for odd platforms
+    _loads = json.loads
+    _JSONError = (json.JSONDecodeError, UnicodeDecodeError)
 
 __all__ = ["REJECT_REASONS", "DecodedBatch", "FeatureExtractor", "Rejection"]
 
@@ -136,6 +146,8 @@ class FeatureExtractor:
         self.features = list(features)
         self._paths = [tuple(f.split(".")) for f in self.features]
         self._flat = all(len(p) == 1 for p in self._paths)
+        names = [p[0] for p in self._paths]
+        self._getter = itemgetter(*names) if len(names) > 1 else (lambda r: (r[names[0]],))
         self._ts = tuple(timestamp.split(".")) if timestamp else None
         self._key = tuple(key.split(".")) if key else None
         self._id = tuple(id.split(".")) if id else None
@@ -173,12 +185,12 @@ class FeatureExtractor:
         return rec
 
     def _parse_batch(self, payloads: Sequence[bytes]) -> list[dict[str, Any] | _Bad]:
-        if self.format == "jsonl" and all(len(p) <= self.max_event_bytes for p in payloads):
+        if self.format == "jsonl" and max(map(len, payloads)) <= self.max_event_bytes:
             try:
-                recs = json.loads(b"[" + b",".join(payloads) + b"]")
-                if len(recs) == len(payloads) and all(isinstance(r, dict) for r in recs):
+                recs = _loads(b"[" + b",".join(payloads) + b"]")
+                if len(recs) == len(payloads) and all(type(r) is dict for r in recs):
                     return list(recs)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (*_JSONError, ValueError):
                 pass
         out: list[dict[str, Any] | _Bad] = []
         for p in payloads:
@@ -241,9 +253,9 @@ class FeatureExtractor:
         """One conversion for a clean batch; None when any value needs the careful path."""
         if not recs or not self._flat or self.format != "jsonl":
             return None if recs else np.empty((0, len(self.features)))
-        names = [p[0] for p in self._paths]
+        get = self._getter
         try:
-            X = np.array([[r[n] for n in names] for r in recs], dtype=float)
+            X = np.array([get(r) for r in recs], dtype=float).reshape(len(recs), -1)
         except (KeyError, TypeError, ValueError):
             return None
         if not np.isfinite(X).all() or (X.size and np.abs(X).max() > _MAX_ABS):

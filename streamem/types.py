@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["AnomalyRecord", "FeatureContribution", "Position", "RawEvent"]
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where an event sits in its source.
+class Position(NamedTuple):
+    """Where an event sits in its source (an immutable tuple: cheap on the hot path).
 
     Parameters
     ----------
@@ -39,9 +38,8 @@ class Position:
         return f"{self.topic}:{self.partition}:{self.offset}"
 
 
-@dataclass(frozen=True)
-class RawEvent:
-    """One undecoded event as a source delivers it.
+class RawEvent(NamedTuple):
+    """One undecoded event as a source delivers it (an immutable tuple).
 
     Parameters
     ----------

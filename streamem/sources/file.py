@@ -6,7 +6,6 @@ resume a file exactly where the model state left it.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
@@ -21,6 +20,7 @@ from streamem.types import Position, RawEvent
 __all__ = ["FileSource"]
 
 logger = logging.getLogger(__name__)
+_CHUNK = 1 << 20
 
 
 class FileSource:
@@ -69,7 +69,9 @@ class FileSource:
         self.header: bytes | None = None
         self._eof = False
         self._closed = False
-        self._pending = b""
+        self._buf = b""
+        self._pos = 0
+        self._skipping = False
         if path == "-":
             self._fh: BinaryIO = sys.stdin.buffer
             self._offset = 0
@@ -92,29 +94,56 @@ class FileSource:
         """True after the end of a file that is not followed."""
         return self._eof and not self.follow
 
-    def _readline(self) -> bytes | None:
-        """One complete line (without the newline), or None when no complete line is there."""
-        limit = self.max_event_bytes + 2
-        line = self._fh.readline(limit)
-        if not line:
-            return None
-        if not line.endswith(b"\n"):
-            if len(line) >= limit:  # over-long: skip the rest of it
-                rest = line
-                while rest and not rest.endswith(b"\n"):
-                    rest = self._fh.readline(1 << 20)
-                    self._offset += len(rest)
+    def _fill(self) -> bool:
+        """Read more bytes into the buffer; False at the (current) end of the input."""
+        if self.path == "-":
+            chunk = self._fh.read1(_CHUNK) if hasattr(self._fh, "read1") else self._fh.read(_CHUNK)
+        else:
+            chunk = self._fh.read(_CHUNK)
+        if not chunk:
+            return False
+        self._buf = self._buf[self._pos :] + chunk
+        self._pos = 0
+        return True
+
+    def _next_line(self) -> tuple[int, bytes] | None:
+        """``(start offset, line)`` of the next complete line, or None if there is none yet.
+
+        A line longer than ``max_event_bytes`` is cut to ``max_event_bytes + 1`` bytes (so the
+        decoder rejects it as too large) and the rest of it is skipped without buffering it.
+        """
+        limit = self.max_event_bytes + 1
+        while True:
+            nl = self._buf.find(b"\n", self._pos)
+            if nl >= 0:
+                start = self._offset
+                line = self._buf[self._pos : nl]
+                self._offset += nl + 1 - self._pos
+                self._pos = nl + 1
+                if self._skipping:  # the tail of an over-long line
+                    self._skipping = False
+                    continue
+                return start, line[:limit] if len(line) > limit else line
+            pending = len(self._buf) - self._pos
+            if pending > limit and not self._skipping:  # over-long: emit a prefix, skip on
+                start = self._offset
+                line = self._buf[self._pos : self._pos + limit]
+                self._offset += pending
+                self._buf, self._pos = b"", 0
+                self._skipping = True
+                return start, line
+            if self._skipping and pending:
+                self._offset += pending
+                self._buf, self._pos = b"", 0
+            if self._fill():
+                continue
+            if pending and not self.follow and not self._skipping:  # last line, no newline
+                start = self._offset
+                line = self._buf[self._pos :]
                 self._offset += len(line)
-                return line[: self.max_event_bytes + 1]
-            if self.follow:  # a line still being written: wait for its newline
-                self._fh.seek(-len(line), io.SEEK_CUR) if self._fh.seekable() else None
-                if not self._fh.seekable():
-                    self._pending += line
-                return None
-        self._offset += len(line)
-        if self._pending:
-            line, self._pending = self._pending + line, b""
-        return line.rstrip(b"\r\n")
+                self._buf, self._pos = b"", 0
+                return start, line
+            return None
 
     def poll(self, max_events: int, timeout: float) -> list[RawEvent]:
         """Up to ``max_events`` lines; blank lines are skipped (but counted in the offset)."""
@@ -124,18 +153,20 @@ class FileSource:
         deadline = time.monotonic() + timeout
         topic = self.path
         while len(out) < max_events:
-            start = self._offset
-            line = self._readline()
-            if line is None:
+            nxt = self._next_line()
+            if nxt is None:
                 self._eof = True
                 if not self.follow or out or time.monotonic() >= deadline:
                     break
                 time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
                 continue
             self._eof = False
-            if not line.strip():
+            start, line = nxt
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line or line.isspace():
                 continue
-            out.append(RawEvent(line, Position(0, start, topic), next_offset=self._offset))
+            out.append(RawEvent(line, Position(0, start, topic), None, None, self._offset))
         return out
 
     def seek(self, positions: Mapping[int, int]) -> None:
@@ -153,6 +184,7 @@ class FileSource:
                               "state directory away to start over")
         self._fh.seek(offset)
         self._offset = offset
+        self._buf, self._pos, self._skipping = b"", 0, False
         self._eof = False
 
     def commit(self, positions: Mapping[int, int]) -> None:
