@@ -110,3 +110,16 @@ def test_missing_matplotlib_names_the_extra(
             tmp_path, scores=scores, threshold=1.0, is_anomaly=scores > 1, X=x, feature_names=None
         )
     assert isinstance(info.value, StreamemError)
+
+
+def test_incidents_group_nearby_flags_and_rank_by_peak() -> None:
+    from streamem.evaluation.report import _incidents
+
+    flags = np.zeros(100, bool)
+    flags[[10, 12, 15]] = True  # one incident (gaps <= 10)
+    flags[[50, 51]] = True  # a second one
+    flags[90] = True  # a third
+    scores = np.ones(100)
+    scores[12], scores[51], scores[90] = 5.0, 9.0, 2.0
+    assert _incidents(scores, flags, 2) == [(50, 51), (10, 12)]
+    assert _incidents(scores, np.zeros(100, bool), 3) == []
