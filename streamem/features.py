@@ -13,10 +13,10 @@ import csv
 import io
 import json
 import math
-from operator import itemgetter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -26,10 +26,8 @@ try:  # orjson parses JSON ~3x faster than the stdlib; the stdlib is the fallbac
     import orjson
 
     _loads: Any = orjson.loads
-    _JSONError: tuple[type[Exception], ...] = (orjson.JSONDecodeError,)
 except ImportError:  # pragma: no cover - orjson is a dependency, this is for odd platforms
     _loads = json.loads
-    _JSONError = (json.JSONDecodeError, UnicodeDecodeError)
 
 __all__ = ["REJECT_REASONS", "DecodedBatch", "FeatureExtractor", "Rejection"]
 
@@ -190,7 +188,7 @@ class FeatureExtractor:
                 recs = _loads(b"[" + b",".join(payloads) + b"]")
                 if len(recs) == len(payloads) and all(type(r) is dict for r in recs):
                     return list(recs)
-            except (*_JSONError, ValueError):
+            except ValueError:  # orjson's and json's decode errors are ValueErrors
                 pass
         out: list[dict[str, Any] | _Bad] = []
         for p in payloads:
