@@ -1,0 +1,135 @@
+"""The Source contract, run on every implementation: file, stdin-like pipe, and Kafka (real
+broker).
+
+A source hands out events in order with positions; seeking to a stored position resumes
+exactly at the next event; commit does not change what is read; close is idempotent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from streamem.sources.base import Source
+from streamem.sources.file import FileSource
+from streamem.types import RawEvent
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+kafka_support = importlib.import_module("kafka_support")
+
+N = 50
+PAYLOADS = [f'{{"i": {i}, "x": {i * 0.5}}}'.encode() for i in range(N)]
+Factory = Callable[[], Source]
+
+
+def _file(tmp: Path) -> Factory:
+    path = tmp / "events.jsonl"
+    path.write_bytes(b"".join(p + b"\n" for p in PAYLOADS))
+    return lambda: FileSource(str(path))
+
+
+def _kafka(tmp: Path) -> Factory:
+    from streamem.sources.kafka import KafkaSource
+
+    bootstrap = kafka_support.ensure_broker()
+    topic = kafka_support.create_topic(bootstrap, kafka_support.unique_name("src-contract"))
+    kafka_support.produce(bootstrap, topic, PAYLOADS, partition=0)
+    group = kafka_support.unique_name("g")
+    return lambda: KafkaSource([bootstrap], topic, group)
+
+
+@pytest.fixture(params=[pytest.param(_file, id="file"),
+                        pytest.param(_kafka, id="kafka", marks=pytest.mark.kafka)])
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
+    yield request.param(tmp_path)
+
+
+def _drain(src: Source, n: int, timeout: float = 30.0) -> list[RawEvent]:
+    out: list[RawEvent] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        out.extend(src.poll(n - len(out), 0.5))
+    return out
+
+
+def test_events_come_in_order_with_resumable_positions(factory: Factory) -> None:
+    with factory() as src:
+        assert isinstance(src, Source)
+        events = _drain(src, N)
+        assert [e.payload for e in events] == PAYLOADS
+        offsets = [e.position.offset for e in events]
+        assert offsets == sorted(offsets) and len(set(offsets)) == N
+        for a, b in zip(events, events[1:], strict=False):
+            assert a.next_offset <= b.position.offset or a.position.partition != b.position.partition
+        ids = {e.position.id for e in events}
+        assert len(ids) == N
+
+
+def test_seek_resumes_exactly_after_the_stored_position(factory: Factory) -> None:
+    with factory() as src:
+        events = _drain(src, N)
+    mid = events[N // 2 - 1]
+    with factory() as src:
+        src.seek({mid.position.partition: mid.next_offset})
+        rest = _drain(src, N - N // 2)
+        assert [e.payload for e in rest] == PAYLOADS[N // 2 :]
+        assert src.poll(10, 0.2) == []
+
+
+def test_commit_and_lag_do_not_change_what_is_read(factory: Factory) -> None:
+    with factory() as src:
+        first = _drain(src, 10)
+        src.commit({first[-1].position.partition: first[-1].next_offset})
+        lag = src.lag()
+        assert all(v >= 0 for v in lag.values())
+        rest = _drain(src, N - 10)
+        assert [e.payload for e in first + rest] == PAYLOADS
+
+
+def test_close_is_idempotent(factory: Factory) -> None:
+    src = factory()
+    src.close()
+    src.close()
+
+
+def test_file_source_edge_cases(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    long = b'{"x": "' + b"y" * 300 + b'"}'
+    path.write_bytes(b'{"a": 1}\r\n\n   \n' + long + b"\n" + b'{"b": 2}')  # no final newline
+    with FileSource(str(path), max_event_bytes=100) as src:
+        evs = src.poll(10, 0.0)
+        assert [e.payload for e in evs] == [b'{"a": 1}', long[:101], b'{"b": 2}']
+        assert evs[-1].next_offset == path.stat().st_size
+        assert src.exhausted
+
+
+def test_follow_mode_waits_for_complete_lines(tmp_path: Path) -> None:
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": ')
+    with FileSource(str(path), follow=True, poll_interval=0.01) as src:
+        assert [e.payload for e in src.poll(10, 0.05)] == [b'{"a": 1}']
+        assert src.poll(10, 0.05) == [] and not src.exhausted
+        with path.open("ab") as fh:
+            fh.write(b"2}\n")
+        assert [e.payload for e in src.poll(10, 1.0)] == [b'{"a": 2}']
+
+
+def test_stdin_pipe(tmp_path: Path) -> None:
+    r, w = os.pipe()
+    os.write(w, b'{"a": 1}\n{"a": 2}\n')
+    os.close(w)
+    saved = sys.stdin
+    sys.stdin = os.fdopen(r, "r")
+    try:
+        with FileSource("-") as src:
+            assert [e.payload for e in src.poll(10, 0.0)] == [b'{"a": 1}', b'{"a": 2}']
+            assert src.exhausted
+    finally:
+        sys.stdin.close()
+        sys.stdin = saved
