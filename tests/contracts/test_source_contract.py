@@ -8,6 +8,7 @@ exactly at the next event; commit does not change what is read; close is idempot
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import sys
 import time
@@ -65,8 +66,9 @@ def test_events_come_in_order_with_resumable_positions(factory: Factory) -> None
         assert [e.payload for e in events] == PAYLOADS
         offsets = [e.position.offset for e in events]
         assert offsets == sorted(offsets) and len(set(offsets)) == N
-        for a, b in zip(events, events[1:], strict=False):
-            assert a.next_offset <= b.position.offset or a.position.partition != b.position.partition
+        for a, b in itertools.pairwise(events):
+            assert a.next_offset <= b.position.offset or (
+                a.position.partition != b.position.partition)
         ids = {e.position.id for e in events}
         assert len(ids) == N
 
