@@ -6,6 +6,7 @@ resume a file exactly where the model state left it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -21,6 +22,7 @@ __all__ = ["FileSource"]
 
 logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
+_BLANK = frozenset(b" \t\r\x0b\x0c")
 
 
 class FileSource:
@@ -145,6 +147,26 @@ class FileSource:
                 return start, line
             return None
 
+    def _bulk(self, need: int, topic: str) -> list[RawEvent]:
+        """Split the complete lines already buffered in one go (the common, fast case).
+
+        Returns [] when the buffered lines need the careful path (over-long, CR, blank).
+        """
+        end = self._buf.rfind(b"\n", self._pos)
+        if end < 0 or self._skipping:
+            return []
+        lines = self._buf[self._pos : end].split(b"\n", need)
+        if len(lines) > need:
+            lines.pop()  # the unsplit rest
+        if max(map(len, lines)) > self.max_event_bytes or any(
+                not ln or ln[-1] == 13 or ln[0] in _BLANK for ln in lines):
+            return []
+        bounds = list(itertools.accumulate((len(ln) + 1 for ln in lines), initial=self._offset))
+        self._pos += bounds[-1] - self._offset
+        self._offset = bounds[-1]
+        return [RawEvent(ln, Position(0, b, topic), None, None, e)
+                for ln, b, e in zip(lines, bounds, bounds[1:], strict=False)]
+
     def poll(self, max_events: int, timeout: float) -> list[RawEvent]:
         """Up to ``max_events`` lines; blank lines are skipped (but counted in the offset)."""
         if self._closed:
@@ -153,6 +175,11 @@ class FileSource:
         deadline = time.monotonic() + timeout
         topic = self.path
         while len(out) < max_events:
+            bulk = self._bulk(max_events - len(out), topic)
+            if bulk:
+                out.extend(bulk)
+                self._eof = False
+                continue
             nxt = self._next_line()
             if nxt is None:
                 self._eof = True
