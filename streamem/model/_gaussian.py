@@ -20,11 +20,15 @@ __all__ = [
     "conditional_fill",
     "estimate_log_gaussian_prob",
     "estimate_log_gaussian_prob_missing",
+    "has_nan",
     "log_chi2_sf",
     "log_det_cholesky",
     "mixture_log_tail",
     "precision_cholesky",
+    "row_logsumexp",
+    "row_max",
     "safe_cholesky",
+    "stacked_factors",
 ]
 
 Array = NDArray[np.float64]
@@ -78,6 +82,51 @@ def safe_cholesky(cov: Array, reg_covar: float) -> Array:
 
 
 _MIN_RCOND = 1e-10
+_SMALL = 32  # below this many rows plain numpy reductions beat the large-batch layouts
+
+
+def has_nan(X: Array) -> bool:
+    """True if any entry is NaN (one reduction: ``min`` propagates NaN).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> has_nan(np.array([[1.0, np.nan]])), has_nan(np.ones((2, 2)))
+    (True, False)
+    """
+    return bool(X.size) and bool(np.isnan(np.min(X)))
+
+
+def row_max(A: Array) -> Array:
+    """``A.max(axis=1)`` for a short second axis, via a contiguous transpose (much faster).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> row_max(np.array([[1.0, 3.0], [4.0, 2.0]])).tolist()
+    [3.0, 4.0]
+    """
+    if A.shape[0] < _SMALL:
+        small: Array = A.max(axis=1)
+        return small
+    out: Array = np.ascontiguousarray(A.T).max(axis=0)
+    return out
+
+
+def row_logsumexp(A: Array) -> Array:
+    """``log(sum(exp(A), axis=1))``, stable, with the fast row reductions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(float(row_logsumexp(np.log(np.array([[0.2, 0.6]])))[0]), 6)
+    -0.223144
+    """
+    top = row_max(A)
+    e = np.exp(A - top[:, None])  # underflow to 0 is harmless
+    total = e.sum(axis=1) if A.shape[0] < _SMALL else e @ np.ones(A.shape[1])
+    out: Array = top + np.log(total)
+    return out
 
 
 def condition_covariances(cov: Array, covariance_type: str, reg_covar: float) -> Array:
@@ -181,12 +230,43 @@ def log_det_cholesky(prec_chol: Array, covariance_type: str) -> Array:
     return out
 
 
+def stacked_factors(means: Array, prec_chol: Array) -> tuple[Array, Array]:
+    """The full-covariance scoring factors in one-GEMM layout (cache them per M-step).
+
+    Parameters
+    ----------
+    means
+        Shape (n_components, n_features).
+    prec_chol
+        Shape (n_components, n_features, n_features), from :func:`precision_cholesky`.
+
+    Returns
+    -------
+    ucat
+        Shape (n_features, n_components * n_features): the ``U_k`` side by side.
+    mu_u
+        Shape (1, n_components * n_features): the ``mu_k^T U_k`` side by side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ucat, mu_u = stacked_factors(np.ones((2, 3)), np.broadcast_to(np.eye(3), (2, 3, 3)))
+    >>> ucat.shape, mu_u.tolist()
+    ((3, 6), [[1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
+    """
+    K, d = means.shape
+    ucat = np.ascontiguousarray(np.transpose(prec_chol, (1, 0, 2)).reshape(d, K * d))
+    mu_u = np.einsum("kd,kde->ke", means, prec_chol).reshape(1, K * d)
+    return ucat, mu_u
+
+
 def estimate_log_gaussian_prob(
     X: Array,
     means: Array,
     prec_chol: Array,
     covariance_type: str,
     log_det: Array | None = None,
+    factors: tuple[Array, Array] | None = None,
 ) -> Array:
     """Log density of each sample under each component, for complete rows.
 
@@ -205,6 +285,8 @@ def estimate_log_gaussian_prob(
         ``"full"`` or ``"diag"``.
     log_det
         Precomputed :func:`log_det_cholesky` of ``prec_chol`` (optional, saves time).
+    factors
+        Precomputed :func:`stacked_factors` (full covariances only; optional, saves time).
 
     Returns
     -------
@@ -234,12 +316,15 @@ def estimate_log_gaussian_prob(
         )
         np.maximum(maha, 0.0, out=maha)
     else:
-        ucat = np.transpose(prec_chol, (1, 0, 2)).reshape(d, K * d)
-        mu_u = np.einsum("kd,kde->ke", means, prec_chol).reshape(1, K * d)
+        ucat, mu_u = factors if factors is not None else stacked_factors(means, prec_chol)
         Y = X @ ucat
         Y -= mu_u
-        Y *= Y
-        maha = Y.reshape(n, K, d).sum(axis=2)
+        if n < _SMALL:
+            Y *= Y
+            maha = Y.reshape(n, K, d).sum(axis=2)
+        else:
+            Y3 = Y.reshape(n, K, d)
+            maha = np.einsum("nkd,nkd->nk", Y3, Y3)
     out: Array = -0.5 * (d * LOG_2PI + maha) + log_det[None, :]
     return out
 
@@ -491,7 +576,5 @@ def mixture_log_tail(
     if df_arr.ndim == 1:
         df_arr = df_arr[:, None]
     terms = log_chi2_sf(c, df_arr) + log_weights[None, :]
-    top = terms.max(axis=1)
-    total = np.exp(terms - top[:, None]).sum(axis=1)
-    out: Array = np.minimum(top + np.log(total), 0.0)
+    out: Array = np.minimum(row_logsumexp(terms), 0.0)
     return out

@@ -10,7 +10,9 @@ from streamem.model._gaussian import (
     conditional_fill,
     estimate_log_gaussian_prob,
     estimate_log_gaussian_prob_missing,
+    has_nan,
     log_det_cholesky,
+    row_logsumexp,
 )
 
 __all__ = ["estimate_weighted_log_prob", "log_normalize", "sufficient_statistics"]
@@ -40,10 +42,7 @@ def log_normalize(weighted_log_prob: Array) -> tuple[Array, Array]:
     >>> np.round(np.exp(lr), 2).tolist(), round(float(np.exp(lp[0])), 2)
     ([[0.25, 0.75]], 0.8)
     """
-    top = weighted_log_prob.max(axis=1)
-    shifted = weighted_log_prob - top[:, None]
-    total = np.exp(shifted).sum(axis=1)  # underflow is ignored by numpy's defaults
-    log_prob_norm = top + np.log(total)
+    log_prob_norm = row_logsumexp(weighted_log_prob)
     log_resp: Array = weighted_log_prob - log_prob_norm[:, None]
     return log_prob_norm, log_resp
 
@@ -57,6 +56,7 @@ def estimate_weighted_log_prob(
     covariance_type: str,
     reg_covar: float,
     log_det: Array | None = None,
+    factors: tuple[Array, Array] | None = None,
 ) -> tuple[Array, Array, Array | float]:
     """``log pi_k + log N_k(x_o)`` for rows that may contain NaN.
 
@@ -75,6 +75,8 @@ def estimate_weighted_log_prob(
         Variance floor for marginal factorisations.
     log_det
         Precomputed ``log|U_k|`` of ``prec_chol``, shape (n_components,) (optional).
+    factors
+        Precomputed ``stacked_factors(means, prec_chol)`` for full covariances (optional).
 
     Returns
     -------
@@ -99,20 +101,22 @@ def estimate_weighted_log_prob(
     [1.0, 2.0]
     """
     n, d = X.shape
-    nan = np.isnan(X)
-    row_missing = nan.any(axis=1)
     if log_det is None:
         log_det = log_det_cholesky(prec_chol, covariance_type)
     base_lnc = log_det - 0.5 * d * LOG_2PI
-    if not row_missing.any():
-        lp = estimate_log_gaussian_prob(X, means, prec_chol, covariance_type, log_det)
+    if not has_nan(X):
+        lp = estimate_log_gaussian_prob(X, means, prec_chol, covariance_type, log_det, factors)
         lp += log_weights[None, :]
         return lp, base_lnc, float(d)
+    nan = np.isnan(X)
+    row_missing = nan.any(axis=1)
     lp = np.empty((n, means.shape[0]))
     lnc = np.empty_like(lp)
     full = ~row_missing
     if full.any():
-        lp[full] = estimate_log_gaussian_prob(X[full], means, prec_chol, covariance_type, log_det)
+        lp[full] = estimate_log_gaussian_prob(
+            X[full], means, prec_chol, covariance_type, log_det, factors
+        )
         lnc[full] = base_lnc
     lp_m, lnc_m = estimate_log_gaussian_prob_missing(
         X[row_missing], means, covariances, covariance_type, reg_covar
@@ -174,8 +178,8 @@ def sufficient_statistics(
     d = X.shape[1]
     K = resp.shape[1]
     nk = resp.sum(axis=0)
-    row_missing = np.isnan(X).any(axis=1)
-    if row_missing.any():
+    row_missing = np.isnan(X).any(axis=1) if has_nan(X) else None
+    if row_missing is not None:
         full = ~row_missing
         Xc, Rc = X[full] - center, resp[full]
     else:
@@ -186,7 +190,7 @@ def sufficient_statistics(
     else:
         nc = Xc.shape[0]
         sxx = ((Rc[:, :, None] * Xc[:, None, :]).reshape(nc, K * d).T @ Xc).reshape(K, d, d)
-    if row_missing.any():
+    if row_missing is not None:
         Rm = resp[row_missing]
         Xf, cc = conditional_fill(X[row_missing], means, covariances, covariance_type, reg_covar)
         Xf -= center

@@ -10,8 +10,10 @@ from numpy.typing import ArrayLike, NDArray
 from streamem.errors import InvalidInputError, NotFittedError, StateError
 from streamem.model._gaussian import (
     condition_covariances,
+    has_nan,
     log_det_cholesky,
     precision_cholesky,
+    stacked_factors,
 )
 from streamem.model._init import fit_batch_em, map_covariances, select_components
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
@@ -286,8 +288,14 @@ class OnlineGMM:
         )
         self._log_weights = np.log(self.weights_)
         self._log_det = log_det_cholesky(self.precisions_cholesky_, self.covariance_type)
+        self._factors = self._scoring_factors()
         self._pending = 0
         self.generation_ += 1
+
+    def _scoring_factors(self) -> tuple[Array, Array] | None:
+        if self.covariance_type != "full":
+            return None
+        return stacked_factors(self.means_, self.precisions_cholesky_)
 
     def _estimate(self, X: Array) -> tuple[Array, Array, Array, Array | float]:
         """E-step: ``log f(x)``, log responsibilities, log normalising constants, ``d_o``."""
@@ -299,6 +307,7 @@ class OnlineGMM:
         wlp, lnc, do = estimate_weighted_log_prob(
             X, self._log_weights, self.means_, self.covariances_,
             self.precisions_cholesky_, self.covariance_type, self.reg_covar, self._log_det,
+            self._factors,
         )
         lpn, log_resp = log_normalize(wlp)
         return lpn, log_resp, lnc, do
@@ -346,7 +355,7 @@ class OnlineGMM:
             self._reseed_dead()
 
     def _update_reservoir(self, X: Array) -> None:
-        complete = X[~np.isnan(X).any(axis=1)]
+        complete = X[~np.isnan(X).any(axis=1)] if has_nan(X) else X
         m = complete.shape[0]
         if m == 0 or self.reservoir_size == 0:
             return
@@ -499,6 +508,7 @@ class OnlineGMM:
             )
             m._log_weights = np.log(m.weights_)
             m._log_det = log_det_cholesky(m.precisions_cholesky_, m.covariance_type)
+            m._factors = m._scoring_factors()
             m._pending = int(state["pending"])
             m.generation_ = int(state["generation"])
         except (KeyError, TypeError, ValueError) as exc:

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError, StateError
-from streamem.model._gaussian import LOG_2PI, log_det_cholesky, mixture_log_tail
+from streamem.model._gaussian import LOG_2PI, has_nan, log_det_cholesky, mixture_log_tail
 from streamem.model.gmm import OnlineGMM, check_array
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.explain import conditional_zscores
@@ -206,10 +206,8 @@ class Detector:
         Z = self.scaler_.transform(A)
         lpn, log_resp, u = self._calibrated(Z)
         log_scale = self._log_scale
-        if n and np.isnan(A).any():
-            scores = -(lpn - (~np.isnan(A)) @ log_scale)
-        else:
-            scores = -(lpn - log_scale.sum())
+        observed_log_scale = (~np.isnan(A)) @ log_scale if has_nan(A) else log_scale.sum()
+        scores = -(lpn - observed_log_scale)
         thr = self.threshold_model_.threshold_
         flagged = u > thr
         learn = ~flagged if self.protect_model else np.ones(n, dtype=bool)

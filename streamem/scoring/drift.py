@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.model._gaussian import precision_cholesky
+from streamem.model._gaussian import log_det_cholesky, precision_cholesky, stacked_factors
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize
 
 __all__ = ["DriftMonitor", "gaussian_kl"]
@@ -101,7 +101,7 @@ class DriftMonitor:
         self.cusum_hi_ = 0.0
         self.cusum_lo_ = 0.0
         self.alarms_ = 0
-        self.divergence_ = 0.0
+        self._divergence = 0.0
         self.drift_detected_ = False
         self._hold_left = 0
         self._sum = 0.0
@@ -109,8 +109,33 @@ class DriftMonitor:
         self._events = 0
         self._phase = 0
         self._ref: dict[str, Any] | None = None
-        self.weight_change_: Array = np.zeros(0)
-        self.mean_shift_: Array = np.zeros(0)
+        self._ref_cache: tuple[Array, tuple[Array, Array] | None] | None = None
+        self._weight_change: Array = np.zeros(0)
+        self._mean_shift: Array = np.zeros(0)
+        # live parameters captured at the last window end; compared lazily (on first read)
+        self._live: tuple[Array, Array, Array] | None = None
+
+    @property
+    def divergence_(self) -> float:
+        """Symmetric KL bound between the reference and the live model at the last window end.
+
+        Identity pairing of components: ``KL(w0||w1) + KL(w1||w0)`` plus the weighted
+        component KLs both ways (an upper bound of the mixtures' symmetric KL).
+        """
+        self._compare()
+        return self._divergence
+
+    @property
+    def weight_change_(self) -> Array:
+        """Live minus reference component weights at the last window end, shape (K,)."""
+        self._compare()
+        return self._weight_change
+
+    @property
+    def mean_shift_(self) -> Array:
+        """Mahalanobis distance (reference metric) each component mean moved, shape (K,)."""
+        self._compare()
+        return self._mean_shift
 
     @property
     def cusum_(self) -> float:
@@ -129,20 +154,30 @@ class DriftMonitor:
             "reg_covar": model.reg_covar,
         }
         self._ref = ref
+        self._ref_cache = None
         nll = self._ref_nll(sample) if len(sample) else np.zeros(1)
         self._mu0 = float(np.mean(nll))
         self._sd0 = max(float(np.std(nll)), 1e-6)
         self.cusum_hi_ = self.cusum_lo_ = 0.0
         self._sum, self._count, self._events = 0.0, 0, 0
-        self.weight_change_ = np.zeros(len(ref["weights"]))
-        self.mean_shift_ = np.zeros(len(ref["weights"]))
+        self._weight_change = np.zeros(len(ref["weights"]))
+        self._mean_shift = np.zeros(len(ref["weights"]))
+        self._divergence = 0.0
+        self._live = None
 
     def _ref_nll(self, X: Array) -> Array:
         r = self._ref
         assert r is not None
+        if self._ref_cache is None:
+            ct = r["covariance_type"]
+            self._ref_cache = (
+                log_det_cholesky(r["prec_chol"], ct),
+                stacked_factors(r["means"], r["prec_chol"]) if ct == "full" else None,
+            )
+        log_det, factors = self._ref_cache
         wlp, _, _ = estimate_weighted_log_prob(
             X, r["log_weights"], r["means"], r["covariances"], r["prec_chol"],
-            r["covariance_type"], r["reg_covar"],
+            r["covariance_type"], r["reg_covar"], log_det, factors,
         )
         lpn, _ = log_normalize(wlp)
         return -lpn
@@ -169,7 +204,7 @@ class DriftMonitor:
         self.cusum_hi_ = max(0.0, self.cusum_hi_ + z - self.k)
         self.cusum_lo_ = max(0.0, self.cusum_lo_ - z - self.k)
         self._sum, self._count, self._events = 0.0, 0, 0
-        self._compare(model)
+        self._live = (model.weights_, model.means_, model.covariances_)  # replaced, not mutated
         if self.cusum_ > self.h:
             self.alarms_ += 1
             self._hold_left = self.hold
@@ -178,23 +213,27 @@ class DriftMonitor:
             self._hold_left = max(0, self._hold_left - 1)
         self.drift_detected_ = self._hold_left > 0
 
-    def _compare(self, model: Any) -> None:
-        r = self._ref
-        assert r is not None
-        if len(model.weights_) != len(r["weights"]):
+    def _compare(self) -> None:
+        """Compute the divergence figures for the live parameters captured last (if new)."""
+        r, live = self._ref, self._live
+        if r is None or live is None:
             return
-        w0, w1 = r["weights"], model.weights_
-        kl01 = gaussian_kl(r["means"], r["covariances"], model.means_, model.covariances_)
-        kl10 = gaussian_kl(model.means_, model.covariances_, r["means"], r["covariances"])
+        self._live = None
+        w1, means, covs = live
+        if len(w1) != len(r["weights"]):
+            return
+        w0 = r["weights"]
+        kl01 = gaussian_kl(r["means"], r["covariances"], means, covs)
+        kl10 = gaussian_kl(means, covs, r["means"], r["covariances"])
         dw = float(np.sum(w0 * np.log(w0 / w1)) + np.sum(w1 * np.log(w1 / w0)))
-        self.divergence_ = float(dw + np.sum(w0 * kl01) + np.sum(w1 * kl10))
-        self.weight_change_ = w1 - w0
-        diff = model.means_ - r["means"]
+        self._divergence = float(dw + np.sum(w0 * kl01) + np.sum(w1 * kl10))
+        self._weight_change = w1 - w0
+        diff = means - r["means"]
         if r["prec_chol"].ndim == 3:
             y = np.einsum("kd,kde->ke", diff, r["prec_chol"])
         else:
             y = diff * r["prec_chol"]
-        self.mean_shift_ = np.sqrt(np.sum(y * y, axis=1))
+        self._mean_shift = np.sqrt(np.sum(y * y, axis=1))
 
     def to_state(self) -> dict[str, Any]:
         """Plain arrays and scalars."""
@@ -214,7 +253,7 @@ class DriftMonitor:
         """Rebuild from :meth:`to_state`."""
         m = cls(state["window"], state["stride"], state["k"], state["h"], state["hold"])
         m.cusum_hi_, m.cusum_lo_ = state["cusum_hi"], state["cusum_lo"]
-        m.alarms_, m.divergence_ = int(state["alarms"]), state["divergence"]
+        m.alarms_, m._divergence = int(state["alarms"]), float(state["divergence"])
         m._hold_left, m._sum = int(state["hold_left"]), state["sum"]
         m._count, m._events = int(state["count"]), int(state["events"])
         m._phase = int(state["phase"])
@@ -224,7 +263,7 @@ class DriftMonitor:
             m._ref["prec_chol"] = precision_cholesky(
                 m._ref["covariances"], m._ref["covariance_type"], m._ref["reg_covar"]
             )
-        m.weight_change_ = np.asarray(state["weight_change"], dtype=float)
-        m.mean_shift_ = np.asarray(state["mean_shift"], dtype=float)
+        m._weight_change = np.asarray(state["weight_change"], dtype=float)
+        m._mean_shift = np.asarray(state["mean_shift"], dtype=float)
         m.drift_detected_ = m._hold_left > 0
         return m
