@@ -37,6 +37,14 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
+    def due(self, key: str) -> bool:
+        """True (and restart the clock) when ``key`` was not due within ``interval`` seconds."""
+        now = time.monotonic()
+        if now - self._last.get(key, -1e18) < self._interval:
+            return False
+        self._last[key] = now
+        return True
+
     def warning(self, key: str, msg: str, *args: object) -> bool:
         """Log ``msg % args`` unless ``key`` was logged recently; return whether it was."""
         now = time.monotonic()

@@ -20,9 +20,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from streamem.errors import ConfigError, SinkError
+from streamem.logs import RateLimitedLog
 from streamem.sinks.base import Incident, SinkStats
 from streamem.sinks.payload import anomaly_document, dumps, incident_document
-from streamem.sources.kafka import KafkaSecurity, RateLimitedLog
+from streamem.sources.kafka import KafkaSecurity
 from streamem.types import AnomalyRecord
 
 __all__ = ["KafkaDeadLetterSink", "KafkaSink"]

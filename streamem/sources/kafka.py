@@ -35,6 +35,7 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from streamem.errors import ConfigError, SourceError
+from streamem.logs import RateLimitedLog
 from streamem.sources.base import RebalanceListener
 from streamem.types import Position, RawEvent
 
@@ -188,49 +189,6 @@ class SourceStats:
     commits: int = 0
     commit_failures: int = 0
     errors: int = 0
-
-
-class RateLimitedLog:
-    """Log a recurring condition at most once per ``interval`` seconds per key.
-
-    Parameters
-    ----------
-    log
-        The logger to write to.
-    interval
-        Minimum seconds between two messages with the same key.
-
-    Examples
-    --------
-    >>> r = RateLimitedLog(logging.getLogger("x"), interval=60.0)
-    >>> r.warning("down", "broker %s down", "b1"), r.warning("down", "broker %s down", "b1")
-    (True, False)
-    """
-
-    def __init__(self, log: logging.Logger, interval: float = 30.0) -> None:
-        self._log, self._interval = log, interval
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def due(self, key: str) -> bool:
-        """True (and restart the clock) when ``key`` was not due within ``interval`` seconds."""
-        now = time.monotonic()
-        if now - self._last.get(key, -1e18) < self._interval:
-            return False
-        self._last[key] = now
-        return True
-
-    def warning(self, key: str, msg: str, *args: object) -> bool:
-        """Log ``msg % args`` unless ``key`` was logged recently; return whether it was."""
-        now = time.monotonic()
-        if now - self._last.get(key, -1e18) < self._interval:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return False
-        skipped = self._suppressed.pop(key, 0)
-        suffix = f" ({skipped} similar messages suppressed)" if skipped else ""
-        self._log.warning(msg + suffix, *args)
-        self._last[key] = now
-        return True
 
 
 class _Listener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
