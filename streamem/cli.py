@@ -169,8 +169,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.log_format or args.log_level:
         level = (args.log_level or lc.level).upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError("--log-level", f"{args.log_level!r}; use DEBUG, INFO, WARNING or ERROR")
-        lc = dataclasses.replace(lc, format=args.log_format or lc.format, level=level)
+            raise ConfigError("--log-level", f"{args.log_level!r} is not a level; use DEBUG, "
+                              "INFO, WARNING or ERROR")
+        lc = dataclasses.replace(lc, format=args.log_format or lc.format, level=level)  # type: ignore[arg-type]
     setup_logging(lc.level, lc.format, cfg.secrets())
     logger.info("streamem %s starting: source %s, %d features, state in %s", __version__,
                 cfg.source.type, len(cfg.fields.features), cfg.checkpoint.dir)
