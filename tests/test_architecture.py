@@ -1,0 +1,64 @@
+"""Architecture rules that a refactor must not break: the pure core, one adapter per outside
+library, and a public API that is exactly what ``__all__`` says."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import streamem
+
+PKG = Path(streamem.__file__).resolve().parent
+OUTSIDE = {"kafka", "prometheus_client", "yaml", "httpx", "orjson", "matplotlib"}
+# the only modules allowed to import each outside library
+ADAPTERS = {
+    "kafka": {"sources/kafka.py", "sinks/kafka.py", "state/kafka_store.py"},
+    "prometheus_client": {"metrics.py"},
+    "yaml": {"config.py"},
+    "httpx": {"sinks/http.py"},
+    "orjson": {"features.py"},
+    "matplotlib": {"evaluation/report.py"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_each_outside_library_has_its_adapter_modules_only() -> None:
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG).as_posix()
+        for lib in _imports(path) & OUTSIDE:
+            assert rel in ADAPTERS[lib], f"{rel} imports {lib}; only {ADAPTERS[lib]} may"
+
+
+def test_core_imports_only_numpy_scipy_and_itself() -> None:
+    allowed = {"numpy", "scipy", "streamem", "__future__"} | set(sys.stdlib_module_names)
+    for sub in ("model", "scoring"):
+        for path in (PKG / sub).rglob("*.py"):
+            bad = _imports(path) - allowed
+            assert not bad, f"{path.relative_to(PKG)} imports {bad}"
+
+
+def test_import_streamem_loads_no_adapter_library() -> None:
+    code = ("import sys, streamem; streamem.Detector(); streamem.OnlineGMM(); "
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(OUTSIDE)!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_public_api_is_exactly_all() -> None:
+    public = {n for n in dir(streamem) if not n.startswith("_")} - {
+        "errors", "model", "scoring", "types", "annotations"}  # submodules; __future__ flag
+    assert public == set(streamem.__all__) - {"__version__"}
+    for name in streamem.__all__:
+        assert getattr(streamem, name) is not None
