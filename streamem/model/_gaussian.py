@@ -94,7 +94,7 @@ def has_nan(X: Array) -> bool:
     >>> has_nan(np.array([[1.0, np.nan]])), has_nan(np.ones((2, 2)))
     (True, False)
     """
-    return bool(X.size) and bool(np.isnan(np.min(X)))
+    return bool(X.size) and bool(np.isnan(X.min()))
 
 
 def row_max(A: Array) -> Array:
@@ -513,22 +513,31 @@ def log_chi2_sf(x: Array, df: Array | float) -> Array:
     True
     """
     x = np.asarray(x, dtype=float)
-    dfa = np.asarray(df, dtype=float)
-    if dfa.ndim == 0 or np.all(dfa == dfa.flat[0]):
+    if isinstance(df, float):
+        d0 = df
+    else:
+        dfa = np.asarray(df, dtype=float)
         d0 = float(dfa.flat[0])
-        tab = _table(d0)
-        pos = np.clip(x, 0.0, None) * (1.0 / _TABLE_STEP)
-        i = np.minimum(pos.astype(np.int64), len(tab) - 2)
-        frac = pos - i
-        out: Array = tab[i] + frac * (tab[i + 1] - tab[i])
+        if dfa.ndim and not (dfa == d0).all():
+            return _log_chi2_sf_mixed_df(x, dfa)
+    tab = _table(d0)
+    pos = np.maximum(x, 0.0)
+    pos *= 1.0 / _TABLE_STEP
+    i = pos.astype(np.int64)
+    np.minimum(i, len(tab) - 2, out=i)
+    lo = tab[i]
+    out: Array = lo + (pos - i) * (tab[i + 1] - lo)
+    if x.size and x.max() > _TABLE_MAX:
         far = x > _TABLE_MAX
-        if far.any():
-            out[far] = _log_chi2_sf_exact(x[far], d0)
-        if d0 < 4.0:  # log S is not smooth at 0 for df < 4: interpolation would be off there
-            near = x < 1.0
-            if near.any():
-                out[near] = _log_chi2_sf_exact(x[near], d0)
-        return out
+        out[far] = _log_chi2_sf_exact(x[far], d0)
+    if d0 < 4.0:  # log S is not smooth at 0 for df < 4: interpolation would be off there
+        near = x < 1.0
+        if near.any():
+            out[near] = _log_chi2_sf_exact(x[near], d0)
+    return out
+
+
+def _log_chi2_sf_mixed_df(x: Array, dfa: Array) -> Array:
     dfb = np.broadcast_to(dfa, x.shape)
     res = np.empty(x.shape)
     for value in np.unique(dfb):
