@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.model._gaussian import (
-    LOG_2PI,
-    conditional_fill,
-    estimate_log_gaussian_prob,
-    estimate_log_gaussian_prob_missing,
-    has_nan,
-    log_det_cholesky,
-    row_logsumexp,
-)
+from streamem.model._gaussian import LOG_2PI, estimate_log_gaussian_prob, log_det_cholesky
+from streamem.model._missing import conditional_fill, estimate_log_gaussian_prob_missing
+from streamem.model._numeric import has_nan, row_logsumexp
 
 __all__ = ["estimate_weighted_log_prob", "log_normalize", "sufficient_statistics"]
 

@@ -10,12 +10,12 @@ from numpy.typing import ArrayLike, NDArray
 from streamem.errors import InvalidInputError, NotFittedError, StateError
 from streamem.model._gaussian import (
     condition_covariances,
-    has_nan,
     log_det_cholesky,
     precision_cholesky,
     stacked_factors,
 )
 from streamem.model._init import fit_batch_em, map_covariances, select_components
+from streamem.model._numeric import has_nan
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
 
 __all__ = ["OnlineGMM"]

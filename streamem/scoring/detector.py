@@ -10,7 +10,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError, StateError
-from streamem.model._gaussian import LOG_2PI, has_nan, log_det_cholesky, mixture_log_tail
+from streamem.model._gaussian import LOG_2PI, log_det_cholesky
+from streamem.model._numeric import has_nan
+from streamem.model._tail import mixture_log_tail
 from streamem.model.gmm import OnlineGMM, check_array
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.explain import conditional_zscores

@@ -13,16 +13,11 @@ from gmm_testkit import naive_conditional, random_pd
 from scipy.special import gammaln, logsumexp
 from scipy.stats import chi2, multivariate_normal
 
-from streamem.model._gaussian import (
-    conditional_fill,
-    estimate_log_gaussian_prob,
-    estimate_log_gaussian_prob_missing,
-    log_chi2_sf,
-    mixture_log_tail,
-    precision_cholesky,
-)
+from streamem.model._gaussian import estimate_log_gaussian_prob, precision_cholesky
 from streamem.model._init import map_covariances
+from streamem.model._missing import conditional_fill, estimate_log_gaussian_prob_missing
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
+from streamem.model._tail import log_chi2_sf, mixture_log_tail
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.drift import gaussian_kl
 from streamem.scoring.explain import conditional_zscores

@@ -120,7 +120,7 @@ def test_missing_at_random_recovers_parameters() -> None:
 
 def test_second_moment_correction_prevents_shrinkage(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the conditional-covariance term the missing features' variances shrink."""
-    from streamem.model._gaussian import conditional_fill as real_fill
+    from streamem.model._missing import conditional_fill as real_fill
 
     rng = np.random.default_rng(7)
     d = 4

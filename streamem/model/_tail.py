@@ -1,0 +1,141 @@
+"""Private calibration kernels: chi-square tail (tabulated) and the mixture tail bound."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import gammaincc, gammaln
+
+from streamem.model._numeric import row_logsumexp
+
+__all__ = ["log_chi2_sf", "mixture_log_tail"]
+
+Array = NDArray[np.float64]
+
+_TABLE_STEP = 1.0 / 64.0
+_TABLE_MAX = 400.0
+_TABLES: dict[float, Array] = {}
+
+
+def _log_chi2_sf_exact(x: Array, df: Array | float) -> Array:
+    a = 0.5 * np.asarray(df, dtype=float)
+    h = 0.5 * np.maximum(x, 0.0)
+    with np.errstate(divide="ignore"):
+        direct = np.log(gammaincc(a, h))
+    # Q(a, h) ~ h^(a-1) e^-h / Gamma(a) * (1 + (a-1)/h + (a-1)(a-2)/h^2)
+    hh = np.maximum(h, 1.0)
+    series = 1.0 + (a - 1.0) / hh + (a - 1.0) * (a - 2.0) / hh**2
+    asym = (a - 1.0) * np.log(hh) - hh - gammaln(a) + np.log(np.maximum(series, 1e-300))
+    out: Array = np.where(direct > -600.0, direct, asym)
+    return out
+
+
+def _table(df: float) -> Array:
+    tab = _TABLES.get(df)
+    if tab is None:
+        grid = np.arange(0.0, _TABLE_MAX + _TABLE_STEP, _TABLE_STEP)
+        tab = _log_chi2_sf_exact(grid, df)
+        _TABLES[df] = tab
+    return tab
+
+
+def log_chi2_sf(x: Array, df: Array | float) -> Array:
+    """Log survival function of the chi-square distribution, finite far into the tail.
+
+    For speed, values come from a per-``df`` table of ``log(gammaincc)`` (step 1/64 up to
+    400) with linear interpolation, absolute error below 1e-5 in log space (exact values are
+    used below 1 for ``df < 4``, where the log survival function is not smooth); beyond the
+    table the leading terms of the asymptotic expansion of the upper incomplete gamma
+    function are used (relative error below 1e-5 for ``df <= 20``).
+
+    Parameters
+    ----------
+    x
+        Points, any shape.
+    df
+        Degrees of freedom, a scalar or broadcastable to ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.stats import chi2
+    >>> bool(np.isclose(log_chi2_sf(np.array([23.2]), 10.0)[0], chi2(10).logsf(23.2)))
+    True
+    >>> bool(np.isfinite(log_chi2_sf(np.array([1e5]), 10.0)[0]))
+    True
+    """
+    x = np.asarray(x, dtype=float)
+    if isinstance(df, float):
+        d0 = df
+    else:
+        dfa = np.asarray(df, dtype=float)
+        d0 = float(dfa.flat[0])
+        if dfa.ndim and not (dfa == d0).all():
+            return _log_chi2_sf_mixed_df(x, dfa)
+    tab = _table(d0)
+    pos = np.maximum(x, 0.0)
+    pos *= 1.0 / _TABLE_STEP
+    i = pos.astype(np.int64)
+    np.minimum(i, len(tab) - 2, out=i)
+    lo = tab[i]
+    out: Array = lo + (pos - i) * (tab[i + 1] - lo)
+    if x.size and x.max() > _TABLE_MAX:
+        far = x > _TABLE_MAX
+        out[far] = _log_chi2_sf_exact(x[far], d0)
+    if d0 < 4.0:  # log S is not smooth at 0 for df < 4: interpolation would be off there
+        near = x < 1.0
+        if near.any():
+            out[near] = _log_chi2_sf_exact(x[near], d0)
+    return out
+
+
+def _log_chi2_sf_mixed_df(x: Array, dfa: Array) -> Array:
+    dfb = np.broadcast_to(dfa, x.shape)
+    res = np.empty(x.shape)
+    for value in np.unique(dfb):
+        sel = dfb == value
+        res[sel] = log_chi2_sf(x[sel], float(value))
+    return res
+
+
+def mixture_log_tail(
+    log_weights: Array, log_norm_const: Array, log_prob_norm: Array, df: Array | float
+) -> Array:
+    """Log of the chi-square mixture bound on the density-level tail probability.
+
+    ``tau(x) = P(f(X) <= f(x)) <= sum_k pi_k S_{chi2_d}(c_k)`` with
+    ``c_k = 2 (log pi_k + log|U_k| - d/2 log 2 pi - log f(x))`` (design note, section 4.2).
+
+    Parameters
+    ----------
+    log_weights
+        ``log pi_k``, shape (n_components,).
+    log_norm_const
+        ``log|U_k| - d_o/2 log 2 pi`` of the observed block, shape (n_samples, n_components)
+        or (n_components,).
+    log_prob_norm
+        ``log f(x)``, shape (n_samples,).
+    df
+        Observed dimension ``d_o`` per row, shape (n_samples,), or a scalar.
+
+    Returns
+    -------
+    log_tau
+        Shape (n_samples,), in ``(-inf, 0]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.stats import norm
+    >>> lnc = np.array([-0.5 * np.log(2 * np.pi)])
+    >>> lt = mixture_log_tail(np.array([0.0]), lnc, np.array([norm.logpdf(2.0)]), 1.0)
+    >>> bool(np.isclose(np.exp(lt[0]), 2 * norm.sf(2.0)))
+    True
+    """
+    c = 2.0 * (log_weights[None, :] + log_norm_const - log_prob_norm[:, None])
+    df_arr = np.asarray(df, dtype=float)
+    if df_arr.ndim == 1:
+        df_arr = df_arr[:, None]
+    terms = log_chi2_sf(c, df_arr) + log_weights[None, :]
+    out: Array = np.minimum(row_logsumexp(terms), 0.0)
+    return out
