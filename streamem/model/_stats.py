@@ -9,7 +9,12 @@ from streamem.model._gaussian import LOG_2PI, estimate_log_gaussian_prob, log_de
 from streamem.model._missing import conditional_fill, estimate_log_gaussian_prob_missing
 from streamem.model._numeric import has_nan, row_logsumexp
 
-__all__ = ["estimate_weighted_log_prob", "log_normalize", "sufficient_statistics"]
+__all__ = [
+    "centred_update",
+    "estimate_weighted_log_prob",
+    "log_normalize",
+    "sufficient_statistics",
+]
 
 Array = NDArray[np.float64]
 
@@ -194,3 +199,73 @@ def sufficient_statistics(
         else:
             sxx += np.einsum("nk,nki,nkj->kij", Rm, Xf, Xf) + np.einsum("nk,nkij->kij", Rm, cc)
     return nk, sx, sxx
+
+
+def centred_update(
+    s0: Array,
+    mu: Array,
+    C: Array,
+    nk: Array,
+    sx: Array,
+    sxx: Array,
+    center: Array,
+    gamma: float,
+    rho_max: float,
+    n_samples: int,
+) -> tuple[Array, Array, Array]:
+    """One stepwise-EM step on the centred statistics ``(s0, mu, C)`` (design note, 1.3).
+
+    ``s0' = (1-g) s0 + g b0``; with the per-component step ``rho_k = g b0_k / s0'_k``
+    (capped at ``max(rho_max, g)``): ``mu' = mu + rho (m_b - mu)`` and
+    ``C' = (1-rho) C + rho S_b + rho (1-rho) (m_b - mu)(m_b - mu)^T``.
+
+    Parameters
+    ----------
+    s0, mu, C
+        Current weights (n_components,), means (n_components, n_features) and ML covariances
+        (n_components, n_features, n_features), or (n_components, n_features) for diag.
+    nk, sx, sxx
+        Batch sums from :func:`sufficient_statistics` about ``center``.
+    center
+        Shape (n_features,).
+    gamma
+        Step size of this batch.
+    rho_max
+        Cap on a component's effective step.
+    n_samples
+        Rows in the batch (``b0 = nk / n_samples``).
+
+    Returns
+    -------
+    s0, mu, C
+        New arrays (the inputs are not modified).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s0, mu, C = centred_update(np.ones(1), np.zeros((1, 1)), np.ones((1, 1, 1)),
+    ...     np.array([2.0]), np.array([[4.0]]), np.array([[[10.0]]]), np.zeros(1), 0.5, 1.0, 2)
+    >>> s0.tolist(), mu.tolist(), C.tolist()   # batch mean 2, batch variance 1
+    ([1.0], [[1.0]], [[[2.0]]])
+    """
+    b0 = nk / n_samples
+    s0_new = np.maximum((1.0 - gamma) * s0 + gamma * b0, 1e-300)
+    rho = np.minimum(gamma * b0 / s0_new, max(rho_max, gamma))
+    safe = np.maximum(nk, 1e-300)
+    mb = sx / safe[:, None]
+    delta = (mb + center) - mu
+    if C.ndim == 2:
+        Sb = sxx / safe[:, None] - mb**2
+        C_new: Array = (
+            (1.0 - rho)[:, None] * C + rho[:, None] * Sb + (rho * (1.0 - rho))[:, None] * delta**2
+        )
+    else:
+        Sb = sxx / safe[:, None, None] - mb[:, :, None] * mb[:, None, :]
+        C_full = (
+            (1.0 - rho)[:, None, None] * C
+            + rho[:, None, None] * Sb
+            + (rho * (1.0 - rho))[:, None, None] * (delta[:, :, None] * delta[:, None, :])
+        )
+        C_new = 0.5 * (C_full + np.swapaxes(C_full, 1, 2))
+    mu_new: Array = mu + rho[:, None] * delta
+    return s0_new / s0_new.sum(), mu_new, C_new

@@ -14,57 +14,20 @@ from streamem.model._gaussian import (
     precision_cholesky,
     stacked_factors,
 )
+from streamem.model._gmm_state import STATE_VERSION, dump_state, load_state
 from streamem.model._init import fit_batch_em, map_covariances, select_components
-from streamem.model._numeric import has_nan
-from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
+from streamem.model._reservoir import reservoir_update
+from streamem.model._stats import (
+    centred_update,
+    estimate_weighted_log_prob,
+    log_normalize,
+    sufficient_statistics,
+)
+from streamem.model._validation import check_array
 
 __all__ = ["OnlineGMM"]
 
 Array = NDArray[np.float64]
-STATE_VERSION = 1
-_MAX_ABS = 1e100
-
-
-def check_array(X: ArrayLike, n_features: int | None) -> Array:
-    """Validate a batch: 2-D float, no ±inf, no all-NaN row, the right width.
-
-    Raises
-    ------
-    InvalidInputError
-        With the offending row index and the fix.
-
-    Examples
-    --------
-    >>> check_array([[1.0, 2.0]], 2).shape
-    (1, 2)
-    """
-    try:
-        A = np.asarray(X, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"X must be numeric, got {type(X).__name__}: {exc}") from exc
-    if A.ndim == 1:
-        A = A[None, :] if n_features is None or A.shape[0] == n_features else A[:, None]
-    if A.ndim != 2:
-        raise InvalidInputError(f"X must have shape (n_samples, n_features), got {A.shape}")
-    if n_features is not None and A.shape[1] != n_features:
-        raise InvalidInputError(
-            f"X has {A.shape[1]} features but the model was fitted with {n_features}; "
-            "send the same features in the same order"
-        )
-    if A.size and float(np.abs(A).max()) <= _MAX_ABS:
-        return A  # fast path: finite, in range, so no NaN row either
-    finite_or_nan = np.isfinite(A) | np.isnan(A)
-    if not finite_or_nan.all():
-        row = int(np.flatnonzero(~finite_or_nan.all(axis=1))[0])
-        raise InvalidInputError(
-            f"row {row} contains ±inf ({A[row].tolist()}); replace it by NaN to mark it missing"
-        )
-    if A.size and np.nanmax(np.abs(A), initial=0.0) > _MAX_ABS:
-        raise InvalidInputError(f"values above {_MAX_ABS:g} in magnitude; rescale the data")
-    if A.shape[0] and np.isnan(A).all(axis=1).any():
-        row = int(np.flatnonzero(np.isnan(A).all(axis=1))[0])
-        raise InvalidInputError(f"row {row} has every feature missing; drop it before scoring")
-    return A
 
 
 class OnlineGMM:
@@ -324,30 +287,9 @@ class OnlineGMM:
         nk, sx, sxx = sufficient_statistics(
             X, resp, self.means_, self.covariances_, self.covariance_type, self.reg_covar, center
         )
-        b0 = nk / B
-        s0_new = (1.0 - gamma) * self._s0 + gamma * b0
-        s0_new = np.maximum(s0_new, 1e-300)
-        rho = np.minimum(gamma * b0 / s0_new, max(self.rho_max, gamma))
-        safe = np.maximum(nk, 1e-300)
-        mb = sx / safe[:, None]
-        delta = (mb + center) - self._mu
-        if self.covariance_type == "diag":
-            Sb = sxx / safe[:, None] - mb**2
-            self._C = (
-                (1.0 - rho)[:, None] * self._C
-                + rho[:, None] * Sb
-                + (rho * (1.0 - rho))[:, None] * delta**2
-            )
-        else:
-            Sb = sxx / safe[:, None, None] - mb[:, :, None] * mb[:, None, :]
-            C = (
-                (1.0 - rho)[:, None, None] * self._C
-                + rho[:, None, None] * Sb
-                + (rho * (1.0 - rho))[:, None, None] * (delta[:, :, None] * delta[:, None, :])
-            )
-            self._C = 0.5 * (C + np.swapaxes(C, 1, 2))
-        self._mu = self._mu + rho[:, None] * delta
-        self._s0 = s0_new / s0_new.sum()
+        self._s0, self._mu, self._C = centred_update(
+            self._s0, self._mu, self._C, nk, sx, sxx, center, gamma, self.rho_max, B
+        )
         self._update_reservoir(X)
         self._pending += B
         if self._pending >= self.refresh_every:
@@ -355,23 +297,9 @@ class OnlineGMM:
             self._reseed_dead()
 
     def _update_reservoir(self, X: Array) -> None:
-        complete = X[~np.isnan(X).any(axis=1)] if has_nan(X) else X
-        m = complete.shape[0]
-        if m == 0 or self.reservoir_size == 0:
-            return
-        start = self._reservoir_offered
-        self._reservoir_offered += m
-        free = self.reservoir_size - len(self._reservoir)
-        if free > 0:
-            self._reservoir = np.vstack([self._reservoir, complete[:free]])
-            complete, start = complete[free:], start + free
-            if complete.shape[0] == 0:
-                return
-        slots = np.floor(
-            self._rng.random(complete.shape[0]) * (start + 1 + np.arange(complete.shape[0]))
-        ).astype(np.int64)
-        keep = slots < self.reservoir_size
-        self._reservoir[slots[keep]] = complete[keep]
+        self._reservoir, self._reservoir_offered = reservoir_update(
+            self._reservoir, self._reservoir_offered, X, self.reservoir_size, self._rng
+        )
 
     def _reseed_dead(self) -> None:
         d = self.n_features_in_ or 1
@@ -422,12 +350,6 @@ class OnlineGMM:
         return np.asarray(self.predict_proba(X).argmax(axis=1), dtype=np.int64)
 
     # ------------------------------------------------------------------ state
-    _PARAMS = (
-        "n_components", "covariance_type", "half_life", "reg_covar", "max_components",
-        "n_warmup", "n_init", "max_iter", "tol", "prior_strength", "rho_max",
-        "refresh_every", "reservoir_size", "random_state",
-    )
-
     def to_state(self) -> dict[str, Any]:
         """Everything needed to continue exactly: plain arrays and scalars, versioned.
 
@@ -440,29 +362,7 @@ class OnlineGMM:
         >>> bool(np.array_equal(m2.means_, m.means_))
         True
         """
-        state: dict[str, Any] = {
-            "version": STATE_VERSION,
-            "params": {p: getattr(self, p) for p in self._PARAMS},
-            "rng": self._rng.bit_generator.state,
-            "fitted": self._fitted,
-            "n_features_in": self.n_features_in_,
-            "n_seen": self.n_seen_,
-            "n_reseeds": self.n_reseeds_,
-            "generation": self.generation_,
-        }
-        if not self._fitted:
-            state["buffer"] = np.vstack(self._buffer) if self._buffer else np.empty((0, 0))
-            return state
-        state.update(
-            s0=self._s0.copy(), mu=self._mu.copy(), C=self._C.copy(), n0=self.n0_,
-            pending=self._pending, prior_cov=self._prior_cov.copy(), kappa=self._kappa,
-            reservoir=self._reservoir.copy(), reservoir_offered=self._reservoir_offered,
-            converged=self.converged_,
-            # scoring parameters may lag the statistics by up to refresh_every events
-            weights=self.weights_.copy(), means=self.means_.copy(),
-            covariances=self.covariances_.copy(),
-        )
-        return state
+        return dump_state(self)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> OnlineGMM:
@@ -480,44 +380,9 @@ class OnlineGMM:
             )
         try:
             m = cls(**state["params"])
-            m._rng.bit_generator.state = state["rng"]
-            m.n_features_in_ = state["n_features_in"]
-            m.n_seen_ = int(state["n_seen"])
-            m.n_reseeds_ = int(state["n_reseeds"])
-            if not state["fitted"]:
-                buf = np.asarray(state["buffer"], dtype=float)
-                m._buffer = [buf] if buf.size else []
-                m.generation_ = int(state["generation"])
-                return m
-            m._s0 = np.asarray(state["s0"], dtype=float)
-            m._mu = np.asarray(state["mu"], dtype=float)
-            m._C = np.asarray(state["C"], dtype=float)
-            m.n0_ = float(state["n0"])
-            m._prior_cov = np.asarray(state["prior_cov"], dtype=float)
-            m._kappa = float(state["kappa"])
-            m._reservoir = np.asarray(state["reservoir"], dtype=float)
-            m._reservoir_offered = int(state["reservoir_offered"])
-            m.converged_ = bool(state["converged"])
-            m.n_components_ = len(m._s0)
-            m._fitted = True
-            m.weights_ = np.asarray(state["weights"], dtype=float)
-            m.means_ = np.asarray(state["means"], dtype=float)
-            m.covariances_ = np.asarray(state["covariances"], dtype=float)
-            m.precisions_cholesky_ = precision_cholesky(
-                m.covariances_, m.covariance_type, m.reg_covar
-            )
-            m._log_weights = np.log(m.weights_)
-            m._log_det = log_det_cholesky(m.precisions_cholesky_, m.covariance_type)
-            m._factors = m._scoring_factors()
-            m._pending = int(state["pending"])
-            m.generation_ = int(state["generation"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"OnlineGMM state is incomplete or malformed: {exc!r}") from exc
-        d = m.n_features_in_ or 0
-        if m._mu.shape != (m.n_components_, d):
-            raise StateError(
-                f"OnlineGMM state means have shape {m._mu.shape}, expected ({m.n_components_}, {d})"
-            )
+        except (KeyError, TypeError) as exc:
+            raise StateError(f"OnlineGMM state has no valid params: {exc!r}") from exc
+        load_state(m, state)
         return m
 
     def __repr__(self) -> str:

@@ -13,7 +13,8 @@ from streamem.errors import InvalidInputError, StateError
 from streamem.model._gaussian import LOG_2PI, log_det_cholesky
 from streamem.model._numeric import has_nan
 from streamem.model._tail import mixture_log_tail
-from streamem.model.gmm import OnlineGMM, check_array
+from streamem.model._validation import check_array
+from streamem.model.gmm import OnlineGMM
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.explain import conditional_zscores
 from streamem.scoring.regime import RegimeTracker

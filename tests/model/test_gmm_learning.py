@@ -131,7 +131,9 @@ def test_second_moment_correction_prevents_shrinkage(monkeypatch: pytest.MonkeyP
         X_fill, corr = real_fill(*args, **kwargs)  # type: ignore[arg-type]
         return X_fill, np.zeros_like(corr)
 
-    monkeypatch.setattr("streamem.model._stats.conditional_fill", fill_without_correction)
+    # patch the module OnlineGMM really uses (doctest collection may import a second copy)
+    stats_globals = OnlineGMM._learn.__globals__["sufficient_statistics"].__globals__
+    monkeypatch.setitem(stats_globals, "conditional_fill", fill_without_correction)
     m = OnlineGMM(n_components=2, half_life=1e9, n_warmup=2000, random_state=0)
     _stream(m, X, 500)
     idx = _matched(m, mix)

@@ -1,0 +1,132 @@
+"""Snapshot (de)serialisation of :class:`~streamem.model.gmm.OnlineGMM` (plain data only)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from streamem.errors import StateError
+from streamem.model._gaussian import log_det_cholesky, precision_cholesky
+
+if TYPE_CHECKING:
+    from streamem.model.gmm import OnlineGMM
+
+__all__ = ["PARAMS", "STATE_VERSION", "dump_state", "load_state"]
+
+STATE_VERSION = 1
+#: Constructor parameters stored in (and restored from) a snapshot.
+PARAMS = (
+    "n_components", "covariance_type", "half_life", "reg_covar", "max_components",
+    "n_warmup", "n_init", "max_iter", "tol", "prior_strength", "rho_max",
+    "refresh_every", "reservoir_size", "random_state",
+)
+
+
+def dump_state(m: OnlineGMM) -> dict[str, Any]:
+    """Everything ``m`` needs to continue exactly: plain arrays and scalars, versioned.
+
+    Parameters
+    ----------
+    m
+        The model.
+
+    Returns
+    -------
+    dict
+        See :meth:`OnlineGMM.to_state`.
+
+    Examples
+    --------
+    >>> from streamem.model.gmm import OnlineGMM
+    >>> dump_state(OnlineGMM(n_components=2))["fitted"]
+    False
+    """
+    state: dict[str, Any] = {
+        "version": STATE_VERSION,
+        "params": {p: getattr(m, p) for p in PARAMS},
+        "rng": m._rng.bit_generator.state,
+        "fitted": m._fitted,
+        "n_features_in": m.n_features_in_,
+        "n_seen": m.n_seen_,
+        "n_reseeds": m.n_reseeds_,
+        "generation": m.generation_,
+    }
+    if not m._fitted:
+        state["buffer"] = np.vstack(m._buffer) if m._buffer else np.empty((0, 0))
+        return state
+    state.update(
+        s0=m._s0.copy(), mu=m._mu.copy(), C=m._C.copy(), n0=m.n0_,
+        pending=m._pending, prior_cov=m._prior_cov.copy(), kappa=m._kappa,
+        reservoir=m._reservoir.copy(), reservoir_offered=m._reservoir_offered,
+        converged=m.converged_,
+        # scoring parameters may lag the statistics by up to refresh_every events
+        weights=m.weights_.copy(), means=m.means_.copy(),
+        covariances=m.covariances_.copy(),
+    )
+    return state
+
+
+def load_state(m: OnlineGMM, state: dict[str, Any]) -> None:
+    """Restore ``state`` (from :func:`dump_state`) into ``m``, a model built from its params.
+
+    Parameters
+    ----------
+    m
+        A fresh model constructed with ``state["params"]``.
+    state
+        The snapshot.
+
+    Raises
+    ------
+    StateError
+        Missing keys or inconsistent shapes.
+
+    Examples
+    --------
+    >>> from streamem.model.gmm import OnlineGMM
+    >>> m = OnlineGMM(n_components=2, random_state=0)
+    >>> load_state(m, dump_state(OnlineGMM(n_components=2, random_state=0)))
+    >>> m.is_fitted
+    False
+    """
+    try:
+        m._rng.bit_generator.state = state["rng"]
+        m.n_features_in_ = state["n_features_in"]
+        m.n_seen_ = int(state["n_seen"])
+        m.n_reseeds_ = int(state["n_reseeds"])
+        if not state["fitted"]:
+            buf = np.asarray(state["buffer"], dtype=float)
+            m._buffer = [buf] if buf.size else []
+            m.generation_ = int(state["generation"])
+            return
+        m._s0 = np.asarray(state["s0"], dtype=float)
+        m._mu = np.asarray(state["mu"], dtype=float)
+        m._C = np.asarray(state["C"], dtype=float)
+        m.n0_ = float(state["n0"])
+        m._prior_cov = np.asarray(state["prior_cov"], dtype=float)
+        m._kappa = float(state["kappa"])
+        m._reservoir = np.asarray(state["reservoir"], dtype=float)
+        m._reservoir_offered = int(state["reservoir_offered"])
+        m.converged_ = bool(state["converged"])
+        m.n_components_ = len(m._s0)
+        m._fitted = True
+        m.weights_ = np.asarray(state["weights"], dtype=float)
+        m.means_ = np.asarray(state["means"], dtype=float)
+        m.covariances_ = np.asarray(state["covariances"], dtype=float)
+        m.precisions_cholesky_ = precision_cholesky(
+            m.covariances_, m.covariance_type, m.reg_covar
+        )
+        m._log_weights = np.log(m.weights_)
+        m._log_det = log_det_cholesky(m.precisions_cholesky_, m.covariance_type)
+        m._factors = m._scoring_factors()
+        m._pending = int(state["pending"])
+        m.generation_ = int(state["generation"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(f"OnlineGMM state is incomplete or malformed: {exc!r}") from exc
+    d = m.n_features_in_ or 0
+    if m._mu.shape != (m.n_components_, d):
+        raise StateError(
+            f"OnlineGMM state means have shape {m._mu.shape}, expected ({m.n_components_}, {d})"
+        )
+

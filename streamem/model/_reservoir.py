@@ -1,0 +1,63 @@
+"""Reservoir sampling of complete (NaN-free) events, kept for re-seeding dead components."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamem.model._numeric import has_nan
+
+__all__ = ["reservoir_update"]
+
+Array = NDArray[np.float64]
+
+
+def reservoir_update(
+    reservoir: Array, offered: int, X: Array, size: int, rng: np.random.Generator
+) -> tuple[Array, int]:
+    """Offer the complete rows of ``X`` to a uniform reservoir (Vitter's algorithm R).
+
+    Parameters
+    ----------
+    reservoir
+        Current sample, shape (m, n_features) with ``m <= size``.
+    offered
+        Complete rows offered so far (including the warm-up).
+    X
+        New rows, shape (n, n_features); rows with NaN are skipped.
+    size
+        Reservoir capacity.
+    rng
+        Random generator (advanced in place).
+
+    Returns
+    -------
+    reservoir, offered
+        The updated sample (modified in place once full) and count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r, n = reservoir_update(np.empty((0, 1)), 0, np.arange(5.0)[:, None], 3,
+    ...                         np.random.default_rng(0))
+    >>> r.shape, n
+    ((3, 1), 5)
+    """
+    complete = X[~np.isnan(X).any(axis=1)] if has_nan(X) else X
+    m = complete.shape[0]
+    if m == 0 or size == 0:
+        return reservoir, offered
+    start = offered
+    offered += m
+    free = size - len(reservoir)
+    if free > 0:
+        reservoir = np.vstack([reservoir, complete[:free]])
+        complete, start = complete[free:], start + free
+        if complete.shape[0] == 0:
+            return reservoir, offered
+    slots = np.floor(
+        rng.random(complete.shape[0]) * (start + 1 + np.arange(complete.shape[0]))
+    ).astype(np.int64)
+    keep = slots < size
+    reservoir[slots[keep]] = complete[keep]
+    return reservoir, offered

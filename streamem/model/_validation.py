@@ -1,0 +1,57 @@
+"""Input validation shared by the model and the detector."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from streamem.errors import InvalidInputError
+
+__all__ = ["MAX_ABS", "check_array"]
+
+Array = NDArray[np.float64]
+#: Largest magnitude accepted (squares must not overflow float64).
+MAX_ABS = 1e100
+_MAX_ABS = MAX_ABS
+
+
+def check_array(X: ArrayLike, n_features: int | None) -> Array:
+    """Validate a batch: 2-D float, no ±inf, no all-NaN row, the right width.
+
+    Raises
+    ------
+    InvalidInputError
+        With the offending row index and the fix.
+
+    Examples
+    --------
+    >>> check_array([[1.0, 2.0]], 2).shape
+    (1, 2)
+    """
+    try:
+        A = np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"X must be numeric, got {type(X).__name__}: {exc}") from exc
+    if A.ndim == 1:
+        A = A[None, :] if n_features is None or A.shape[0] == n_features else A[:, None]
+    if A.ndim != 2:
+        raise InvalidInputError(f"X must have shape (n_samples, n_features), got {A.shape}")
+    if n_features is not None and A.shape[1] != n_features:
+        raise InvalidInputError(
+            f"X has {A.shape[1]} features but the model was fitted with {n_features}; "
+            "send the same features in the same order"
+        )
+    if A.size and float(np.abs(A).max()) <= _MAX_ABS:
+        return A  # fast path: finite, in range, so no NaN row either
+    finite_or_nan = np.isfinite(A) | np.isnan(A)
+    if not finite_or_nan.all():
+        row = int(np.flatnonzero(~finite_or_nan.all(axis=1))[0])
+        raise InvalidInputError(
+            f"row {row} contains ±inf ({A[row].tolist()}); replace it by NaN to mark it missing"
+        )
+    if A.size and np.nanmax(np.abs(A), initial=0.0) > _MAX_ABS:
+        raise InvalidInputError(f"values above {_MAX_ABS:g} in magnitude; rescale the data")
+    if A.shape[0] and np.isnan(A).all(axis=1).any():
+        row = int(np.flatnonzero(np.isnan(A).all(axis=1))[0])
+        raise InvalidInputError(f"row {row} has every feature missing; drop it before scoring")
+    return A
