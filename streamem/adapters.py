@@ -54,9 +54,13 @@ def make_source(cfg: Config) -> Source:
         from streamem.sources.kafka import KafkaSource
 
         assert s.topic is not None
+        # a 10 s session (not kafka-python's 45 s): a killed member's partitions move to the
+        # survivors (or to its restarted self) 10 s later; heartbeats run on kafka-python's IO
+        # thread, so slow batches do not expire it (max_poll_interval_ms bounds those)
         src: Source = KafkaSource(list(s.bootstrap_servers), s.topic, s.group_id,
                                   security=_security(cfg),
-                                  auto_offset_reset=s.auto_offset_reset)
+                                  auto_offset_reset=s.auto_offset_reset,
+                                  session_timeout_ms=10_000, heartbeat_interval_ms=2_000)
         return src
     from streamem.sources.file import FileSource
 
@@ -168,14 +172,48 @@ def report_counters(metrics: Any, lane: Lane) -> None:
 
 
 def attach_rebalance(daemon: Daemon, source: Source) -> None:
-    """Partition scope: restore a partition's state on assignment, checkpoint on revocation."""
+    """Checkpoint on revocation, restore and seek on assignment (Kafka consumer groups).
+
+    ``model.scope: partition``: a gained partition's lane is restored from the store (its
+    positions are where the source seeks); a revoked partition's lane is checkpointed, then
+    dropped with its buffered, unprocessed events (the new owner reads them again).
+    ``global``: the one lane is checkpointed on revocation, the buffered events of the revoked
+    partitions are dropped, and gained partitions resume at the lane's positions.
+
+    Parameters
+    ----------
+    daemon
+        The daemon whose lanes (model states) follow the assignment.
+    source
+        The source that calls the listener (sources without rebalances ignore it).
+
+    Examples
+    --------
+    >>> from streamem.config import parse_config
+    >>> from streamem.daemon import Daemon
+    >>> from streamem.sources.file import FileSource
+    >>> cfg = parse_config({"source": {"type": "stdin"}, "fields": {"features": ["a"]}})
+    >>> with FileSource("-") as src:
+    ...     attach_rebalance(Daemon(cfg, install_signal_handlers=False), src)
+    """
+    partition_scope = daemon.cfg.model.scope == "partition"
 
     class Listener:
         def on_partitions_revoked(self, partitions: Sequence[int]) -> None:
-            lanes = [daemon.lanes[f"p{p}"] for p in partitions if f"p{p}" in daemon.lanes]
-            daemon.checkpoint(lanes)
-            for p in partitions:
-                daemon.lanes.pop(f"p{p}", None)
+            if partition_scope:
+                lanes = [daemon.lanes[f"p{p}"] for p in partitions if f"p{p}" in daemon.lanes]
+                daemon.checkpoint(lanes)
+                for p in partitions:
+                    daemon.lanes.pop(f"p{p}", None)
+                return
+            lane = daemon.lanes.get("global")
+            if lane is None:
+                return
+            daemon.checkpoint([lane])
+            gone = set(partitions)
+            lane.buffer = [ev for ev in lane.buffer if ev.position.partition not in gone]
+            if not lane.buffer:
+                lane.buffered_at = None
 
         def on_partitions_assigned(self, partitions: Sequence[int]) -> Mapping[int, int]:
             out: dict[int, int] = {}
@@ -183,6 +221,8 @@ def attach_rebalance(daemon: Daemon, source: Source) -> None:
                 lane = daemon._lane_for(p)
                 if p in lane.positions:
                     out[p] = lane.positions[p]
+            logger.info("partitions %s assigned; resuming at %s (others: committed offset "
+                        "or source.auto_offset_reset)", list(partitions), out)
             return out
 
     source.set_rebalance_listener(Listener())

@@ -1,5 +1,11 @@
 """The per-batch pipeline shared by ``streamem run`` and ``streamem replay``:
 decode -> reject bad events -> score and learn -> explain anomalies -> sinks and incidents.
+
+Chunked mode (``Pipeline(..., chunked=True)``, used for Kafka sources): polled events are
+buffered per lane and each lane learns in chunks of exactly ``batch.max_events`` events, so
+its state is a function of its event sequence alone, not of what each poll returned. The
+lane's positions advance only over processed events; buffered ones are not checkpointed and
+are read again after a restart (see :mod:`streamem.daemon`).
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ class Lane:
     sequence: int = 0
     dirty: bool = False
     reported: dict[str, float] = field(default_factory=dict)
+    buffer: list[RawEvent] = field(default_factory=list)
+    buffered_at: float | None = None  # monotonic time the oldest buffered event arrived
 
     def count(self, name: str, n: int) -> None:
         """Add ``n`` to counter ``name``."""
@@ -100,6 +108,9 @@ class Pipeline:
         Metrics recorder (or None).
     lane_for
         Maps an input partition to the lane (model state) that owns it.
+    chunked
+        Buffer events per lane and process them in chunks of exactly ``batch.max_events``
+        (partial chunks only through :meth:`flush_partial`); see the module docstring.
     """
 
     def __init__(
@@ -110,8 +121,11 @@ class Pipeline:
         dead_letter: DeadLetterSink | None,
         metrics: MetricsLike | None,
         lane_for: Callable[[int], Lane],
+        *,
+        chunked: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.chunked = chunked
         self.extractor = extractor
         self.sinks = sinks
         self.dead_letter = dead_letter
@@ -124,9 +138,14 @@ class Pipeline:
         self._event_clock: float | None = None  # newest event timestamp, when events carry one
 
     def process(self, events: Sequence[RawEvent]) -> list[BatchOutcome]:
-        """Run one batch through the pipeline; bad events never raise."""
+        """Run one batch through the pipeline; bad events never raise.
+
+        In chunked mode the events are buffered per lane and only full chunks are processed.
+        """
         if not events:
             return []
+        if self.chunked:
+            return self._buffer(events)
         groups: dict[str, list[RawEvent]] = {}
         lanes: dict[str, Lane] = {}
         for ev in events:
@@ -134,6 +153,50 @@ class Pipeline:
             lanes[lane.key] = lane
             groups.setdefault(lane.key, []).append(ev)
         return [self._process_lane(lanes[k], evs) for k, evs in groups.items()]
+
+    def _buffer(self, events: Sequence[RawEvent]) -> list[BatchOutcome]:
+        now = time.monotonic()
+        touched: dict[str, Lane] = {}
+        for ev in events:
+            lane = self.lane_for(ev.position.partition)
+            if not lane.buffer:
+                lane.buffered_at = now
+            lane.buffer.append(ev)
+            touched[lane.key] = lane
+        out: list[BatchOutcome] = []
+        for lane in touched.values():
+            out.extend(self._drain(lane, partial=False))
+        return out
+
+    def _drain(self, lane: Lane, partial: bool) -> list[BatchOutcome]:
+        size = self.cfg.batch.max_events
+        out: list[BatchOutcome] = []
+        while len(lane.buffer) >= size or (partial and lane.buffer):
+            chunk, lane.buffer = lane.buffer[:size], lane.buffer[size:]
+            out.append(self._process_lane(lane, chunk))
+        if not lane.buffer:
+            lane.buffered_at = None
+        elif out:
+            lane.buffered_at = time.monotonic()
+        return out
+
+    def flush_partial(self, lanes: Sequence[Lane]) -> list[BatchOutcome]:
+        """Process what ``lanes`` hold buffered, even less than a chunk (chunked mode).
+
+        Parameters
+        ----------
+        lanes
+            The lanes to flush.
+
+        Returns
+        -------
+        list of BatchOutcome
+            One per processed chunk.
+        """
+        out: list[BatchOutcome] = []
+        for lane in lanes:
+            out.extend(self._drain(lane, partial=True))
+        return out
 
     def _process_lane(self, lane: Lane, events: Sequence[RawEvent]) -> BatchOutcome:
         t0 = time.perf_counter()
@@ -159,8 +222,9 @@ class Pipeline:
         lane.count("events_seen", len(events))
         self.totals["events"] += len(events)
         self.totals["rejected"] += len(decoded.rejected)
+        positions = lane.positions
         for ev in events:
-            lane.positions[ev.position.partition] = ev.next_offset
+            positions[ev.position[0]] = ev.next_offset
         lane.dirty = True
         return BatchOutcome(decoded, result, anomalies, events)
 
