@@ -87,6 +87,15 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) != 0
 
 
+def claim_port(port: int, what: str, patience: float = 150.0) -> None:
+    """Wait for ``port`` to be free (another run of these tests may hold it), else fail."""
+    try:
+        wait_until(lambda: port_free(port), patience, interval=1.0, what=f"port {port}")
+    except AssertionError:
+        pytest.fail(f"port {port} is still busy after {patience:.0f}s: stop whatever listens "
+                    f"there (a stale {what}?) - the deploy tests run {what} on it")  # fmt: skip
+
+
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     """GET ``url``; ``(status, body)`` also for HTTP error statuses."""
     try:
@@ -297,8 +306,7 @@ class Prometheus(_Process):
 
     def __init__(self, config: dict[str, Any], rules: dict[str, Any], workdir: Path,
                  port: int = PROMETHEUS_PORT) -> None:  # fmt: skip
-        if not port_free(port):
-            pytest.fail(f"port {port} is busy: stop whatever listens there (a stale Prometheus?)")
+        claim_port(port, "Prometheus")
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
         cfg = json.loads(json.dumps(config))
@@ -340,8 +348,7 @@ class Alertmanager(_Process):
 
     def __init__(self, config: dict[str, Any], workdir: Path,
                  port: int = ALERTMANAGER_PORT) -> None:  # fmt: skip
-        if not port_free(port):
-            pytest.fail(f"port {port} is busy: stop whatever listens there (a stale Alertmanager?)")
+        claim_port(port, "Alertmanager")
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         self.url = f"http://127.0.0.1:{port}"
