@@ -9,6 +9,7 @@ check-jsonschema), hadolint and BuildKit's Dockerfile parser, ``systemd-analyze 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.server
 import importlib.util
@@ -311,8 +312,20 @@ def test_compose_wiring_is_consistent() -> None:
         COMPOSE_DIR / st["build"]["context"] / st["build"]["dockerfile"]
     ).resolve() == DOCKERFILE
 
-    # kafka: the daemon and the producer use the broker's advertised in-network listener
+    # kafka: KRaft essentials of the apache/kafka image, data on the volume
     kafka_env = services["kafka"]["environment"]
+    cluster_id = re.sub(r"\$\{\w+:-(.+)\}", r"\1", kafka_env["CLUSTER_ID"])
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16, "CLUSTER_ID: base64 of a UUID"
+    assert "broker" in kafka_env["KAFKA_PROCESS_ROLES"]
+    listeners = dict(x.split("://") for x in kafka_env["KAFKA_LISTENERS"].split(","))
+    ctrl = kafka_env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert kafka_env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"1@kafka{listeners[ctrl]}"
+    assert f"kafka-data:{kafka_env['KAFKA_LOG_DIRS']}" in services["kafka"]["volumes"]
+    protocols = dict(
+        x.split(":") for x in kafka_env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert set(listeners) == set(protocols)
+    # the daemon and the producer use the broker's advertised in-network listener
     bootstrap = cfg["source"]["bootstrap_servers"][0]
     assert f"PLAINTEXT://{bootstrap}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
     assert services["producer"]["environment"]["KAFKA_BOOTSTRAP"] == bootstrap
