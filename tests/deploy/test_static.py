@@ -673,3 +673,13 @@ def test_install_script_is_valid_bash() -> None:
     script = REPO / "scripts" / "install-observability"
     assert subprocess.run(["bash", "-n", str(script)], timeout=30).returncode == 0
     assert script.stat().st_mode & 0o111, "install-observability must be executable"
+
+
+def test_missing_tool_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="must run, not skip"):
+        find_tool("streamem-no-such-tool")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="NOT run"):
+        find_tool("streamem-no-such-tool")
+    assert find_tool("promtool" if shutil.which("promtool") else "sh").startswith("/")
