@@ -60,8 +60,8 @@ def machine_lines(command: str, pinned: str = "one core") -> str:
         f"- machine: {cpu_model()}, {os.cpu_count()} logical cores, "
         f"Python {platform.python_version()}, numpy {np.__version__}\n"
         f"- BLAS: {blas_info()}\n"
-        f"- pinned: {pinned} (BLAS/OpenMP pools limited to 1 thread: "
-        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')} and threadpoolctl)\n"
+        f"- pinned: {pinned}; BLAS/OpenMP pools limited to 1 thread "
+        f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')} and threadpoolctl)\n"
         f"- command: `{command}`\n"
         "- the 2-core machine was shared with other jobs while this ran; "
         "figures are medians of repeats but can be noisy\n"
@@ -78,7 +78,7 @@ def one_core() -> Iterator[str]:
     cpu = max(old)
     try:
         os.sched_setaffinity(0, {cpu})
-        desc = f"one core (process affinity set to CPU {cpu})"
+        desc = f"one core (process affinity = CPU {cpu})"
     except OSError:
         desc = "one BLAS thread (setting the CPU affinity failed)"
     try:

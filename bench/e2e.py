@@ -63,7 +63,7 @@ def measure(quick: bool) -> Section:
             )
     cmd = "python -m bench.e2e" + (" --quick" if quick else "")
     table = md_table(["path", "events/s", "p50 latency ms", "p99 latency ms", "notes"], rows)
-    body = f"""{machine_lines(cmd, "not pinned (end-to-end runs use the whole machine)")}
+    body = f"""{machine_lines(cmd, "not pinned (end-to-end runs will use the whole machine)")}
 **Not yet measured.** These rows need the daemon and the Kafka broker, which other
 engineers are writing; `bench/e2e.py` has one hook per row (`measure_file`,
 `measure_kafka`) to fill in. Until then the only throughput figures are those of the

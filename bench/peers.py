@@ -80,7 +80,7 @@ class PysadModel:
         from pysad import models
 
         cls: Any = getattr(models, kind)
-        self.model = cls(random_state=seed) if kind == "xStream" else cls()
+        self.model = cls(random_state=seed)
         self.name = f"PySAD {kind}"
 
     def learn(self, x: NDArray[np.float64]) -> None:

@@ -39,7 +39,7 @@ def run_streamem(s: Scenario, batch: int = 1) -> NDArray[np.bool_]:
 
 
 def run_hst(s: Scenario) -> NDArray[np.bool_]:
-    """Flags of river MinMaxScaler | HalfSpaceTrees with the 1 - alert_rate quantile rule."""
+    """Flags of river MinMaxScaler then HalfSpaceTrees, 1 - alert_rate quantile rule."""
     peer = RiverHST(s.X[:WARMUP], online_scaling=True)
     flags, _ = run_peer(peer, s.X[:WARMUP], s.X[WARMUP:], 1 - ALERT_RATE)
     return np.concatenate([np.zeros(WARMUP, bool), flags])
@@ -130,7 +130,7 @@ def measure(quick: bool) -> Section:
   (deterministic, so not repeated)
 
 **Setup.** streamem: `Detector(alert_rate=1e-3, warmup=1000)` with every other parameter
-at its default, fed one event per `process` call. river: `MinMaxScaler | HalfSpaceTrees`
+at its default, fed one event per `process` call. river: `MinMaxScaler` then `HalfSpaceTrees`
 (defaults) flagging a score above the 0.999 quantile of all earlier scores and not
 learning flagged events. Both warm up on the first {WARMUP:,} events, which are left out
 of every figure. **Labels**: the first 200 events after an abrupt or recurring switch,

@@ -141,7 +141,7 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
     runs: dict[str, Detect] = (
         {
             "streamem, defaults (alert_rate 1e-3, K auto), streaming": streamem_detect(**DEFAULT),
-            "river MinMaxScaler | HalfSpaceTrees (q=0.99)": peer_detect("HST", 0.99),
+            "river HalfSpaceTrees after MinMaxScaler (q=0.99)": peer_detect("HST", 0.99),
             "PySAD LODA (q=0.99)": peer_detect("LODA", 0.99),
         }
         if quick
@@ -153,8 +153,8 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
             "streamem, alert_rate 1e-2, K=1, streaming, 5-event trailing mean": streamem_detect(
                 smooth=5, alert_rate=1e-2, n_components=1
             ),
-            "river MinMaxScaler | HalfSpaceTrees (q=0.99)": peer_detect("HST", 0.99),
-            "river MinMaxScaler | HalfSpaceTrees (q=0.9)": peer_detect("HST", 0.9),
+            "river HalfSpaceTrees after MinMaxScaler (q=0.99)": peer_detect("HST", 0.99),
+            "river HalfSpaceTrees after MinMaxScaler (q=0.9)": peer_detect("HST", 0.9),
             "PySAD LODA (q=0.99)": peer_detect("LODA", 0.99),
             "PySAD LODA (q=0.9)": peer_detect("LODA", 0.9),
         }
@@ -169,6 +169,7 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
             results[name] = run_protocol(files, fn)
             rows.append(_row(name, results[name], time.perf_counter() - t))
         grid_rows = []
+        tried: dict[str, SkabResult] = {}
         if not quick:
             for a, k, c, w in itertools.product(
                 (1e-4, 1e-3, 1e-2), (1, 2, "auto"), ("full", "diag"), (1, 5)
@@ -178,17 +179,28 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
                     files,
                     streamem_detect(smooth=w, alert_rate=a, n_components=k, covariance_type=c),
                 )
-                grid_rows.append(
-                    _row(f"alert_rate {a:g}, K {k}, {c}, smooth {w}", r, time.perf_counter() - t)
-                )
+                label = f"alert_rate {a:g}, K {k}, {c}, smooth {w}"
+                tried[label] = r
+                grid_rows.append(_row(label, r, time.perf_counter() - t))
     elapsed = time.perf_counter() - t0
     board = [
         [f"*{n}* (leaderboard)", *(_fmt(v) for v in vals), "–", "–"] for n, *vals in LEADERBOARD
     ]
     table = md_table(HEAD, rows + board)
-    best = max(results.values(), key=lambda r: r.binary[0])
-    met = any(r.binary[0] >= 0.8 and r.binary[1] <= 15 for r in results.values())
+    every = {n: r for n, r in {**results, **tried}.items() if not n.startswith(("river", "PySAD"))}
+    best_name = max(every, key=lambda n: every[n].binary[0])
+    best = every[best_name]
+    ok = [n for n, r in every.items() if r.binary[1] <= 15]
+    best_ok = max(ok, key=lambda n: every[n].binary[0]) if ok else None
+    met = any(r.binary[0] >= 0.8 and r.binary[1] <= 15 for r in every.values())
     verdict = "**met**" if met else "**not met**"
+    best_nab = max(every, key=lambda n: every[n].nab.standard)
+    within = (
+        f"best F1 with FAR <= 15 %: {every[best_ok].binary[0]:.2f} ({best_ok}, FAR "
+        f"{every[best_ok].binary[1]:.1f} %)"
+        if best_ok
+        else "no setting kept FAR <= 15 %"
+    )
     cmd = f"python -m bench.skab {path}" + (" --quick" if quick else "")
     grid = (
         "### Every setting tried (streaming, batch 1; public `Detector` parameters only)\n\n"
@@ -212,8 +224,12 @@ calibrated threshold: they flag a score above the q quantile of all scores seen 
 `|diff(flags)|` as in the SKAB notebooks. Leaderboard rows are copied from SOURCE.md, not
 re-run. FAR and MAR are in percent; NAB is 100 for a perfect detector, 0 for the null one.
 
-**Target** (issue): outlier F1 >= 0.80 with FAR <= 15 %. Best F1 of the main rows:
-{best.binary[0]:.2f} at FAR {best.binary[1]:.1f} % — {verdict}.
+**Target** (issue): outlier F1 >= 0.80 with FAR <= 15 % — {verdict}. Best streamem F1
+over every row and setting below: {best.binary[0]:.2f} ({best_name}) at FAR {best.binary[1]:.1f} %;
+{within}. Best NAB (standard): {every[best_nab].nab.standard:.1f} ({best_nab}).
+The settings were chosen by looking at these same test parts (SKAB has no separate
+validation split), so the best grid rows are optimistic; the first row (defaults) is the
+honest out-of-the-box figure.
 
 {table}
 {grid}"""
@@ -227,6 +243,11 @@ re-run. FAR and MAR are in percent; NAB is 100 for a perfect detector, 0 for the
             f"{d.nab.standard:.1f} (T-squared 19.5, best published 32.4)"
         ),
     }
+    if tried:
+        facts["SKAB best setting tried (tuned on the test parts)"] = (
+            f"F1 {best.binary[0]:.2f} / FAR {best.binary[1]:.1f} % ({best_name}); "
+            f"NAB {every[best_nab].nab.standard:.1f} ({best_nab})"
+        )
     return Section("skab", "SKAB (leaderboard protocol)", body, facts), results
 
 
