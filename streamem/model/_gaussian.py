@@ -166,7 +166,18 @@ def precision_cholesky(covariances: Array, covariance_type: str, reg_covar: floa
 
 
 def log_det_cholesky(prec_chol: Array, covariance_type: str) -> Array:
-    """``log |U_k| = -1/2 log |Sigma_k|`` for each component, shape (n_components,).
+    """``log |U_k| = -1/2 log |Sigma_k|`` for each component.
+
+    Parameters
+    ----------
+    prec_chol
+        Output of :func:`precision_cholesky`.
+    covariance_type
+        ``"full"`` or ``"diag"``.
+
+    Returns
+    -------
+    ndarray of shape (n_components,)
 
     Examples
     --------

@@ -17,7 +17,15 @@ Array = NDArray[np.float64]
 
 @dataclass
 class BatchFit:
-    """Result of one batch-EM fit (parameters plus fit diagnostics)."""
+    """Result of one batch-EM fit (parameters plus fit diagnostics).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fit = BatchFit(np.ones(1), np.zeros((1, 2)), np.eye(2)[None], -2.8, 3, True)
+    >>> fit.converged, fit.means.shape
+    (True, (1, 2))
+    """
 
     weights: Array
     means: Array
@@ -65,6 +73,18 @@ def map_covariances(
 
 def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
     """Free parameters of a mixture (scikit-learn's ``_n_parameters``).
+
+    Parameters
+    ----------
+    n_components, n_features
+        K and d.
+    covariance_type
+        ``"full"`` or ``"diag"``.
+
+    Returns
+    -------
+    int
+        ``K d(d+1)/2 + K d + K - 1`` (full) or ``2 K d + K - 1`` (diag).
 
     Examples
     --------
@@ -203,6 +223,24 @@ def select_components(
     n_init: int = 3,
 ) -> BatchFit:
     """Fit K = 1..max_components and keep the smallest K within 10 BIC of the best.
+
+    Parameters
+    ----------
+    X
+        Shape (n_samples, n_features), NaN = missing.
+    max_components
+        Largest K tried (also capped so that every component has ~2(d+1) points).
+    covariance_type, reg_covar, prior_cov, prior_strength
+        As in :func:`fit_batch_em`.
+    rng
+        Random generator (advanced in place).
+    n_init
+        Restarts per K.
+
+    Returns
+    -------
+    BatchFit
+        The chosen fit.
 
     Examples
     --------

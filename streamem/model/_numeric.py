@@ -17,6 +17,15 @@ _SMALL = SMALL_BATCH
 def has_nan(X: Array) -> bool:
     """True if any entry is NaN (one reduction: ``min`` propagates NaN).
 
+    Parameters
+    ----------
+    X
+        Any array (inputs are validated not to hold ±inf, so NaN is the only non-finite).
+
+    Returns
+    -------
+    bool
+
     Examples
     --------
     >>> import numpy as np
@@ -28,6 +37,15 @@ def has_nan(X: Array) -> bool:
 
 def row_max(A: Array) -> Array:
     """``A.max(axis=1)`` for a short second axis, via a contiguous transpose (much faster).
+
+    Parameters
+    ----------
+    A
+        Shape (n_samples, n_components).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
 
     Examples
     --------
@@ -44,6 +62,15 @@ def row_max(A: Array) -> Array:
 
 def row_logsumexp(A: Array) -> Array:
     """``log(sum(exp(A), axis=1))``, stable, with the fast row reductions.
+
+    Parameters
+    ----------
+    A
+        Shape (n_samples, n_components).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
 
     Examples
     --------

@@ -18,6 +18,18 @@ _MAX_ABS = MAX_ABS
 def check_array(X: ArrayLike, n_features: int | None) -> Array:
     """Validate a batch: 2-D float, no ±inf, no all-NaN row, the right width.
 
+    Parameters
+    ----------
+    X
+        Shape (n_samples, n_features); a 1-D input is one row (or one column when
+        ``n_features`` is 1).
+    n_features
+        Expected width, or None before the first batch.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), float64
+
     Raises
     ------
     InvalidInputError
@@ -27,6 +39,10 @@ def check_array(X: ArrayLike, n_features: int | None) -> Array:
     --------
     >>> check_array([[1.0, 2.0]], 2).shape
     (1, 2)
+    >>> check_array([[1.0, 2.0], [float("nan"), float("nan")]], 2)
+    Traceback (most recent call last):
+    ...
+    streamem.errors.InvalidInputError: row 1 has every feature missing; drop it before scoring
     """
     try:
         A = np.asarray(X, dtype=float)

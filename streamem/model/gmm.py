@@ -154,7 +154,13 @@ class OnlineGMM:
     # ------------------------------------------------------------------ fitting
     @property
     def is_fitted(self) -> bool:
-        """True once the warm-up fit is done and the model can score."""
+        """True once the warm-up fit is done and the model can score.
+
+        Examples
+        --------
+        >>> OnlineGMM(n_warmup=10).is_fitted
+        False
+        """
         return self._fitted
 
     def partial_fit(self, X: ArrayLike) -> OnlineGMM:
@@ -174,6 +180,15 @@ class OnlineGMM:
         InvalidInputError
             A row with ±inf or with every feature missing, or the wrong number of features.
             Nothing of the batch is learned then.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> m = OnlineGMM(n_components=1, n_warmup=50, random_state=0)
+        >>> m.partial_fit(np.random.default_rng(0).normal(size=(40, 2))).is_fitted
+        False
+        >>> m.partial_fit(np.random.default_rng(1).normal(size=(40, 2))).is_fitted
+        True
         """
         A = check_array(X, self.n_features_in_)
         if A.shape[0] == 0:
@@ -332,21 +347,87 @@ class OnlineGMM:
         -------
         log_prob
             Shape (n_samples,).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> m = OnlineGMM(n_components=1, n_warmup=200, random_state=0)
+        >>> m = m.partial_fit(np.random.default_rng(0).normal(size=(200, 2)))
+        >>> lp = m.score_samples([[0.0, 0.0], [0.0, np.nan]])
+        >>> bool(lp[0] < lp[1])   # the 1-D marginal density is higher
+        True
         """
         lpn, _, _, _ = self._estimate(check_array(X, self.n_features_in_))
         return lpn
 
     def score(self, X: ArrayLike) -> float:
-        """Mean log-likelihood of ``X`` (shape (n_samples, n_features))."""
+        """Mean log-likelihood of ``X``.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features).
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(500, 1))
+        >>> m = OnlineGMM(n_components=1, n_warmup=500, random_state=0).partial_fit(X)
+        >>> round(m.score(X), 1)   # -1/2 log(2 pi e) for a standard normal
+        -1.4
+        """
         return float(np.mean(self.score_samples(X)))
 
     def predict_proba(self, X: ArrayLike) -> Array:
-        """Responsibilities, shape (n_samples, n_components_)."""
+        """Responsibilities ``p(k | x)``.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features); NaN = missing.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components_)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.vstack([rng.normal(-5, 1, (100, 1)), rng.normal(5, 1, (100, 1))])
+        >>> m = OnlineGMM(n_components=2, n_warmup=200, random_state=0).partial_fit(X)
+        >>> np.round(m.predict_proba([[-5.0], [5.0]]).max(axis=1), 3).tolist()
+        [1.0, 1.0]
+        """
         _, log_resp, _, _ = self._estimate(check_array(X, self.n_features_in_))
         return np.exp(log_resp)
 
     def predict(self, X: ArrayLike) -> NDArray[np.int64]:
-        """Most responsible component per sample, shape (n_samples,)."""
+        """Most responsible component per sample.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features); NaN = missing.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.vstack([rng.normal(-5, 1, (100, 1)), rng.normal(5, 1, (100, 1))])
+        >>> m = OnlineGMM(n_components=2, n_warmup=200, random_state=0).partial_fit(X)
+        >>> labels = m.predict([[-5.0], [5.0]])
+        >>> bool(labels[0] != labels[1])
+        True
+        """
         return np.asarray(self.predict_proba(X).argmax(axis=1), dtype=np.int64)
 
     # ------------------------------------------------------------------ state
@@ -368,10 +449,26 @@ class OnlineGMM:
     def from_state(cls, state: dict[str, Any]) -> OnlineGMM:
         """Rebuild a model from :meth:`to_state` output; it continues bit for bit.
 
+        Parameters
+        ----------
+        state
+            The snapshot.
+
+        Returns
+        -------
+        OnlineGMM
+
         Raises
         ------
         StateError
             Unknown version or inconsistent shapes.
+
+        Examples
+        --------
+        >>> OnlineGMM.from_state({"version": 0})
+        Traceback (most recent call last):
+        ...
+        streamem.errors.StateError: OnlineGMM state version 0 is not 1; ...written by another...
         """
         if state.get("version") != STATE_VERSION:
             raise StateError(

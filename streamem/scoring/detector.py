@@ -10,19 +10,17 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError, StateError
-from streamem.model._gaussian import LOG_2PI, log_det_cholesky
 from streamem.model._numeric import has_nan
 from streamem.model._tail import mixture_log_tail
 from streamem.model._validation import check_array
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.drift import DriftMonitor
-from streamem.scoring.explain import conditional_zscores
 from streamem.scoring.regime import RegimeTracker
+from streamem.scoring.report import DetectorReports
 from streamem.scoring.result import DetectionResult, concat_results, warming_result
 from streamem.scoring.scaler import RobustScaler
 from streamem.scoring.severity import severity
 from streamem.scoring.spot import SpotThreshold
-from streamem.types import FeatureContribution
 
 __all__ = ["DetectionResult", "Detector"]
 
@@ -31,7 +29,7 @@ STATE_VERSION = 1
 _LN10 = math.log(10.0)
 
 
-class Detector:
+class Detector(DetectorReports):
     """Streaming anomaly detector with sensible defaults for any numeric data.
 
     Each call to :meth:`process` scores the batch with the model *as it was*, flags events
@@ -166,6 +164,14 @@ class Detector:
         InvalidInputError
             A row with ±inf, with every feature missing, or the wrong width; nothing of the
             batch is used then.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> det = Detector(warmup=100, random_state=0)
+        >>> res = det.process(np.random.default_rng(0).normal(size=(150, 2)))
+        >>> int(res.warming_up.sum()), bool(np.isfinite(res.scores[100:]).all())
+        (100, True)
         """
         A = check_array(X, self.n_features_in_)
         n = A.shape[0]
@@ -274,94 +280,6 @@ class Detector:
         tracker.reset()
         self.regime_changes_ += 1
 
-    # ------------------------------------------------------------------ explanation
-    def explain(self, x: ArrayLike, top: int = 3) -> list[FeatureContribution]:
-        """Top features of one event by |conditional z-score| under its most responsible component.
-
-        Parameters
-        ----------
-        x
-            One event, shape (n_features,), in original units (NaN = missing).
-        top
-            How many features to return.
-
-        Returns
-        -------
-        list of FeatureContribution
-            Name, index, value, expected value given the other features (original units), z.
-        """
-        A = check_array(np.asarray(x, dtype=float).reshape(1, -1), self.n_features_in_)
-        if not self.ready_:
-            return []
-        z_row = self.scaler_.transform(A)
-        _, log_resp, _, _ = self.model_._estimate(z_row)
-        k = int(log_resp[0].argmax())
-        z, expected = conditional_zscores(
-            z_row[0], self.model_.means_[k], self.model_.covariances_[k]
-        )
-        expected_orig = self.scaler_.inverse_transform(expected[None, :])[0]
-        order = np.argsort(-np.nan_to_num(np.abs(z), nan=-1.0))[:top]
-        names = self.feature_names or [f"x{j}" for j in range(A.shape[1])]
-        return [
-            FeatureContribution(names[j], int(j), float(A[0, j]), float(expected_orig[j]),
-                                float(z[j]))
-            for j in order if not np.isnan(z[j])
-        ]
-
-    # ------------------------------------------------------------------ health
-    def log_likelihood_threshold(self) -> float:
-        """The threshold in log-likelihood units (original scale) for a complete event."""
-        if not self.ready_:
-            return math.nan
-        m = self.model_
-        d = m.n_features_in_ or 1
-        lnc_k = log_det_cholesky(m.precisions_cholesky_, m.covariance_type) - 0.5 * d * LOG_2PI
-        target = -self.threshold_model_.threshold_ * _LN10
-        hi = float(np.max(m._log_weights + lnc_k))
-        lo = hi - 10.0
-        while mixture_log_tail(m._log_weights, lnc_k, np.array([lo]), float(d))[0] > target:
-            lo = hi - 2.0 * (hi - lo)
-            if hi - lo > 1e6:
-                break
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if mixture_log_tail(m._log_weights, lnc_k, np.array([mid]), float(d))[0] > target:
-                hi = mid
-            else:
-                lo = mid
-        return float(0.5 * (lo + hi) - np.log(self.scaler_.scale_).sum())
-
-    def health(self) -> dict[str, Any]:
-        """Plain numbers for metrics and dashboards (cheap; call once per scrape or batch).
-
-        Examples
-        --------
-        >>> Detector().health()["ready"]
-        0.0
-        """
-        t = self.threshold_model_
-        m = self.model_
-        out: dict[str, Any] = {
-            "ready": float(self.ready_),
-            "events": float(self.n_events_),
-            "anomalies": float(self.n_anomalies_),
-            "learned": float(self.n_learned_),
-            "alert_rate_target": self.alert_rate,
-            "threshold_surprise": float(t.threshold_) if self.ready_ else math.nan,
-            "tail_shape": t.gamma_, "tail_scale": t.sigma_, "tail_peaks": float(len(t.peaks_)),
-            "drift_cusum": self.drift_.cusum_, "drift_divergence": self.drift_.divergence_,
-            "drift_detected": float(self.drift_.drift_detected_),
-            "drift_alarms": float(self.drift_.alarms_),
-            "regime_changes": float(self.regime_changes_),
-            "reseeds": float(m.n_reseeds_),
-            "generation": float(m.generation_),
-        }
-        if self.ready_:
-            out["weights"] = m.weights_.copy()
-            out["mean_shift"] = self.drift_.mean_shift_.copy()
-            out["n_components"] = float(m.n_components_)
-        return out
-
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
         """Whole detector state: plain arrays and scalars, versioned, no pickle.
@@ -395,10 +313,24 @@ class Detector:
     def from_state(cls, state: dict[str, Any]) -> Detector:
         """Rebuild a detector from :meth:`to_state`; it continues bit for bit.
 
+        Parameters
+        ----------
+        state
+            The snapshot.
+
+        Returns
+        -------
+        Detector
+
         Raises
         ------
         StateError
             Unknown version or missing keys.
+
+        Examples
+        --------
+        >>> Detector.from_state(Detector(warmup=50).to_state()).warmup
+        50
         """
         if state.get("version") != STATE_VERSION:
             raise StateError(

@@ -121,29 +121,71 @@ class DriftMonitor:
 
         Identity pairing of components: ``KL(w0||w1) + KL(w1||w0)`` plus the weighted
         component KLs both ways (an upper bound of the mixtures' symmetric KL).
+
+        Examples
+        --------
+        >>> DriftMonitor().divergence_
+        0.0
         """
         self._compare()
         return self._divergence
 
     @property
     def weight_change_(self) -> Array:
-        """Live minus reference component weights at the last window end, shape (K,)."""
+        """Live minus reference component weights at the last window end, shape (K,).
+
+        Examples
+        --------
+        >>> DriftMonitor().weight_change_.shape
+        (0,)
+        """
         self._compare()
         return self._weight_change
 
     @property
     def mean_shift_(self) -> Array:
-        """Mahalanobis distance (reference metric) each component mean moved, shape (K,)."""
+        """Mahalanobis distance (reference metric) each component mean moved, shape (K,).
+
+        Examples
+        --------
+        >>> DriftMonitor().mean_shift_.shape
+        (0,)
+        """
         self._compare()
         return self._mean_shift
 
     @property
     def cusum_(self) -> float:
-        """The larger of the two one-sided CUSUM statistics."""
+        """The larger of the two one-sided CUSUM statistics.
+
+        Examples
+        --------
+        >>> DriftMonitor().cusum_
+        0.0
+        """
         return max(self.cusum_hi_, self.cusum_lo_)
 
     def set_reference(self, model: Any, sample: Array) -> None:
-        """Freeze ``model``'s parameters as the reference; calibrate on ``sample`` (n, d)."""
+        """Freeze ``model``'s parameters as the reference and calibrate the CUSUM.
+
+        Parameters
+        ----------
+        model
+            A fitted :class:`~streamem.OnlineGMM` (its scoring parameters are copied).
+        sample
+            Shape (n, d), scaled features: the NLL mean and spread under the reference.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from streamem.model import OnlineGMM
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> m = OnlineGMM(n_components=1, n_warmup=300, random_state=0).partial_fit(X)
+        >>> mon = DriftMonitor(window=100)
+        >>> mon.set_reference(m, X)
+        >>> mon.divergence_, mon.alarms_
+        (0.0, 0)
+        """
         ref = {
             "weights": model.weights_.copy(),
             "log_weights": np.log(model.weights_),
@@ -183,7 +225,27 @@ class DriftMonitor:
         return -lpn
 
     def update(self, X: Array, model: Any) -> None:
-        """Feed a batch (scaled features, shape (n, d)); run the tests at window ends."""
+        """Feed a batch; at each window end run the CUSUM and capture the live parameters.
+
+        Parameters
+        ----------
+        X
+            Shape (n, d), scaled features.
+        model
+            The live model (compared with the reference when the figures are read).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from streamem.model import OnlineGMM
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> m = OnlineGMM(n_components=1, n_warmup=300, random_state=0).partial_fit(X)
+        >>> mon = DriftMonitor(window=100)
+        >>> mon.set_reference(m, X)
+        >>> mon.update(X[:150] + 3.0, m)
+        >>> mon.alarms_, mon.drift_detected_, mon.divergence_   # the model itself did not move
+        (1, True, 0.0)
+        """
         if self._ref is None or len(X) == 0:
             return
         n = len(X)
@@ -236,7 +298,13 @@ class DriftMonitor:
         self._mean_shift = np.sqrt(np.sum(y * y, axis=1))
 
     def to_state(self) -> dict[str, Any]:
-        """Plain arrays and scalars."""
+        """Plain arrays and scalars (the frozen reference included).
+
+        Examples
+        --------
+        >>> sorted(DriftMonitor(window=10).to_state())[:3]
+        ['alarms', 'count', 'cusum_hi']
+        """
         return {
             "window": self.window, "stride": self.stride, "k": self.k, "h": self.h,
             "hold": self.hold, "cusum_hi": self.cusum_hi_, "cusum_lo": self.cusum_lo_,
@@ -250,7 +318,22 @@ class DriftMonitor:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> DriftMonitor:
-        """Rebuild from :meth:`to_state`."""
+        """Rebuild from :meth:`to_state`.
+
+        Parameters
+        ----------
+        state
+            The snapshot.
+
+        Returns
+        -------
+        DriftMonitor
+
+        Examples
+        --------
+        >>> DriftMonitor.from_state(DriftMonitor(window=10).to_state()).window
+        10
+        """
         m = cls(state["window"], state["stride"], state["k"], state["h"], state["hold"])
         m.cusum_hi_, m.cusum_lo_ = state["cusum_hi"], state["cusum_lo"]
         m.alarms_, m._divergence = int(state["alarms"]), float(state["divergence"])

@@ -49,7 +49,26 @@ class RegimeTracker:
         self.full = False
 
     def observe(self, Z: Array, flagged: NDArray[np.bool_]) -> bool:
-        """Remember a batch (shape (n, n_features)); True when a new regime is declared."""
+        """Remember a batch; True when a new regime is declared.
+
+        Parameters
+        ----------
+        Z
+            Shape (n, n_features), the (scaled) events.
+        flagged
+            Shape (n,), their anomaly flags.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> tr = RegimeTracker(patience=4, fraction=0.5, n_features=1)
+        >>> tr.observe(np.ones((3, 1)), np.ones(3, dtype=bool))   # buffer not yet full
+        False
+        """
         P = self.patience
         n = len(Z)
         if n >= P:
@@ -86,7 +105,15 @@ class RegimeTracker:
         return np.asarray(self.recent[order[-m:]].copy())
 
     def reset(self) -> None:
-        """Forget the flags after a regime change (the events stay, unused until refilled)."""
+        """Forget the flags after a regime change (the events stay, unused until refilled).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> tr = RegimeTracker(2, 0.5, 1); _ = tr.observe(np.ones((2, 1)), np.ones(2, dtype=bool))
+        >>> tr.reset(); tr.full, int(tr.flags.sum())
+        (False, 0)
+        """
         self.flags[:] = False
         self.full = False
         self.pos = 0
@@ -109,6 +136,15 @@ class RegimeTracker:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RegimeTracker:
         """Rebuild from :meth:`to_state`.
+
+        Parameters
+        ----------
+        state
+            The snapshot.
+
+        Returns
+        -------
+        RegimeTracker
 
         Examples
         --------

@@ -55,7 +55,13 @@ class DetectionResult:
 
     @property
     def log_likelihood(self) -> Array:
-        """``-scores``."""
+        """``-scores``: the log-likelihood in original units.
+
+        Examples
+        --------
+        >>> bool(np.isnan(warming_result(1).log_likelihood[0]))
+        True
+        """
         return -self.scores
 
     def __len__(self) -> int:
@@ -64,6 +70,15 @@ class DetectionResult:
 
 def warming_result(n: int) -> DetectionResult:
     """Result for ``n`` events buffered during warm-up: NaN scores, nothing flagged.
+
+    Parameters
+    ----------
+    n
+        Number of events.
+
+    Returns
+    -------
+    DetectionResult
 
     Examples
     --------
@@ -80,6 +95,15 @@ def warming_result(n: int) -> DetectionResult:
 
 def concat_results(a: DetectionResult, b: DetectionResult) -> DetectionResult:
     """Concatenate two results event-wise (``a`` first).
+
+    Parameters
+    ----------
+    a, b
+        Results of consecutive parts of one batch.
+
+    Returns
+    -------
+    DetectionResult
 
     Examples
     --------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -31,8 +32,26 @@ class RobustScaler:
         self.scale_: Array = np.ones(0)
 
     def fit(self, X: Array) -> RobustScaler:
-        """Fit on X of shape (n_samples, n_features); NaN entries are ignored."""
-        with np.errstate(all="ignore"):
+        """Fit the medians and scales; NaN entries are ignored.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features). A feature never observed gets centre 0, scale 1.
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = RobustScaler().fit(np.array([[1.0, np.nan], [3.0, np.nan], [5.0, np.nan]]))
+        >>> s.center_.tolist(), np.round(s.scale_, 3).tolist()
+        ([3.0, 0.0], [2.965, 1.0])
+        """
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
             center = np.nanmedian(X, axis=0)
             mad = 1.4826 * np.nanmedian(np.abs(X - center), axis=0)
             std = np.nanstd(X, axis=0)
@@ -44,22 +63,79 @@ class RobustScaler:
         return self
 
     def transform(self, X: Array) -> Array:
-        """Scaled copy of X, shape (n_samples, n_features)."""
+        """Scaled copy of ``X``.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features), original units.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = RobustScaler().fit(np.array([[0.0], [1.0], [2.0]]))
+        >>> np.round(s.transform(np.array([[2.0]])), 3).tolist()
+        [[0.674]]
+        """
         out: Array = (X - self.center_) / self.scale_
         return out
 
     def inverse_transform(self, Z: Array) -> Array:
-        """Back to original units."""
+        """Back to original units.
+
+        Parameters
+        ----------
+        Z
+            Shape (n_samples, n_features), scaled units.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = RobustScaler().fit(np.array([[0.0], [1.0], [2.0]]))
+        >>> s.inverse_transform(s.transform(np.array([[7.0]]))).tolist()
+        [[7.0]]
+        """
         out: Array = Z * self.scale_ + self.center_
         return out
 
     def to_state(self) -> dict[str, Any]:
-        """Plain arrays."""
+        """Plain arrays.
+
+        Examples
+        --------
+        >>> sorted(RobustScaler().to_state())
+        ['center', 'scale']
+        """
         return {"center": self.center_.copy(), "scale": self.scale_.copy()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RobustScaler:
-        """Rebuild from :meth:`to_state`."""
+        """Rebuild from :meth:`to_state`.
+
+        Parameters
+        ----------
+        state
+            The snapshot.
+
+        Returns
+        -------
+        RobustScaler
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = RobustScaler().fit(np.array([[0.0], [2.0]]))
+        >>> RobustScaler.from_state(s.to_state()).center_.tolist()
+        [1.0]
+        """
         s = cls()
         s.center_ = np.asarray(state["center"], dtype=float)
         s.scale_ = np.asarray(state["scale"], dtype=float)

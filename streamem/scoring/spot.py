@@ -13,97 +13,13 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import brentq
 
 from streamem.errors import InvalidInputError, StateError
+from streamem.scoring.gpd import fit_gpd, gpd_log_likelihood
 
 __all__ = ["FixedThreshold", "SpotThreshold", "fit_gpd", "gpd_log_likelihood"]
 
 Array = NDArray[np.float64]
-
-
-def gpd_log_likelihood(peaks: Array, gamma: float, sigma: float) -> float:
-    """Log-likelihood of excesses under GPD(gamma, sigma); ``-inf`` outside the support.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> round(gpd_log_likelihood(np.array([1.0, 2.0]), 0.0, 1.0), 6)
-    -3.0
-    """
-    if sigma <= 0:
-        return -math.inf
-    if abs(gamma) < 1e-12:
-        return float(-len(peaks) * math.log(sigma) - peaks.sum() / sigma)
-    z = 1.0 + gamma * peaks / sigma
-    if np.any(z <= 0):
-        return -math.inf
-    return float(-len(peaks) * math.log(sigma) - (1.0 + 1.0 / gamma) * np.log(z).sum())
-
-
-def _grimshaw_w(x: Array, peaks: Array) -> Array:
-    """Grimshaw's ``w(x) = u(x) v(x) - 1`` for a vector of ``x`` at once."""
-    s = 1.0 + np.multiply.outer(x, peaks)
-    out: Array = np.mean(1.0 / s, axis=-1) * (1.0 + np.mean(np.log(s), axis=-1)) - 1.0
-    return out
-
-
-def _grimshaw_candidates(peaks: Array) -> list[tuple[float, float]]:
-    ymin, ymax, ymean = float(peaks.min()), float(peaks.max()), float(peaks.mean())
-    eps = min(2e-8, 0.5 / ymax)
-
-    def w(x: float) -> float:
-        return float(_grimshaw_w(np.array([x]), peaks)[0])
-
-    brackets = [(-1.0 / ymax + eps, -eps)]
-    if ymin > 0:
-        brackets.append((eps, 2.0 * (ymean - ymin) / ymin**2))
-    out = [(0.0, ymean)]
-    for lo, hi in brackets:
-        if not hi > lo:
-            continue
-        grid = np.linspace(lo, hi, 24)
-        vals = _grimshaw_w(grid, peaks)
-        for j in np.flatnonzero(vals[:-1] * vals[1:] <= 0):
-            a, b = float(grid[j]), float(grid[j + 1])
-            x = a if vals[j] == 0.0 else float(brentq(w, a, b, xtol=1e-12))
-            g = float(np.mean(np.log1p(x * peaks)))
-            if x != 0 and g != 0:
-                out.append((g, g / x))
-    return out
-
-
-def fit_gpd(peaks: Array) -> tuple[float, float]:
-    """Fit GPD(gamma, sigma) to positive excesses: best of Grimshaw roots and moments.
-
-    Parameters
-    ----------
-    peaks
-        Excesses over the high threshold, shape (n_peaks,), positive.
-
-    Returns
-    -------
-    (gamma, sigma)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> g, s = fit_gpd(np.random.default_rng(0).exponential(2.0, 5000))
-    >>> abs(g) < 0.05, round(s, 1)
-    (True, 2.0)
-    """
-    peaks = np.asarray(peaks, dtype=float)
-    if len(peaks) == 0:
-        return 0.0, 1.0
-    mean = float(peaks.mean())
-    var = float(peaks.var())
-    cands = _grimshaw_candidates(peaks) if peaks.max() > 0 else []
-    if var > 0:
-        ratio = mean * mean / var
-        cands.append((0.5 * (1.0 - ratio), 0.5 * mean * (1.0 + ratio)))
-    cands.append((0.0, max(mean, 1e-12)))
-    best = max(cands, key=lambda gs: gpd_log_likelihood(peaks, gs[0], gs[1]))
-    return float(best[0]), float(best[1])
 
 
 class SpotThreshold:
@@ -180,16 +96,50 @@ class SpotThreshold:
 
     @property
     def threshold_(self) -> float:
-        """Current threshold ``z_q`` on the score scale (``-log10(q)`` before calibration)."""
+        """Current threshold ``z_q`` on the score scale (``-log10(q)`` before calibration).
+
+        Examples
+        --------
+        >>> SpotThreshold(q=1e-3).threshold_
+        3.0
+        """
         return self._z
 
     @property
     def peaks_(self) -> Array:
-        """The excesses currently in the tail buffer."""
+        """The excesses currently in the tail buffer (at most ``max_excess``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> spot = SpotThreshold(q=1e-3)
+        >>> spot.fit(np.random.default_rng(0).exponential(1.0, 5000))
+        >>> len(spot.peaks_)   # 1 - level = 200 / 5000 of the scores
+        200
+        """
         return self._peaks
 
     def fit(self, scores: Array) -> None:
-        """Calibrate from initial scores: set ``t``, collect peaks, fit the GPD."""
+        """Calibrate from initial scores: set ``t``, collect peaks, fit the GPD.
+
+        Parameters
+        ----------
+        scores
+            Shape (n,), at least 10 finite values (non-finite ones are dropped).
+
+        Raises
+        ------
+        InvalidInputError
+            Fewer than 10 finite scores.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> spot = SpotThreshold(q=1e-3)
+        >>> spot.fit(np.random.default_rng(0).exponential(1.0, 5000))
+        >>> spot.fitted_, round(spot.t_, 1)   # t at the 0.96 quantile of Exp(1)
+        (True, 3.2)
+        """
         s = np.asarray(scores, dtype=float)
         s = s[np.isfinite(s)]
         if len(s) < 10:
@@ -219,7 +169,25 @@ class SpotThreshold:
         self._z = self.quantile(self.q)
 
     def quantile(self, q: float) -> float:
-        """Score exceeded with probability ``q`` under the fitted tail."""
+        """Score exceeded with probability ``q`` under the fitted tail.
+
+        Parameters
+        ----------
+        q
+            Tail probability.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> spot = SpotThreshold(q=1e-3)
+        >>> spot.fit(np.random.default_rng(0).exponential(1.0, 5000))
+        >>> round(spot.quantile(1e-4), 1)   # exact for Exp(1): ln(1e4) = 9.2
+        9.2
+        """
         if self.n_peaks_ <= 0:
             return self.t_
         r = q * self.n_ / self.n_peaks_
@@ -231,6 +199,16 @@ class SpotThreshold:
 
     def tail_probability(self, scores: Array) -> Array:
         """Estimated ``P(score > s)`` from the GPD tail (for scores above ``t``).
+
+        Parameters
+        ----------
+        scores
+            Shape (n,).
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            NaN for scores at or below ``t`` (not in the modelled tail).
 
         Examples
         --------
@@ -250,7 +228,28 @@ class SpotThreshold:
         return np.asarray(np.where(s > self.t_, p, np.nan))
 
     def update(self, scores: Array, is_anomaly: NDArray[np.bool_]) -> None:
-        """Absorb the normal scores of a batch: count them, push their peaks, refit."""
+        """Absorb a batch: count the scores, push their peaks, refit now and then.
+
+        Before calibration the scores are collected until ``n_init`` are available. Flagged
+        scores above the ``q * gross_factor`` quantile are left out.
+
+        Parameters
+        ----------
+        scores
+            Shape (n,).
+        is_anomaly
+            Shape (n,): the decisions taken with the threshold in force.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> spot = SpotThreshold(q=1e-3)
+        >>> spot.fit(np.random.default_rng(0).exponential(1.0, 5000))
+        >>> u = np.random.default_rng(1).exponential(1.0, 1000)
+        >>> spot.update(u, u > spot.threshold_)
+        >>> bool(5000 < spot.n_ < 6000)   # decayed count: the window forgets old scores
+        True
+        """
         if not self.fitted_:
             # calibration on live scores (absurd ones left out)
             s = np.asarray(scores, dtype=float)
@@ -291,7 +290,13 @@ class SpotThreshold:
             self._head = (self._head + 1) % self.max_excess
 
     def to_state(self) -> dict[str, Any]:
-        """Plain scalars and arrays (see :meth:`from_state`)."""
+        """Plain scalars and arrays (see :meth:`from_state`).
+
+        Examples
+        --------
+        >>> SpotThreshold(q=1e-3).to_state()["kind"]
+        'spot'
+        """
         return {
             "kind": "spot", "q": self.q, "level": self.level, "max_excess": self.max_excess,
             "refit_every": self.refit_every, "gross_factor": self.gross_factor,
@@ -305,7 +310,27 @@ class SpotThreshold:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SpotThreshold:
-        """Rebuild from :meth:`to_state`."""
+        """Rebuild from :meth:`to_state`.
+
+        Parameters
+        ----------
+        state
+            The snapshot.
+
+        Returns
+        -------
+        SpotThreshold
+
+        Raises
+        ------
+        StateError
+            A key is missing.
+
+        Examples
+        --------
+        >>> SpotThreshold.from_state(SpotThreshold(q=1e-4).to_state()).threshold_
+        4.0
+        """
         try:
             s = cls(state["q"], level=state["level"], max_excess=state["max_excess"],
                     refit_every=state["refit_every"],
@@ -341,20 +366,71 @@ class FixedThreshold:
 
     @property
     def threshold_(self) -> float:
-        """``-log10(q)``."""
+        """``-log10(q)``.
+
+        Examples
+        --------
+        >>> FixedThreshold(q=1e-2).threshold_
+        2.0
+        """
         return -math.log10(self.q)
 
     def fit(self, scores: Array) -> None:
-        """Nothing to calibrate."""
+        """Nothing to calibrate.
+
+        Parameters
+        ----------
+        scores
+            Ignored.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> t = FixedThreshold(q=1e-3); t.fit(np.ones(10)); t.threshold_
+        3.0
+        """
 
     def update(self, scores: Array, is_anomaly: NDArray[np.bool_]) -> None:
-        """Nothing to learn."""
+        """Nothing to learn.
+
+        Parameters
+        ----------
+        scores, is_anomaly
+            Ignored.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> t = FixedThreshold(q=1e-3); t.update(np.ones(2), np.zeros(2, bool)); t.threshold_
+        3.0
+        """
 
     def to_state(self) -> dict[str, Any]:
-        """Plain scalars."""
+        """Plain scalars.
+
+        Examples
+        --------
+        >>> FixedThreshold(q=1e-3).to_state()
+        {'kind': 'fixed', 'q': 0.001}
+        """
         return {"kind": "fixed", "q": self.q}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> FixedThreshold:
-        """Rebuild from :meth:`to_state`."""
+        """Rebuild from :meth:`to_state`.
+
+        Parameters
+        ----------
+        state
+            The snapshot.
+
+        Returns
+        -------
+        FixedThreshold
+
+        Examples
+        --------
+        >>> FixedThreshold.from_state({"kind": "fixed", "q": 0.01}).threshold_
+        2.0
+        """
         return cls(state["q"])
