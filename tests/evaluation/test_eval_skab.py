@@ -77,6 +77,7 @@ def test_protocol_splits_pools_and_scores(tmp_path: Path) -> None:
     assert r.binary == (1.0, 0.0, 0.0)
     # each file has one changepoint, found exactly at its start (the rising edge)
     assert r.nab.missed == 0 and r.nab.false_positives == 0
+    assert (r.missed_cps, r.false_positive_cps) == (0, 0)
     assert r.nab.standard == pytest.approx(100.0)
     assert r.auc == pytest.approx(1.0)
 
@@ -85,3 +86,22 @@ def test_protocol_checks_flag_length(tmp_path: Path) -> None:
     _write(tmp_path / "a" / "1.csv", _rows(10, 6))
     with pytest.raises(InvalidInputError, match="one flag per test row"):
         run_protocol(load_skab(tmp_path), lambda tr, te: (np.zeros(2, bool), None), train_size=4)
+
+
+def test_leaderboard_cp_counts_use_wide_windows(tmp_path: Path) -> None:
+    # test part: rows 4..19 (t = 4..19 s), one changepoint at row 10; flags rise at row 12
+    # and fall at row 14. Leaderboard window = span (15 s) / (1 + 1) = 7.5 s -> [10, 17.5]:
+    # both edges (12, 14) fall inside -> first one counts, no FP, no miss.
+    # NAB's 60 s window would give the same here; move the falling edge to row 19 (t = 19):
+    # outside [10, 17.5] -> one leaderboard FP, but still inside the 60 s NAB window.
+    rows = _rows(20, 10)
+    _write(tmp_path / "a" / "1.csv", rows)
+
+    def flags_12_to_19(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, None]:
+        f = np.zeros(len(test), bool)
+        f[12 - 4 : 19 - 4] = True  # rows 12..18 flagged, falls at row 19
+        return f, None
+
+    r = run_protocol(load_skab(tmp_path), flags_12_to_19, train_size=4)
+    assert (r.missed_cps, r.false_positive_cps) == (0, 1)
+    assert (r.nab.missed, r.nab.false_positives) == (0, 0)

@@ -1,0 +1,43 @@
+"""End-to-end check of the SKAB harness against a published leaderboard row.
+
+Hotelling's T² with the leaderboard notebook's settings, run through our split, pooling,
+F1/FAR/MAR, NAB and CP counting, must give the published "T-squared" row exactly.
+Uses the real SKAB data in ../shared/data/skab (present on developer machines and in CI).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from streamem.evaluation.skab import load_skab, run_protocol
+
+ROOT = Path(__file__).resolve().parents[2]
+SKAB = ROOT.parent / "shared" / "data" / "skab"
+
+
+def test_t_squared_row_is_reproduced_exactly() -> None:
+    if not (SKAB / "valve1").is_dir():
+        msg = f"SKAB data not found at {SKAB}"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " (CI must have the shared/ copy beside the clone)")
+        pytest.skip(msg)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    bench_skab = importlib.import_module("bench.skab")
+    r = run_protocol(load_skab(SKAB), bench_skab.hotelling_t2)
+    f1, far, mar = r.binary
+    # published: F1 0.66, FAR 19.21 %, MAR 42.6 %, NAB 19.54 / 10.2 / 24.31, 70 missed, 106 FPs
+    assert (round(f1, 2), round(far, 2), round(mar, 2)) == (0.66, 19.21, 42.6)
+    assert (round(r.nab.standard, 2), round(r.nab.low_fp, 2), round(r.nab.low_fn, 2)) == (
+        19.54,
+        10.2,
+        24.31,
+    )
+    assert (r.missed_cps, r.false_positive_cps) == (70, 106)
+    assert r.nab.n_changepoints == 127
+    assert r.counts.n == 23_801 and r.counts.tp + r.counts.fn == 12_771
