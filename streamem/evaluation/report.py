@@ -72,6 +72,7 @@ def _plot_scores(
     flags: NDArray[np.bool_],
     labels: NDArray[np.bool_] | None,
     xlabel: str,
+    score_label: str,
 ) -> None:
     ax = fig.add_subplot(1, 1, 1)
     if labels is not None:
@@ -90,7 +91,7 @@ def _plot_scores(
                 label=f"labelled anomaly ({len(wins)})",
             )
     tx, sy = _envelope(t, scores)
-    ax.plot(tx, sy, color="tab:blue", lw=0.7, label="score (−log10 tail prob.)")
+    ax.plot(tx, sy, color="tab:blue", lw=0.7, label=score_label)
     thx, thy = _envelope(t, threshold)
     ax.plot(thx, thy, color="black", lw=1.2, ls="--", label="threshold")
     if flags.any():
@@ -107,7 +108,7 @@ def _plot_scores(
         ax.set_yscale("log")
     ax.set_title("Anomaly score over time")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("score")
+    ax.set_ylabel(score_label)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
 
@@ -246,6 +247,7 @@ def write_report(
     timestamps: ArrayLike | None = None,
     weights_history: ArrayLike | None = None,
     metrics: Mapping[str, Any] | None = None,
+    score_label: str = "score",
 ) -> list[Path]:
     """Write PNG plots and an ``index.html`` that ties them together.
 
@@ -254,8 +256,10 @@ def write_report(
     out_dir
         Folder to write into (created if needed).
     scores, threshold, is_anomaly
-        Per-event detector output, shape (n,); ``threshold`` may be a scalar. NaN scores
-        (warm-up) are left out of the plot.
+        Per-event detector output, shape (n,); ``threshold`` may be a scalar and must be on
+        the scores' scale (for a :class:`~streamem.Detector` result pass
+        ``res.surprise`` and ``-np.log10(res.threshold)``). NaN scores (warm-up) are left
+        out of the plot.
     X
         The events, shape (n, d).
     feature_names
@@ -268,6 +272,8 @@ def write_report(
         Optional mixture weights sampled over the run, shape (T, K), evenly spaced.
     metrics
         Optional name -> value pairs for the table.
+    score_label
+        Axis label for the scores, e.g. ``"surprise (−log10 tail probability)"``.
 
     Returns
     -------
@@ -316,7 +322,7 @@ def write_report(
     paths: list[Path] = []
 
     fig = figure_cls(figsize=(11, 4), layout="constrained")
-    _plot_scores(fig, t, s, th, flags, lab, xlabel)
+    _plot_scores(fig, t, s, th, flags, lab, xlabel, score_label)
     paths.append(_save(fig, canvas_cls, out / "scores.png"))
 
     picks = _incidents(s, flags, 3)
