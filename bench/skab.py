@@ -86,6 +86,21 @@ def streamem_detect(batch: int = 1, smooth: int = 1, **params: Any) -> Detect:
     return detect
 
 
+SLOW_SENSORS = ("Temperature", "Thermocouple")
+
+
+def without_slow_sensors(inner: Detect, names: tuple[str, ...]) -> Detect:
+    """Feed ``inner`` every sensor except the two slowly drifting temperatures."""
+    keep = [i for i, n in enumerate(names) if n not in SLOW_SENSORS]
+
+    def detect(
+        train: NDArray[np.float64], test: NDArray[np.float64]
+    ) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+        return inner(train[:, keep], test[:, keep])
+
+    return detect
+
+
 def hotelling_t2(
     train: NDArray[np.float64], test: NDArray[np.float64]
 ) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
@@ -167,6 +182,7 @@ def _fmt(v: Any) -> str:
 def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
     """Run the rows and build the section."""
     files: list[SkabFile] = load_skab(path)
+    names = files[0].feature_names
     runs: dict[str, Detect] = (
         {
             "streamem, defaults (alert_rate 1e-3, K auto), streaming": streamem_detect(**DEFAULT),
@@ -182,6 +198,12 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
             ),
             "streamem, alert_rate 1e-2, K=1, streaming, 5-event trailing mean": streamem_detect(
                 smooth=5, alert_rate=1e-2, n_components=1
+            ),
+            "streamem, defaults, 6 sensors (no Temperature/Thermocouple)": without_slow_sensors(
+                streamem_detect(**DEFAULT), names
+            ),
+            "streamem, defaults, 6 sensors, 5-event trailing mean": without_slow_sensors(
+                streamem_detect(smooth=5, **DEFAULT), names
             ),
             "river HalfSpaceTrees after MinMaxScaler (q=0.99)": peer_detect("HST", 0.99),
             "river HalfSpaceTrees after MinMaxScaler (q=0.9)": peer_detect("HST", 0.9),
@@ -218,19 +240,29 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
         [f"*{n}* (leaderboard)", *(_fmt(v) for v in vals), "–", "–"] for n, *vals in LEADERBOARD
     ]
     table = md_table(HEAD, rows + board)
-    every = {n: r for n, r in {**results, **tried}.items() if n.startswith(("streamem", "alert"))}
+    every = {
+        n: r
+        for n, r in {**results, **tried}.items()
+        if n.startswith(("streamem", "alert")) and "6 sensors" not in n
+    }
     best_name = max(every, key=lambda n: every[n].binary[0])
     best = every[best_name]
     ok = [n for n, r in every.items() if r.binary[1] <= 15]
     best_ok = max(ok, key=lambda n: every[n].binary[0]) if ok else None
     met = any(r.binary[0] >= 0.8 and r.binary[1] <= 15 for r in every.values())
-    verdict = "**met**" if met else "**not met**"
+    met_six = any(
+        r.binary[0] >= 0.8 and r.binary[1] <= 15 for n, r in results.items() if "6 sensors" in n
+    )
+    verdict = ("**met**" if met else "**not met**") + (
+        " with all 8 sensors and public parameters only"
+        + ("; met when the two drifting temperature sensors are left out" if met_six else "")
+    )
     best_nab = max(every, key=lambda n: every[n].nab.standard)
     within = (
         f"best F1 with FAR <= 15 %: {every[best_ok].binary[0]:.2f} ({best_ok}, FAR "
         f"{every[best_ok].binary[1]:.1f} %)"
         if best_ok
-        else "no setting kept FAR <= 15 %"
+        else "no 8-sensor setting kept FAR <= 15 %"
     )
     cmd = f"python -m bench.skab {path}" + (" --quick" if quick else "")
     grid = (
@@ -259,6 +291,16 @@ counts them, which is *not* with the 60 s windows: SKAB's notebooks take them fr
 `chp_score(metric="average_time", anomaly_window_destination="righter", portion=1)`, whose
 windows are (test-part span) / (changepoints + 1) wide.
 
+**Why streamem's defaults over-alarm here, and the 6-sensor rows.** Most false alarms
+come from a handful of files whose *normal* test rows have drifted away from the 400
+warm-up rows in the two slow thermal sensors (median shifts of 3–19 warm-up standard
+deviations in Temperature or Thermocouple; `det.explain` names one of them for ~95 % of
+the false alarms there). With `protect_model` on, those events are flagged and therefore
+never learned, so the model never catches up within a file. The "6 sensors" rows simply
+leave those two columns out. That choice was made *after* this failure analysis on the
+same test data, so treat those rows as an upper bound for what drift-tolerant handling of
+slow sensors could give, not as an out-of-the-box result.
+
 **Harness check.** The "T-squared, re-implemented here" row is Hotelling's T² with the
 leaderboard notebook's settings (fit on the 400 training rows with scaling, 5-row trailing
 median, flag above 2 × UCL at p = 0.999), written from that description and run through
@@ -266,9 +308,10 @@ this harness. It reproduces the published T-squared row exactly (F1 0.66, FAR 19
 MAR 42.60 %, NAB 19.54 / 10.20 / 24.31, 70 missed CPs, 106 FPs), which checks the split,
 the pooling, the F1/FAR/MAR formulas, the NAB scoring and the CP counts end to end.
 
-**Target** (issue): outlier F1 >= 0.80 with FAR <= 15 % — {verdict}. Best streamem F1
-over every row and setting below: {best.binary[0]:.2f} ({best_name}) at FAR {best.binary[1]:.1f} %;
-{within}. Best NAB (standard): {every[best_nab].nab.standard:.1f} ({best_nab}).
+**Target** (issue): outlier F1 >= 0.80 with FAR <= 15 % — {verdict}.
+Best 8-sensor streamem F1 over every row and setting below: {best.binary[0]:.2f}
+({best_name}) at FAR {best.binary[1]:.1f} %; {within}. Best NAB (standard):
+{every[best_nab].nab.standard:.1f} ({best_nab}).
 The settings were chosen by looking at these same test parts (SKAB has no separate
 validation split), so the best grid rows are optimistic; the first row (defaults) is the
 honest out-of-the-box figure.
@@ -285,6 +328,12 @@ honest out-of-the-box figure.
             f"{d.nab.standard:.1f} (T-squared 19.5, best published 32.4)"
         ),
     }
+    six = results.get("streamem, defaults, 6 sensors, 5-event trailing mean")
+    if six is not None:
+        facts[
+            "SKAB without the 2 drifting temperature sensors, 5-event mean (chosen after"
+            " failure analysis)"
+        ] = f"F1 {six.binary[0]:.2f} / FAR {six.binary[1]:.1f} % / NAB {six.nab.standard:.1f}"
     if tried:
         facts["SKAB best setting tried (tuned on the test parts)"] = (
             f"F1 {best.binary[0]:.2f} / FAR {best.binary[1]:.1f} % ({best_name}); "
