@@ -169,7 +169,23 @@ class NabCounts:
     delays: tuple[float, ...]
 
     def raw(self, profile: str) -> tuple[float, float, float]:
-        """``(S, S_null, S_perfect)`` of this file under one profile."""
+        """Raw NAB sums of this file under one profile.
+
+        Parameters
+        ----------
+        profile
+            A key of :data:`PROFILES`.
+
+        Returns
+        -------
+        tuple of float
+            ``(S, S_null, S_perfect)``.
+
+        Examples
+        --------
+        >>> NabCounts(2, (0.0,), 1, 1, (0.0,)).raw("standard")
+        (-0.11, -2.0, 2.0)
+        """
         a_tp, a_fp, a_fn = PROFILES[profile]
         s = (
             a_fp * self.n_fp
