@@ -210,8 +210,11 @@ class Daemon:
 
     def _checkpoint_due(self) -> bool:
         c = self.cfg.checkpoint
-        return self._since_ckpt >= c.every_events or (
-            self._since_ckpt > 0 and time.monotonic() - self._last_ckpt >= c.every_seconds)
+        # dirty, not "events polled": a chunked lane may learn (a partial chunk) without a poll
+        if not any(ln.dirty for ln in self.lanes.values()):
+            return False
+        return self._since_ckpt >= c.every_events or \
+            time.monotonic() - self._last_ckpt >= c.every_seconds
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> RunSummary:
