@@ -84,9 +84,20 @@ def test_amtool_check_config_and_routing() -> None:
     proc = run([amtool, "check-config", str(ALERTMANAGER_CONFIG)])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout + proc.stderr
-    for labels in (["severity=critical", "alertname=StreamemInstanceDown"], ["severity=info"]):
+    for labels in (
+        ["severity=critical", "alertname=StreamemInstanceDown"],
+        ["severity=info"],
+        ["alertname=StreamemAnomaly", "key=pump-1", "severity=critical"],
+    ):
         proc = run(
             [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels]
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout.strip() == "streamem-webhook", proc.stdout
+
+
+def test_alertmanager_routes_incidents_per_key() -> None:
+    proc = run([find_tool("amtool"), "config", "routes", "test", "--tree",
+                f"--config.file={ALERTMANAGER_CONFIG}", "alertname=StreamemAnomaly", "key=pump-1"])  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '{alertname="StreamemAnomaly"}' in proc.stdout, proc.stdout
