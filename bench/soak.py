@@ -9,19 +9,22 @@ Run: ``python -m bench.soak [--minutes M]``.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
 import warnings
 
 import numpy as np
 
-from bench.common import Section, machine_lines, md_table, one_core
+from bench.common import REPO, Section, machine_lines, md_table, one_core
 from streamem.evaluation.scenarios import null_stream
 
 BATCH = 256
 
 
-def measure(minutes: float) -> Section:
-    """Stream for ``minutes`` and sample RSS once a second."""
+def stream(minutes: float) -> dict[str, object]:
+    """Child side: stream for ``minutes``, sampling RSS once a second."""
     import psutil  # type: ignore[import-untyped]
 
     import streamem
@@ -46,6 +49,21 @@ def measure(minutes: float) -> Section:
             det.process(X[pos : pos + BATCH])
             pos += BATCH
             events += BATCH
+    return {"pinned": pinned, "samples": samples}
+
+
+def measure(minutes: float) -> Section:
+    """Run the stream in a fresh child process (clean RSS) and build the section."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.soak", "--child", "--minutes", str(minutes)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(REPO),
+    )
+    child = json.loads(out.stdout.strip().splitlines()[-1])
+    pinned = str(child["pinned"])
+    samples = [tuple(x) for x in child["samples"]]
     secs = np.array([s[0] for s in samples])
     rss = np.array([s[2] for s in samples])
     settled = secs >= min(10.0, secs[-1] / 2)  # ignore the first seconds (allocations settle)
@@ -58,9 +76,9 @@ def measure(minutes: float) -> Section:
     )
     cmd = f"python -m bench.soak --minutes {minutes:g}"
     body = f"""{machine_lines(cmd, pinned)}
-**Setup.** One process runs `Detector(alert_rate=1e-3)` on a d=10 stationary stream in
-batches of {BATCH} for {minutes:g} min ({samples[-1][1]:,} events) and samples its RSS
-(psutil) every second.
+**Setup.** A fresh child process (nothing else loaded) runs `Detector(alert_rate=1e-3)`
+on a d=10 stationary stream in batches of {BATCH} for {minutes:g} min
+({samples[-1][1]:,} events) and samples its RSS (psutil) every second.
 
 **Result.** RSS {rss[0]:.1f} MiB at the start, {rss.max():.1f} MiB peak, {rss[-1]:.1f} MiB
 at the end; fitted slope after the first seconds: {slope:+.2f} MiB/min —
@@ -77,7 +95,11 @@ def main(argv: list[str] | None = None) -> Section:
     p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     p.add_argument("--minutes", type=float, default=1.0, help="how long to stream")
     p.add_argument("--quick", action="store_true", help="10 seconds, scratch output")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(stream(args.minutes)))
+        raise SystemExit(0)
     sec = measure(0.17 if args.quick else args.minutes)
     write_section(sec, default_doc(args.quick))
     print(sec.body)
