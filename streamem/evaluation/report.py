@@ -304,7 +304,8 @@ def write_report(
     s = _as_1d("scores", scores, n, float)
     th = _as_1d("threshold", threshold, n, float)
     flags = _as_1d("is_anomaly", is_anomaly, n, bool)
-    lab = None if labels is None else _as_1d("labels", labels, n, bool)
+    # labels may come as floats with NaN for "unknown": only values > 0.5 count as anomalous
+    lab = None if labels is None else np.nan_to_num(_as_1d("labels", labels, n, float)) > 0.5
     names = (
         list(feature_names) if feature_names is not None else [f"x{j}" for j in range(x.shape[1])]
     )

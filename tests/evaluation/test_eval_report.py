@@ -123,3 +123,20 @@ def test_incidents_group_nearby_flags_and_rank_by_peak() -> None:
     scores[12], scores[51], scores[90] = 5.0, 9.0, 2.0
     assert _incidents(scores, flags, 2) == [(50, 51), (10, 12)]
     assert _incidents(scores, np.zeros(100, bool), 3) == []
+
+
+def test_float_labels_with_nan_count_only_ones(tmp_path: Path) -> None:
+    x, labels, scores = _stream(300)
+    lab = np.full(300, np.nan)
+    lab[100:105] = 1.0
+    lab[200:210] = 0.0
+    paths = write_report(
+        tmp_path,
+        scores=scores,
+        threshold=4.0,
+        is_anomaly=np.zeros(300, bool),
+        X=x,
+        feature_names=None,
+        labels=lab,
+    )
+    assert "labelled anomalous</th><td>5<" in paths[-1].read_text()
