@@ -126,7 +126,7 @@ def test_incidents_group_nearby_flags_and_rank_by_peak() -> None:
 
 
 def test_float_labels_with_nan_count_only_ones(tmp_path: Path) -> None:
-    x, labels, scores = _stream(300)
+    x, _, scores = _stream(300)
     lab = np.full(300, np.nan)
     lab[100:105] = 1.0
     lab[200:210] = 0.0
