@@ -13,9 +13,19 @@ Array = NDArray[np.float64]
 
 
 def reservoir_update(
-    reservoir: Array, offered: int, X: Array, size: int, rng: np.random.Generator
+    reservoir: Array,
+    offered: int,
+    X: Array,
+    size: int,
+    rng: np.random.Generator,
+    window: float = np.inf,
 ) -> tuple[Array, int]:
-    """Offer the complete rows of ``X`` to a uniform reservoir (Vitter's algorithm R).
+    """Offer the complete rows of ``X`` to a reservoir (Vitter's algorithm R, with forgetting).
+
+    Row number ``j`` (counting every complete row offered) replaces a random slot with
+    probability ``size / min(j, window)``: a uniform sample of everything while
+    ``j <= window``, then a sample biased to about the last ``window`` rows, so that
+    re-seeding uses points of the current regime.
 
     Parameters
     ----------
@@ -29,6 +39,8 @@ def reservoir_update(
         Reservoir capacity.
     rng
         Random generator (advanced in place).
+    window
+        Memory of the sample in rows (the model's effective memory); ``inf`` = uniform.
 
     Returns
     -------
@@ -55,9 +67,8 @@ def reservoir_update(
         complete, start = complete[free:], start + free
         if complete.shape[0] == 0:
             return reservoir, offered
-    slots = np.floor(
-        rng.random(complete.shape[0]) * (start + 1 + np.arange(complete.shape[0]))
-    ).astype(np.int64)
+    seen = np.minimum(start + 1 + np.arange(complete.shape[0]), max(window, size))
+    slots = np.floor(rng.random(complete.shape[0]) * seen).astype(np.int64)
     keep = slots < size
     reservoir[slots[keep]] = complete[keep]
     return reservoir, offered

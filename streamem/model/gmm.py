@@ -23,6 +23,7 @@ from streamem.model._stats import (
     log_normalize,
     sufficient_statistics,
 )
+from streamem.model._tail import mixture_log_tail
 from streamem.model._validation import check_array
 
 __all__ = ["OnlineGMM"]
@@ -313,26 +314,59 @@ class OnlineGMM:
 
     def _update_reservoir(self, X: Array) -> None:
         self._reservoir, self._reservoir_offered = reservoir_update(
-            self._reservoir, self._reservoir_offered, X, self.reservoir_size, self._rng
+            self._reservoir, self._reservoir_offered, X, self.reservoir_size, self._rng,
+            1.0 / (1.0 - 2.0 ** (-1.0 / self.half_life)),
         )
 
     def _reseed_dead(self) -> None:
+        """Revive starved components: at recent normal points the model does not explain
+        (a new mode), else by splitting the heaviest component (a redundant component)."""
         d = self.n_features_in_ or 1
         counts = self._n_eff() * self._s0
         min_count = 2 * (d + 1) if self.covariance_type == "full" else 2
         dead = np.flatnonzero((counts < min_count) | (self._s0 < 1e-3 / self.n_components_))
-        if dead.size == 0 or len(self._reservoir) == 0 or self.n_components_ == 1:
+        if dead.size == 0 or self.n_components_ == 1:
             return
-        lpn, _, _, _ = self._estimate(self._reservoir)
-        order = np.argsort(lpn)
+        unexplained: list[int] = []
+        if len(self._reservoir):
+            lpn, _, lnc, do = self._estimate(self._reservoir)
+            log_tail = mixture_log_tail(self._log_weights, lnc, lpn, do)
+            order = np.argsort(log_tail)
+            cut = np.log(0.1 / len(self._reservoir))  # far beyond what the sample size explains
+            unexplained = [int(i) for i in order[: dead.size] if log_tail[i] < cut]
+        alive = np.setdiff1d(np.arange(self.n_components_), dead)
         for j, k in enumerate(dead):
-            point = self._reservoir[order[j % len(order)]]
-            self._mu[k] = point
-            self._C[k] = self._prior_cov
-            self._s0[k] = 1.0 / (10.0 * self.n_components_)
+            if j < len(unexplained):
+                self._mu[k] = self._reservoir[unexplained[j]]
+                self._C[k] = self._prior_cov
+                self._s0[k] = 1.0 / (10.0 * self.n_components_)
+            else:
+                self._split_into(int(k), alive)
             self.n_reseeds_ += 1
         self._s0 /= self._s0.sum()
         self._refresh()
+
+    def _split_into(self, k: int, alive: NDArray[np.int64]) -> None:
+        """Split the alive component with the largest ``pi tr(C)`` along its main axis into
+        itself and ``k`` (design note, 2.3: ``mu +- sqrt(l1)/2 v1``, mass halved)."""
+        C = self._C
+        spread = C if self.covariance_type == "diag" else np.diagonal(C, axis1=1, axis2=2)
+        pool = alive if alive.size else np.setdiff1d(np.arange(self.n_components_), [k])
+        j = int(pool[np.argmax(self._s0[pool] * spread[pool].sum(axis=1))])
+        if self.covariance_type == "diag":
+            axis = int(np.argmax(C[j]))
+            lam1, v1 = float(C[j, axis]), np.eye(C.shape[1])[axis]
+            C_new = C[j] - 0.25 * lam1 * v1
+        else:
+            w, v = np.linalg.eigh(C[j])
+            lam1, v1 = float(w[-1]), v[:, -1]
+            C_new = C[j] - 0.25 * lam1 * np.outer(v1, v1)
+        step = 0.5 * np.sqrt(max(lam1, 0.0)) * v1
+        self._mu[k] = self._mu[j] + step
+        self._mu[j] = self._mu[j] - step
+        self._C[k] = C_new
+        self._C[j] = C_new
+        self._s0[k] = self._s0[j] = 0.5 * self._s0[j]
 
     # ------------------------------------------------------------------ scoring
     def score_samples(self, X: ArrayLike) -> Array:

@@ -140,3 +140,36 @@ def test_second_moment_correction_prevents_shrinkage(monkeypatch: pytest.MonkeyP
     ratios = np.array([np.diag(m.covariances_[idx[k]]) / np.diag(mix.covariances[k])
                        for k in range(2)])
     assert ratios.mean() < 0.95  # single imputation under-disperses the model
+
+
+def test_redundant_components_are_split_once_not_reseeded_forever() -> None:
+    """When a mode disappears its components starve; they are revived by splitting the
+    heaviest component (they then share the remaining mode) instead of being re-seeded at
+    outliers again and again."""
+    rng = np.random.default_rng(0)
+    m = OnlineGMM(n_components=4, n_warmup=400, half_life=200, reservoir_size=50,
+                  random_state=3)
+    m.partial_fit(np.vstack([rng.normal(-5, 1, (200, 2)), rng.normal(5, 1, (200, 2))]))
+    history = []
+    for _ in range(60):
+        m.partial_fit(rng.normal(5, 1, (40, 2)))
+        history.append(m.n_reseeds_)
+    assert 1 <= history[-1] <= 2 * m.n_components_
+    assert history[-1] == history[len(history) // 2]  # stable: no churn in the second half
+    assert np.all(m.weights_ > 0.05)
+    assert m.score(rng.normal(5, 1, (2000, 2))) > -2.838 - 0.05  # true entropy -(1 + log 2pi)
+
+
+def test_a_vanished_mode_gives_its_component_to_a_new_mode() -> None:
+    """The -6 mode vanishes and a +8 mode appears: the starved component is revived where
+    the data now is, and the new mode ends up fitted (LL at the optimum -2.84 + log 0.5)."""
+    rng = np.random.default_rng(1)
+    m = OnlineGMM(n_components=3, n_warmup=600, half_life=300, reservoir_size=200,
+                  random_state=0)
+    m.partial_fit(np.vstack([rng.normal(-6, 1, (300, 2)), rng.normal(0, 1, (300, 2))]))
+    for _ in range(80):  # the -6 mode goes away, a +8 mode appears
+        m.partial_fit(np.vstack([rng.normal(0, 1, (20, 2)), rng.normal(8, 1, (20, 2))]))
+    assert m.n_reseeds_ >= 1
+    assert np.min(np.linalg.norm(m.means_ - 8.0, axis=1)) < 0.5
+    assert np.all(np.linalg.norm(m.means_ + 6.0, axis=1) > 5.0)  # nothing left at -6
+    assert m.score(rng.normal(8, 1, (2000, 2))) > -3.53 - 0.15
