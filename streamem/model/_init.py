@@ -10,7 +10,15 @@ from numpy.typing import NDArray
 from streamem.model._gaussian import precision_cholesky
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
 
-__all__ = ["BatchFit", "fit_batch_em", "map_covariances", "n_parameters", "select_components"]
+__all__ = [
+    "BatchFit",
+    "fit_batch_em",
+    "map_covariances",
+    "n_parameters",
+    "select_components",
+    "split_component",
+    "warm_up_fit",
+]
 
 Array = NDArray[np.float64]
 
@@ -264,3 +272,123 @@ def select_components(
         if bic - best_bic < 10.0:
             return fit
     return fits[-1][1]
+
+
+def warm_up_fit(
+    X: Array,
+    n_components: int,
+    auto: bool,
+    covariance_type: str,
+    reg_covar: float,
+    prior_strength: float | None,
+    rng: np.random.Generator,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+) -> tuple[BatchFit, Array, float]:
+    """The warm-up: data-scale NIW prior, batch EM (K by BIC when ``auto``), online prior.
+
+    Parameters
+    ----------
+    X
+        Warm-up buffer, shape (n_samples, n_features), NaN = missing.
+    n_components
+        K, or the largest K tried when ``auto``.
+    auto
+        Choose K by BIC.
+    covariance_type, reg_covar
+        As in :func:`fit_batch_em`.
+    prior_strength
+        NIW strength in pseudo-events (None: ``2 d + 4``).
+    rng
+        Random generator (advanced in place).
+    n_init, max_iter, tol
+        Batch-EM restarts and stopping rule.
+
+    Returns
+    -------
+    fit
+        The batch fit.
+    prior_cov
+        The prior for the online phase: the pooled within-component variances (the whole
+        data's spread includes the distances between the means and would inflate every
+        covariance).
+    kappa
+        Prior strength.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-5, 1, (200, 2)), rng.normal(5, 1, (200, 2))])
+    >>> fit, prior, kappa = warm_up_fit(X, 4, True, "diag", 1e-6, None, rng, 2, 100, 1e-4)
+    >>> len(fit.weights), np.round(prior, 0).tolist(), kappa
+    (2, [1.0, 1.0], 8.0)
+    """
+    d = X.shape[1]
+    seen = ~np.isnan(X).all(axis=0)
+    var = np.ones(d)
+    var[seen] = np.nanvar(X[:, seen], axis=0)
+    var = np.where(np.isfinite(var) & (var > 0), var, 1.0)
+    scale = float(n_components) ** (2.0 / d)
+    prior_cov = (np.diag(var) if covariance_type == "full" else var) / scale
+    kappa = float(prior_strength if prior_strength is not None else 2 * d + 4)
+    if auto:
+        fit = select_components(
+            X, n_components, covariance_type, reg_covar, prior_cov, kappa, rng, n_init
+        )
+    else:
+        fit = fit_batch_em(
+            X, n_components, covariance_type, reg_covar, prior_cov, kappa, rng, n_init,
+            max_iter, tol,
+        )
+    ml_var = fit.ml_covariances if covariance_type == "diag" else np.diagonal(
+        fit.ml_covariances, axis1=1, axis2=2
+    )
+    pooled = np.maximum(fit.weights @ ml_var, 1e-3 * var / scale)
+    return fit, (np.diag(pooled) if covariance_type == "full" else pooled), kappa
+
+
+def split_component(
+    s0: Array, mu: Array, C: Array, k: int, alive: NDArray[np.int64]
+) -> None:
+    """Re-seed component ``k`` by splitting the alive one with the largest ``pi tr(C)``.
+
+    Along its main axis (design note, 2.3): ``mu +- sqrt(l1)/2 v1``, ``C - l1/4 v1 v1^T``,
+    mass halved. Works in place on the statistics.
+
+    Parameters
+    ----------
+    s0, mu, C
+        Weights (K,), means (K, d) and ML covariances (K, d, d), or (K, d) for diag.
+    k
+        The dead component to re-seed.
+    alive
+        Candidates to split (all others but ``k`` when empty).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s0, mu, C = np.array([0.99, 0.01]), np.zeros((2, 1)), np.array([[[4.0]], [[1.0]]])
+    >>> split_component(s0, mu, C, 1, np.array([0]))
+    >>> s0.tolist(), mu[:, 0].tolist(), C[:, 0, 0].tolist()
+    ([0.495, 0.495], [-1.0, 1.0], [3.0, 3.0])
+    """
+    diag = C.ndim == 2
+    spread = C if diag else np.diagonal(C, axis1=1, axis2=2)
+    pool = alive if alive.size else np.setdiff1d(np.arange(len(s0)), [k])
+    j = int(pool[np.argmax(s0[pool] * spread[pool].sum(axis=1))])
+    if diag:
+        axis = int(np.argmax(C[j]))
+        lam1, v1 = float(C[j, axis]), np.eye(C.shape[1])[axis]
+        C_new = C[j] - 0.25 * lam1 * v1
+    else:
+        w, v = np.linalg.eigh(C[j])
+        lam1, v1 = float(w[-1]), v[:, -1]
+        C_new = C[j] - 0.25 * lam1 * np.outer(v1, v1)
+    step = 0.5 * np.sqrt(max(lam1, 0.0)) * v1
+    mu[k] = mu[j] + step
+    mu[j] = mu[j] - step
+    C[k] = C_new
+    C[j] = C_new
+    s0[k] = s0[j] = 0.5 * s0[j]

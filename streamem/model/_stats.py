@@ -7,7 +7,7 @@ from numpy.typing import NDArray
 
 from streamem.model._gaussian import LOG_2PI, estimate_log_gaussian_prob, log_det_cholesky
 from streamem.model._missing import conditional_fill, estimate_log_gaussian_prob_missing
-from streamem.model._numeric import has_nan, row_logsumexp
+from streamem.model._numeric import SMALL_BATCH, has_nan, row_max
 
 __all__ = [
     "centred_update",
@@ -41,8 +41,15 @@ def log_normalize(weighted_log_prob: Array) -> tuple[Array, Array]:
     >>> np.round(np.exp(lr), 2).tolist(), round(float(np.exp(lp[0])), 2)
     ([[0.25, 0.75]], 0.8)
     """
-    log_prob_norm = row_logsumexp(weighted_log_prob)
-    log_resp: Array = weighted_log_prob - log_prob_norm[:, None]
+    top = row_max(weighted_log_prob)
+    shifted = weighted_log_prob - top[:, None]
+    e = np.exp(shifted)  # underflow to 0 is harmless
+    total = e.sum(axis=1) if len(e) < SMALL_BATCH else e @ np.ones(e.shape[1])
+    log_total = np.log(total)
+    # responsibilities from the shifted values: exact even when |log f| ~ 1e11, where
+    # (log pi_k + log N_k) - log f would lose every digit of the log-ratio
+    log_resp: Array = shifted - log_total[:, None]
+    log_prob_norm: Array = top + log_total
     return log_prob_norm, log_resp
 
 

@@ -15,7 +15,7 @@ from streamem.model._gaussian import (
     stacked_factors,
 )
 from streamem.model._gmm_state import STATE_VERSION, dump_state, load_state
-from streamem.model._init import fit_batch_em, map_covariances, select_components
+from streamem.model._init import map_covariances, split_component, warm_up_fit
 from streamem.model._reservoir import reservoir_update
 from streamem.model._stats import (
     centred_update,
@@ -208,32 +208,11 @@ class OnlineGMM:
     def _initialise(self, X: Array) -> None:
         n, d = X.shape
         self.n_features_in_ = d
-        seen = ~np.isnan(X).all(axis=0)
-        var = np.ones(d)
-        var[seen] = np.nanvar(X[:, seen], axis=0)
-        var = np.where(np.isfinite(var) & (var > 0), var, 1.0)
-        k_hint = self.max_components if self.n_components == "auto" else int(self.n_components)
-        scale = float(k_hint) ** (2.0 / d)
-        self._prior_cov = (np.diag(var) if self.covariance_type == "full" else var) / scale
-        self._kappa = float(self.prior_strength if self.prior_strength is not None else 2 * d + 4)
-        if self.n_components == "auto":
-            fit = select_components(
-                X, self.max_components, self.covariance_type, self.reg_covar,
-                self._prior_cov, self._kappa, self._rng, self.n_init,
-            )
-        else:
-            fit = fit_batch_em(
-                X, int(self.n_components), self.covariance_type, self.reg_covar,
-                self._prior_cov, self._kappa, self._rng, self.n_init, self.max_iter, self.tol,
-            )
-        # From now on the prior describes a typical component (the pooled within-component
-        # variances of the warm-up fit) rather than the whole data, whose spread includes the
-        # distances between the means and would inflate every covariance.
-        ml_var = fit.ml_covariances if self.covariance_type == "diag" else np.diagonal(
-            fit.ml_covariances, axis1=1, axis2=2
+        k = self.max_components if self.n_components == "auto" else int(self.n_components)
+        fit, self._prior_cov, self._kappa = warm_up_fit(
+            X, k, self.n_components == "auto", self.covariance_type, self.reg_covar,
+            self.prior_strength, self._rng, self.n_init, self.max_iter, self.tol,
         )
-        pooled = np.maximum(fit.weights @ ml_var, 1e-3 * var / scale)
-        self._prior_cov = np.diag(pooled) if self.covariance_type == "full" else pooled
         self._s0 = fit.weights.copy()
         self._mu = fit.means.copy()
         self._C = fit.ml_covariances.copy()
@@ -341,32 +320,10 @@ class OnlineGMM:
                 self._C[k] = self._prior_cov
                 self._s0[k] = 1.0 / (10.0 * self.n_components_)
             else:
-                self._split_into(int(k), alive)
+                split_component(self._s0, self._mu, self._C, int(k), alive)
             self.n_reseeds_ += 1
         self._s0 /= self._s0.sum()
         self._refresh()
-
-    def _split_into(self, k: int, alive: NDArray[np.int64]) -> None:
-        """Split the alive component with the largest ``pi tr(C)`` along its main axis into
-        itself and ``k`` (design note, 2.3: ``mu +- sqrt(l1)/2 v1``, mass halved)."""
-        C = self._C
-        spread = C if self.covariance_type == "diag" else np.diagonal(C, axis1=1, axis2=2)
-        pool = alive if alive.size else np.setdiff1d(np.arange(self.n_components_), [k])
-        j = int(pool[np.argmax(self._s0[pool] * spread[pool].sum(axis=1))])
-        if self.covariance_type == "diag":
-            axis = int(np.argmax(C[j]))
-            lam1, v1 = float(C[j, axis]), np.eye(C.shape[1])[axis]
-            C_new = C[j] - 0.25 * lam1 * v1
-        else:
-            w, v = np.linalg.eigh(C[j])
-            lam1, v1 = float(w[-1]), v[:, -1]
-            C_new = C[j] - 0.25 * lam1 * np.outer(v1, v1)
-        step = 0.5 * np.sqrt(max(lam1, 0.0)) * v1
-        self._mu[k] = self._mu[j] + step
-        self._mu[j] = self._mu[j] - step
-        self._C[k] = C_new
-        self._C[j] = C_new
-        self._s0[k] = self._s0[j] = 0.5 * self._s0[j]
 
     # ------------------------------------------------------------------ scoring
     def score_samples(self, X: ArrayLike) -> Array:
