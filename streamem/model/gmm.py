@@ -77,6 +77,17 @@ class OnlineGMM:
     n_features_in_ : int
     n_seen_ : int
         Events absorbed since the warm-up fit.
+    n_reseeds_ : int
+        Starved components revived (at unexplained recent points, else by a split).
+
+    Notes
+    -----
+    Values up to 1e100 in magnitude are accepted (larger ones, ±inf and all-NaN rows raise
+    :class:`~streamem.InvalidInputError`). Finite parameters, positive-definite covariances
+    and weights summing to 1 are property-tested for any input with magnitudes up to 1e6;
+    an eigenvalue floor (1e-10 relative) keeps covariances usable after far outliers.
+    Scale the features (the :class:`~streamem.Detector` does) so that ``reg_covar`` is
+    meaningful.
 
     Examples
     --------
