@@ -177,7 +177,9 @@ class Detector(DetectorReports):
         n = A.shape[0]
         if self.n_features_in_ is None and n:
             self.n_features_in_ = A.shape[1]
-        if self.ready_ or n == 0:
+        if n == 0:
+            return warming_result(0)  # empty arrays; nothing changes
+        if self.ready_:
             return self._score_and_learn(A)
         have = sum(len(b) for b in self._buffer)
         take = min(self.warmup - have, n)

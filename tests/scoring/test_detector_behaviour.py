@@ -182,3 +182,16 @@ def test_bad_explain_input() -> None:
         det.explain(np.array([np.nan, np.nan]))
     with pytest.raises(InvalidInputError, match="features"):
         det.explain(np.zeros(3))
+
+
+def test_empty_batches_are_no_ops_in_every_phase() -> None:
+    det = Detector(warmup=50, random_state=0)
+    rng = np.random.default_rng(0)
+    for X in (np.empty((0, 3)), rng.normal(size=(30, 3)), np.empty((0, 3)),
+              rng.normal(size=(40, 3)), np.empty((0, 3))):
+        before = det.to_state()
+        res = det.process(X)
+        assert len(res) == len(X)
+        if len(X) == 0:
+            assert _state_equal(det.to_state(), before)
+    assert det.ready_ and det.n_events_ == 70
