@@ -159,7 +159,8 @@ def measure(quick: bool) -> Section:
             )
     cmd = "python -m bench.e2e" + (" --quick" if quick else "")
     table = md_table(["path", "events/s", "p50 latency ms", "p99 latency ms", "notes"], rows)
-    body = f"""{machine_lines(cmd, "not pinned (end-to-end runs will use the whole machine)")}
+    pinned = "not CPU-pinned (the daemon is a child process that inherits the BLAS setting)"
+    body = f"""{machine_lines(cmd, pinned)}
 **File row.** The real daemon (`streamem run`, one process, default settings but K=8,
 micro-batches of 1024, file sink, checkpoints, metrics server off) over a JSON-lines file
 of d=10 events, from start to exit; the rate is the difference between a long and a
