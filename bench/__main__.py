@@ -8,13 +8,20 @@ Options: ``--quick`` (CI, about a minute; writes a scratch file, not the docs),
 from __future__ import annotations
 
 import argparse
+import socket
 import time
 from pathlib import Path
 
 from bench import e2e, null, scenarios, skab, soak, throughput
 from bench.common import DEFAULT_SKAB, Section, default_doc, md_table, write_section
 
-ALL = ("throughput", "skab", "scenarios", "null", "e2e", "soak")
+ALL = ("throughput", "kafka", "skab", "scenarios", "null", "e2e", "soak")
+
+
+def _broker_up(host: str = "127.0.0.1", port: int = 19092) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
 
 
 def headline(sections: list[Section], cmd: str) -> Section:
@@ -54,6 +61,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"== {name} ...", flush=True)
         if name == "throughput":
             sec = throughput.measure(args.quick)
+        elif name == "kafka":
+            if not _broker_up():
+                print("   skipped: no broker on 127.0.0.1:19092 (scripts/kafka-broker start)")
+                continue
+            from bench import kafka
+
+            sec, _ = kafka.measure(args.quick)
         elif name == "skab":
             if not args.skab.exists():
                 print(f"   skipped: no SKAB data at {args.skab} (pass --skab PATH)")

@@ -139,7 +139,7 @@ class Section:
         )
 
 
-ORDER = ["headline", "throughput", "skab", "scenarios", "null", "e2e", "soak"]
+ORDER = ["headline", "throughput", "kafka", "skab", "scenarios", "null", "e2e", "soak"]
 HEADER = """# streamem benchmarks
 
 Written by `python -m bench` (each section also by its own script, e.g.
