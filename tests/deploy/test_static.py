@@ -611,8 +611,8 @@ def test_k8s_builtin_kinds_validate_against_the_openapi_schemas(variant: str) ->
     except ImportError:
         unavailable("kubernetes-validate is not installed")
     for doc in kustomize(K8S / variant):
-        if doc["kind"] == "ServiceMonitor":
-            continue  # a CRD: checked structurally below
+        if doc["kind"] in {"ServiceMonitor", "PrometheusRule"}:
+            continue  # CRDs: checked structurally below
         kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
 
 
@@ -667,6 +667,12 @@ def test_k8s_variant_is_wired_together(variant: str) -> None:
         assert {n for n, p in mounts.items() if p == state_mount} <= claims
         assert workload["spec"]["serviceName"] == res["Service"]["metadata"]["name"]
         assert res["Service"]["spec"]["clusterIP"] == "None"
+
+
+def test_k8s_prometheusrule_equals_the_rules_file() -> None:
+    doc = load_yaml(K8S / "common" / "prometheusrule.yaml")
+    assert doc["kind"] == "PrometheusRule"
+    assert doc["spec"]["groups"] == rules_doc()["groups"], "edit rules.yml, then copy its groups"
 
 
 def test_install_script_is_valid_bash() -> None:
