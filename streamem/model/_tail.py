@@ -24,7 +24,7 @@ def _log_chi2_sf_exact(x: Array, df: Array | float) -> Array:
         direct = np.log(gammaincc(a, h))
     # Q(a, h) ~ h^(a-1) e^-h / Gamma(a) * (1 + (a-1)/h + (a-1)(a-2)/h^2)
     hh = np.maximum(h, 1.0)
-    series = 1.0 + (a - 1.0) / hh + (a - 1.0) * (a - 2.0) / hh**2
+    series = 1.0 + (a - 1.0) / hh + (a - 1.0) * (a - 2.0) / hh / hh
     asym = (a - 1.0) * np.log(hh) - hh - gammaln(a) + np.log(np.maximum(series, 1e-300))
     out: Array = np.where(direct > -600.0, direct, asym)
     return out
@@ -75,8 +75,8 @@ def log_chi2_sf(x: Array, df: Array | float) -> Array:
     tab = _table(d0)
     pos = np.maximum(x, 0.0)
     pos *= 1.0 / _TABLE_STEP
-    i = pos.astype(np.int64)
-    np.minimum(i, len(tab) - 2, out=i)
+    # clip before the int cast (a huge x must not overflow int64); x > 400 is redone below
+    i = np.minimum(pos, len(tab) - 2).astype(np.int64)
     lo = tab[i]
     out: Array = lo + (pos - i) * (tab[i + 1] - lo)
     if x.size and x.max() > _TABLE_MAX:
