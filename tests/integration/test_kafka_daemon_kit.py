@@ -166,8 +166,14 @@ def assert_same_state(a: Any, b: Any, path: str = "") -> None:
             if k not in ("created_at", "sequence"):
                 assert_same_state(a[k], b[k], f"{path}.{k}")
     elif isinstance(a, list):
-        np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
-                                   rtol=1e-9, atol=1e-12, err_msg=path)
+        assert isinstance(b, list) and len(a) == len(b), (path, a, b)
+        try:
+            fa, fb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        except (TypeError, ValueError):  # names, nested records: element by element
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                assert_same_state(x, y, f"{path}[{i}]")
+            return
+        np.testing.assert_allclose(fa, fb, rtol=1e-9, atol=1e-12, err_msg=path)
     elif isinstance(a, float):
         assert abs(a - b) <= 1e-9 * max(1.0, abs(a)), (path, a, b)
     else:
