@@ -67,11 +67,20 @@ def _events(n: int, seed: int = 0) -> list[bytes]:
     pres = 1.5 + 0.04 * flow + rng.normal(0, 0.05, n)
     pres[rng.random(n) < 1e-3] += 2.5  # injected anomalies
     vib = np.abs(rng.normal(0.8 + 0.01 * flow, 0.05))
-    return [json.dumps({"id": f"ev-{i}", "ts": 1_700_000_000 + i, "sensor": f"pump-{i % 16}",
-                        "temperature": round(float(temp[i]), 4),
-                        "pressure": round(float(pres[i]), 5), "flow": round(float(flow[i]), 4),
-                        "vibration": {"rms": round(float(vib[i]), 5)}}).encode()
-            for i in range(n)]
+    return [
+        json.dumps(
+            {
+                "id": f"ev-{i}",
+                "ts": 1_700_000_000 + i,
+                "sensor": f"pump-{i % 16}",
+                "temperature": round(float(temp[i]), 4),
+                "pressure": round(float(pres[i]), 5),
+                "flow": round(float(flow[i]), 4),
+                "vibration": {"rms": round(float(vib[i]), 5)},
+            }
+        ).encode()
+        for i in range(n)
+    ]
 
 
 def _topic(bootstrap: str, prefix: str, partitions: int) -> str:
@@ -100,8 +109,7 @@ def produce(bootstrap: str, topic: str, values: list[bytes]) -> Row:
     """Produce ``values`` keyed by sensor (acks=all, idempotent) and time it."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                             batch_size=512 * 1024)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
     t0 = time.perf_counter()
     try:
         for i, v in enumerate(values):
@@ -116,8 +124,7 @@ def ceiling(bootstrap: str, topic: str, n: int, decode: bool) -> Row:
     """A bare consumer reading ``n`` records from the beginning; optionally json-decoding."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             group_id=None)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(parts)
@@ -147,8 +154,12 @@ def daemon(bootstrap: str, topic: str, n: int, scope: str, tmp: Path) -> Row:
 
     out = _topic(bootstrap, "bench-anomalies", 1)
     cfg: dict[str, Any] = {
-        "source": {"type": "kafka", "bootstrap_servers": [bootstrap], "topic": topic,
-                   "group_id": f"bench-{uuid.uuid4().hex[:8]}"},
+        "source": {
+            "type": "kafka",
+            "bootstrap_servers": [bootstrap],
+            "topic": topic,
+            "group_id": f"bench-{uuid.uuid4().hex[:8]}",
+        },
         "fields": {"features": FEATURES, "timestamp": "ts", "key": "sensor", "id": "id"},
         "batch": {"max_events": 512, "max_wait_ms": 100},
         "model": {"n_components": 2, "warmup": 1000, "scope": scope},
@@ -165,8 +176,10 @@ def daemon(bootstrap: str, topic: str, n: int, scope: str, tmp: Path) -> Row:
     d = Daemon(load_config(path), registry=registry, install_signal_handlers=False)
 
     def processed() -> float:
-        return sum(registry.get_sample_value("streamem_events_total", {"outcome": o}) or 0.0
-                   for o in ("learned", "anomalous", "skipped", "rejected"))
+        return sum(
+            registry.get_sample_value("streamem_events_total", {"outcome": o}) or 0.0
+            for o in ("learned", "anomalous", "skipped", "rejected")
+        )
 
     thread = threading.Thread(target=d.run, daemon=True)
     t_start = time.perf_counter()
@@ -186,9 +199,12 @@ def daemon(bootstrap: str, topic: str, n: int, scope: str, tmp: Path) -> Row:
     thread.join(120)
     if t_first is None or c_first is None or processed() < n:
         raise RuntimeError(f"the daemon processed {processed():.0f} of {n} events in 600 s")
-    return Row(f"daemon, model.scope {scope} (Kafka -> detector -> anomalies topic)",
-               int(n - c_first), t_end - t_first,
-               f"first event {t_first - t_start:.1f} s after start (group join)")
+    return Row(
+        f"daemon, model.scope {scope} (Kafka -> detector -> anomalies topic)",
+        int(n - c_first),
+        t_end - t_first,
+        f"first event {t_first - t_start:.1f} s after start (group join)",
+    )
 
 
 def _median(rows: list[Row]) -> Row:
@@ -205,19 +221,26 @@ def measure(quick: bool, bootstrap: str = BOOTSTRAP) -> tuple[Section, list[Row]
     rows.append(_median([ceiling(bootstrap, topic, n, decode=True) for _ in range(repeats)]))
     with tempfile.TemporaryDirectory() as tmp:
         for scope in ("partition", "global"):
-            rows.append(_median([daemon(bootstrap, topic, n, scope, Path(tmp) / str(i))
-                                 for i in range(repeats)]))
-    table = md_table(["path", "events", "seconds", "events/s", "notes"],
-                     [[r.path, f"{r.events:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", r.notes]
-                      for r in rows])
+            rows.append(
+                _median(
+                    [daemon(bootstrap, topic, n, scope, Path(tmp) / str(i)) for i in range(repeats)]
+                )
+            )
+    table = md_table(
+        ["path", "events", "seconds", "events/s", "notes"],
+        [[r.path, f"{r.events:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", r.notes] for r in rows],
+    )
     cmd = "python -m bench.kafka" + (" --quick" if quick else "")
     best = max(r.rate for r in rows if r.path.startswith("daemon"))
     bare = next(r.rate for r in rows if r.path.endswith("poll only"))
     ceil = next(r.rate for r in rows if r.path.endswith("json.loads"))
     verdict = "met" if best >= TARGET else "**not met**"
-    why = ("" if best >= TARGET else
-           " kafka-python's bare consumer alone reaches "
-           f"{bare:,.0f} events/s here, {'below' if bare < TARGET else 'above'} the target.")
+    why = (
+        ""
+        if best >= TARGET
+        else " kafka-python's bare consumer alone reaches "
+        f"{bare:,.0f} events/s here, {'below' if bare < TARGET else 'above'} the target."
+    )
     pinned = "not pinned (broker, client IO thread and daemon share the 2 cores)"
     body = f"""{machine_lines(cmd, pinned)}- broker: the single-node test broker
   (`scripts/kafka-broker`, Kafka 4.1.2, 512 MB heap) on the same machine
