@@ -243,23 +243,26 @@ class OnlineGMM:
 
     def _refresh(self) -> None:
         """M-step: scoring parameters (MAP covariances, Cholesky factors) from the statistics."""
-        counts = self._n_eff() * self._s0
-        a = 1.01
-        w = counts + (a - 1.0)
-        self.weights_ = w / w.sum()
+        self.weights_, self.covariances_, self.precisions_cholesky_ = self._m_step(
+            self._s0, self._C
+        )
         self.means_ = self._mu.copy()
-        self.covariances_ = condition_covariances(
-            map_covariances(self._C, counts, self._prior_cov, self._kappa, self.reg_covar),
-            self.covariance_type, self.reg_covar,
-        )
-        self.precisions_cholesky_ = precision_cholesky(
-            self.covariances_, self.covariance_type, self.reg_covar
-        )
         self._log_weights = np.log(self.weights_)
         self._log_det = log_det_cholesky(self.precisions_cholesky_, self.covariance_type)
         self._factors = self._scoring_factors()
         self._pending = 0
         self.generation_ += 1
+
+    def _m_step(self, s0: Array, C: Array) -> tuple[Array, Array, Array]:
+        """Weights (Dirichlet 1.01), MAP covariances and precision factors of statistics."""
+        counts = self._n_eff() * s0
+        w = counts + 0.01
+        covariances = condition_covariances(
+            map_covariances(C, counts, self._prior_cov, self._kappa, self.reg_covar),
+            self.covariance_type, self.reg_covar,
+        )
+        prec = precision_cholesky(covariances, self.covariance_type, self.reg_covar)
+        return w / w.sum(), covariances, prec
 
     def _scoring_factors(self) -> tuple[Array, Array] | None:
         if self.covariance_type != "full":
@@ -302,6 +305,16 @@ class OnlineGMM:
             self._refresh()
             self._reseed_dead()
 
+    def _unexplained(self) -> NDArray[np.int64]:
+        """Reservoir rows far in the model's tail (``tau < 0.1 / n``: not chance)."""
+        if len(self._reservoir) == 0:
+            return np.zeros(0, dtype=np.int64)
+        lpn, _, lnc, do = self._estimate(self._reservoir)
+        log_tail = mixture_log_tail(self._log_weights, lnc, lpn, do)
+        order = np.argsort(log_tail, kind="stable")
+        cut = np.log(0.1 / len(self._reservoir))
+        return np.asarray(order[log_tail[order] < cut], dtype=np.int64)
+
     def _update_reservoir(self, X: Array) -> None:
         self._reservoir, self._reservoir_offered = reservoir_update(
             self._reservoir, self._reservoir_offered, X, self.reservoir_size, self._rng,
@@ -317,13 +330,7 @@ class OnlineGMM:
         dead = np.flatnonzero((counts < min_count) | (self._s0 < 1e-3 / self.n_components_))
         if dead.size == 0 or self.n_components_ == 1:
             return
-        unexplained: list[int] = []
-        if len(self._reservoir):
-            lpn, _, lnc, do = self._estimate(self._reservoir)
-            log_tail = mixture_log_tail(self._log_weights, lnc, lpn, do)
-            order = np.argsort(log_tail)
-            cut = np.log(0.1 / len(self._reservoir))  # far beyond what the sample size explains
-            unexplained = [int(i) for i in order[: dead.size] if log_tail[i] < cut]
+        unexplained = self._unexplained()[: dead.size].tolist()
         alive = np.setdiff1d(np.arange(self.n_components_), dead)
         for j, k in enumerate(dead):
             if j < len(unexplained):
