@@ -67,7 +67,9 @@ class DriftMonitor:
         Events per CUSUM window (counted over all events, of which every ``stride``-th is
         scored under the reference).
     stride
-        Score one event in ``stride`` under the reference (keeps the cost low).
+        Score one event in ``stride`` under the reference (keeps the cost low). The CUSUM's
+        standard error assumes at most 30 effective samples per window (robust to
+        autocorrelation), so 125 scored events per default window are plenty.
     k, h
         CUSUM allowance and decision interval, in standard deviations of a window mean.
     hold
@@ -91,7 +93,7 @@ class DriftMonitor:
     """
 
     def __init__(
-        self, window: int = 1000, stride: int = 4, k: float = 0.5, h: float = 8.0, hold: int = 5
+        self, window: int = 1000, stride: int = 8, k: float = 0.5, h: float = 8.0, hold: int = 5
     ) -> None:
         self.window = window
         self.stride = stride
