@@ -60,7 +60,7 @@ def test_public_api_is_exactly_all() -> None:
     code = ("import streamem, types; print(sorted(n for n, v in vars(streamem).items() "
             "if not n.startswith('_') and not isinstance(v, types.ModuleType)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    public = set(eval(out.stdout)) - {"annotations"}  # the __future__ flag
+    public = set(ast.literal_eval(out.stdout)) - {"annotations"}  # the __future__ flag
     assert public == set(streamem.__all__) - {"__version__"}
     for name in streamem.__all__:
         assert getattr(streamem, name) is not None
