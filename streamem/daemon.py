@@ -28,6 +28,10 @@ depend on timing, so a crash replay may cut those events into different chunks (
 still learned exactly once). In global scope over several partitions the interleaving of the
 partitions in a lane depends on fetch timing, so only exactly-once, not bit-for-bit equality,
 holds there.
+
+With the Kafka state store a save that fails (say, the brokers are restarting) does not stop
+the daemon: the lanes stay dirty, nothing is committed for them, and the save is retried when
+the next checkpoint is due, for up to five minutes.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ from streamem.state.base import CheckpointStore, Snapshot
 __all__ = ["Daemon", "RunSummary"]
 
 logger = logging.getLogger(__name__)
+
+_SAVE_RETRY_SECONDS = 300.0
+"""How long a Kafka state store may fail to save before the daemon gives up (the same
+patience as the Kafka source's ``unavailable_timeout``)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,7 @@ class Daemon:
         self._since_ckpt = 0
         self._ready_reported = False
         self._log_lag: dict[int, int] = {}
+        self._save_failing_since: float | None = None
         self._log_lag_at = -1e18
 
     def stop(self) -> None:
@@ -192,21 +201,53 @@ class Daemon:
         if self._dead is not None:
             self._dead.flush()
         positions: dict[int, int] = {}
+        failed = False
         for lane in todo:
+            try:
+                self._store.save(Snapshot(
+                    key=lane.key, sequence=lane.sequence + 1, created_at=time.time(),
+                    detector=lane.detector.to_state(), positions=dict(lane.positions),
+                    counters=dict(lane.counters),
+                ))
+            except StateError as exc:
+                if not self._save_failed(exc):
+                    raise
+                failed = True
+                break
             lane.sequence += 1
-            self._store.save(Snapshot(
-                key=lane.key, sequence=lane.sequence, created_at=time.time(),
-                detector=lane.detector.to_state(), positions=dict(lane.positions),
-                counters=dict(lane.counters),
-            ))
             lane.dirty = False
             positions.update(lane.positions)
-        self._source.commit(positions)
-        self.checkpoints += 1
+        if positions:
+            self._source.commit(positions)
         self._since_ckpt = 0
         self._last_ckpt = time.monotonic()
+        if failed:
+            return
+        if self._save_failing_since is not None:
+            logger.warning("checkpoints saved again after %.0f s of failures",
+                           time.monotonic() - self._save_failing_since)
+            self._save_failing_since = None
+        self.checkpoints += 1
         if self.metrics is not None:
             self.metrics.observe_checkpoint(time.perf_counter() - t0)
+
+    def _save_failed(self, exc: StateError) -> bool:
+        """A Kafka state store that fails to save (a broker outage): keep running, the lanes
+        stay dirty and the save is retried when the next checkpoint is due; no offsets are
+        committed for them meanwhile. True to carry on, False to raise (any other store, or
+        failing for ``_SAVE_RETRY_SECONDS``)."""
+        if self.cfg.checkpoint.store != "kafka":
+            return False
+        now = time.monotonic()
+        if self._save_failing_since is None:
+            self._save_failing_since = now
+        failing = now - self._save_failing_since
+        if failing > _SAVE_RETRY_SECONDS:
+            return False
+        logger.warning("checkpoint not saved (%s); still running, retrying in %.0f s "
+                       "(giving up after %.0f s of failures)", exc,
+                       self.cfg.checkpoint.every_seconds, _SAVE_RETRY_SECONDS - failing)
+        return True
 
     def _checkpoint_due(self) -> bool:
         c = self.cfg.checkpoint

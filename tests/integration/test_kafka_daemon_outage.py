@@ -1,5 +1,6 @@
-"""The broker goes down for about 12 s while ``streamem run`` consumes; the daemon rides it
-out on its own and, once the broker is back, finishes with every event learned exactly once.
+"""The broker goes down for about 12 s while ``streamem run`` consumes (states on the Kafka
+state store, anomalies to a topic); the daemon rides it out on its own and, once the broker is
+back, finishes with every event learned exactly once.
 
 The test runs a private broker (its own ports and data directory, started with
 ``scripts/kafka-broker`` and the ``STREAMEM_KAFKA_*`` variables), so stopping it does not
@@ -87,7 +88,8 @@ def test_broker_down_12s_mid_stream_nothing_lost(tmp_path: Path,
     cfg = kafka_config(tmp_path / "d", bootstrap, topic, group,
                        batch={"max_events": 256, "max_wait_ms": 100},
                        sinks=[{"type": "kafka", "name": "anomalies-kafka", "topic": out_topic}],
-                       checkpoint={"every_events": 2000, "every_seconds": 0.5})
+                       checkpoint={"store": "kafka", "topic": unique_name("outage-state"),
+                                   "every_events": 2000, "every_seconds": 0.5})
     log = tmp_path / "daemon.log"
     proc = run_daemon(cfg, log)
     try:
@@ -119,7 +121,7 @@ def test_broker_down_12s_mid_stream_nothing_lost(tmp_path: Path,
 
     total = 0
     for p, n in sorted(counts.items()):
-        snap = inspect(str(tmp_path / "d" / "state"), "--key", f"p{p}")
+        snap = inspect("--config", str(cfg), "--key", f"p{p}")
         assert snap["counters"]["events_seen"] == n, (p, snap["counters"])  # none lost, none twice
         assert snap["events_total"] == n
         assert snap["position"] == {str(p): n}
