@@ -192,6 +192,22 @@ class Pipeline:
         -------
         list of BatchOutcome
             One per processed chunk.
+
+        Examples
+        --------
+        >>> from streamem.config import parse_config
+        >>> from streamem.types import Position, RawEvent
+        >>> cfg = parse_config({"source": {"type": "stdin"}, "fields": {"features": ["a"]},
+        ...                     "batch": {"max_events": 4}})
+        >>> lane = Lane("global", new_detector(cfg))
+        >>> pl = Pipeline(cfg, FeatureExtractor(["a"]), None, None, None, lambda p: lane,
+        ...               chunked=True)
+        >>> evs = [RawEvent(b'{"a": %d}' % i, Position(0, i), next_offset=i + 1)
+        ...        for i in range(6)]
+        >>> len(pl.process(evs)), lane.positions, len(lane.buffer)
+        (1, {0: 4}, 2)
+        >>> len(pl.flush_partial([lane])), lane.positions, lane.buffer
+        (1, {0: 6}, [])
         """
         out: list[BatchOutcome] = []
         for lane in lanes:
