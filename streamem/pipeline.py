@@ -146,6 +146,8 @@ class Pipeline:
             return []
         if self.chunked:
             return self._buffer(events)
+        if self.cfg.model.scope == "global":  # one state: no per-event routing
+            return [self._process_lane(self.lane_for(events[0].position.partition), events)]
         groups: dict[str, list[RawEvent]] = {}
         lanes: dict[str, Lane] = {}
         for ev in events:
