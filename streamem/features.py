@@ -253,7 +253,7 @@ class FeatureExtractor:
             return None if recs else np.empty((0, len(self.features)))
         get = self._getter
         try:
-            X = np.array([get(r) for r in recs], dtype=float).reshape(len(recs), -1)
+            X = np.array(list(map(get, recs)), dtype=float).reshape(len(recs), -1)
         except (KeyError, TypeError, ValueError):
             return None
         if not np.isfinite(X).all() or (X.size and np.abs(X).max() > _MAX_ABS):

@@ -158,13 +158,15 @@ class FileSource:
         lines = self._buf[self._pos : end].split(b"\n", need)
         if len(lines) > need:
             lines.pop()  # the unsplit rest
-        if max(map(len, lines)) > self.max_event_bytes or any(
-                not ln or ln[-1] == 13 or ln[0] in _BLANK for ln in lines):
+        if max(map(len, lines)) > self.max_event_bytes or not all(lines) or any(
+                ln[-1] == 13 or ln[0] in _BLANK for ln in lines):
             return []
         bounds = list(itertools.accumulate((len(ln) + 1 for ln in lines), initial=self._offset))
         self._pos += bounds[-1] - self._offset
         self._offset = bounds[-1]
-        return [RawEvent(ln, Position(0, b, topic), None, None, e)
+        # tuple.__new__ builds the NamedTuples at C speed (half the cost of calling them)
+        new = tuple.__new__
+        return [new(RawEvent, (ln, new(Position, (0, b, topic)), None, None, e))
                 for ln, b, e in zip(lines, bounds, bounds[1:], strict=False)]
 
     def poll(self, max_events: int, timeout: float) -> list[RawEvent]:
