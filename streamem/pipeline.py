@@ -25,7 +25,7 @@ from streamem.incidents import IncidentTracker
 from streamem.logs import RateLimitedLog
 from streamem.scoring.detector import DetectionResult, Detector
 from streamem.sinks.base import DeadLetterSink, Sink
-from streamem.types import AnomalyRecord, RawEvent
+from streamem.types import AnomalyRecord, EventBatch, RawEvent
 
 __all__ = ["BatchOutcome", "Lane", "Pipeline", "new_detector"]
 
@@ -147,7 +147,8 @@ class Pipeline:
         if self.chunked:
             return self._buffer(events)
         if self.cfg.model.scope == "global":  # one state: no per-event routing
-            return [self._process_lane(self.lane_for(events[0].position.partition), events)]
+            first = events.partition if isinstance(events, EventBatch) else events[0].position[0]
+            return [self._process_lane(self.lane_for(first), events)]
         groups: dict[str, list[RawEvent]] = {}
         lanes: dict[str, Lane] = {}
         for ev in events:
@@ -218,7 +219,8 @@ class Pipeline:
 
     def _process_lane(self, lane: Lane, events: Sequence[RawEvent]) -> BatchOutcome:
         t0 = time.perf_counter()
-        decoded = self.extractor.decode([e.payload for e in events])
+        decoded = self.extractor.decode(
+            events.payloads if isinstance(events, EventBatch) else [e.payload for e in events])
         self._reject(events, decoded)
         result: DetectionResult | None = None
         anomalies: list[AnomalyRecord] = []
@@ -241,8 +243,11 @@ class Pipeline:
         self.totals["events"] += len(events)
         self.totals["rejected"] += len(decoded.rejected)
         positions = lane.positions
-        for ev in events:
-            positions[ev.position[0]] = ev.next_offset
+        if isinstance(events, EventBatch):
+            positions[events.partition] = events.next_offsets[-1]
+        else:
+            for ev in events:
+                positions[ev.position[0]] = ev.next_offset
         lane.dirty = True
         return BatchOutcome(decoded, result, anomalies, events)
 

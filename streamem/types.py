@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
-__all__ = ["AnomalyRecord", "FeatureContribution", "Position", "RawEvent"]
+__all__ = ["AnomalyRecord", "EventBatch", "FeatureContribution", "Position", "RawEvent"]
 
 
 class Position(NamedTuple):
@@ -65,6 +66,53 @@ class RawEvent(NamedTuple):
     key: bytes | None = None
     timestamp: float | None = None
     next_offset: int = 0
+
+
+class EventBatch(Sequence[RawEvent]):
+    """Events of one partition stored column-wise, so a fast source builds no per-event
+    objects; indexing still gives :class:`RawEvent` (built on demand).
+
+    Parameters
+    ----------
+    payloads
+        Raw bytes of each event.
+    offsets, next_offsets
+        Position of each event and the position after it.
+    partition, topic
+        Where they all come from.
+
+    Examples
+    --------
+    >>> b = EventBatch([b"a", b"b"], [0, 2], [2, 4], 0, "f")
+    >>> len(b), b[1].position.id, b[-1].next_offset
+    (2, 'f:0:2', 4)
+    """
+
+    __slots__ = ("next_offsets", "offsets", "partition", "payloads", "topic")
+
+    def __init__(self, payloads: list[bytes], offsets: list[int], next_offsets: list[int],
+                 partition: int, topic: str) -> None:
+        self.payloads = payloads
+        self.offsets = offsets
+        self.next_offsets = next_offsets
+        self.partition = partition
+        self.topic = topic
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    @overload
+    def __getitem__(self, i: int) -> RawEvent: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> EventBatch: ...
+
+    def __getitem__(self, i: int | slice) -> RawEvent | EventBatch:
+        if isinstance(i, slice):
+            return EventBatch(self.payloads[i], self.offsets[i], self.next_offsets[i],
+                              self.partition, self.topic)
+        return RawEvent(self.payloads[i], Position(self.partition, self.offsets[i], self.topic),
+                        None, None, self.next_offsets[i])
 
 
 @dataclass(frozen=True)

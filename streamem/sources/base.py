@@ -47,10 +47,12 @@ class Source(Protocol):
 
     name: str
 
-    def poll(self, max_events: int, timeout: float) -> list[RawEvent]:
+    def poll(self, max_events: int, timeout: float) -> Sequence[RawEvent]:
         """Return up to ``max_events`` events, waiting at most ``timeout`` seconds.
 
-        An empty list means nothing arrived in time (or the source is exhausted).
+        An empty sequence means nothing arrived in time (or the source is exhausted). Fast
+        sources may return an :class:`~streamem.types.EventBatch` (column-wise, no per-event
+        objects) instead of a list.
         """
         ...
 
