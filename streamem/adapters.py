@@ -60,7 +60,7 @@ def make_source(cfg: Config) -> Source:
         src: Source = KafkaSource(list(s.bootstrap_servers), s.topic, s.group_id,
                                   security=_security(cfg),
                                   auto_offset_reset=s.auto_offset_reset,
-                                  session_timeout_ms=10_000, heartbeat_interval_ms=2_000)
+                                  session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
         return src
     from streamem.sources.file import FileSource
 
