@@ -73,7 +73,9 @@ class KafkaCheckpointStore:
         self.security = (security or KafkaSecurity()).validate("checkpoint")
         servers = ([s.strip() for s in bootstrap_servers.split(",")]
                    if isinstance(bootstrap_servers, str) else list(bootstrap_servers))
+        # reconnect within 5 s of a broker coming back (kafka-python's default max is 30 s)
         self._common: dict[str, Any] = {"bootstrap_servers": servers, "client_id": client_id,
+                                        "reconnect_backoff_max_ms": 5000,
                                         **self.security.client_kwargs()}
         self._create_topic = create_topic
         self._replication_factor = replication_factor
