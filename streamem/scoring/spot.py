@@ -276,7 +276,7 @@ class SpotThreshold:
             return
         self._push(new_peaks)
         self._since_fit += new_peaks.size
-        if self._since_fit >= max(self.refit_every, len(self._peaks) // 5):
+        if self._since_fit >= max(self.refit_every, len(self._peaks) // 2):
             self._refit()
 
     def _push(self, new: Array) -> None:
