@@ -186,7 +186,7 @@ class FeatureExtractor:
         if self.format == "jsonl" and max(map(len, payloads)) <= self.max_event_bytes:
             try:
                 recs = _loads(b"[" + b",".join(payloads) + b"]")
-                if len(recs) == len(payloads) and all(type(r) is dict for r in recs):
+                if len(recs) == len(payloads) and set(map(type, recs)) == {dict}:
                     return list(recs)
             except ValueError:  # orjson's and json's decode errors are ValueErrors
                 pass

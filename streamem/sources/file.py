@@ -148,21 +148,39 @@ class FileSource:
             return None
 
     def _bulk(self, need: int, out: EventBatch) -> int:
-        """Split the complete lines already buffered in one go (the common, fast case) into
-        ``out``; returns how many were added (0 when they need the careful path: over-long,
-        CR, blank)."""
+        """Split complete buffered lines in one go (the common, fast case) into ``out``.
+
+        Returns how many events were added. Lines before an over-long one are taken; the
+        over-long one is left to the careful path. CRs are stripped and blank lines skipped
+        (in Python, only when the buffer has any). Every step is linear in the buffer.
+        """
         end = self._buf.rfind(b"\n", self._pos)
         if end < 0 or self._skipping:
             return 0
-        lines = self._buf[self._pos : end].split(b"\n", need)
+        segment = self._buf[self._pos : end]
+        lines = segment.split(b"\n", need)
         if len(lines) > need:
             lines.pop()  # the unsplit rest
-        if max(map(len, lines)) > self.max_event_bytes or not all(lines) or any(
-                ln[-1] == 13 or ln[0] in _BLANK for ln in lines):
-            return 0
-        bounds = list(itertools.accumulate((len(ln) + 1 for ln in lines), initial=self._offset))
+        lens = list(map(len, lines))
+        if max(lens) > self.max_event_bytes:
+            first_long = next(i for i, n in enumerate(lens) if n > self.max_event_bytes)
+            lines, lens = lines[:first_long], lens[:first_long]
+            if not lines:
+                return 0
+        bounds = list(itertools.accumulate(map((1).__add__, lens), initial=self._offset))
         self._pos += bounds[-1] - self._offset
         self._offset = bounds[-1]
+        if (b"\r" in segment or b"\n\n" in segment or not segment or segment[0] in _BLANK
+                or b"\n " in segment or b"\n\t" in segment):  # rare: careful but linear
+            n = 0
+            for ln, b, e in zip(lines, bounds, bounds[1:], strict=False):
+                ln = ln[:-1] if ln.endswith(b"\r") else ln
+                if ln and not ln.isspace():
+                    out.payloads.append(ln)
+                    out.offsets.append(b)
+                    out.next_offsets.append(e)
+                    n += 1
+            return n or -1  # -1: lines consumed, none kept (all blank)
         out.payloads.extend(lines)
         out.offsets.extend(bounds[:-1])
         out.next_offsets.extend(bounds[1:])

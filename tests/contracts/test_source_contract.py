@@ -135,3 +135,22 @@ def test_stdin_pipe(tmp_path: Path) -> None:
     finally:
         sys.stdin.close()
         sys.stdin = saved
+
+
+def test_file_positions_are_exact_with_crlf_blank_and_long_lines(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    parts = []
+    for i in range(3000):
+        parts.append(b'{"a": %d}' % i + (b"\r\n" if i % 3 else b"\n"))
+        if i % 500 == 7:
+            parts.append(b"\n  \n" + b'{"x": "' + b"y" * 300 + b'"}\n')
+    data = b"".join(parts)
+    path.write_bytes(data)
+    with FileSource(str(path), max_event_bytes=100) as src:
+        events = _drain(src, 10**6, timeout=5.0)
+    assert len(events) == 3000 + 6  # blank lines skipped, long ones kept (cut) for rejection
+    for e in events:
+        raw = data[e.position.offset : e.next_offset]
+        assert raw.rstrip(b"\r\n").startswith(e.payload)
+        assert raw.endswith(b"\n") and len(e.payload) <= 101
+    assert events[-1].next_offset == len(data)
