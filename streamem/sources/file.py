@@ -23,6 +23,7 @@ __all__ = ["FileSource"]
 logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _BLANK = frozenset(b" \t\r\x0b\x0c")
+_ODD = (b"\r", b"\n\n", b"\n ", b"\n\t")  # CR, blank or whitespace-led lines
 
 
 class FileSource:
@@ -170,8 +171,9 @@ class FileSource:
         bounds = list(itertools.accumulate(map((1).__add__, lens), initial=self._offset))
         self._pos += bounds[-1] - self._offset
         self._offset = bounds[-1]
-        if (b"\r" in segment or b"\n\n" in segment or not segment or segment[0] in _BLANK
-                or b"\n " in segment or b"\n\t" in segment):  # rare: careful but linear
+        used = bounds[-1] - bounds[0]  # bytes of the lines taken; scan only those
+        if not lines[0] or lines[0][0] in _BLANK or any(
+                segment.find(pat, 0, used) >= 0 for pat in _ODD):  # rare: careful but linear
             n = 0
             for ln, b, e in zip(lines, bounds, bounds[1:], strict=False):
                 ln = ln[:-1] if ln.endswith(b"\r") else ln
