@@ -184,15 +184,17 @@ class Daemon:
         return Lane(key, det, dict(snap.positions), dict(snap.counters), snap.sequence)
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint(self, lanes: Sequence[Lane] | None = None) -> None:
+    def checkpoint(self, lanes: Sequence[Lane] | None = None, *, final: bool = False) -> None:
         """Make the state durable, then commit the positions it reflects.
 
         1. flush sinks and the dead-letter sink;
-        2. save one snapshot per (changed) lane: detector state + positions + counters;
+        2. save one snapshot per changed lane (every lane when ``final``, so a shutdown always
+           leaves a snapshot written at shutdown): detector state + positions + counters;
         3. commit the positions to the source.
         """
         assert self._store is not None and self._source is not None
-        todo = [ln for ln in (lanes if lanes is not None else self.lanes.values()) if ln.dirty]
+        todo = [ln for ln in (lanes if lanes is not None else self.lanes.values())
+                if ln.dirty or final]
         if not todo:
             return
         t0 = time.perf_counter()
@@ -273,7 +275,7 @@ class Daemon:
             finally:
                 if self.metrics is not None:
                     self.metrics.set_up(False)
-            self.checkpoint()
+            self.checkpoint(final=True)
             if self._sinks is not None:
                 self._sinks.flush(timeout=30.0)
         t = pipeline.totals
