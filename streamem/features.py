@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -44,16 +45,72 @@ class Rejection:
     detail: str
 
 
-@dataclass
 class DecodedBatch:
-    """A decoded batch: rows of ``X`` correspond to ``kept`` indices of the input."""
+    """A decoded batch: rows of ``X`` correspond to ``kept`` indices of the input.
 
-    X: NDArray[np.float64]
-    kept: list[int]
-    keys: list[str | None]
-    timestamps: list[float | None]
-    ids: list[str | None]
-    rejected: list[Rejection]
+    Keys, timestamps and ids are read from the decoded records on demand (:meth:`key`,
+    :meth:`timestamp`, :meth:`id` for one row; :attr:`keys`, :attr:`timestamps`, :attr:`ids`
+    for all rows), so a batch with no anomalies never pays for them.
+
+    Examples
+    --------
+    >>> b = FeatureExtractor(["a"], key="k", timestamp="t").decode(
+    ...     [b'{"a": 1, "k": "s1", "t": 5}', b'{"a": 2, "t": "1970-01-01T00:00:09Z"}'])
+    >>> b.key(0), b.timestamp(1), b.keys, b.ids
+    ('s1', 9.0, ['s1', None], [None, None])
+    """
+
+    __slots__ = ("X", "_cache", "_fields", "_recs", "kept", "rejected")
+
+    def __init__(self, X: NDArray[np.float64], kept: list[int], rejected: list[Rejection],
+                 recs: Sequence[dict[str, Any]] = (),
+                 fields: tuple[tuple[str, ...] | None, ...] = (None, None, None)) -> None:
+        self.X = X
+        self.kept = kept
+        self.rejected = rejected
+        self._recs = recs
+        self._fields = fields  # paths of (key, timestamp, id)
+        self._cache: dict[str, list[Any]] = {}
+
+    def key(self, i: int) -> str | None:
+        """The key of kept row ``i`` (None without a key field or value)."""
+        path = self._fields[0]
+        return None if path is None else _str(_lookup(self._recs[i], path))
+
+    def timestamp(self, i: int) -> float | None:
+        """The timestamp of kept row ``i`` in seconds since the epoch, or None."""
+        path = self._fields[1]
+        return None if path is None else _parse_time(_lookup(self._recs[i], path))
+
+    def id(self, i: int) -> str | None:
+        """The event id of kept row ``i`` (None without an id field or value)."""
+        path = self._fields[2]
+        return None if path is None else _str(_lookup(self._recs[i], path))
+
+    def _all(self, name: str) -> list[Any]:
+        if name not in self._cache:
+            one = getattr(self, name)
+            self._cache[name] = [one(i) for i in range(len(self.kept))]
+        return self._cache[name]
+
+    @property
+    def keys(self) -> list[str | None]:
+        """Keys of every kept row."""
+        return self._all("key")
+
+    @property
+    def timestamps(self) -> list[float | None]:
+        """Timestamps of every kept row."""
+        return self._all("timestamp")
+
+    @property
+    def ids(self) -> list[str | None]:
+        """Event ids of every kept row."""
+        return self._all("id")
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 class _Bad(Exception):
@@ -182,12 +239,15 @@ class FeatureExtractor:
             raise _Bad("wrong_type", f"a JSON {type(rec).__name__}, not an object")
         return rec
 
-    def _parse_batch(self, payloads: Sequence[bytes]) -> list[dict[str, Any] | _Bad]:
-        if self.format == "jsonl" and max(map(len, payloads)) <= self.max_event_bytes:
+    def _parse_batch(self, payloads: Sequence[bytes]
+                     ) -> tuple[list[dict[str, Any] | _Bad], bool]:
+        """Parsed payloads (or why not), and whether all of them are JSON objects."""
+        if self.format == "jsonl" and payloads and max(map(len, payloads)) <= \
+                self.max_event_bytes:
             try:
                 recs = _loads(b"[" + b",".join(payloads) + b"]")
                 if len(recs) == len(payloads) and set(map(type, recs)) == {dict}:
-                    return list(recs)
+                    return recs, True
             except ValueError:  # orjson's and json's decode errors are ValueErrors
                 pass
         out: list[dict[str, Any] | _Bad] = []
@@ -196,7 +256,7 @@ class FeatureExtractor:
                 out.append(self._parse_one(p))
             except _Bad as bad:
                 out.append(bad)
-        return out
+        return out, False
 
     def _row(self, rec: dict[str, Any]) -> list[float]:
         if self._flat:
@@ -211,16 +271,20 @@ class FeatureExtractor:
 
     def decode(self, payloads: Sequence[bytes]) -> DecodedBatch:
         """Decode a batch; never raises for bad events (they are listed in ``rejected``)."""
-        parsed = self._parse_batch(payloads)
+        parsed, clean = self._parse_batch(payloads)
         rejected: list[Rejection] = []
         good: list[int] = []
         recs: list[dict[str, Any]] = []
-        for i, r in enumerate(parsed):
-            if isinstance(r, _Bad):
-                rejected.append(Rejection(i, r.reason, r.detail))
-            else:
-                good.append(i)
-                recs.append(r)
+        if clean:  # every payload is a JSON object
+            recs = parsed  # type: ignore[assignment]
+            good = list(range(len(recs)))
+        else:
+            for i, r in enumerate(parsed):
+                if isinstance(r, _Bad):
+                    rejected.append(Rejection(i, r.reason, r.detail))
+                else:
+                    good.append(i)
+                    recs.append(r)
         X = self._fast_matrix(recs)
         if X is None:
             rows: list[list[float]] = []
@@ -235,17 +299,7 @@ class FeatureExtractor:
             good, recs = keep_good, keep_recs
             X = np.array(rows, dtype=float).reshape(len(rows), len(self.features))
         rejected.sort(key=lambda r: r.index)
-        return DecodedBatch(
-            X=X,
-            kept=good,
-            keys=[self._str(_lookup(r, self._key)) for r in recs] if self._key else
-            [None] * len(recs),
-            timestamps=[_parse_time(_lookup(r, self._ts)) for r in recs] if self._ts else
-            [None] * len(recs),
-            ids=[self._str(_lookup(r, self._id)) for r in recs] if self._id else
-            [None] * len(recs),
-            rejected=rejected,
-        )
+        return DecodedBatch(X, good, rejected, recs, (self._key, self._ts, self._id))
 
     def _fast_matrix(self, recs: list[dict[str, Any]]) -> NDArray[np.float64] | None:
         """One conversion for a clean batch; None when any value needs the careful path."""
@@ -253,13 +307,10 @@ class FeatureExtractor:
             return None if recs else np.empty((0, len(self.features)))
         get = self._getter
         try:
-            X = np.array(list(map(get, recs)), dtype=float).reshape(len(recs), -1)
+            X = np.array(list(chain.from_iterable(map(get, recs))), dtype=float).reshape(
+                len(recs), -1)
         except (KeyError, TypeError, ValueError):
             return None
         if not np.isfinite(X).all() or (X.size and np.abs(X).max() > _MAX_ABS):
             return None  # NaN/Infinity tokens or absurd magnitudes: the careful path rejects
         return X
-
-    @staticmethod
-    def _str(value: Any) -> str | None:
-        return None if value is None else str(value)

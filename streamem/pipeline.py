@@ -266,33 +266,41 @@ class Pipeline:
         out: list[AnomalyRecord] = []
         resolve = self.cfg.alerting.resolve_severity
         watch = np.flatnonzero(result.severity >= resolve)
+        self._advance_clock(decoded, watch)
         if watch.size == 0:
             return out
         now = time.time()
-        stamps = [t for t in decoded.timestamps if t is not None]
-        if stamps:
-            self._event_clock = max(stamps + ([self._event_clock] if self._event_clock else []))
         for i in watch:
-            ts = decoded.timestamps[i]
+            ts = decoded.timestamp(int(i))
             record = None
             if result.is_anomaly[i]:
                 record = self._record(lane, events[decoded.kept[i]], decoded, result, int(i), now)
                 out.append(record)
                 if self.sinks is not None:
                     self.sinks.emit(record)
-            for incident in self.incidents.observe(decoded.keys[i], float(result.severity[i]),
+            for incident in self.incidents.observe(decoded.key(int(i)), float(result.severity[i]),
                                                    ts if ts is not None else now, record):
                 if self.sinks is not None:
                     self.sinks.emit_incident(incident)
         return out
 
+    def _advance_clock(self, decoded: DecodedBatch, watch: NDArray[np.intp]) -> None:
+        """Move the event clock to the newest timestamp among the batch's last event and the
+        watched ones (reading every timestamp of every batch would cost more than scoring)."""
+        rows = [*watch.tolist(), len(decoded.kept) - 1]
+        stamps = [t for t in map(decoded.timestamp, rows) if t is not None]
+        if stamps:
+            newest = max(stamps)
+            if self._event_clock is None or newest > self._event_clock:
+                self._event_clock = newest
+
     def _record(self, lane: Lane, ev: RawEvent, decoded: DecodedBatch,
                 result: DetectionResult, i: int, now: float) -> AnomalyRecord:
         x = decoded.X[i]
         return AnomalyRecord(
-            id=decoded.ids[i] or ev.position.id,
-            key=decoded.keys[i],
-            timestamp=decoded.timestamps[i],
+            id=decoded.id(i) or ev.position.id,
+            key=decoded.key(i),
+            timestamp=decoded.timestamp(i),
             score=float(result.scores[i]),
             tail_probability=float(result.tail_probability[i]),
             severity=float(result.severity[i]),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from copy import deepcopy
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple, overload
 
 __all__ = ["AnomalyRecord", "EventBatch", "FeatureContribution", "Position", "RawEvent"]
@@ -172,6 +173,13 @@ class AnomalyRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (features as a list of dicts)."""
-        d = asdict(self)
-        d["top_features"] = [asdict(f) for f in self.top_features]
+        d = {name: getattr(self, name) for name in _RECORD_FIELDS}  # asdict deep-copies: slow
+        d["top_features"] = [{name: getattr(f, name) for name in _FEATURE_FIELDS}
+                             for f in self.top_features]
+        d["extra"] = deepcopy(self.extra) if any(
+            isinstance(v, (dict, list)) for v in self.extra.values()) else dict(self.extra)
         return d
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(AnomalyRecord))
+_FEATURE_FIELDS = tuple(f.name for f in fields(FeatureContribution))

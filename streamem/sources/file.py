@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import operator
 import os
 import sys
 import time
@@ -23,7 +24,7 @@ __all__ = ["FileSource"]
 logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _BLANK = frozenset(b" \t\r\x0b\x0c")
-_ODD = (b"\r", b"\n\n", b"\n ", b"\n\t")  # CR, blank or whitespace-led lines
+_first_byte = operator.itemgetter(0)  # of a non-empty line; whitespace-led lines go slow
 
 
 class FileSource:
@@ -75,6 +76,7 @@ class FileSource:
         self._buf = b""
         self._pos = 0
         self._skipping = False
+        self._line_bytes = 256  # recent mean line length, to bound how far _bulk looks
         if path == "-":
             self._fh: BinaryIO = sys.stdin.buffer
             self._offset = 0
@@ -155,9 +157,15 @@ class FileSource:
         over-long one is left to the careful path. CRs are stripped and blank lines skipped
         (in Python, only when the buffer has any). Every step is linear in the buffer.
         """
-        end = self._buf.rfind(b"\n", self._pos)
-        if end < 0 or self._skipping:
+        if self._skipping:
             return 0
+        # look only as far as ``need`` lines of the recent length reach, not the whole buffer
+        reach = self._pos + need * (self._line_bytes + 1) + (need >> 3) * self._line_bytes + 4096
+        end = self._buf.rfind(b"\n", self._pos, reach)
+        if end < 0:
+            end = self._buf.rfind(b"\n", self._pos)
+            if end < 0:
+                return 0
         segment = self._buf[self._pos : end]
         lines = segment.split(b"\n", need)
         if len(lines) > need:
@@ -172,8 +180,9 @@ class FileSource:
         self._pos += bounds[-1] - self._offset
         self._offset = bounds[-1]
         used = bounds[-1] - bounds[0]  # bytes of the lines taken; scan only those
-        if not lines[0] or lines[0][0] in _BLANK or any(
-                segment.find(pat, 0, used) >= 0 for pat in _ODD):  # rare: careful but linear
+        self._line_bytes = min(used // len(lines), self.max_event_bytes)
+        if min(lens) == 0 or segment.find(b"\r", 0, used) >= 0 or not _BLANK.isdisjoint(
+                bytes(map(_first_byte, lines))):  # rare: careful but linear
             n = 0
             for ln, b, e in zip(lines, bounds, bounds[1:], strict=False):
                 ln = ln[:-1] if ln.endswith(b"\r") else ln

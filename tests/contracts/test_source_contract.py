@@ -154,3 +154,24 @@ def test_file_positions_are_exact_with_crlf_blank_and_long_lines(tmp_path: Path)
         assert raw.rstrip(b"\r\n").startswith(e.payload)
         assert raw.endswith(b"\n") and len(e.payload) <= 101
     assert events[-1].next_offset == len(data)
+
+
+def test_file_skips_whitespace_only_lines_and_keeps_whitespace_led_events(
+        tmp_path: Path) -> None:
+    # no CR and no empty line anywhere: only the check on each line's first byte finds these
+    path = tmp_path / "ws.jsonl"
+    odd = [b" ", b"\t", b"\x0c", b"  \t ", b"\x0b\x0b"]
+    lines = []
+    for i in range(2000):
+        lines.append(b'{"a": %d}' % i)
+        if i % 97 == 5:
+            lines.append(odd[i % len(odd)])
+        if i % 131 == 9:
+            lines.append(b'  {"lead": %d}' % i)
+    data = b"\n".join(lines) + b"\n"
+    path.write_bytes(data)
+    with FileSource(str(path)) as src:
+        events = _drain(src, 10**6, timeout=5.0)
+    assert [e.payload for e in events] == [ln for ln in lines if not ln.isspace()]
+    for e in events:
+        assert data[e.position.offset : e.next_offset] == e.payload + b"\n"
