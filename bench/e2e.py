@@ -1,12 +1,10 @@
-"""End-to-end rows: the daemon over a file (measured), the cost of a checkpoint, and a hook
-for Kafka latency (not measured yet).
+"""End to end: the daemon over a JSON-lines file, and the cost of a checkpoint (Kafka to
+Kafka is ``bench/kafka.py``).
 
 :func:`measure_file` runs the real ``streamem run`` over a JSON-lines file.
 :func:`measure_checkpoint` times what the daemon does at each checkpoint: ``to_state``, the
 atomic durable write of :class:`~streamem.state.directory.DirectoryCheckpointStore`, and the
 restore path (newest valid snapshot, checksum, ``from_state``).
-:func:`measure_kafka` is the hook for the Kafka row: fill it in once the broker script and
-the Kafka source are settled, and ``python -m bench`` will pick it up.
 
 Run: ``python -m bench.e2e``.
 """
@@ -108,7 +106,7 @@ def _run_daemon(src: Path, run_dir: Path) -> tuple[float, int, float]:
         return wall, sum(1 for _ in fh), cpu
 
 
-def measure_file(quick: bool) -> E2EResult | None:
+def measure_file(quick: bool) -> E2EResult:
     """``streamem run`` (the daemon) over a JSON-lines file, start to exit.
 
     Two files of d=10 events (with a timestamp and a key) are written, one of N events and
@@ -195,39 +193,13 @@ def measure_checkpoint(quick: bool, d: int = 10, n_components: int = 8) -> Check
                           size)
 
 
-def measure_kafka(quick: bool) -> E2EResult | None:
-    """Hook for a Kafka *latency* row (event produced -> verdict on the anomalies topic).
-
-    Kafka throughput is measured by ``bench/kafka.py`` (section "Kafka"); this hook is for
-    end-to-end latency at a controlled producer rate, which nobody measures yet. Return
-    None until then.
-    """
-    return None
-
-
 def measure(quick: bool) -> Section:
-    """Build the section from whatever the hooks return."""
-    rows = []
-    facts: dict[str, str] = {}
-    file_rate = float("nan")
-    hooks = (("daemon, JSON-lines file", measure_file), ("daemon, Kafka, latency", measure_kafka))
-    for name, hook in hooks:
-        r = hook(quick)
-        if r is None:
-            rows.append([name, "not yet measured", "–", "–", "–"])
-        else:
-            if hook is measure_file:
-                file_rate = r.events_per_second
-            facts[f"{name} (whole daemon, one process)"] = f"{r.events_per_second:,.0f} events/s"
-            rows.append(
-                [
-                    name,
-                    f"{r.events_per_second:,.0f}",
-                    "–" if r.p50_latency_ms is None else f"{r.p50_latency_ms:.1f}",
-                    "–" if r.p99_latency_ms is None else f"{r.p99_latency_ms:.1f}",
-                    r.notes or f"{r.events:,} events",
-                ]
-            )
+    """The section: the file row, the issue target, checkpoint costs."""
+    name = "daemon, JSON-lines file"
+    r = measure_file(quick)
+    file_rate = r.events_per_second
+    facts = {f"{name} (whole daemon, one process)": f"{file_rate:,.0f} events/s"}
+    rows = [[name, f"{file_rate:,.0f}", "–", "–", r.notes or f"{r.events:,} events"]]
     cmd = "python -m bench.e2e" + (" --quick" if quick else "")
     table = md_table(["path", "events/s", "p50 latency ms", "p99 latency ms", "notes"], rows)
     verdict = "**met**" if file_rate >= TARGET_FILE else "**not met**"
@@ -252,10 +224,8 @@ short file, so start-up and warm-up cost cancel out; median of 3 runs of each. I
 includes JSON parsing, feature extraction, scoring, sinks and checkpointing, so it is the
 number to compare with the library-only throughput above.
 
-**Kafka.** Throughput over the local broker is in the section "Kafka" (`bench/kafka.py`,
-needs `scripts/kafka-broker start`). Latency at a controlled producer rate (event produced
-→ verdict on the anomalies topic) is **not yet measured**; `bench/e2e.py` has the hook
-`measure_kafka` for it.
+**Kafka.** Kafka to detector to anomalies topic is measured in the section "Kafka"
+(`bench/kafka.py`, needs `scripts/kafka-broker start`), beside kafka-python's bare consumer.
 
 {targets}
 
