@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import threading
 import time
@@ -32,7 +33,11 @@ import numpy as np
 
 from bench.common import Section, default_doc, machine_lines, md_table, write_section
 
-BOOTSTRAP = "127.0.0.1:19092"
+BOOTSTRAP = os.environ.get(
+    "STREAMEM_KAFKA_BOOTSTRAP", f"127.0.0.1:{os.environ.get('STREAMEM_KAFKA_PORT', '19092')}"
+)
+"""The broker to use: ``STREAMEM_KAFKA_BOOTSTRAP``, else ``127.0.0.1:$STREAMEM_KAFKA_PORT``
+(default port 19092), as in tests/kafka_support.py."""
 TARGET = 100_000
 FEATURES = ["temperature", "pressure", "flow", "vibration.rms"]
 
