@@ -14,6 +14,7 @@ from streamem.model._numeric import has_nan
 from streamem.model._tail import mixture_log_tail
 from streamem.model._validation import check_array
 from streamem.model.gmm import OnlineGMM
+from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.regime import RegimeTracker
 from streamem.scoring.report import DetectorReports
@@ -65,6 +66,25 @@ class Detector(DetectorReports):
         With small batches, learning (and the threshold and drift updates) is deferred until
         this many events have been scored, then done as one vectorised step. Scoring always
         uses the model as it was; the deferral is deterministic and part of the state.
+    detrend_half_life
+        Drift tolerance for slowly varying features. At warm-up, every feature whose lag-1
+        autocorrelation is at least ``detrend_min_autocorr`` (a smooth trajectory: a
+        temperature, a level) is classified as slow; from then on the model sees a slow
+        feature as its residual from an exponentially weighted moving baseline with this
+        half-life (events), updated with **every** event, flagged or not. Slow drifts of such
+        a feature therefore never raise alarms, while abrupt jumps still do (for a few
+        half-lives, until the baseline has caught up) and fast features keep their levels.
+        ``None`` turns it off. Streams without slow features are not affected at all.
+    detrend_min_autocorr
+        Lag-1 autocorrelation (warm-up) from which a feature counts as slow.
+    smooth_window
+        Compare the trailing mean of the last ``smooth_window`` surprises (this event and
+        the ones before it, across batches) with the threshold instead of the event's own
+        surprise. Sustained anomalies then stand out from isolated noise (the SKAB
+        leaderboard notebooks smooth the same way); the SPOT threshold is fitted on the
+        smoothed values, so the flagged fraction on normal data stays about ``alert_rate``.
+        A single extreme event is still flagged when its surprise exceeds ``smooth_window``
+        times the threshold. ``1`` (default) scores every event on its own.
     random_state
         Seed.
 
@@ -99,6 +119,9 @@ class Detector(DetectorReports):
         feature_names: list[str] | None = None,
         drift_window: int = 1000,
         learn_every: int = 32,
+        detrend_half_life: float | None = 10.0,
+        detrend_min_autocorr: float = 0.75,
+        smooth_window: int = 1,
         random_state: int | None = None,
     ) -> None:
         if not 0 < alert_rate < 0.5:
@@ -107,6 +130,16 @@ class Detector(DetectorReports):
             raise InvalidInputError(f"warmup={warmup!r} is too small; use at least 20 events")
         if regime_patience < 10:
             raise InvalidInputError(f"regime_patience={regime_patience!r}; use at least 10")
+        if detrend_half_life is not None and not detrend_half_life > 0:
+            raise InvalidInputError(
+                f"detrend_half_life={detrend_half_life!r} must be positive (events) or None"
+            )
+        if not -1.0 <= detrend_min_autocorr <= 1.0:
+            raise InvalidInputError(
+                f"detrend_min_autocorr={detrend_min_autocorr!r} must be in [-1, 1]; try 0.75"
+            )
+        if int(smooth_window) != smooth_window or smooth_window < 1:
+            raise InvalidInputError(f"smooth_window={smooth_window!r}; use an integer >= 1")
         self.params: dict[str, Any] = {
             "n_components": n_components, "covariance_type": covariance_type,
             "half_life": half_life, "alert_rate": alert_rate, "warmup": warmup,
@@ -114,6 +147,8 @@ class Detector(DetectorReports):
             "protect_model": protect_model, "regime_patience": regime_patience,
             "regime_fraction": regime_fraction, "feature_names": feature_names,
             "drift_window": drift_window, "learn_every": learn_every,
+            "detrend_half_life": detrend_half_life,
+            "detrend_min_autocorr": detrend_min_autocorr, "smooth_window": smooth_window,
             "random_state": random_state,
         }
         self.learn_every = learn_every
@@ -125,6 +160,12 @@ class Detector(DetectorReports):
         self.regime_patience = regime_patience
         self.regime_fraction = regime_fraction
         self.feature_names = feature_names
+        self.smooth_window = int(smooth_window)
+        self.baseline_: SlowBaseline | None = (
+            SlowBaseline(detrend_half_life, detrend_min_autocorr)
+            if detrend_half_life is not None else None
+        )
+        self._recent_surprise: Array = np.zeros(0)
         self.model_ = self._new_model(random_state, warmup)
         self.scaler_ = RobustScaler()
         self.threshold_model_ = SpotThreshold(q=alert_rate)
@@ -195,6 +236,8 @@ class Detector(DetectorReports):
         return concat_results(warm, rest)
 
     def _finish_warmup(self, B: Array) -> None:
+        if self.baseline_ is not None:
+            B = self.baseline_.fit_transform(B)
         self.scaler_.fit(B)
         Z = self.scaler_.transform(B)
         self.model_.partial_fit(Z)
@@ -212,10 +255,26 @@ class Detector(DetectorReports):
         log_tau = mixture_log_tail(m._log_weights, lnc, lpn, do)
         return lpn, log_resp, -log_tau / _LN10
 
+    def _smooth(self, u: Array) -> Array:
+        """Trailing mean of the last ``smooth_window`` surprises (carried across batches)."""
+        w = self.smooth_window
+        m, n = len(self._recent_surprise), len(u)
+        ext = np.concatenate([np.zeros(w - 1 - m), self._recent_surprise, u])
+        sums = np.lib.stride_tricks.sliding_window_view(ext, w).sum(axis=1)
+        counts = np.minimum(np.arange(m + 1, m + n + 1), w)
+        keep = min(w - 1, m + n)
+        self._recent_surprise = ext[len(ext) - keep :].copy() if keep else np.zeros(0)
+        out: Array = sums / counts
+        return out
+
     def _score_and_learn(self, A: Array) -> DetectionResult:
         n = A.shape[0]
+        if self.baseline_ is not None:
+            A = self.baseline_.transform(A)
         Z = self.scaler_.transform(A)
         lpn, log_resp, u = self._calibrated(Z)
+        if self.smooth_window > 1:
+            u = self._smooth(u)
         log_scale = self._log_scale
         observed_log_scale = (~np.isnan(A)) @ log_scale if has_nan(A) else log_scale.sum()
         scores = -(lpn - observed_log_scale)
@@ -309,6 +368,8 @@ class Detector(DetectorReports):
             "n_anomalies": self.n_anomalies_, "n_learned": self.n_learned_,
             "regime_changes": self.regime_changes_, "ready": self.ready_,
             "pending": [list(p) for p in self._pending],
+            "baseline": self.baseline_.to_state() if self.baseline_ is not None else None,
+            "recent_surprise": self._recent_surprise.copy(),
         }
 
     @classmethod
@@ -340,7 +401,10 @@ class Detector(DetectorReports):
                 "it was written by another streamem version"
             )
         try:
-            det = cls(**state["params"])
+            params = dict(state["params"])
+            if "baseline" not in state:  # written before drift tolerance and smoothing
+                params.setdefault("detrend_half_life", None)
+            det = cls(**params)
             det.model_ = OnlineGMM.from_state(state["model"])
             det.scaler_ = RobustScaler.from_state(state["scaler"])
             det.threshold_model_ = SpotThreshold.from_state(state["threshold"])
@@ -361,6 +425,11 @@ class Detector(DetectorReports):
                 for z, r, u, f in state["pending"]
             ]
             det._pending_n = sum(len(p[2]) for p in det._pending)
+            baseline = state.get("baseline")
+            det.baseline_ = SlowBaseline.from_state(baseline) if baseline is not None else None
+            det._recent_surprise = np.asarray(
+                state.get("recent_surprise", np.zeros(0)), dtype=float
+            ).copy()
         except KeyError as exc:
             raise StateError(
                 f"Detector state misses key {exc}; the snapshot is incomplete"

@@ -16,6 +16,7 @@ from streamem.model._gaussian import LOG_2PI, log_det_cholesky
 from streamem.model._tail import mixture_log_tail
 from streamem.model._validation import check_array
 from streamem.model.gmm import OnlineGMM
+from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.explain import conditional_zscores
 from streamem.scoring.scaler import RobustScaler
@@ -40,6 +41,7 @@ class DetectorReports:
 
     model_: OnlineGMM
     scaler_: RobustScaler
+    baseline_: SlowBaseline | None
     threshold_model_: SpotThreshold
     drift_: DriftMonitor
     feature_names: list[str] | None
@@ -66,6 +68,8 @@ class DetectorReports:
         -------
         list of FeatureContribution
             Name, index, value, expected value given the other features (original units), z.
+            A slow feature (see ``detrend_half_life``) is judged against its current moving
+            baseline, and its expected value includes that baseline.
 
         Examples
         --------
@@ -83,13 +87,16 @@ class DetectorReports:
         A = check_array(np.asarray(x, dtype=float).reshape(1, -1), self.n_features_in_)
         if not self.ready_:
             return []
-        z_row = self.scaler_.transform(A)
+        b = self.baseline_
+        z_row = self.scaler_.transform(b.transform(A, update=False) if b is not None else A)
         _, log_resp, _, _ = self.model_._estimate(z_row)
         k = int(log_resp[0].argmax())
         z, expected = conditional_zscores(
             z_row[0], self.model_.means_[k], self.model_.covariances_[k]
         )
         expected_orig = self.scaler_.inverse_transform(expected[None, :])[0]
+        if b is not None and b.active:
+            expected_orig = expected_orig + b.offset()
         order = np.argsort(-np.nan_to_num(np.abs(z), nan=-1.0))[:top]
         names = self.feature_names or [f"x{j}" for j in range(A.shape[1])]
         return [

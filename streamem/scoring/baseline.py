@@ -1,0 +1,261 @@
+"""Moving baselines for slowly varying features (drift-tolerant scaling).
+
+A feature whose warm-up trajectory is smooth (lag-1 autocorrelation close to 1: a
+temperature, a tank level, a bearing's thermal state) has a *level* that a short warm-up
+cannot characterise: a few hundred events cover only a small stretch of a slow random walk,
+so later normal levels fall outside everything the model has seen, every such event is
+flagged, and a protected model never learns them. The classic remedy from statistical
+process control for autocorrelated data is to chart the residuals of a one-step-ahead
+forecast instead of the level (Alwan & Roberts 1988; Montgomery, *Introduction to
+Statistical Quality Control*, "SPC with autocorrelated process data"), with an
+exponentially weighted moving average (EWMA) as the forecast.
+
+:class:`SlowBaseline` does exactly that for the features it classifies as slow at warm-up:
+their value ``x_t`` is replaced by ``x_t - b_{t-1}``, where ``b`` is an EWMA of that feature
+over **every** event (flagged or not) with the given half-life. Fast (noise-like) features
+pass through unchanged, and on a stream without slow features nothing changes at all.
+Abrupt jumps of a slow feature still show up as large residuals until the baseline has
+caught up (a few half-lives); slow drifts never do.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.signal import lfilter
+
+from streamem.model._numeric import has_nan
+
+__all__ = ["SlowBaseline", "lag1_autocorrelation"]
+
+Array = NDArray[np.float64]
+
+
+def lag1_autocorrelation(X: Array) -> Array:
+    """NaN-aware lag-1 autocorrelation of each column, ``1 - var(diff x) / (2 var x)``.
+
+    Parameters
+    ----------
+    X
+        Shape (n_samples, n_features), in time order; NaN = missing.
+
+    Returns
+    -------
+    ndarray of shape (n_features,)
+        Near 0 for white noise, near 1 for a smooth, slowly moving signal; 0 for a constant
+        column or one with fewer than 3 observed consecutive pairs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> walk = np.cumsum(rng.normal(size=500))
+    >>> np.round(lag1_autocorrelation(np.column_stack([rng.normal(size=500), walk])), 1).tolist()
+    [0.0, 1.0]
+    """
+    if X.shape[0] < 4:
+        return np.zeros(X.shape[1])
+    d = np.diff(X, axis=0)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        var_d = np.nanvar(d, axis=0)
+        var_x = np.nanvar(X, axis=0)
+        pairs = np.sum(~np.isnan(d), axis=0)
+        rho = 1.0 - var_d / (2.0 * var_x)
+    ok = np.isfinite(rho) & (var_x > 0) & (pairs >= 3)
+    out: Array = np.where(ok, rho, 0.0)
+    return out
+
+
+class SlowBaseline:
+    """Replace slow features by their residual from an EWMA baseline (a one-step forecast).
+
+    Parameters
+    ----------
+    half_life
+        Half-life of the baseline, in events. Short enough to follow the slow features'
+        drift, long enough to average their noise; 10 events by default in
+        :class:`~streamem.Detector`.
+    min_autocorr
+        A feature is slow when its warm-up lag-1 autocorrelation is at least this.
+
+    Attributes
+    ----------
+    autocorr_ : ndarray of shape (n_features,)
+        Warm-up lag-1 autocorrelations.
+    slow_ : ndarray of bool, shape (n_features,)
+        The features measured against a baseline.
+    level_ : ndarray of shape (n_features,)
+        Current baseline (NaN for features that are not slow or never observed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.column_stack([rng.normal(size=300), np.cumsum(rng.normal(0, 0.1, 300))])
+    >>> b = SlowBaseline(half_life=10.0, min_autocorr=0.75)
+    >>> R = b.fit_transform(X)
+    >>> b.slow_.tolist(), bool(np.array_equal(R[:, 0], X[:, 0]))
+    ([False, True], True)
+    >>> bool(np.abs(R[:, 1]).max() < np.abs(X[:, 1] - X[0, 1]).max())
+    True
+    """
+
+    def __init__(self, half_life: float = 10.0, min_autocorr: float = 0.75) -> None:
+        self.half_life = float(half_life)
+        self.min_autocorr = float(min_autocorr)
+        self.autocorr_: Array = np.zeros(0)
+        self.slow_: NDArray[np.bool_] = np.zeros(0, dtype=bool)
+        self.level_: Array = np.zeros(0)
+
+    @property
+    def active(self) -> bool:
+        """True when at least one feature is measured against a baseline.
+
+        Examples
+        --------
+        >>> SlowBaseline().active
+        False
+        """
+        return bool(self.slow_.any())
+
+    @property
+    def _lam(self) -> float:
+        return float(2.0 ** (-1.0 / self.half_life))
+
+    def fit_transform(self, X: Array) -> Array:
+        """Classify the features on warm-up data ``X`` and return its residuals.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features), in time order, original units.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            ``X`` with every slow column replaced by its one-step-ahead EWMA residual.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> b = SlowBaseline()
+        >>> R = b.fit_transform(np.column_stack([np.linspace(0, 1, 50), np.tile([0.0, 1.0], 25)]))
+        >>> b.slow_.tolist(), float(R[0, 0])
+        ([True, False], 0.0)
+        """
+        self.autocorr_ = lag1_autocorrelation(X)
+        self.slow_ = self.autocorr_ >= self.min_autocorr
+        self.level_ = np.full(X.shape[1], np.nan)
+        return self.transform(X)
+
+    def transform(self, X: Array, update: bool = True) -> Array:
+        """Residuals of the slow features against the baseline; the others unchanged.
+
+        Each row is compared with the baseline as it was *before* that row (a one-step-ahead
+        forecast); then, with ``update``, the baseline moves towards the row. A missing value
+        leaves its baseline where it was; a feature's first observation has residual 0.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features), original units, time order.
+        update
+            Move the baseline (False: compare every row with the current baseline, as
+            explanations do).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> b = SlowBaseline(half_life=1.0)
+        >>> b.slow_, b.level_ = np.array([True]), np.array([0.0])
+        >>> b.transform(np.array([[2.0], [2.0]])).ravel().tolist(), b.level_.tolist()
+        ([2.0, 1.0], [1.5])
+        """
+        if not self.active:
+            return X
+        cols = np.flatnonzero(self.slow_)
+        S = X[:, cols]
+        level = self.level_[cols]
+        out = X.copy()
+        if not update:
+            out[:, cols] = S - np.where(np.isnan(level), S, level)
+            return out
+        lam = self._lam
+        if not has_nan(S) and not has_nan(level):
+            if S.shape[0] == 1:
+                prev = level[None, :]
+                new = lam * level + (1.0 - lam) * S[0]
+            else:
+                ys = lfilter([1.0 - lam], [1.0, -lam], S, axis=0, zi=lam * level[None, :])[0]
+                prev = np.vstack([level[None, :], ys[:-1]])
+                new = ys[-1]
+            out[:, cols] = S - prev
+            self.level_[cols] = new
+            return out
+        res = np.empty_like(S)
+        for t in range(S.shape[0]):
+            x = S[t]
+            first = np.isnan(level) & ~np.isnan(x)
+            level = np.where(first, x, level)
+            res[t] = x - level
+            seen = ~np.isnan(x)
+            level = np.where(seen, lam * level + (1.0 - lam) * np.where(seen, x, 0.0), level)
+        out[:, cols] = res
+        self.level_[cols] = level
+        return out
+
+    def offset(self) -> Array:
+        """What :meth:`transform` (without update) subtracts: the baseline, 0 elsewhere.
+
+        Examples
+        --------
+        >>> SlowBaseline().offset().shape
+        (0,)
+        """
+        return np.where(self.slow_, np.nan_to_num(self.level_), 0.0)
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain arrays and scalars.
+
+        Examples
+        --------
+        >>> sorted(SlowBaseline().to_state())
+        ['autocorr', 'half_life', 'level', 'min_autocorr', 'slow']
+        """
+        return {
+            "half_life": self.half_life, "min_autocorr": self.min_autocorr,
+            "autocorr": self.autocorr_.copy(), "slow": self.slow_.copy(),
+            "level": self.level_.copy(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SlowBaseline:
+        """Rebuild from :meth:`to_state`.
+
+        Parameters
+        ----------
+        state
+            The snapshot.
+
+        Returns
+        -------
+        SlowBaseline
+
+        Examples
+        --------
+        >>> SlowBaseline.from_state(SlowBaseline(half_life=5.0).to_state()).half_life
+        5.0
+        """
+        b = cls(float(state["half_life"]), float(state["min_autocorr"]))
+        b.autocorr_ = np.asarray(state["autocorr"], dtype=float).copy()
+        b.slow_ = np.asarray(state["slow"], dtype=bool).copy()
+        b.level_ = np.asarray(state["level"], dtype=float).copy()
+        return b
