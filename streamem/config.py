@@ -128,6 +128,9 @@ class DetectorConfig:
     alert_rate: float = 1e-3
     protect_model: bool = True
     regime_patience: int = 2000
+    detrend_half_life: float | None = 10.0
+    detrend_min_autocorr: float = 0.75
+    smooth_window: int = 1
 
 
 @dataclass(frozen=True)
@@ -419,6 +422,13 @@ def _validate(cfg: Config) -> None:
     need(0 < cfg.detector.alert_rate < 0.5, "detector.alert_rate",
          "must be in (0, 0.5); 0.001 flags one normal event in a thousand")
     need(cfg.detector.regime_patience >= 10, "detector.regime_patience", "must be at least 10")
+    dh = cfg.detector.detrend_half_life
+    need(dh is None or dh > 0, "detector.detrend_half_life",
+         "must be a positive number of events (10 is typical) or null to turn it off")
+    need(-1 <= cfg.detector.detrend_min_autocorr <= 1, "detector.detrend_min_autocorr",
+         "must be in [-1, 1]; 0.75 is typical")
+    need(cfg.detector.smooth_window >= 1, "detector.smooth_window",
+         "must be an integer >= 1 (1 = no smoothing)")
     a = cfg.alerting
     need(0 <= a.resolve_severity <= a.open_severity <= 100, "alerting.resolve_severity",
          "needs 0 <= resolve_severity <= open_severity <= 100")
