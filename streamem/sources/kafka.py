@@ -405,6 +405,32 @@ class _FastRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
         return [out] if out else []
 
 
+def install_fast_records(consumer: KafkaConsumer) -> _Budget | None:
+    """Make ``consumer`` decode fetched records with :class:`_FastRecords`.
+
+    After this, ``consumer.poll(max_records=1)`` returns ``{tp: [RecordColumns]}`` with at
+    most ``budget.records`` records (set it before each poll). Returns None, and changes
+    nothing, when this kafka-python is not one the fast path was checked against.
+
+    Examples
+    --------
+    Anything without a kafka-python fetcher inside is left alone:
+
+    >>> install_fast_records(object()) is None
+    True
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not fast_path_supported():
+        return None
+    budget = _Budget()
+
+    def records(*args: Any, **kwargs: Any) -> _FastRecords:
+        return _FastRecords(budget, *args, **kwargs)
+
+    fetcher.PartitionRecords = records  # the fetcher builds them as self.PartitionRecords
+    return budget
+
+
 class KafkaSource:
     """Consume one topic as a member of a consumer group.
 
@@ -719,20 +745,12 @@ class KafkaSource:
         return consumer
 
     def _install_fast_path(self, consumer: KafkaConsumer) -> _Budget | None:
-        """Make the consumer's fetcher decode with :class:`_FastRecords`; None when this
-        kafka-python is not one the fast path was checked against (or it is switched off)."""
-        fetcher = getattr(consumer, "_fetcher", None)
-        if not self._fast_records or fetcher is None or not fast_path_supported():
-            if self._fast_records:
-                logger.info("%s: kafka-python %s: using its own record decoding", self.name,
-                            kafka.__version__)
+        if not self._fast_records:
             return None
-        budget = _Budget()
-
-        def records(*args: Any, **kwargs: Any) -> _FastRecords:
-            return _FastRecords(budget, *args, **kwargs)
-
-        fetcher.PartitionRecords = records  # the fetcher builds them as self.PartitionRecords
+        budget = install_fast_records(consumer)
+        if budget is None:
+            logger.info("%s: kafka-python %s: using its own record decoding", self.name,
+                        kafka.__version__)
         return budget
 
     def _watch_connection(self, consumer: KafkaConsumer, may_raise: bool) -> None:
