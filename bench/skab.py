@@ -50,6 +50,19 @@ LEADERBOARD: list[tuple[Any, ...]] = [
 ]
 
 DEFAULT: dict[str, Any] = {"alert_rate": 1e-3, "n_components": "auto"}
+# The defaults before drift tolerance existed (for the before/after row).
+OLD_DEFAULT: dict[str, Any] = {**DEFAULT, "detrend_half_life": None}
+
+# Honest model selection: SKAB has no validation split, so settings are chosen on the
+# development files (valve1/*, 16 files) alone and then reported on the other 18 files
+# (valve2/*, other/*) and on all 34. The rule: the highest development F1 among the
+# settings whose development FAR is <= 15 %.
+DEV_PREFIX = "valve1/"
+SPLIT_GRID: dict[str, tuple[Any, ...]] = {
+    "n_components": ("auto", 3, 4, 5, 8),
+    "smooth_window": (1, 5),
+    "detrend_half_life": (None, 10.0, 30.0),
+}
 
 
 def _trailing_mean(x: NDArray[np.float64], w: int) -> NDArray[np.float64]:
@@ -179,31 +192,61 @@ def _fmt(v: Any) -> str:
     return "–" if v is None else str(v)
 
 
+def _label(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in params.items())
+
+
+def choose_on_dev(
+    files: list[SkabFile],
+) -> tuple[dict[str, Any], list[list[str]], SkabResult, SkabResult, SkabResult]:
+    """Grid over :data:`SPLIT_GRID` on the development files; the chosen setting's results.
+
+    Returns the chosen parameters, the development grid rows, and the chosen setting's
+    results on the development files, on the check files and on all files.
+    """
+    dev = [f for f in files if f.name.startswith(DEV_PREFIX)]
+    check = [f for f in files if not f.name.startswith(DEV_PREFIX)]
+    rows, scored = [], []
+    for values in itertools.product(*SPLIT_GRID.values()):
+        params = {"alert_rate": 1e-3, **dict(zip(SPLIT_GRID, values, strict=True))}
+        t = time.perf_counter()
+        r = run_protocol(dev, streamem_detect(**params))
+        rows.append(_row(_label(params), r, time.perf_counter() - t))
+        scored.append((params, r))
+    ok = [(p, r) for p, r in scored if r.binary[1] <= 15] or scored
+    params, r_dev = max(ok, key=lambda pr: pr[1].binary[0])
+    detect = streamem_detect(**params)
+    return params, rows, r_dev, run_protocol(check, detect), run_protocol(files, detect)
+
+
 def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
     """Run the rows and build the section."""
     files: list[SkabFile] = load_skab(path)
     names = files[0].feature_names
     runs: dict[str, Detect] = (
         {
-            "streamem, defaults (alert_rate 1e-3, K auto), streaming": streamem_detect(**DEFAULT),
+            "streamem, defaults (alert_rate 1e-3, K auto, detrend_half_life 10), streaming": streamem_detect(**DEFAULT),
             "river HalfSpaceTrees after MinMaxScaler (q=0.99)": peer_detect("HST", 0.99),
             "PySAD LODA (q=0.99)": peer_detect("LODA", 0.99),
             "T-squared, re-implemented here (harness check)": hotelling_t2,
         }
         if quick
         else {
-            "streamem, defaults (alert_rate 1e-3, K auto), streaming": streamem_detect(**DEFAULT),
+            "streamem, defaults (alert_rate 1e-3, K auto, detrend_half_life 10), streaming": streamem_detect(**DEFAULT),
+            "streamem, previous defaults (no detrending), streaming": streamem_detect(
+                **OLD_DEFAULT
+            ),
             "streamem, defaults, frozen after warm-up (one batch per test part)": streamem_detect(
                 batch=100_000, **DEFAULT
             ),
             "streamem, alert_rate 1e-2, K=1, streaming, 5-event trailing mean": streamem_detect(
                 smooth=5, alert_rate=1e-2, n_components=1
             ),
-            "streamem, defaults, 6 sensors (no Temperature/Thermocouple)": without_slow_sensors(
-                streamem_detect(**DEFAULT), names
+            "streamem, previous defaults, 6 sensors (no Temperature/Thermocouple)": (
+                without_slow_sensors(streamem_detect(**OLD_DEFAULT), names)
             ),
-            "streamem, defaults, 6 sensors, 5-event trailing mean": without_slow_sensors(
-                streamem_detect(smooth=5, **DEFAULT), names
+            "streamem, previous defaults, 6 sensors, 5-event trailing mean": without_slow_sensors(
+                streamem_detect(smooth=5, **OLD_DEFAULT), names
             ),
             "river HalfSpaceTrees after MinMaxScaler (q=0.99)": peer_detect("HST", 0.99),
             "river HalfSpaceTrees after MinMaxScaler (q=0.9)": peer_detect("HST", 0.9),
@@ -221,6 +264,13 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
             t = time.perf_counter()
             results[name] = run_protocol(files, fn)
             rows.append(_row(name, results[name], time.perf_counter() - t))
+        split = None
+        if not quick:
+            t = time.perf_counter()
+            split = choose_on_dev(files)
+            chosen_name = f"streamem, chosen on valve1/* only ({_label(split[0])}), streaming"
+            results[chosen_name] = split[4]
+            rows.insert(1, _row(chosen_name, split[4], time.perf_counter() - t))
         grid_rows = []
         tried: dict[str, SkabResult] = {}
         if not quick:
@@ -249,14 +299,21 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
     best = every[best_name]
     ok = [n for n, r in every.items() if r.binary[1] <= 15]
     best_ok = max(ok, key=lambda n: every[n].binary[0]) if ok else None
-    met = any(r.binary[0] >= 0.8 and r.binary[1] <= 15 for r in every.values())
-    met_six = any(
-        r.binary[0] >= 0.8 and r.binary[1] <= 15 for n, r in results.items() if "6 sensors" in n
-    )
-    verdict = ("**met**" if met else "**not met**") + (
-        " with all 8 sensors and public parameters only"
-        + ("; met when the two drifting temperature sensors are left out" if met_six else "")
-    )
+    def hits(r: SkabResult) -> bool:
+        return r.binary[0] >= 0.8 and r.binary[1] <= 15
+
+    if split is not None:
+        p, _, r_dev, r_chk, r_all = split
+        verdict = (
+            ("**met**" if hits(r_all) else "**not met**")
+            + f" by the setting chosen on the valve1/* files alone ({_label(p)}): all 34 files"
+            f" F1 {r_all.binary[0]:.2f} / FAR {r_all.binary[1]:.1f} %; the 18 files not used"
+            f" for the choice (valve2/*, other/*) F1 {r_chk.binary[0]:.2f} / FAR"
+            f" {r_chk.binary[1]:.1f} %"
+            + (" (met there too)" if hits(r_chk) else " (not met there)")
+        )
+    else:
+        verdict = "not assessed in --quick mode (the split selection is skipped)"
     best_nab = max(every, key=lambda n: every[n].nab.standard)
     within = (
         f"best F1 with FAR <= 15 %: {every[best_ok].binary[0]:.2f} ({best_ok}, FAR "
@@ -265,6 +322,23 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
         else "no 8-sensor setting kept FAR <= 15 %"
     )
     cmd = f"python -m bench.skab {path}" + (" --quick" if quick else "")
+    split_text = ""
+    if split is not None:
+        p, dev_rows, r_dev, r_chk, r_all = split
+        split_text = (
+            "### Split selection (choose on valve1/*, report on the rest)\n\n"
+            + md_table(
+                HEAD,
+                [
+                    _row(f"chosen ({_label(p)}): valve1/* (16 files, used for the choice)",
+                         r_dev, 0.0),
+                    _row("same setting: valve2/* + other/* (18 files, not used)", r_chk, 0.0),
+                    _row("same setting: all 34 files", r_all, 0.0),
+                ],
+            )
+            + "\nThe development grid (valve1/* only; time s is per grid cell):\n\n"
+            + md_table(HEAD, dev_rows)
+        )
     grid = (
         "### Every setting tried (streaming, batch 1; public `Detector` parameters only)\n\n"
         + md_table(HEAD, grid_rows)
@@ -291,15 +365,29 @@ counts them, which is *not* with the 60 s windows: SKAB's notebooks take them fr
 `chp_score(metric="average_time", anomaly_window_destination="righter", portion=1)`, whose
 windows are (test-part span) / (changepoints + 1) wide.
 
-**Why streamem's defaults over-alarm here, and the 6-sensor rows.** Most false alarms
-come from a handful of files whose *normal* test rows have drifted away from the 400
+**Why the previous defaults over-alarmed here, and what changed.** Most false alarms
+came from a handful of files whose *normal* test rows have drifted away from the 400
 warm-up rows in the two slow thermal sensors (median shifts of 3–19 warm-up standard
-deviations in Temperature or Thermocouple; `det.explain` names one of them for ~95 % of
-the false alarms there). With `protect_model` on, those events are flagged and therefore
-never learned, so the model never catches up within a file. The "6 sensors" rows simply
-leave those two columns out. That choice was made *after* this failure analysis on the
-same test data, so treat those rows as an upper bound for what drift-tolerant handling of
-slow sensors could give, not as an out-of-the-box result.
+deviations in Temperature or Thermocouple; `det.explain` named one of them for ~95 % of
+the false alarms there). With `protect_model` on, those events were flagged and therefore
+never learned, so the model never caught up within a file. `Detector` now has drift
+tolerance on by default (`detrend_half_life=10`, `detrend_min_autocorr=0.75`): a feature
+whose warm-up lag-1 autocorrelation is at least 0.75 is seen as its residual from an EWMA
+baseline (half-life 10 events, updated with every event), the SPC remedy for
+autocorrelated data. Nothing in it knows SKAB's column names: on these files the rule picks
+Temperature and Thermocouple in most files, but also an accelerometer or the flow rate in a
+few. The "6 sensors" rows (previous defaults, the two thermal columns simply left out) were
+chosen *after* the failure analysis on the test data and stay only as a reference.
+
+**Honest selection.** SKAB has no validation split. The row "chosen on valve1/* only" comes
+from a grid ({" × ".join(f"{k} {list(v)}" for k, v in SPLIT_GRID.items())}, alert_rate
+1e-3) run on the 16 valve1/* files alone; the rule was the highest valve1 F1 among the
+settings with valve1 FAR <= 15 %. The chosen setting was then run once on the other 18
+files and on all 34 (table "Split selection" below). The detrending parameters (half-life
+10 events, autocorrelation 0.75) and the score smoothing option were themselves designed
+while looking at valve1/* only; K=auto stays the library default because the BIC choice
+is general, although on SKAB's 400-row warm-ups it picks 2-3 components and larger fixed K
+does better.
 
 **Harness check.** The "T-squared, re-implemented here" row is Hotelling's T² with the
 leaderboard notebook's settings (fit on the 400 training rows with scaling, 5-row trailing
@@ -317,10 +405,11 @@ validation split), so the best grid rows are optimistic; the first row (defaults
 honest out-of-the-box figure.
 
 {table}
+{split_text}
 {grid}"""
     d = results[next(iter(runs))]
     f1, far, mar = d.binary
-    facts = {
+    facts: dict[str, str] = {
         "SKAB outlier F1 / FAR / MAR (defaults, streaming)": (
             f"{f1:.2f} / {far:.1f} % / {mar:.1f} % (best published F1 0.78)"
         ),
@@ -328,7 +417,19 @@ honest out-of-the-box figure.
             f"{d.nab.standard:.1f} (T-squared 19.5, best published 32.4)"
         ),
     }
-    six = results.get("streamem, defaults, 6 sensors, 5-event trailing mean")
+    old = results.get("streamem, previous defaults (no detrending), streaming")
+    if old is not None:
+        facts["SKAB outlier F1 / FAR before drift tolerance (previous defaults)"] = (
+            f"{old.binary[0]:.2f} / {old.binary[1]:.1f} %"
+        )
+    if split is not None:
+        p, _, _, r_chk, r_all = split
+        facts["SKAB, setting chosen on valve1/* only (" + _label(p) + ")"] = (
+            f"all files F1 {r_all.binary[0]:.2f} / FAR {r_all.binary[1]:.1f} % / NAB "
+            f"{r_all.nab.standard:.1f}; unseen files F1 {r_chk.binary[0]:.2f} / FAR "
+            f"{r_chk.binary[1]:.1f} %"
+        )
+    six = results.get("streamem, previous defaults, 6 sensors, 5-event trailing mean")
     if six is not None:
         facts[
             "SKAB without the 2 drifting temperature sensors, 5-event mean (chosen after"
