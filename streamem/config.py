@@ -128,7 +128,7 @@ class DetectorConfig:
     alert_rate: float = 1e-3
     protect_model: bool = True
     regime_patience: int = 2000
-    detrend_half_life: float | None = 10.0
+    detrend_half_life: float | None = None
     detrend_min_autocorr: float = 0.75
     smooth_window: int = 1
 

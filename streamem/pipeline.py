@@ -57,6 +57,8 @@ def new_detector(cfg: Config) -> Detector:
         half_life=m.half_life, alert_rate=d.alert_rate, warmup=m.warmup,
         max_components=m.max_components, reg_covar=m.reg_covar,
         protect_model=d.protect_model, regime_patience=d.regime_patience,
+        detrend_half_life=d.detrend_half_life, detrend_min_autocorr=d.detrend_min_autocorr,
+        smooth_window=d.smooth_window,
         feature_names=list(cfg.fields.features), random_state=m.random_state,
     )
 

@@ -74,7 +74,12 @@ class Detector(DetectorReports):
         half-life (events), updated with **every** event, flagged or not. Slow drifts of such
         a feature therefore never raise alarms, while abrupt jumps still do (for a few
         half-lives, until the baseline has caught up) and fast features keep their levels.
-        ``None`` turns it off. Streams without slow features are not affected at all.
+        ``None`` (default) turns it off. Streams without slow features are not affected. It
+        is off by default because it changes what an alarm means for every slow feature: a
+        fault that holds a slow reading at a wrong level alarms only until the baseline has
+        caught up (tens of events at half-life 10), and on streams whose slow features carry
+        the anomalies it can raise false alarms (residuals are noisier than levels). Turn it
+        on (10 is a good start) where slow drift of some sensors causes most false alarms.
     detrend_min_autocorr
         Lag-1 autocorrelation (warm-up) from which a feature counts as slow.
     smooth_window
@@ -119,7 +124,7 @@ class Detector(DetectorReports):
         feature_names: list[str] | None = None,
         drift_window: int = 1000,
         learn_every: int = 32,
-        detrend_half_life: float | None = 10.0,
+        detrend_half_life: float | None = None,
         detrend_min_autocorr: float = 0.75,
         smooth_window: int = 1,
         random_state: int | None = None,

@@ -39,7 +39,7 @@ def test_slow_feature_drift_does_not_explode_the_false_alarm_rate(seed: int) -> 
     normal[:WARM] = False
     normal[idx] = False
     off = Detector(warmup=WARM, alert_rate=1e-3, random_state=0, detrend_half_life=None)
-    on = Detector(warmup=WARM, alert_rate=1e-3, random_state=0)  # the default: detrending
+    on = Detector(warmup=WARM, alert_rate=1e-3, random_state=0, detrend_half_life=10)
     r_off, r_on = off.process(Xa), on.process(Xa)
     assert on.baseline_ is not None and on.baseline_.slow_.tolist() == [False] * 3 + [True]
     assert r_off.is_anomaly[normal].mean() > 0.05  # the walk leaves the warm-up range
@@ -50,15 +50,15 @@ def test_slow_feature_drift_does_not_explode_the_false_alarm_rate(seed: int) -> 
 def test_an_abrupt_jump_of_a_slow_feature_is_still_flagged() -> None:
     X = _slow_stream(0)
     X[15_000:, 3] += 5.0  # a step of 100 random-walk steps at once
-    r = Detector(warmup=WARM, alert_rate=1e-3, random_state=0).process(X)
+    r = Detector(warmup=WARM, alert_rate=1e-3, random_state=0, detrend_half_life=10).process(X)
     assert r.is_anomaly[15_000:15_010].all()
     assert r.is_anomaly[15_100:16_000].mean() < 3e-3  # the baseline has caught up
 
 
 def test_streams_without_slow_features_are_not_affected() -> None:
     X = null_stream(5000, 4, 0).X
-    a = Detector(warmup=WARM, random_state=0)
-    b = Detector(warmup=WARM, random_state=0, detrend_half_life=None)
+    a = Detector(warmup=WARM, random_state=0, detrend_half_life=10)
+    b = Detector(warmup=WARM, random_state=0)  # the default: off
     _same_result(a.process(X), b.process(X))
     assert a.baseline_ is not None and not a.baseline_.active
 
@@ -88,7 +88,8 @@ def test_lag1_autocorrelation_separates_noise_from_smooth_signals() -> None:
 
 def test_explain_judges_a_slow_feature_against_its_baseline() -> None:
     X = _slow_stream(0)
-    det = Detector(warmup=WARM, random_state=0, feature_names=["a", "b", "c", "temp"])
+    det = Detector(warmup=WARM, random_state=0, feature_names=["a", "b", "c", "temp"],
+                   detrend_half_life=10)
     det.process(X[:5000])
     assert det.baseline_ is not None
     level = float(det.baseline_.level_[3])
@@ -127,7 +128,8 @@ def test_round_trip_with_a_slow_feature_and_smoothing() -> None:
     X[np.random.default_rng(0).random(X.shape) < 0.03] = np.nan
     X[np.isnan(X).all(axis=1), 0] = 0.0
     sizes = [1] * 40 + [7] * 30 + [60] * 40
-    a = Detector(warmup=200, learn_every=8, random_state=0, smooth_window=3)
+    a = Detector(warmup=200, learn_every=8, random_state=0, smooth_window=3,
+                 detrend_half_life=10)
     pos = 0
     for n in sizes:
         state = a.to_state()
@@ -160,3 +162,21 @@ def test_snapshots_from_before_drift_tolerance_load_with_it_off() -> None:
 def test_bad_parameters_raise(kw: dict[str, float]) -> None:
     with pytest.raises(InvalidInputError):
         Detector(**kw)  # type: ignore[arg-type]
+
+
+def test_drift_tolerance_is_off_by_default_and_the_daemon_config_turns_it_on() -> None:
+    from streamem.config import parse_config
+    from streamem.pipeline import new_detector
+
+    X = _slow_stream(0)[:3000]
+    det = Detector(warmup=WARM, random_state=0)
+    det.process(X)
+    assert det.baseline_ is None
+    base = {"source": {"type": "stdin"}, "fields": {"features": ["a", "b", "c", "d"]},
+            "model": {"warmup": WARM, "random_state": 0}}
+    assert new_detector(parse_config(base)).baseline_ is None
+    on = new_detector(parse_config({**base, "detector": {"detrend_half_life": 10,
+                                                          "smooth_window": 3}}))
+    on.process(X)
+    assert on.smooth_window == 3
+    assert on.baseline_ is not None and on.baseline_.slow_.tolist() == [False] * 3 + [True]
