@@ -308,16 +308,16 @@ class _FastRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
 
     def _unpack_records(self, tp: TopicPartition, records: Any, key_deserializer: Any,
                         value_deserializer: Any) -> Iterator[RecordColumns]:
-        buf = getattr(records, "_buffer", None)
+        raw = getattr(records, "_buffer", None)
+        buf = b"" if raw is None else bytes(raw)  # no copy when it already is bytes
         try:
-            headers = [] if buf is None else list(iter_batches(bytes(buf)))
+            headers = list(iter_batches(buf))
         except RecordDecodeError as exc:
             raise CorruptRecordError(f"partition {tp}: {exc}") from exc
-        if buf is None or key_deserializer is not None or value_deserializer is not None or \
+        if raw is None or key_deserializer is not None or value_deserializer is not None or \
                 any(h.magic != 2 for h in headers):
             yield from self._public(tp, records, key_deserializer, value_deserializer)
             return
-        buf = bytes(buf)
         read_committed = self.isolation_level == IsolationLevel.READ_COMMITTED
         checksum = calc_crc32c if self.check_crcs else None
         last: BatchHeader | None = None
