@@ -14,6 +14,7 @@ __all__ = [
     "BatchFit",
     "fit_batch_em",
     "map_covariances",
+    "merge_components",
     "n_parameters",
     "select_components",
     "split_component",
@@ -392,3 +393,62 @@ def split_component(
     C[k] = C_new
     C[j] = C_new
     s0[k] = s0[j] = 0.5 * s0[j]
+
+
+def merge_components(s0: Array, mu: Array, C: Array, n_keep: int) -> tuple[Array, Array, Array]:
+    """Merge pairs of components until ``n_keep`` are left, cheapest pair first.
+
+    The cost of merging ``i`` and ``j`` into their moment-matched Gaussian is Runnalls'
+    upper bound on the Kullback-Leibler divergence it causes,
+    ``((w_i + w_j) log|S_ij| - w_i log|S_i| - w_j log|S_j|) / 2``: small for light or
+    overlapping components, large for heavy, distant ones (which are kept apart).
+
+    Parameters
+    ----------
+    s0, mu, C
+        Weights (K,), means (K, d) and covariances (K, d, d), or (K, d) for diag.
+    n_keep
+        Components wanted (at least 1); nothing happens when ``K <= n_keep``.
+
+    Returns
+    -------
+    s0, mu, C
+        New arrays; the total weight, overall mean and overall covariance are preserved.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s0 = np.array([0.5, 0.3, 0.2])
+    >>> mu = np.array([[0.0], [10.0], [0.5]])
+    >>> C = np.ones((3, 1, 1))
+    >>> w, m, c = merge_components(s0, mu, C, 2)
+    >>> w.tolist(), np.round(m[:, 0], 2).tolist(), np.round(c[:, 0, 0], 2).tolist()
+    ([0.3, 0.7], [10.0, 0.14], [1.0, 1.05])
+    """
+    s0, mu, C = s0.copy(), mu.copy(), C.copy()
+    diag = C.ndim == 2
+    while len(s0) > max(n_keep, 1):
+        K = len(s0)
+        logdet = np.log(np.maximum(C, 1e-300)).sum(axis=1) if diag else np.linalg.slogdet(C)[1]
+        best: tuple[float, int, int, Array, Array, float] | None = None
+        for i in range(K):
+            for j in range(i + 1, K):
+                w = s0[i] + s0[j]
+                a, b = s0[i] / w, s0[j] / w
+                delta = mu[i] - mu[j]
+                if diag:
+                    S = a * C[i] + b * C[j] + a * b * delta**2
+                    ld = float(np.log(np.maximum(S, 1e-300)).sum())
+                else:
+                    S = a * C[i] + b * C[j] + a * b * np.outer(delta, delta)
+                    ld = float(np.linalg.slogdet(S)[1])
+                cost = 0.5 * (w * ld - s0[i] * logdet[i] - s0[j] * logdet[j])
+                if best is None or cost < best[0]:
+                    best = (cost, i, j, a * mu[i] + b * mu[j], S, w)
+        assert best is not None
+        _, i, j, m, S, w = best
+        keep = [k for k in range(K) if k not in (i, j)]
+        s0 = np.append(s0[keep], w)
+        mu = np.vstack([mu[keep], m[None, :]])
+        C = np.concatenate([C[keep], S[None]])
+    return s0, mu, C

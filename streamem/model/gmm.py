@@ -15,7 +15,13 @@ from streamem.model._gaussian import (
     stacked_factors,
 )
 from streamem.model._gmm_state import STATE_VERSION, dump_state, load_state
-from streamem.model._init import map_covariances, split_component, warm_up_fit
+from streamem.model._init import (
+    map_covariances,
+    merge_components,
+    select_components,
+    split_component,
+    warm_up_fit,
+)
 from streamem.model._reservoir import reservoir_update
 from streamem.model._stats import (
     centred_update,
@@ -236,6 +242,66 @@ class OnlineGMM:
         self.converged_ = fit.converged
         self._fitted = True
         self._refresh()
+
+    def add_components(self, X: ArrayLike, weight: float = 0.5) -> OnlineGMM:
+        """Add components fitted to ``X`` (a new regime) without forgetting the others.
+
+        A batch mixture (K by BIC, the model's own prior) is fitted to ``X`` and appended
+        with total weight ``weight``; the existing components keep their parameters and
+        share ``1 - weight``. When more than ``max(max_components, n_components_)``
+        components result, the cheapest pairs are merged (moment matching, Runnalls' cost),
+        so light or redundant components go first and distinct regimes stay apart. The
+        decaying statistics then forget a regime that does not come back.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features), the new regime's events; NaN = missing.
+        weight
+            Total mixture weight given to the new components, in (0, 1).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        NotFittedError
+            Before the warm-up fit.
+        InvalidInputError
+            ``weight`` outside (0, 1), fewer than 2 rows, or bad rows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> m = OnlineGMM(n_components=1, n_warmup=200, random_state=0)
+        >>> _ = m.partial_fit(rng.normal(size=(200, 2)))
+        >>> _ = m.add_components(rng.normal(size=(200, 2)) + 8.0, weight=0.5)
+        >>> m.n_components_, np.round(m.weights_, 2).tolist()
+        (2, [0.5, 0.5])
+        >>> np.round(m.means_[1]).tolist()
+        [8.0, 8.0]
+        """
+        A = check_array(X, self.n_features_in_)
+        if not self._fitted:
+            raise NotFittedError("add_components needs a fitted model; call partial_fit first")
+        if not 0.0 < weight < 1.0:
+            raise InvalidInputError(f"weight={weight!r} must be in (0, 1); try 0.5")
+        if len(A) < 2:
+            raise InvalidInputError(f"add_components needs at least 2 rows, got {len(A)}")
+        fit = select_components(
+            A, self.max_components, self.covariance_type, self.reg_covar, self._prior_cov,
+            self._kappa, self._rng, self.n_init,
+        )
+        s0 = np.concatenate([(1.0 - weight) * self._s0, weight * fit.weights])
+        mu = np.vstack([self._mu, fit.means])
+        C = np.concatenate([self._C, fit.ml_covariances])
+        s0, mu, C = merge_components(s0, mu, C, max(self.max_components, self.n_components_))
+        self._s0, self._mu, self._C = s0 / s0.sum(), mu, C
+        self.n_components_ = len(s0)
+        self._refresh()
+        return self
 
     def _n_eff(self) -> float:
         lam = 2.0 ** (-1.0 / self.half_life)

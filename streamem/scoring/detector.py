@@ -28,6 +28,23 @@ __all__ = ["DetectionResult", "Detector"]
 Array = NDArray[np.float64]
 STATE_VERSION = 1
 _LN10 = math.log(10.0)
+#: Mixture weight given to a new regime's components (the old ones keep the rest).
+_NEW_REGIME_WEIGHT = 0.5
+#: Largest share of a candidate regime's newer half in the 1 % tail of a fit to its older half.
+_COHERENT_MISS = 0.1
+#: Largest spread (geometric-mean sd) of a candidate regime's components, relative to the
+#: widest known component.
+_COMPACT_RATIO = 3.0
+
+
+def _log_spread(cov: Array) -> Array:
+    """Mean log variance per dimension (``log|S| / d``) of full (K, d, d) or diag (K, d)."""
+    if len(cov) == 0:
+        return np.zeros(0)
+    if cov.ndim == 2:
+        out: Array = np.log(cov).mean(axis=1)
+        return out
+    return np.asarray(np.linalg.slogdet(cov)[1] / cov.shape[1], dtype=float)
 
 
 class Detector(DetectorReports):
@@ -35,8 +52,12 @@ class Detector(DetectorReports):
 
     Each call to :meth:`process` scores the batch with the model *as it was*, flags events
     whose tail probability is below the adaptive SPOT threshold, then learns from the
-    normal ones (``protect_model``). If anomalies persist for ``regime_patience`` events the
-    detector accepts a new regime: it refits on the recent events instead of alarming forever.
+    normal ones (``protect_model``). When anomalies persist the detector accepts a new
+    regime instead of alarming forever: early (after ``regime_min_events``) when nearly every
+    recent event is flagged and the flagged events form a coherent, stationary cluster, at
+    the latest after ``regime_patience`` events. It then *adds* components fitted to the new
+    regime to the mixture (the old regime stays known, so a recurring regime is not alarmed
+    again) and keeps its calibrated threshold.
 
     Parameters
     ----------
@@ -55,9 +76,18 @@ class Detector(DetectorReports):
     protect_model
         Do not learn flagged events.
     regime_patience
-        Recent events examined for a regime change.
+        Recent events examined for a regime change (the slow path).
     regime_fraction
-        Fraction of flagged events among the last ``regime_patience`` that declares one.
+        Fraction of flagged events among the last ``regime_patience`` that declares one,
+        whatever the flagged events look like.
+    regime_min_events
+        The early path: a new regime is declared once at least 90 % of the last
+        ``regime_min_events`` events were flagged *and* they are coherent (a mixture fitted
+        to the older half of them explains the newer half: fewer than 10 % fall in its 1 %
+        tail), i.e. a stationary new cluster rather than a drifting or scattered fault. A
+        burst or an incident shorter than this is flagged throughout and never learned. Used
+        only when smaller than ``regime_patience``; set it to ``regime_patience`` or more to
+        turn the early path off.
     feature_names
         Names used in explanations.
     drift_window
@@ -121,6 +151,7 @@ class Detector(DetectorReports):
         protect_model: bool = True,
         regime_patience: int = 2000,
         regime_fraction: float = 0.5,
+        regime_min_events: int = 400,
         feature_names: list[str] | None = None,
         drift_window: int = 1000,
         learn_every: int = 32,
@@ -135,6 +166,10 @@ class Detector(DetectorReports):
             raise InvalidInputError(f"warmup={warmup!r} is too small; use at least 20 events")
         if regime_patience < 10:
             raise InvalidInputError(f"regime_patience={regime_patience!r}; use at least 10")
+        if int(regime_min_events) != regime_min_events or regime_min_events < 10:
+            raise InvalidInputError(
+                f"regime_min_events={regime_min_events!r}; use an integer >= 10 (400 is typical)"
+            )
         if detrend_half_life is not None and not detrend_half_life > 0:
             raise InvalidInputError(
                 f"detrend_half_life={detrend_half_life!r} must be positive (events) or None"
@@ -150,7 +185,8 @@ class Detector(DetectorReports):
             "half_life": half_life, "alert_rate": alert_rate, "warmup": warmup,
             "max_components": max_components, "reg_covar": reg_covar,
             "protect_model": protect_model, "regime_patience": regime_patience,
-            "regime_fraction": regime_fraction, "feature_names": feature_names,
+            "regime_fraction": regime_fraction, "regime_min_events": regime_min_events,
+            "feature_names": feature_names,
             "drift_window": drift_window, "learn_every": learn_every,
             "detrend_half_life": detrend_half_life,
             "detrend_min_autocorr": detrend_min_autocorr, "smooth_window": smooth_window,
@@ -164,6 +200,7 @@ class Detector(DetectorReports):
         self.protect_model = protect_model
         self.regime_patience = regime_patience
         self.regime_fraction = regime_fraction
+        self.regime_min_events = int(regime_min_events)
         self.feature_names = feature_names
         self.smooth_window = int(smooth_window)
         self.baseline_: SlowBaseline | None = (
@@ -248,7 +285,10 @@ class Detector(DetectorReports):
         self.model_.partial_fit(Z)
         # no threshold fit on in-sample scores: SpotThreshold calibrates on live ones (n_init)
         self.drift_.set_reference(self.model_, Z)
-        self.regime_ = RegimeTracker(self.regime_patience, self.regime_fraction, B.shape[1])
+        early = self.regime_min_events if self.regime_min_events < self.regime_patience else None
+        self.regime_ = RegimeTracker(
+            self.regime_patience, self.regime_fraction, B.shape[1], min_events=early
+        )
         self.n_events_ += len(B)
         self.n_learned_ += len(B)
         self.ready_ = True
@@ -321,11 +361,19 @@ class Detector(DetectorReports):
         self._pending = []
         self._pending_n = 0
         learn = ~flagged if self.protect_model else np.ones(len(u), dtype=bool)
-        assert self.regime_ is not None
-        if self.regime_.observe(Z, flagged):
-            self._new_regime(self.regime_)
+        tracker = self.regime_
+        assert tracker is not None
+        if tracker.observe(Z, flagged):
+            self._new_regime(tracker, tracker.new_regime_events())
             self.n_learned_ += len(u)
             return
+        if tracker.persistent():
+            events = tracker.candidate_events()
+            if self._coherent(events):
+                self._new_regime(tracker, events)
+                self.n_learned_ += len(u)
+                return
+            tracker.checked()
         if learn.all():
             self.model_._learn(Z, np.exp(log_resp))
             self.drift_.update(Z, self.model_)
@@ -335,14 +383,38 @@ class Detector(DetectorReports):
         self.threshold_model_.update(u, flagged)
         self.n_learned_ += int(learn.sum())
 
-    def _new_regime(self, tracker: RegimeTracker) -> None:
-        """Refit model, threshold and drift reference on the recent events."""
-        seed = int(self.model_._rng.integers(2**31 - 1))
-        recent = tracker.new_regime_events()
-        self.model_ = self._new_model(seed, len(recent))
-        self.model_.partial_fit(recent)
-        self.threshold_model_ = SpotThreshold(q=self.alert_rate)
-        self.drift_.set_reference(self.model_, recent)
+    def _coherent(self, E: Array) -> bool:
+        """Do the flagged events ``E`` (oldest first) form a stationary new cluster?
+
+        A mixture fitted to the older half must explain the newer half (fewer than
+        ``_COHERENT_MISS`` of it in the fit's 1 % tail), and its main components (weight
+        >= 0.1) must be compact: geometric-mean standard deviation at most
+        ``_COMPACT_RATIO`` times that of the widest known component. A drifting fault (a
+        ramp, a runaway sensor) or scattered faults fail; a new operating point passes.
+        """
+        half = len(E) // 2
+        if half < 2:
+            return False
+        p = self.params
+        probe = OnlineGMM(
+            n_components="auto", covariance_type=p["covariance_type"],
+            reg_covar=p["reg_covar"], max_components=p["max_components"], n_warmup=half,
+            n_init=1, random_state=int(self.model_._rng.integers(2**31 - 1)),
+        )
+        probe.partial_fit(E[:half])
+        heavy = probe.weights_ >= 0.1
+        if _log_spread(probe.covariances_[heavy]).max(initial=-np.inf) > (
+            _log_spread(self.model_.covariances_).max() + 2.0 * math.log(_COMPACT_RATIO)
+        ):
+            return False  # broader than any known component: scattered faults, not a regime
+        lpn, _, lnc, do = probe._estimate(E[half:])
+        log_tau = mixture_log_tail(probe._log_weights, lnc, lpn, do)
+        return float(np.mean(log_tau < math.log(0.01))) < _COHERENT_MISS
+
+    def _new_regime(self, tracker: RegimeTracker, events: Array) -> None:
+        """Add the new regime's components to the mixture; keep the calibrated threshold."""
+        self.model_.add_components(events, weight=_NEW_REGIME_WEIGHT)
+        self.drift_.set_reference(self.model_, events)
         tracker.reset()
         self.regime_changes_ += 1
 

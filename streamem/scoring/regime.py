@@ -19,6 +19,13 @@ class RegimeTracker:
     forever. :meth:`observe` reports a regime change when the buffer is full and at least
     ``fraction`` of its events were flagged; the caller then refits on :attr:`recent`.
 
+    With ``min_events`` it also offers an earlier candidate (:meth:`persistent`): the last
+    ``min_events`` events, all seen since the last change, were nearly all (``persistence``)
+    flagged. A burst or an incident shorter than ``min_events`` never qualifies; the caller
+    decides whether the flagged events form a coherent new regime (and calls
+    :meth:`checked` when they do not, which postpones the next candidate by a quarter of
+    ``min_events``).
+
     Parameters
     ----------
     patience
@@ -27,6 +34,10 @@ class RegimeTracker:
         Share of flagged events in the buffer that declares a new regime.
     n_features
         Width of the events.
+    min_events
+        Length of the persistent run of flags that makes an early candidate (None: off).
+    persistence
+        Share of flagged events among the last ``min_events`` required for a candidate.
 
     Examples
     --------
@@ -40,13 +51,24 @@ class RegimeTracker:
     (10, 2)
     """
 
-    def __init__(self, patience: int, fraction: float, n_features: int) -> None:
+    def __init__(
+        self,
+        patience: int,
+        fraction: float,
+        n_features: int,
+        min_events: int | None = None,
+        persistence: float = 0.9,
+    ) -> None:
         self.patience = patience
         self.fraction = fraction
+        self.min_events = None if min_events is None else min(int(min_events), patience)
+        self.persistence = persistence
         self.recent = np.zeros((patience, n_features))
         self.flags = np.zeros(patience, dtype=bool)
         self.pos = 0
         self.full = False
+        self.n_since_reset = 0
+        self.n_since_check = 0
 
     def observe(self, Z: Array, flagged: NDArray[np.bool_]) -> bool:
         """Remember a batch; True when a new regime is declared.
@@ -71,6 +93,8 @@ class RegimeTracker:
         """
         P = self.patience
         n = len(Z)
+        self.n_since_reset += n
+        self.n_since_check += n
         if n >= P:
             self.recent[:] = Z[-P:]
             self.flags[:] = flagged[-P:]
@@ -84,6 +108,62 @@ class RegimeTracker:
         if not flagged.any() or not self.full:
             return False
         return bool(self.flags.mean() >= self.fraction)
+
+    def _last(self, m: int) -> tuple[Array, NDArray[np.bool_]]:
+        """The last ``m`` events and flags, oldest first."""
+        order = (self.pos - m + np.arange(m)) % self.patience
+        return self.recent[order], self.flags[order]
+
+    def persistent(self) -> bool:
+        """True when the last ``min_events`` events (all since the last change) are nearly
+        all flagged and no failed check happened in the last ``min_events // 4`` events.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> tr = RegimeTracker(patience=100, fraction=0.5, n_features=1, min_events=20)
+        >>> _ = tr.observe(np.zeros((50, 1)), np.zeros(50, dtype=bool))
+        >>> _ = tr.observe(np.ones((17, 1)), np.ones(17, dtype=bool))   # 17 of the last 20
+        >>> tr.persistent()
+        False
+        >>> _ = tr.observe(np.ones((1, 1)), np.ones(1, dtype=bool)); tr.persistent()  # 18
+        True
+        >>> tr.checked(); tr.persistent()
+        False
+        """
+        m = self.min_events
+        if m is None or self.n_since_reset < m or self.n_since_check < max(m // 4, 1):
+            return False
+        return bool(self._last(m)[1].mean() >= self.persistence)
+
+    def checked(self) -> None:
+        """Record a failed coherence check: the next candidate comes ``min_events // 4``
+        events later at the earliest.
+
+        Examples
+        --------
+        >>> tr = RegimeTracker(10, 0.5, 1, min_events=8); tr.checked(); tr.n_since_check
+        0
+        """
+        self.n_since_check = 0
+
+    def candidate_events(self) -> Array:
+        """The flagged events among the last ``min_events``, oldest first.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> tr = RegimeTracker(patience=6, fraction=0.5, n_features=1, min_events=3)
+        >>> _ = tr.observe(np.arange(6.0)[:, None], np.array([0, 0, 0, 1, 0, 1], dtype=bool))
+        >>> tr.candidate_events()[:, 0].tolist()
+        [3.0, 5.0]
+        """
+        Z, f = self._last(self.min_events or self.patience)
+        return np.asarray(Z[f].copy())
 
     def new_regime_events(self) -> Array:
         """The most recent events, as many as were flagged, oldest first: the new regime.
@@ -117,6 +197,8 @@ class RegimeTracker:
         self.flags[:] = False
         self.full = False
         self.pos = 0
+        self.n_since_reset = 0
+        self.n_since_check = 0
 
     def to_state(self) -> dict[str, Any]:
         """Plain arrays and scalars.
@@ -131,6 +213,8 @@ class RegimeTracker:
             "patience": self.patience, "fraction": self.fraction,
             "recent": self.recent.copy(), "recent_flags": self.flags.copy(),
             "recent_pos": self.pos, "recent_full": self.full,
+            "min_events": self.min_events, "persistence": self.persistence,
+            "n_since_reset": self.n_since_reset, "n_since_check": self.n_since_check,
         }
 
     @classmethod
@@ -152,9 +236,16 @@ class RegimeTracker:
         (12, 3)
         """
         recent = np.asarray(state["recent"], dtype=float)
-        tr = cls(int(state["patience"]), float(state["fraction"]), recent.shape[1])
+        min_events = state.get("min_events")  # absent in snapshots from before the early path
+        tr = cls(
+            int(state["patience"]), float(state["fraction"]), recent.shape[1],
+            None if min_events is None else int(min_events),
+            float(state.get("persistence", 0.9)),
+        )
         tr.recent = recent.copy()
         tr.flags = np.asarray(state["recent_flags"], dtype=bool).copy()
         tr.pos = int(state["recent_pos"])
         tr.full = bool(state["recent_full"])
+        tr.n_since_reset = int(state.get("n_since_reset", 0))
+        tr.n_since_check = int(state.get("n_since_check", 0))
         return tr

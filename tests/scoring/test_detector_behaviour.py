@@ -64,12 +64,14 @@ def test_protected_detector_adapts_within_three_half_lives(shift: float) -> None
 
 
 def test_without_regime_logic_a_protected_model_alarms_forever() -> None:
-    """The counterfactual that motivates regime_patience: with it out of reach, a large
-    shift is flagged for good, because flagged events are never learned."""
+    """The counterfactual that motivates the regime logic: with both paths out of reach
+    (regime_patience and regime_min_events), a large shift is flagged for good, because
+    flagged events are never learned."""
     rng = np.random.default_rng(2)
     old = random_mixture(rng, 2, 3)
     new = Mixture(old.weights, old.means + 10.0, old.covariances)
-    det = Detector(half_life=2000, n_components=2, regime_patience=10**6, random_state=0)
+    det = Detector(half_life=2000, n_components=2, regime_patience=10**6,
+                   regime_min_events=10**6, random_state=0)
     det.process(old.sample(rng, 5000))
     rates = [det.process(new.sample(rng, 1000)).is_anomaly.mean() for _ in range(10)]
     assert min(rates) > 0.99 and det.regime_changes_ == 0

@@ -40,7 +40,7 @@ def test_restored_detector_continues_bit_for_bit(sizes: list[int], split: int, s
     """Split anywhere: mid warm-up, with deferred (pending) learning, around regime changes."""
     batches = _stream(seed, sizes)
     kw = dict(warmup=60, regime_patience=40, learn_every=8, drift_window=50, max_components=2,
-              random_state=seed)
+              regime_min_events=20 + 4 * seed, random_state=seed)
     a = Detector(**kw)  # type: ignore[arg-type]
     cut = min(split, len(batches))
     for X in batches[:cut]:
@@ -67,6 +67,28 @@ def test_round_trip_covers_pending_and_regime_changes() -> None:
         _same_result(a.process(X), b.process(X))
         assert_state_equal(a.to_state(), b.to_state())
     assert mid_warmup and pending and a.regime_changes_ >= 1
+
+
+def test_round_trip_across_an_early_regime_change() -> None:
+    """Snapshots before, during and after a coherent regime is accepted early (the tracker's
+    counters, the coherence probe's draw from the model's generator, the added components)."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(1500, 3))
+    X[700:] += 8.0
+    batches = [X[i : i + 13] for i in range(0, len(X), 13)]
+    a = Detector(warmup=300, regime_patience=600, regime_min_events=80, learn_every=16,
+                 max_components=3, random_state=0)
+    changes_at = []
+    for X_b in batches:
+        state = a.to_state()
+        b = Detector.from_state(state)
+        assert_state_equal(b.to_state(), state)
+        _same_result(a.process(X_b), b.process(X_b))
+        assert_state_equal(a.to_state(), b.to_state())
+        changes_at.append(a.regime_changes_)
+    first = changes_at.index(1) * 13
+    assert a.regime_changes_ == 1 and 700 + 80 <= first < 700 + 200  # early, not at 300 flags
+    assert a.model_.n_components_ <= 3
 
 
 def test_from_state_rejects_other_versions_and_missing_keys() -> None:
