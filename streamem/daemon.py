@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.sources.base import Source
 from streamem.state.base import CheckpointStore, Snapshot
+from streamem.types import partition_of
 
 __all__ = ["Daemon", "RunSummary"]
 
@@ -312,10 +314,9 @@ class Daemon:
             if events:
                 if pipeline.chunked:
                     lag = self._log_lag
-                    for ev in events:
-                        p = ev.position.partition
+                    for p, n in Counter(map(partition_of, events)).items():
                         if p in lag:
-                            lag[p] -= 1
+                            lag[p] -= n
                 pipeline.process(events)
                 self._since_ckpt += len(events)
             elif self._source.exhausted:
@@ -345,7 +346,7 @@ class Daemon:
             for lane in self.lanes.values():
                 if lane.buffered_at is None or now - lane.buffered_at < wait:
                     continue
-                parts = {ev.position.partition for ev in lane.buffer}
+                parts = set(map(partition_of, lane.buffer))
                 if all(p in lag for p in parts) and \
                         len(lane.buffer) + sum(lag[p] for p in parts) >= size:
                     continue  # the log holds enough to complete the chunk

@@ -14,6 +14,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,11 +27,12 @@ from streamem.incidents import IncidentTracker
 from streamem.logs import RateLimitedLog
 from streamem.scoring.detector import DetectionResult, Detector
 from streamem.sinks.base import DeadLetterSink, Sink
-from streamem.types import AnomalyRecord, EventBatch, RawEvent
+from streamem.types import AnomalyRecord, EventBatch, RawEvent, partition_of
 
 __all__ = ["BatchOutcome", "Lane", "Pipeline", "new_detector"]
 
 logger = logging.getLogger(__name__)
+_next_offset = attrgetter("next_offset")
 
 
 class MetricsLike(Protocol):
@@ -57,6 +60,7 @@ def new_detector(cfg: Config) -> Detector:
         half_life=m.half_life, alert_rate=d.alert_rate, warmup=m.warmup,
         max_components=m.max_components, reg_covar=m.reg_covar,
         protect_model=d.protect_model, regime_patience=d.regime_patience,
+        regime_min_events=d.regime_min_events,
         detrend_half_life=d.detrend_half_life, detrend_min_autocorr=d.detrend_min_autocorr,
         smooth_window=d.smooth_window,
         feature_names=list(cfg.fields.features), random_state=m.random_state,
@@ -162,11 +166,12 @@ class Pipeline:
     def _buffer(self, events: Sequence[RawEvent]) -> list[BatchOutcome]:
         now = time.monotonic()
         touched: dict[str, Lane] = {}
-        for ev in events:
-            lane = self.lane_for(ev.position.partition)
+        # sources deliver runs of one partition: one lane lookup per run, not per event
+        for partition, run in groupby(events, key=partition_of):
+            lane = self.lane_for(partition)
             if not lane.buffer:
                 lane.buffered_at = now
-            lane.buffer.append(ev)
+            lane.buffer.extend(run)
             touched[lane.key] = lane
         out: list[BatchOutcome] = []
         for lane in touched.values():
@@ -247,9 +252,9 @@ class Pipeline:
         positions = lane.positions
         if isinstance(events, EventBatch):
             positions[events.partition] = events.next_offsets[-1]
-        else:
-            for ev in events:
-                positions[ev.position[0]] = ev.next_offset
+        else:  # the last event of each partition wins: dict() keeps the last value per key
+            positions.update(zip(map(partition_of, events), map(_next_offset, events),
+                                 strict=True))
         lane.dirty = True
         return BatchOutcome(decoded, result, anomalies, events)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any, NamedTuple, overload
 
-__all__ = ["AnomalyRecord", "EventBatch", "FeatureContribution", "Position", "RawEvent"]
+__all__ = ["AnomalyRecord", "EventBatch", "FeatureContribution", "Position", "RawEvent",
+           "partition_of"]
 
 
 class Position(NamedTuple):
@@ -114,6 +116,11 @@ class EventBatch(Sequence[RawEvent]):
                               self.partition, self.topic)
         return RawEvent(self.payloads[i], Position(self.partition, self.offsets[i], self.topic),
                         None, None, self.next_offsets[i])
+
+
+#: ``partition_of(event) == event.position.partition``, at C speed (an ``attrgetter``), for
+#: the per-event bookkeeping of the daemon and the pipeline (``map(partition_of, events)``).
+partition_of: Callable[[RawEvent], int] = attrgetter("position.partition")
 
 
 @dataclass(frozen=True)

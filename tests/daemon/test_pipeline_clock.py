@@ -44,3 +44,18 @@ def test_incident_resolves_after_a_quiet_stretch_without_watched_events() -> Non
         t, off = t + 50, off + 50
         pipe.tick()
     assert pipe.incidents.open_incidents() == []
+
+
+def test_every_detector_key_of_the_config_reaches_the_detector() -> None:
+    from dataclasses import fields
+
+    from streamem.config import DetectorConfig
+
+    values = {"alert_rate": 0.02, "protect_model": False, "regime_patience": 777,
+              "regime_min_events": 55, "detrend_half_life": 7.0, "detrend_min_autocorr": 0.5,
+              "smooth_window": 3}
+    assert set(values) == {f.name for f in fields(DetectorConfig)}  # a new key needs a line here
+    cfg = parse_config({"source": {"type": "stdin"}, "fields": {"features": ["a", "b"]},
+                        "detector": values})
+    params = new_detector(cfg).to_state()["params"]
+    assert {k: params[k] for k in values} == values

@@ -146,7 +146,8 @@ class Stack:
             "fields": {"features": list(producer.FEATURES), "timestamp": "ts", "key": "sensor"},
             "batch": {"max_events": 256, "max_wait_ms": 100},
             "model": {"warmup": WARMUP, "random_state": 0},
-            "detector": {"alert_rate": ALERT_RATE, "regime_patience": 1_000_000},
+            "detector": {"alert_rate": ALERT_RATE, "regime_patience": 1_000_000,
+                         "regime_min_events": 1_000_000},
             "sinks": [
                 {"type": "file", "name": "anomalies-file", "path": str(tmp / "anomalies.jsonl")}
             ],
