@@ -211,7 +211,7 @@ def attach_rebalance(daemon: Daemon, source: Source) -> None:
                 return
             daemon.checkpoint([lane])
             gone = set(partitions)
-            lane.buffer = [ev for ev in lane.buffer if ev.position.partition not in gone]
+            lane.buffer.drop(gone)
             if not lane.buffer:
                 lane.buffered_at = None
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any
 
 from streamem.config import Config
 from streamem.errors import StateError
+from streamem.eventruns import partition_counts
 from streamem.features import FeatureExtractor
 from streamem.lifecycle import capture_signals
 from streamem.pipeline import Lane, Pipeline, new_detector
@@ -54,7 +54,6 @@ from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.sources.base import Source
 from streamem.state.base import CheckpointStore, Snapshot
-from streamem.types import partition_of
 
 __all__ = ["Daemon", "RunSummary"]
 
@@ -314,7 +313,7 @@ class Daemon:
             if events:
                 if pipeline.chunked:
                     lag = self._log_lag
-                    for p, n in Counter(map(partition_of, events)).items():
+                    for p, n in partition_counts(events).items():
                         if p in lag:
                             lag[p] -= n
                 pipeline.process(events)
@@ -346,7 +345,7 @@ class Daemon:
             for lane in self.lanes.values():
                 if lane.buffered_at is None or now - lane.buffered_at < wait:
                     continue
-                parts = set(map(partition_of, lane.buffer))
+                parts = set(lane.buffer.counts())
                 if all(p in lag for p in parts) and \
                         len(lane.buffer) + sum(lag[p] for p in parts) >= size:
                     continue  # the log holds enough to complete the chunk
@@ -377,10 +376,9 @@ class Daemon:
         lag = self._source.lag()  # on the loop thread: not thread-safe
         self._log_lag, self._log_lag_at = dict(lag), time.monotonic()
         for lane in self.lanes.values():  # buffered events are not processed yet: still lag
-            for ev in lane.buffer:
-                p = ev.position.partition
+            for p, n in lane.buffer.counts().items():
                 if p in lag:
-                    lag[p] += 1
+                    lag[p] += n
         self.metrics.set_source_lag(lag)
         self.metrics.set_ready(ready)
         self._ready_reported = ready

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -22,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.config import Config
+from streamem.eventruns import EventBuffer, EventRuns, runs_of
 from streamem.features import DecodedBatch, FeatureExtractor
 from streamem.incidents import IncidentTracker
 from streamem.logs import RateLimitedLog
@@ -78,7 +78,7 @@ class Lane:
     sequence: int = 0
     dirty: bool = False
     reported: dict[str, float] = field(default_factory=dict)
-    buffer: list[RawEvent] = field(default_factory=list)
+    buffer: EventBuffer = field(default_factory=EventBuffer)
     buffered_at: float | None = None  # monotonic time the oldest buffered event arrived
 
     def count(self, name: str, n: int) -> None:
@@ -167,8 +167,8 @@ class Pipeline:
         now = time.monotonic()
         touched: dict[str, Lane] = {}
         # sources deliver runs of one partition: one lane lookup per run, not per event
-        for partition, run in groupby(events, key=partition_of):
-            lane = self.lane_for(partition)
+        for run in runs_of(events):
+            lane = self.lane_for(run.partition)
             if not lane.buffer:
                 lane.buffered_at = now
             lane.buffer.extend(run)
@@ -182,8 +182,7 @@ class Pipeline:
         size = self.cfg.batch.max_events
         out: list[BatchOutcome] = []
         while len(lane.buffer) >= size or (partial and lane.buffer):
-            chunk, lane.buffer = lane.buffer[:size], lane.buffer[size:]
-            out.append(self._process_lane(lane, chunk))
+            out.append(self._process_lane(lane, lane.buffer.take(size)))
         if not lane.buffer:
             lane.buffered_at = None
         elif out:
@@ -216,8 +215,8 @@ class Pipeline:
         ...        for i in range(6)]
         >>> len(pl.process(evs)), lane.positions, len(lane.buffer)
         (1, {0: 4}, 2)
-        >>> len(pl.flush_partial([lane])), lane.positions, lane.buffer
-        (1, {0: 6}, [])
+        >>> len(pl.flush_partial([lane])), lane.positions, len(lane.buffer)
+        (1, {0: 6}, 0)
         """
         out: list[BatchOutcome] = []
         for lane in lanes:
@@ -226,8 +225,8 @@ class Pipeline:
 
     def _process_lane(self, lane: Lane, events: Sequence[RawEvent]) -> BatchOutcome:
         t0 = time.perf_counter()
-        decoded = self.extractor.decode(
-            events.payloads if isinstance(events, EventBatch) else [e.payload for e in events])
+        decoded = self.extractor.decode(events.payloads if isinstance(events, (
+            EventBatch, EventRuns)) else [e.payload for e in events])
         self._reject(events, decoded)
         result: DetectionResult | None = None
         anomalies: list[AnomalyRecord] = []
@@ -252,6 +251,8 @@ class Pipeline:
         positions = lane.positions
         if isinstance(events, EventBatch):
             positions[events.partition] = events.next_offsets[-1]
+        elif isinstance(events, EventRuns):
+            positions.update(events.last_positions())
         else:  # the last event of each partition wins: dict() keeps the last value per key
             positions.update(zip(map(partition_of, events), map(_next_offset, events),
                                  strict=True))

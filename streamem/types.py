@@ -83,23 +83,32 @@ class EventBatch(Sequence[RawEvent]):
         Position of each event and the position after it.
     partition, topic
         Where they all come from.
+    keys, timestamps_ms
+        Optional message keys and source timestamps (milliseconds since the epoch, negative
+        when unknown), as a Kafka source has them.
 
     Examples
     --------
     >>> b = EventBatch([b"a", b"b"], [0, 2], [2, 4], 0, "f")
     >>> len(b), b[1].position.id, b[-1].next_offset
     (2, 'f:0:2', 4)
+    >>> EventBatch([b"v"], [7], [8], 3, "t", [b"k"], [1500]).__getitem__(0)[2:4]
+    (b'k', 1.5)
     """
 
-    __slots__ = ("next_offsets", "offsets", "partition", "payloads", "topic")
+    __slots__ = ("keys", "next_offsets", "offsets", "partition", "payloads", "timestamps_ms",
+                 "topic")
 
     def __init__(self, payloads: list[bytes], offsets: list[int], next_offsets: list[int],
-                 partition: int, topic: str) -> None:
+                 partition: int, topic: str, keys: list[bytes | None] | None = None,
+                 timestamps_ms: list[int] | None = None) -> None:
         self.payloads = payloads
         self.offsets = offsets
         self.next_offsets = next_offsets
         self.partition = partition
         self.topic = topic
+        self.keys = keys
+        self.timestamps_ms = timestamps_ms
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -113,9 +122,14 @@ class EventBatch(Sequence[RawEvent]):
     def __getitem__(self, i: int | slice) -> RawEvent | EventBatch:
         if isinstance(i, slice):
             return EventBatch(self.payloads[i], self.offsets[i], self.next_offsets[i],
-                              self.partition, self.topic)
+                              self.partition, self.topic,
+                              None if self.keys is None else self.keys[i],
+                              None if self.timestamps_ms is None else self.timestamps_ms[i])
+        ms = None if self.timestamps_ms is None else self.timestamps_ms[i]
         return RawEvent(self.payloads[i], Position(self.partition, self.offsets[i], self.topic),
-                        None, None, self.next_offsets[i])
+                        None if self.keys is None else self.keys[i],
+                        ms / 1000.0 if ms is not None and ms >= 0 else None,
+                        self.next_offsets[i])
 
 
 #: ``partition_of(event) == event.position.partition``, at C speed (an ``attrgetter``), for

@@ -28,7 +28,6 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
 import kafka
@@ -41,6 +40,7 @@ from kafka.protocol.consumer import IsolationLevel
 from kafka.record.util import calc_crc32c
 
 from streamem.errors import ConfigError, SourceError
+from streamem.eventruns import EventRuns
 from streamem.logs import RateLimitedLog
 from streamem.sources.base import RebalanceListener
 from streamem.sources.kafka_records import (
@@ -50,7 +50,7 @@ from streamem.sources.kafka_records import (
     decode_records,
     iter_batches,
 )
-from streamem.types import Position, RawEvent
+from streamem.types import EventBatch, Position, RawEvent
 
 __all__ = ["KafkaSecurity", "KafkaSource", "RateLimitedLog", "SourceStats"]
 
@@ -235,7 +235,6 @@ _FAST_PATH_VERSIONS = ("3.0.",)
 (``Fetcher.PartitionRecords``: its constructor, ``take``, ``drain``, ``_unpack_records`` and
 the position bookkeeping of ``Fetcher._append``). Other versions use the public path."""
 
-_new = tuple.__new__
 _ABORT_MARKER = b"\x00\x00\x00\x00"  # control record key: version 0, type 0 (abort)
 
 
@@ -552,7 +551,7 @@ class KafkaSource:
         """
         self._listener = listener
 
-    def poll(self, max_events: int, timeout: float) -> list[RawEvent]:
+    def poll(self, max_events: int, timeout: float) -> Sequence[RawEvent]:
         """Return up to ``max_events`` records, waiting at most about ``timeout`` seconds.
 
         Returns ``[]`` while the broker is unreachable or the topic does not exist yet.
@@ -593,18 +592,20 @@ class KafkaSource:
         return events
 
     def _poll_fast(self, consumer: KafkaConsumer, max_events: int,
-                   timeout: float) -> list[RawEvent]:
+                   timeout: float) -> EventRuns:
         """:meth:`poll` through :class:`_FastRecords`: each ``consumer.poll(max_records=1)``
-        returns one partition's ``RecordColumns`` of at most ``budget.records`` records."""
+        returns one partition's ``RecordColumns`` of at most ``budget.records`` records; they
+        stay columns (:class:`~streamem.eventruns.EventRuns`), no object per event."""
         budget = self._budget
         assert budget is not None
-        events: list[RawEvent] = []
+        runs: list[EventBatch] = []
+        n = 0
         wait_ms = max(0, int(timeout * 1000))
         error: KafkaError | None = None
-        while len(events) < max_events:
-            budget.records = max_events - len(events)
+        while n < max_events:
+            budget.records = max_events - n
             try:
-                got = consumer.poll(timeout_ms=0 if events else wait_ms, max_records=1)
+                got = consumer.poll(timeout_ms=0 if n else wait_ms, max_records=1)
             except KafkaError as exc:
                 error = exc
                 break
@@ -612,7 +613,8 @@ class KafkaSource:
                 break
             for tp, chunks in got.items():
                 for cols in chunks:
-                    self._extend(events, tp, cols)
+                    n += self._append_run(runs, tp, cols)
+        events = EventRuns(runs)
         if error is not None:
             self._raise_listener_error(error)
             self._handle_error(error, "poll")
@@ -626,22 +628,20 @@ class KafkaSource:
             self._check_topic(consumer)
         return events
 
-    def _extend(self, events: list[RawEvent], tp: TopicPartition, cols: RecordColumns) -> None:
-        """Append ``cols`` to ``events`` as RawEvents (tuples built without keyword parsing)."""
+    def _append_run(self, runs: list[EventBatch], tp: TopicPartition,
+                    cols: RecordColumns) -> int:
+        """Append ``cols`` to ``runs`` as one column-wise run; returns its length."""
         offsets = cols.offsets
         if not offsets:
-            return
-        p, topic = tp.partition, tp.topic
+            return 0
         values = cols.values
         if None in values:
             values = [b"" if v is None else v for v in values]
-        stamps = [t / 1000.0 if t >= 0 else None for t in cols.timestamps]
         nexts = [o + 1 for o in offsets]
-        # tuple.__new__ straight from C (NamedTuple._make is a Python-level call per event)
-        positions = map(_new, repeat(Position), zip(repeat(p), offsets, repeat(topic)))
-        events.extend(map(_new, repeat(RawEvent),
-                          zip(values, positions, cols.keys, stamps, nexts, strict=True)))
-        self._positions[p] = nexts[-1]
+        runs.append(EventBatch(values, offsets, nexts, tp.partition, tp.topic,  # type: ignore[arg-type]
+                               cols.keys, cols.timestamps))
+        self._positions[tp.partition] = nexts[-1]
+        return len(offsets)
 
     def seek(self, positions: Mapping[int, int]) -> None:
         """Resume at ``{partition: next_offset}`` now (assigned partitions) or on assignment."""

@@ -8,12 +8,14 @@ import json
 import random
 
 import numpy as np
+import pytest
 from test_kafka_daemon_kit import FEATURES, assert_same_state, events
 
 from streamem.config import Config, parse_config
+from streamem.eventruns import EventRuns
 from streamem.features import FeatureExtractor
 from streamem.pipeline import Lane, Pipeline, new_detector
-from streamem.types import Position, RawEvent
+from streamem.types import EventBatch, Position, RawEvent
 
 CHUNK = 64
 
@@ -68,6 +70,12 @@ def _feed(cfg: Config, raw: list[RawEvent], seed: int, chunked: bool = True,
     return lanes
 
 
+def _columns(evs: list[RawEvent]) -> EventBatch:
+    pos = evs[0].position
+    return EventBatch([e.payload for e in evs], [e.position.offset for e in evs],
+                      [e.next_offset for e in evs], pos.partition, pos.topic)
+
+
 def _state(lane: Lane) -> dict[str, object]:
     s = lane.detector.to_state()
     return json.loads(json.dumps(s, default=lambda x: np.asarray(x).tolist()))  # type: ignore[no-any-return]
@@ -110,7 +118,7 @@ def test_flush_partial_learns_the_rest_and_moves_the_positions() -> None:
     assert {k: ln.counters["events_seen"] for k, ln in lanes.items()} == {"p0": 448, "p1": 448}
     out = pipeline.flush_partial([lanes["p0"]])
     assert [len(o.events) for o in out] == [52]
-    assert lanes["p0"].buffer == [] and lanes["p0"].buffered_at is None
+    assert len(lanes["p0"].buffer) == 0 and lanes["p0"].buffered_at is None
     assert lanes["p0"].positions == {0: 500}
     assert lanes["p1"].positions == {1: 448} and len(lanes["p1"].buffer) == 52
 
@@ -126,3 +134,34 @@ def test_global_lane_positions_cover_only_processed_events_per_partition() -> No
     for p in (0, 1):
         buffered = [ev.position.offset for ev in lane.buffer if ev.position.partition == p]
         assert buffered == list(range(lane.positions.get(p, 0), 500))
+
+
+@pytest.mark.parametrize("scope", ["partition", "global"])
+def test_column_wise_polls_give_the_same_lanes_as_event_lists(scope: str) -> None:
+    cfg = _cfg(scope)
+    raw = _raw(2000, partitions=3)
+    rng = random.Random(5)
+    by_part: dict[int, list[RawEvent]] = {}
+    for ev in raw:
+        by_part.setdefault(ev.position.partition, []).append(ev)
+    polls: list[list[list[RawEvent]]] = []  # polls of 1-3 runs of one partition each
+    while any(by_part.values()):
+        runs = []
+        for _ in range(rng.randint(1, 3)):
+            live = [q for q, evs in by_part.items() if evs]
+            if live:
+                p = rng.choice(live)
+                k = rng.randint(1, 3 * CHUNK)
+                runs.append(by_part[p][:k])
+                by_part[p] = by_part[p][k:]
+        polls.append(runs)
+    (pa, a), (pb, b) = _pipeline(cfg), _pipeline(cfg)
+    for runs in polls:
+        pa.process([ev for run in runs for ev in run])
+        pb.process(EventRuns([_columns(r) for r in runs]))  # as the fast Kafka source polls
+    assert sorted(a) == sorted(b) and len(a) == (3 if scope == "partition" else 1)
+    for key in a:
+        assert a[key].counters == b[key].counters and a[key].counters["events_seen"] > 0
+        assert a[key].positions == b[key].positions
+        assert [e.position.id for e in a[key].buffer] == [e.position.id for e in b[key].buffer]
+        assert_same_state(_state(a[key]), _state(b[key]), key)
