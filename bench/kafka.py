@@ -182,8 +182,8 @@ def source_ceiling(bootstrap: str, topic: str, n: int) -> Row:
         fast = src._budget is not None
     finally:
         src.close()
-    return Row("streamem KafkaSource.poll only (group member, RawEvents)", got - first, seconds,
-               "fast record path" if fast else "kafka-python's record decoding")
+    return Row("streamem KafkaSource.poll only (group member, column-wise runs)", got - first,
+               seconds, "fast record path" if fast else "kafka-python's record decoding")
 
 
 def daemon(bootstrap: str, topic: str, n: int, scope: str, tmp: Path) -> Row:

@@ -38,7 +38,16 @@ def jsonable(value: Any) -> Any:
     >>> jsonable({"a": float("nan"), "b": (1.0, float("inf")), "c": "x"})
     {'a': None, 'b': [1.0, None], 'c': 'x'}
     """
-    if value is None or isinstance(value, (str, bool)):
+    kind = type(value)  # exact built-in types first: ABC isinstance checks are slow
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [jsonable(v) for v in value]
+    if isinstance(value, (str, bool)):
         return value
     if isinstance(value, numbers.Integral):
         return int(value)
