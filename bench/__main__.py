@@ -18,10 +18,14 @@ from bench.common import DEFAULT_SKAB, Section, default_doc, md_table, write_sec
 ALL = ("throughput", "kafka", "skab", "scenarios", "null", "e2e", "soak")
 
 
-def _broker_up(host: str = "127.0.0.1", port: int = 19092) -> bool:
+def _broker_up() -> bool:
+    """Whether bench.kafka's broker (``STREAMEM_KAFKA_BOOTSTRAP`` / ``_PORT``) answers."""
+    from bench.kafka import BOOTSTRAP
+
+    host, _, port = BOOTSTRAP.split(",")[0].rpartition(":")
     with socket.socket() as s:
         s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
+        return s.connect_ex((host, int(port))) == 0
 
 
 def headline(sections: list[Section], cmd: str) -> Section:
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             sec = throughput.measure(args.quick)
         elif name == "kafka":
             if not _broker_up():
-                print("   skipped: no broker on 127.0.0.1:19092 (scripts/kafka-broker start)")
+                print("   skipped: no broker (scripts/kafka-broker start; STREAMEM_KAFKA_PORT)")
                 continue
             from bench import kafka
 
