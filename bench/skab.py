@@ -64,6 +64,7 @@ SPLIT_GRID: dict[str, tuple[Any, ...]] = {
     "n_components": ("auto", 3, 4, 5, 8),
     "smooth_window": (1, 5),
     "detrend_half_life": (None, 10.0, 30.0),
+    "regime_min_events": (400, 10**9),  # early regime acceptance on (default) or off
 }
 
 
