@@ -128,7 +128,7 @@ class DetectorConfig:
     alert_rate: float = 1e-3
     protect_model: bool = True
     regime_patience: int = 2000
-    regime_min_events: int = 400
+    regime_min_events: int | None = None
     detrend_half_life: float | None = None
     detrend_min_autocorr: float = 0.75
     smooth_window: int = 1
@@ -423,8 +423,9 @@ def _validate(cfg: Config) -> None:
     need(0 < cfg.detector.alert_rate < 0.5, "detector.alert_rate",
          "must be in (0, 0.5); 0.001 flags one normal event in a thousand")
     need(cfg.detector.regime_patience >= 10, "detector.regime_patience", "must be at least 10")
-    need(cfg.detector.regime_min_events >= 10, "detector.regime_min_events",
-         "must be at least 10; set it to regime_patience or more to turn the early path off")
+    rm = cfg.detector.regime_min_events
+    need(rm is None or rm >= 10, "detector.regime_min_events",
+         "must be null (off) or at least 10 (400 is a good start)")
     dh = cfg.detector.detrend_half_life
     need(dh is None or dh > 0, "detector.detrend_half_life",
          "must be a positive number of events (10 is typical) or null to turn it off")

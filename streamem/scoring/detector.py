@@ -86,8 +86,11 @@ class Detector(DetectorReports):
         to the older half of them explains the newer half: fewer than 10 % fall in its 1 %
         tail), i.e. a stationary new cluster rather than a drifting or scattered fault. A
         burst or an incident shorter than this is flagged throughout and never learned. Used
-        only when smaller than ``regime_patience``; set it to ``regime_patience`` or more to
-        turn the early path off.
+        only when smaller than ``regime_patience``. ``None`` (default) turns the early path
+        off: a *sustained* coherent fault (a stuck valve for longer than this) would otherwise
+        be accepted as normal after ``regime_min_events`` events, and remembered, so the same
+        fault would not alarm when it recurs. Turn it on (400 is a good start) for streams
+        whose regime changes are frequent and legitimate.
     feature_names
         Names used in explanations.
     drift_window
@@ -151,7 +154,7 @@ class Detector(DetectorReports):
         protect_model: bool = True,
         regime_patience: int = 2000,
         regime_fraction: float = 0.5,
-        regime_min_events: int = 400,
+        regime_min_events: int | None = None,
         feature_names: list[str] | None = None,
         drift_window: int = 1000,
         learn_every: int = 32,
@@ -166,9 +169,11 @@ class Detector(DetectorReports):
             raise InvalidInputError(f"warmup={warmup!r} is too small; use at least 20 events")
         if regime_patience < 10:
             raise InvalidInputError(f"regime_patience={regime_patience!r}; use at least 10")
-        if int(regime_min_events) != regime_min_events or regime_min_events < 10:
+        if regime_min_events is not None and (
+                int(regime_min_events) != regime_min_events or regime_min_events < 10):
             raise InvalidInputError(
-                f"regime_min_events={regime_min_events!r}; use an integer >= 10 (400 is typical)"
+                f"regime_min_events={regime_min_events!r}; use None (off) or an integer >= 10 "
+                "(400 is typical)"
             )
         if detrend_half_life is not None and not detrend_half_life > 0:
             raise InvalidInputError(
@@ -200,7 +205,7 @@ class Detector(DetectorReports):
         self.protect_model = protect_model
         self.regime_patience = regime_patience
         self.regime_fraction = regime_fraction
-        self.regime_min_events = int(regime_min_events)
+        self.regime_min_events = None if regime_min_events is None else int(regime_min_events)
         self.feature_names = feature_names
         self.smooth_window = int(smooth_window)
         self.baseline_: SlowBaseline | None = (
@@ -285,7 +290,8 @@ class Detector(DetectorReports):
         self.model_.partial_fit(Z)
         # no threshold fit on in-sample scores: SpotThreshold calibrates on live ones (n_init)
         self.drift_.set_reference(self.model_, Z)
-        early = self.regime_min_events if self.regime_min_events < self.regime_patience else None
+        early = self.regime_min_events if self.regime_min_events is not None and \
+            self.regime_min_events < self.regime_patience else None
         self.regime_ = RegimeTracker(
             self.regime_patience, self.regime_fraction, B.shape[1], min_events=early
         )

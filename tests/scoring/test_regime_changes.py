@@ -15,6 +15,7 @@ WARMUP = 1000
 def _flags(
     X: NDArray[np.float64], batch: int = 4, **kw: object
 ) -> tuple[Detector, NDArray[np.bool_]]:
+    kw = {"regime_min_events": 400, **kw}  # the early path is opt-in
     det = Detector(alert_rate=1e-3, warmup=WARMUP, random_state=0, **kw)  # type: ignore[arg-type]
     out = [det.process(X[i : i + batch]).is_anomaly for i in range(0, len(X), batch)]
     return det, np.concatenate(out)
@@ -99,3 +100,17 @@ def test_add_components_keeps_the_old_regime_and_respects_max_components() -> No
     m.partial_fit(X)
     m2.partial_fit(X)
     assert np.array_equal(m.means_, m2.means_) and np.array_equal(m.weights_, m2.weights_)
+
+
+def test_the_early_path_is_off_by_default_so_a_long_coherent_fault_keeps_alarming() -> None:
+    # a stuck sensor group: 900 events at one wrong operating point (shorter than the slow
+    # path's regime_patience * regime_fraction)
+    s = abrupt_drift(n=8_000, d=5, seed=1)
+    (cp,) = s.change_points
+    X = s.X[: cp + 900]
+    det = Detector(alert_rate=1e-3, warmup=WARMUP, random_state=0)
+    f = np.concatenate([det.process(X[i : i + 4]).is_anomaly for i in range(0, len(X), 4)])
+    assert det.regime_min_events is None and det.regime_changes_ == 0
+    assert f[cp : cp + 900].mean() > 0.95  # flagged throughout, never learned
+    _, f_on = _flags(X)
+    assert f_on[cp + 600 : cp + 900].mean() < 0.05  # opt-in: accepted as a new regime
