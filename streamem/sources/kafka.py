@@ -620,7 +620,9 @@ class KafkaSource:
             self._handle_error(error, "poll")
         self._raise_listener_error(None)
         now = time.monotonic()
-        if not events or now >= self._next_watch:  # consumer.metrics() costs ~0.3 ms
+        if events and self._down_since is not None:
+            self._mark_connected()  # records in hand: the broker is back (count it now)
+        elif not events or now >= self._next_watch:  # consumer.metrics() costs ~0.3 ms
             self._next_watch = now + 0.5
             self._watch_connection(consumer, may_raise=not events)
         self.stats.events += len(events)
