@@ -427,14 +427,16 @@ def merge_components(s0: Array, mu: Array, C: Array, n_keep: int) -> tuple[Array
     """
     s0, mu, C = s0.copy(), mu.copy(), C.copy()
     diag = C.ndim == 2
+    floor = mu.shape[1] * np.log(1e-300)  # log-determinant floor: singular stays finite
     while len(s0) > max(n_keep, 1):
         K = len(s0)
         logdet = np.log(np.maximum(C, 1e-300)).sum(axis=1) if diag else np.linalg.slogdet(C)[1]
+        logdet = np.fmax(logdet, floor)
         best: tuple[float, int, int, Array, Array, float] | None = None
         for i in range(K):
             for j in range(i + 1, K):
                 w = s0[i] + s0[j]
-                a, b = s0[i] / w, s0[j] / w
+                a, b = (s0[i] / w, s0[j] / w) if w > 0 else (0.5, 0.5)
                 delta = mu[i] - mu[j]
                 if diag:
                     S = a * C[i] + b * C[j] + a * b * delta**2
@@ -442,7 +444,10 @@ def merge_components(s0: Array, mu: Array, C: Array, n_keep: int) -> tuple[Array
                 else:
                     S = a * C[i] + b * C[j] + a * b * np.outer(delta, delta)
                     ld = float(np.linalg.slogdet(S)[1])
-                cost = 0.5 * (w * ld - s0[i] * logdet[i] - s0[j] * logdet[j])
+                cost = 0.5 * (w * float(np.fmax(ld, floor)) - s0[i] * logdet[i]
+                              - s0[j] * logdet[j])
+                if not np.isfinite(cost):
+                    cost = np.inf
                 if best is None or cost < best[0]:
                     best = (cost, i, j, a * mu[i] + b * mu[j], S, w)
         assert best is not None
