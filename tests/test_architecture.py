@@ -56,6 +56,18 @@ def test_import_streamem_loads_no_adapter_library() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_daemon_start_up_does_not_import_heavy_scipy_subpackages() -> None:
+    # scipy.signal pulls in scipy.stats and scipy.interpolate: ~1.1 s of every CLI start-up
+    # and every daemon a test spawns; only detrending detectors need it, lazily.
+    code = ("import sys, numpy as np, streamem.cli, streamem.daemon, streamem.pipeline; "
+            "streamem.Detector(random_state=0).process("
+            "np.random.default_rng(0).normal(size=(3000, 3))); "
+            "print(sorted(m for m in sys.modules "
+            "if m in ('scipy.stats', 'scipy.signal', 'scipy.interpolate')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_public_api_is_exactly_all() -> None:
     code = ("import streamem, types; print(sorted(n for n, v in vars(streamem).items() "
             "if not n.startswith('_') and not isinstance(v, types.ModuleType)))")

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import lfilter
 
 from streamem.model._numeric import has_nan
 
@@ -194,6 +193,10 @@ class SlowBaseline:
                 prev = level[None, :]
                 new = lam * level + (1.0 - lam) * S[0]
             else:
+                # scipy.signal costs ~1 s to import (it pulls in scipy.stats); only
+                # detrending detectors pay for it.
+                from scipy.signal import lfilter
+
                 ys = lfilter([1.0 - lam], [1.0, -lam], S, axis=0, zi=lam * level[None, :])[0]
                 prev = np.vstack([level[None, :], ys[:-1]])
                 new = ys[-1]
