@@ -10,6 +10,7 @@ import itertools
 import logging
 import operator
 import os
+import select
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,10 @@ class FileSource:
     poll_interval
         Seconds between checks for new data when following.
 
+    Standard input is read from its file descriptor once ``select`` says it has data, so
+    ``poll`` returns within its ``timeout`` on an idle pipe or terminal (the daemon can flush
+    partial batches, checkpoint and stop meanwhile); it is exhausted when the writer closes it.
+
     Examples
     --------
     >>> import tempfile, os
@@ -77,8 +82,12 @@ class FileSource:
         self._pos = 0
         self._skipping = False
         self._line_bytes = 256  # recent mean line length, to bound how far _bulk looks
+        self._stdin_fd = -1
+        self._stdin_closed = False
+        self._fill_timeout = 0.0  # how long the next stdin read may wait for data
         if path == "-":
             self._fh: BinaryIO = sys.stdin.buffer
+            self._stdin_fd = sys.stdin.fileno()
             self._offset = 0
         else:
             try:
@@ -88,7 +97,7 @@ class FileSource:
                                   "check the path and permissions") from exc
             self._offset = 0
         if format == "csv":
-            line = self._fh.readline()
+            line = self._read_stdin_header() if path == "-" else self._fh.readline()
             self.header = line.rstrip(b"\r\n")
             self._offset = len(line)
         self._data_start = self._offset
@@ -96,15 +105,37 @@ class FileSource:
     # ------------------------------------------------------------------ protocol
     @property
     def exhausted(self) -> bool:
-        """True after the end of a file that is not followed."""
+        """True after the end of a file that is not followed (stdin: once it is closed)."""
+        if self.path == "-":
+            return self._eof and self._stdin_closed
         return self._eof and not self.follow
+
+    def _read_stdin_header(self) -> bytes:
+        """The CSV header line of stdin, read byte by byte (nothing beyond it is consumed)."""
+        line = bytearray()
+        while not line.endswith(b"\n"):
+            b = os.read(self._stdin_fd, 1)
+            if not b:
+                self._stdin_closed = True
+                break
+            line += b
+        return bytes(line)
+
+    def _read_stdin(self) -> bytes:
+        """What stdin has within ``_fill_timeout`` seconds; b"" if nothing (or closed)."""
+        if self._stdin_closed:
+            return b""
+        ready, _, _ = select.select([self._stdin_fd], [], [], max(self._fill_timeout, 0.0))
+        if not ready:
+            return b""
+        chunk = os.read(self._stdin_fd, _CHUNK)
+        if not chunk:
+            self._stdin_closed = True
+        return chunk
 
     def _fill(self) -> bool:
         """Read more bytes into the buffer; False at the (current) end of the input."""
-        if self.path == "-":
-            chunk = self._fh.read1(_CHUNK) if hasattr(self._fh, "read1") else self._fh.read(_CHUNK)
-        else:
-            chunk = self._fh.read(_CHUNK)
+        chunk = self._read_stdin() if self.path == "-" else self._fh.read(_CHUNK)
         if not chunk:
             return False
         self._buf = self._buf[self._pos :] + chunk
@@ -142,7 +173,8 @@ class FileSource:
                 self._buf, self._pos = b"", 0
             if self._fill():
                 continue
-            if pending and not self.follow and not self._skipping:  # last line, no newline
+            at_end = self._stdin_closed if self.path == "-" else not self.follow
+            if pending and at_end and not self._skipping:  # last line, no newline
                 start = self._offset
                 line = self._buf[self._pos :]
                 self._offset += len(line)
@@ -207,6 +239,8 @@ class FileSource:
             if self._bulk(max_events - len(out), out):
                 self._eof = False
                 continue
+            # stdin waits in select (only while nothing is in hand), files never block
+            self._fill_timeout = 0.0 if len(out) else deadline - time.monotonic()
             nxt = self._next_line()
             if nxt is None:
                 self._eof = True

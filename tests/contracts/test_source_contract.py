@@ -137,6 +137,47 @@ def test_stdin_pipe(tmp_path: Path) -> None:
         sys.stdin = saved
 
 
+@pytest.mark.timeout(30)  # before the fix the idle poll blocked until the writer closed
+def test_stdin_poll_returns_within_its_timeout_on_an_idle_open_pipe() -> None:
+    r, w = os.pipe()
+    saved = sys.stdin
+    sys.stdin = os.fdopen(r, "r")
+    try:
+        with FileSource("-") as src:
+            os.write(w, b'{"a": 1}\n{"a": 2}\n{"a": ')
+            assert [e.payload for e in src.poll(10, 0.2)] == [b'{"a": 1}', b'{"a": 2}']
+            t = time.monotonic()
+            assert len(src.poll(10, 0.2)) == 0  # idle, writer still open
+            assert 0.15 < time.monotonic() - t < 2.0
+            assert not src.exhausted
+            os.write(w, b"3}\n")
+            assert [e.payload for e in src.poll(10, 1.0)] == [b'{"a": 3}']
+            os.close(w)
+            w = -1
+            assert len(src.poll(10, 1.0)) == 0 and src.exhausted
+    finally:
+        if w >= 0:
+            os.close(w)
+        sys.stdin.close()
+        sys.stdin = saved
+
+
+def test_stdin_csv_header_then_rows() -> None:
+    r, w = os.pipe()
+    os.write(w, b"a,b\n1,2\n3,4\n")
+    os.close(w)
+    saved = sys.stdin
+    sys.stdin = os.fdopen(r, "r")
+    try:
+        with FileSource("-", format="csv") as src:
+            assert src.header == b"a,b"
+            assert [e.payload for e in src.poll(10, 0.5)] == [b"1,2", b"3,4"]
+            assert src.exhausted
+    finally:
+        sys.stdin.close()
+        sys.stdin = saved
+
+
 def test_file_positions_are_exact_with_crlf_blank_and_long_lines(tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
     parts = []
