@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="short runs for CI (about a minute)")
     p.add_argument("--only", default=",".join(ALL), help=f"comma list of {', '.join(ALL)}")
     p.add_argument("--skab", type=Path, default=DEFAULT_SKAB, help="SKAB data folder")
-    p.add_argument("--minutes", type=float, default=None, help="soak minutes (1; quick 0.17)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="daemon soak minutes (30; quick 0.17)")
     p.add_argument(
         "--out",
         type=Path,
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(wanted) - set(ALL)
     if unknown:
         p.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(ALL)}")
-    minutes = args.minutes if args.minutes is not None else (0.17 if args.quick else 1.0)
+    minutes = args.minutes if args.minutes is not None else (0.17 if args.quick else 30.0)
     doc = args.out if args.out is not None else default_doc(args.quick)
     cmd = "python -m bench" + (" --quick" if args.quick else "")
     if args.only != ",".join(ALL):
