@@ -1,4 +1,4 @@
-"""Prometheus metrics and the ``/metrics``, ``/healthz``, ``/readyz`` endpoints.
+"""Prometheus metrics: every streamem metric, on one registry.
 
 This is the only module that imports :mod:`prometheus_client`. :class:`Metrics` owns every
 metric listed in ``docs/contracts.md`` (one fresh :class:`~prometheus_client.CollectorRegistry`
@@ -7,26 +7,23 @@ never per event. Values that already live elsewhere (sink counters, source lag, 
 age, per-component arrays, the log-likelihood histogram kept as numpy bucket counts) are read
 at scrape time by a custom collector, so updating them costs the hot path nothing.
 
-:class:`MetricsServer` serves the registry with prometheus_client's WSGI exposition app plus two
-probes:
+The parts beside it, which import no prometheus_client:
 
-- ``/healthz``: 200 ``ok`` while the daemon loop calls :meth:`Metrics.heartbeat` at least every
-  ``liveness_timeout`` seconds (counted from start-up for the first beat); 503 otherwise, or
-  after ``set_up(False)``.
-- ``/readyz``: 200 once :meth:`Metrics.set_ready` was called with True (warm-up done), else 503.
+- :mod:`streamem.metrics_catalog`: label values, buckets, detector health keys;
+- :mod:`streamem.metrics_probes`: liveness/readiness (inherited by :class:`Metrics`);
+- :mod:`streamem.metrics_inputs`: the sinks and source lag read at scrape time (inherited);
+- :mod:`streamem.metrics_server`: :class:`MetricsServer`, serving ``/metrics``, ``/healthz``
+  and ``/readyz``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from socketserver import ThreadingMixIn
-from typing import Any, Protocol
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from prometheus_client import (
@@ -41,68 +38,44 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from streamem.errors import ConfigError, InvalidInputError
-from streamem.sinks.base import SinkStats
+from streamem.errors import InvalidInputError
+from streamem.metrics_catalog import (
+    BATCH_BUCKETS,
+    CHECKPOINT_BUCKETS,
+    COMPONENT_ARRAYS,
+    EVENT_OUTCOMES,
+    HEALTH_ALIASES,
+    HEALTH_CUMULATIVE,
+    HEALTH_GAUGES,
+    HEALTH_NOT_EXPORTED,
+    LOG_LIKELIHOOD_BUCKETS,
+    MAX_LAG_PARTITIONS,
+    REJECT_REASONS,
+)
+from streamem.metrics_inputs import HasSinkStats, ScrapeInputs
+from streamem.metrics_probes import Probes
+from streamem.metrics_server import MetricsServer, WsgiApp
 
 __all__ = [
+    "BATCH_BUCKETS",
+    "CHECKPOINT_BUCKETS",
     "EVENT_OUTCOMES",
     "HEALTH_ALIASES",
     "HEALTH_CUMULATIVE",
     "HEALTH_GAUGES",
+    "HEALTH_NOT_EXPORTED",
     "LOG_LIKELIHOOD_BUCKETS",
+    "MAX_LAG_PARTITIONS",
     "REJECT_REASONS",
+    "HasSinkStats",
     "Metrics",
     "MetricsServer",
 ]
 
 logger = logging.getLogger(__name__)
 
-EVENT_OUTCOMES = ("learned", "anomalous", "rejected", "skipped")
-REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "wrong_type")
-LOG_LIKELIHOOD_BUCKETS = (
-    -200.0, -150.0, -100.0, -75.0, -50.0, -40.0, -30.0, -25.0, -20.0, -15.0,
-    -10.0, -7.5, -5.0, -2.5, 0.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
-BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-CHECKPOINT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-HEALTH_GAUGES = {
-    "threshold": "current anomaly threshold on the score scale (score = -log10 tail probability)",
-    "alert_rate_target": "configured alert_rate",
-    "tail_shape": "GPD shape of the SPOT tail fit",
-    "tail_scale": "GPD scale of the SPOT tail fit",
-    "tail_peaks": "number of peaks in the SPOT tail buffer",
-    "drift_cusum": "CUSUM statistic on the mean NLL under the frozen reference",
-    "drift_divergence": "symmetric KL bound between the reference and the live model",
-    "drift_detected": "1 while drift is flagged, else 0",
-    "model_components": "number of mixture components K",
-    "model_generation": "model generation (increments on checkpoint)",
-    "log_likelihood_mean": "exponentially weighted mean log-likelihood of recent events",
-}
-"""Scalar keys of :meth:`Metrics.update_health`: the metric name without ``streamem_``."""
-_COMPONENT_ARRAYS = {
-    "component_weight": "mixture weights",
-    "component_mean_shift": "mean shift vs reference, in reference Mahalanobis units",
-}
-HEALTH_ALIASES = {
-    "threshold_surprise": "threshold",
-    "generation": "model_generation",
-    "n_components": "model_components",
-    "weights": "component_weight",
-    "mean_shift": "component_mean_shift",
-}
-"""Keys of ``Detector.health()`` and the metric (without ``streamem_``) they feed."""
-HEALTH_CUMULATIVE = {"drift_alarms": "drift_events", "regime_changes": "regime_changes"}
-"""Cumulative detector counts turned into counter increments (see :meth:`update_health`)."""
-HEALTH_NOT_EXPORTED = frozenset({"events", "anomalies", "learned", "reseeds"})
+_COMPONENT_ARRAYS = COMPONENT_ARRAYS
 _NONFINITE_LL = 1e6  # -inf/+inf log-likelihoods enter the running mean as -/+ this
-MAX_LAG_PARTITIONS = 4096
-
-
-class HasSinkStats(Protocol):
-    """What the sink collector reads: a configured ``name`` and live ``stats``."""
-
-    name: str
-    stats: SinkStats
 
 
 class _ScrapeCollector:
@@ -151,7 +124,7 @@ class _ScrapeCollector:
             "streamem_source_lag_events", "events behind the end of the input", labels=["partition"]
         )
         if with_samples:
-            for p, v in self._lag().items():
+            for p, v in self._m.source_lag().items():
                 lag.add_metric([str(p)], float(v))
         yield lag
 
@@ -166,30 +139,15 @@ class _ScrapeCollector:
             "streamem_sink_spool_size", "records waiting in the on-disk spool", labels=["sink"]
         )
         if with_samples:
-            for sink in self._m._sinks:
+            for sink in self._m.sinks:
                 s = sink.stats
                 delivered.add_metric([sink.name], float(s.delivered))
                 failed.add_metric([sink.name], float(s.failed))
                 spool.add_metric([sink.name], float(s.spool_size))
         yield from (delivered, failed, spool)
 
-    def _lag(self) -> dict[int, int]:
-        provider = self._m._lag_provider
-        if provider is None:
-            return self._m._lag
-        try:
-            lag = {int(p): int(v) for p, v in provider().items()}
-        except Exception as exc:  # a scrape must never fail because the source is unhappy
-            logger.warning("source lag unavailable for /metrics: %r", exc)
-            return {}
-        if len(lag) > MAX_LAG_PARTITIONS:
-            logger.warning("source lag: %d partitions, exporting the first %d",
-                           len(lag), MAX_LAG_PARTITIONS)  # fmt: skip
-            lag = dict(sorted(lag.items())[:MAX_LAG_PARTITIONS])
-        return lag
 
-
-class Metrics:
+class Metrics(Probes, ScrapeInputs):
     """Every streamem metric, on one registry, with cheap per-batch update methods.
 
     Parameters
@@ -240,13 +198,8 @@ class Metrics:
         self._ew_weight = 0.0
         self._arrays: dict[str, np.ndarray[Any, Any]] = {}
         self._last_checkpoint = clock()
-        self._sinks: list[HasSinkStats] = []
-        self._lag_provider: Callable[[], Mapping[int, int]] | None = None
-        self._lag: dict[int, int] = {}
-        self._last_beat = time.monotonic()
-        self._stopped = False
-        self._up = False
-        self._ready = False
+        ScrapeInputs.__init__(self)
+        Probes.__init__(self)
         self._warned_keys: set[str] = set()
         self._cumulative: dict[str, float] = {}
 
@@ -473,160 +426,6 @@ class Metrics:
         with self._lock:
             self._last_checkpoint = at
 
-    # -- scrape-time sources -----------------------------------------------------------------
-    def attach_sinks(self, sinks: Iterable[HasSinkStats]) -> None:
-        """Export the ``stats`` of these sinks at scrape time, labelled ``sink=<name>``.
-
-        ``stats.delivered`` feeds ``streamem_sink_deliveries_total``, ``stats.failed``
-        ``streamem_sink_failures_total`` and ``stats.spool_size`` ``streamem_sink_spool_size``.
-
-        Parameters
-        ----------
-        sinks
-            Objects with a configured ``name`` and a live :class:`SinkStats` ``stats``.
-
-        Examples
-        --------
-        >>> class Stub:
-        ...     name, stats = "file", SinkStats(delivered=3)
-        >>> m = Metrics(CollectorRegistry()); m.attach_sinks([Stub()])
-        >>> m.value("streamem_sink_deliveries_total", sink="file")
-        3.0
-        """
-        self._sinks = list(sinks)
-
-    def set_source_lag(self, lag: Mapping[int, int]) -> None:
-        """Store ``{partition: lag}`` measured by the daemon loop, exported at scrape time.
-
-        The safe choice for sources that are not thread-safe: ``KafkaSource.lag()`` queries
-        the consumer, so call it on the loop thread (say, every status interval) and pass
-        the result here rather than handing it to :meth:`set_lag_provider`.
-
-        Parameters
-        ----------
-        lag
-            Events behind per partition; partitions absent from it are no longer exported.
-
-        Examples
-        --------
-        >>> m = Metrics(CollectorRegistry()); m.set_source_lag({0: 40, 1: 2})
-        >>> m.value("streamem_source_lag_events", partition="1")
-        2.0
-        """
-        self._lag = {int(p): int(v) for p, v in lag.items()}
-
-    def set_lag_provider(self, provider: Callable[[], Mapping[int, int]] | None) -> None:
-        """Call ``provider()`` at each scrape for ``{partition: lag}``.
-
-        It runs on the HTTP thread: it must be thread-safe and must not block (read cached
-        values; a Kafka consumer is not thread-safe, see :meth:`set_source_lag`). Errors it
-        raises are logged and the scrape goes on without lag samples. While a provider is
-        set, values from :meth:`set_source_lag` are not used.
-
-        Parameters
-        ----------
-        provider
-            Returns events behind per partition; None stops exporting lag.
-
-        Examples
-        --------
-        >>> m = Metrics(CollectorRegistry()); m.set_lag_provider(lambda: {0: 12})
-        >>> m.value("streamem_source_lag_events", partition="0")
-        12.0
-        """
-        self._lag_provider = provider
-
-    # -- liveness / readiness ----------------------------------------------------------------
-    def heartbeat(self) -> None:
-        """Tell ``/healthz`` that the daemon loop is alive (call once per loop turn).
-
-        Examples
-        --------
-        >>> m = Metrics(CollectorRegistry()); m.heartbeat()
-        >>> m.liveness(timeout=10.0), m.value("streamem_up")
-        ((True, 'ok'), 1.0)
-        """
-        self._last_beat = time.monotonic()
-        if not self._up:
-            self.set_up(True)
-
-    def set_up(self, up: bool) -> None:
-        """Mark the daemon loop running (True) or stopped (False: ``/healthz`` turns 503).
-
-        Parameters
-        ----------
-        up
-            Whether the loop runs.
-
-        Examples
-        --------
-        >>> m = Metrics(CollectorRegistry()); m.set_up(False)
-        >>> m.liveness(timeout=10.0)[0], m.value("streamem_up")
-        (False, 0.0)
-        """
-        self._stopped = not up
-        self._up = bool(up)
-        if up:
-            self._last_beat = time.monotonic()
-        self.up.set(1 if up else 0)
-
-    def set_ready(self, ready: bool) -> None:
-        """Mark warm-up done (``/readyz`` 200, ``streamem_ready`` 1) or not.
-
-        Parameters
-        ----------
-        ready
-            Whether the model scores.
-
-        Examples
-        --------
-        >>> m = Metrics(CollectorRegistry()); m.set_ready(True)
-        >>> m.readiness(), m.value("streamem_ready")
-        ((True, 'ready'), 1.0)
-        """
-        self._ready = bool(ready)
-        self.ready.set(1 if ready else 0)
-
-    def liveness(self, timeout: float) -> tuple[bool, str]:
-        """Whether the loop is alive: a heartbeat came within ``timeout`` seconds.
-
-        Parameters
-        ----------
-        timeout
-            Longest allowed silence; the first one counts from construction.
-
-        Returns
-        -------
-        tuple of (bool, str)
-            ``(alive, text for /healthz)``.
-
-        Examples
-        --------
-        >>> Metrics(CollectorRegistry()).liveness(timeout=60.0)
-        (True, 'ok')
-        """
-        if self._stopped:
-            return False, "stopped: the daemon loop is not running"
-        silent = time.monotonic() - self._last_beat
-        if silent > timeout:
-            return False, f"stale: no heartbeat for {silent:.1f} s (limit {timeout:g} s)"
-        return True, "ok"
-
-    def readiness(self) -> tuple[bool, str]:
-        """Whether warm-up is done.
-
-        Returns
-        -------
-        tuple of (bool, str)
-            ``(ready, text for /readyz)``.
-
-        Examples
-        --------
-        >>> Metrics(CollectorRegistry()).readiness()
-        (False, 'not ready: warming up')
-        """
-        return (True, "ready") if self._ready else (False, "not ready: warming up")
-
     def value(self, name: str, **labels: str) -> float | None:
         """Current value of one sample (collects the registry: for tests and the CLI).
 
@@ -649,129 +448,18 @@ class Metrics:
         """
         return self.registry.get_sample_value(name, labels)
 
-
-class _QuietHandler(WSGIRequestHandler):
-    timeout = 5.0  # a stalled client cannot hold close() for longer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("metrics http: " + format, *args)
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = False
-    block_on_close = True  # server_close() joins the request threads
-
-
-class MetricsServer:
-    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` in a background thread.
-
-    Parameters
-    ----------
-    metrics
-        What to expose.
-    host
-        Bind address (``metrics.host``); IPv6 literals work.
-    port
-        Bind port (``metrics.port``); 0 picks a free one, see :attr:`port`.
-    liveness_timeout
-        Seconds without :meth:`Metrics.heartbeat` after which ``/healthz`` answers 503.
-
-    Raises
-    ------
-    ConfigError
-        When the address cannot be bound.
-
-    Examples
-    --------
-    >>> import urllib.request
-    >>> m = Metrics(CollectorRegistry())
-    >>> with MetricsServer(m, "127.0.0.1", 0) as srv:
-    ...     urllib.request.urlopen(f"{srv.url}/healthz").read()
-    b'ok\\n'
-    """
-
-    def __init__(
-        self, metrics: Metrics, host: str = "127.0.0.1", port: int = 9108,
-        *, liveness_timeout: float = 60.0,
-    ) -> None:  # fmt: skip
-        self.metrics = metrics
-        self.liveness_timeout = liveness_timeout
-        self._prom_app = make_wsgi_app(metrics.registry)
-        server_class: type[_Server] = _Server
-        if ":" in host:
-            server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
-        try:
-            self._server = make_server(host, port, self._app, server_class, _QuietHandler)
-        except OSError as exc:
-            raise ConfigError(
-                "metrics.port", f"cannot listen on {host}:{port} ({exc}); choose a free port or 0"
-            ) from exc
-        self.host = host
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-            name=f"streamem-metrics-{self.port}", daemon=True,
-        )  # fmt: skip
-        self._closed = False
-        self._thread.start()
-        logger.info("serving metrics on %s/metrics", self.url)
-
-    @property
-    def url(self) -> str:
-        """Base URL, such as ``http://127.0.0.1:9108`` (with the bound port).
+    def wsgi_app(self) -> WsgiApp:
+        """prometheus_client's WSGI exposition app for this registry (``/metrics``).
 
         Examples
         --------
-        >>> with MetricsServer(Metrics(CollectorRegistry()), "127.0.0.1", 0) as srv:
-        ...     srv.url == f"http://127.0.0.1:{srv.port}"
+        >>> callable(Metrics(CollectorRegistry()).wsgi_app())
         True
         """
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return make_wsgi_app(self.registry)
 
-    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Sequence[bytes]:
-        path = environ.get("PATH_INFO") or "/"
-        if path == "/metrics":
-            return self._prom_app(environ, start_response)  # type: ignore[no-any-return]
-        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
-            return _reply(start_response, 405, "use GET")
-        if path == "/healthz":
-            ok, text = self.metrics.liveness(self.liveness_timeout)
-        elif path == "/readyz":
-            ok, text = self.metrics.readiness()
-        elif path == "/":
-            return _reply(start_response, 200, "streamem: /metrics /healthz /readyz")
-        else:
-            return _reply(start_response, 404, f"no such path {path}; try /metrics")
-        return _reply(start_response, 200 if ok else 503, text)
+    def _show_up(self, up: bool) -> None:
+        self.up.set(1 if up else 0)
 
-    def close(self) -> None:
-        """Stop serving and join every server thread; safe to call twice.
-
-        Examples
-        --------
-        >>> srv = MetricsServer(Metrics(CollectorRegistry()), "127.0.0.1", 0)
-        >>> srv.close(); srv.close()
-        """
-        if self._closed:
-            return
-        self._closed = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> MetricsServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _reply(start_response: Callable[..., Any], status: int, text: str) -> list[bytes]:
-    reasons = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
-    body = f"{text}\n".encode()
-    start_response(
-        f"{status} {reasons[status]}",
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
+    def _show_ready(self, ready: bool) -> None:
+        self.ready.set(1 if ready else 0)

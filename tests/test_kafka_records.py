@@ -30,7 +30,7 @@ from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchB
 from kafka.record.memory_records import MemoryRecords
 from kafka.record.util import calc_crc32c
 
-from streamem.sources.kafka import _Budget, _FastRecords, fast_path_supported
+from streamem.sources.kafka.fetch import _Budget, _FastRecords, fast_path_supported
 from streamem.sources.kafka_records import (
     RecordColumns,
     RecordDecodeError,
@@ -95,7 +95,7 @@ def ours(buf: bytes, skip_below: int = 0) -> list[tuple[int, int, bytes | None, 
 
 
 def _decompress(codec: int, data: bytes) -> bytes:
-    from streamem.sources.kafka import _decompress as real
+    from streamem.sources.kafka.fetch import _decompress as real
 
     return real(codec, data)
 

@@ -4,7 +4,7 @@ kafka-python decodes every record into a ``DefaultRecord`` and then a ``Consumer
 (about 12 µs per record on this project's 2-core bench machine); this module decodes a batch
 straight into four columns (offsets, timestamps, keys, values) with no per-record objects
 but the key and value bytes. It imports nothing from kafka-python: the Kafka source passes
-in the checksum and decompression functions (:mod:`streamem.sources.kafka` is the adapter).
+in the checksum and decompression functions (:mod:`streamem.sources.kafka.fetch` plugs it in).
 
 Layout (``DefaultRecordBatch`` in the Kafka protocol guide)::
 

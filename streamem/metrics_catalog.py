@@ -1,0 +1,61 @@
+"""The metric catalogue: bounded label values, histogram buckets and health-key mapping.
+
+What ``docs/contracts.md`` promises about label sets and which detector health keys feed which
+metric; :class:`streamem.metrics.Metrics` builds its metrics from these. Pure data.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BATCH_BUCKETS",
+    "CHECKPOINT_BUCKETS",
+    "COMPONENT_ARRAYS",
+    "EVENT_OUTCOMES",
+    "HEALTH_ALIASES",
+    "HEALTH_CUMULATIVE",
+    "HEALTH_GAUGES",
+    "HEALTH_NOT_EXPORTED",
+    "LOG_LIKELIHOOD_BUCKETS",
+    "MAX_LAG_PARTITIONS",
+    "REJECT_REASONS",
+]
+
+EVENT_OUTCOMES = ("learned", "anomalous", "rejected", "skipped")
+REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "wrong_type")
+LOG_LIKELIHOOD_BUCKETS = (
+    -200.0, -150.0, -100.0, -75.0, -50.0, -40.0, -30.0, -25.0, -20.0, -15.0,
+    -10.0, -7.5, -5.0, -2.5, 0.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+CHECKPOINT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+HEALTH_GAUGES = {
+    "threshold": "current anomaly threshold on the score scale (score = -log10 tail probability)",
+    "alert_rate_target": "configured alert_rate",
+    "tail_shape": "GPD shape of the SPOT tail fit",
+    "tail_scale": "GPD scale of the SPOT tail fit",
+    "tail_peaks": "number of peaks in the SPOT tail buffer",
+    "drift_cusum": "CUSUM statistic on the mean NLL under the frozen reference",
+    "drift_divergence": "symmetric KL bound between the reference and the live model",
+    "drift_detected": "1 while drift is flagged, else 0",
+    "model_components": "number of mixture components K",
+    "model_generation": "model generation (increments on checkpoint)",
+    "log_likelihood_mean": "exponentially weighted mean log-likelihood of recent events",
+}
+"""Scalar keys of ``Metrics.update_health``: the metric name without ``streamem_``."""
+COMPONENT_ARRAYS = {
+    "component_weight": "mixture weights",
+    "component_mean_shift": "mean shift vs reference, in reference Mahalanobis units",
+}
+HEALTH_ALIASES = {
+    "threshold_surprise": "threshold",
+    "generation": "model_generation",
+    "n_components": "model_components",
+    "weights": "component_weight",
+    "mean_shift": "component_mean_shift",
+}
+"""Keys of ``Detector.health()`` and the metric (without ``streamem_``) they feed."""
+HEALTH_CUMULATIVE = {"drift_alarms": "drift_events", "regime_changes": "regime_changes"}
+"""Cumulative detector counts turned into counter increments (see ``Metrics.update_health``)."""
+HEALTH_NOT_EXPORTED = frozenset({"events", "anomalies", "learned", "reseeds"})
+MAX_LAG_PARTITIONS = 4096
+"""Most partitions exported by ``streamem_source_lag_events`` (the first ones, by number)."""

@@ -1,0 +1,131 @@
+"""Liveness and readiness: the state behind ``/healthz``, ``/readyz`` and ``streamem_up``.
+
+:class:`Probes` is what :class:`~streamem.metrics.Metrics` inherits for the daemon loop to
+report that it runs (:meth:`Probes.heartbeat`, :meth:`Probes.set_up`) and that warm-up is done
+(:meth:`Probes.set_ready`), and for :class:`~streamem.metrics_server.MetricsServer` to answer
+the probes (:meth:`Probes.liveness`, :meth:`Probes.readiness`). Pure: the ``streamem_up`` and
+``streamem_ready`` gauges are set by ``Metrics`` through the :meth:`Probes._show_up` and
+:meth:`Probes._show_ready` hooks.
+"""
+
+from __future__ import annotations
+
+import time
+
+__all__ = ["Probes"]
+
+
+class Probes:
+    """Liveness (heartbeats, running or stopped) and readiness (warm-up done) of the loop.
+
+    Examples
+    --------
+    >>> p = Probes(); p.set_ready(True)
+    >>> p.liveness(timeout=60.0), p.readiness()
+    ((True, 'ok'), (True, 'ready'))
+    """
+
+    def __init__(self) -> None:
+        self._last_beat = time.monotonic()
+        self._stopped = False
+        self._up = False
+        self._ready = False
+
+    def heartbeat(self) -> None:
+        """Tell ``/healthz`` that the daemon loop is alive (call once per loop turn).
+
+        Examples
+        --------
+        >>> from streamem.metrics import Metrics
+        >>> m = Metrics(); m.heartbeat()
+        >>> m.liveness(timeout=10.0), m.value("streamem_up")
+        ((True, 'ok'), 1.0)
+        """
+        self._last_beat = time.monotonic()
+        if not self._up:
+            self.set_up(True)
+
+    def set_up(self, up: bool) -> None:
+        """Mark the daemon loop running (True) or stopped (False: ``/healthz`` turns 503).
+
+        Parameters
+        ----------
+        up
+            Whether the loop runs.
+
+        Examples
+        --------
+        >>> from streamem.metrics import Metrics
+        >>> m = Metrics(); m.set_up(False)
+        >>> m.liveness(timeout=10.0)[0], m.value("streamem_up")
+        (False, 0.0)
+        """
+        self._stopped = not up
+        self._up = bool(up)
+        if up:
+            self._last_beat = time.monotonic()
+        self._show_up(up)
+
+    def set_ready(self, ready: bool) -> None:
+        """Mark warm-up done (``/readyz`` 200, ``streamem_ready`` 1) or not.
+
+        Parameters
+        ----------
+        ready
+            Whether the model scores.
+
+        Examples
+        --------
+        >>> from streamem.metrics import Metrics
+        >>> m = Metrics(); m.set_ready(True)
+        >>> m.readiness(), m.value("streamem_ready")
+        ((True, 'ready'), 1.0)
+        """
+        self._ready = bool(ready)
+        self._show_ready(ready)
+
+    def liveness(self, timeout: float) -> tuple[bool, str]:
+        """Whether the loop is alive: a heartbeat came within ``timeout`` seconds.
+
+        Parameters
+        ----------
+        timeout
+            Longest allowed silence; the first one counts from construction.
+
+        Returns
+        -------
+        tuple of (bool, str)
+            ``(alive, text for /healthz)``.
+
+        Examples
+        --------
+        >>> Probes().liveness(timeout=60.0)
+        (True, 'ok')
+        """
+        if self._stopped:
+            return False, "stopped: the daemon loop is not running"
+        silent = time.monotonic() - self._last_beat
+        if silent > timeout:
+            return False, f"stale: no heartbeat for {silent:.1f} s (limit {timeout:g} s)"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether warm-up is done.
+
+        Returns
+        -------
+        tuple of (bool, str)
+            ``(ready, text for /readyz)``.
+
+        Examples
+        --------
+        >>> Probes().readiness()
+        (False, 'not ready: warming up')
+        """
+        return (True, "ready") if self._ready else (False, "not ready: warming up")
+
+    def _show_up(self, up: bool) -> None:
+        """Hook: publish the running state (``Metrics`` sets ``streamem_up``)."""
+
+    def _show_ready(self, ready: bool) -> None:
+        """Hook: publish readiness (``Metrics`` sets ``streamem_ready``)."""

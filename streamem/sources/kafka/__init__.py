@@ -1,0 +1,50 @@
+"""The Kafka source: a consumer-group member that resumes from checkpoints, not from Kafka.
+
+Resuming (the ordering contract of :mod:`streamem.sources.base`):
+
+- offsets are never auto-committed; :meth:`KafkaSource.commit` commits exactly the positions
+  the daemon passes, after its checkpoint is durable (the committed offset then drives lag
+  monitoring and is the fallback for partitions no checkpoint covers);
+- :meth:`KafkaSource.seek` positions are remembered and applied when their partitions are
+  assigned; a rebalance listener's ``on_partitions_assigned`` result wins over them; with
+  neither, Kafka's committed offset (else ``auto_offset_reset``) is used.
+
+Rebalances (kafka-python 3.x runs group callbacks on its IO thread, where blocking consumer
+calls raise): the listener is called while the thread that called :meth:`KafkaSource.poll`
+(or :meth:`KafkaSource.close`) is blocked inside it, so it never runs concurrently with the
+daemon loop. ``on_partitions_revoked`` comes first; :meth:`KafkaSource.commit` called from it
+is sent asynchronously and awaited before the group re-joins. ``on_partitions_assigned``
+returns ``{partition: next_offset}``, which is seeked before any record is fetched.
+
+Outages: a broker that is down or a topic that does not exist yet make :meth:`poll` return
+``[]``; each is logged (rate-limited) and counted in :attr:`KafkaSource.stats`. After
+``unavailable_timeout`` seconds without a broker, :meth:`poll` raises
+:class:`~streamem.errors.SourceError`. Authentication and authorization failures raise at once.
+
+Layout (this package is the source's kafka-python adapter; nothing else under
+:mod:`streamem.sources` imports kafka-python):
+
+- :mod:`.source`: :class:`KafkaSource`, the consumer loop;
+- :mod:`.fetch`: the fast record path plugged into kafka-python's fetcher
+  (:func:`install_fast_records`; the pure decoder is :mod:`streamem.sources.kafka_records`);
+- :mod:`.rebalance`: the bridge from kafka-python's group callbacks to the daemon's listener;
+- :mod:`.stats`: :class:`SourceStats` and outage/reconnect tracking;
+- :mod:`.security`: :class:`KafkaSecurity`, also used by the Kafka sinks and checkpoint store.
+"""
+
+from __future__ import annotations
+
+from streamem.logs import RateLimitedLog
+from streamem.sources.kafka.fetch import fast_path_supported, install_fast_records
+from streamem.sources.kafka.security import KafkaSecurity
+from streamem.sources.kafka.source import KafkaSource
+from streamem.sources.kafka.stats import SourceStats
+
+__all__ = [
+    "KafkaSecurity",
+    "KafkaSource",
+    "RateLimitedLog",
+    "SourceStats",
+    "fast_path_supported",
+    "install_fast_records",
+]

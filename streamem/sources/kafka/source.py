@@ -1,0 +1,423 @@
+"""The Kafka source: :class:`KafkaSource`, a consumer-group member for the daemon loop.
+
+See :mod:`streamem.sources.kafka` for the contract (resuming, rebalances, outages). The parts
+live beside it: :mod:`.fetch` (the fast record path), :mod:`.rebalance` (the listener bridge),
+:mod:`.stats` (counters and outages) and :mod:`.security` (TLS/SASL settings).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import kafka
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
+
+from streamem.errors import ConfigError, SourceError
+from streamem.eventruns import EventRuns
+from streamem.logs import RateLimitedLog
+from streamem.sources.base import RebalanceListener
+from streamem.sources.kafka.fetch import _Budget, install_fast_records
+from streamem.sources.kafka.rebalance import RebalanceBridge
+from streamem.sources.kafka.security import KafkaSecurity
+from streamem.sources.kafka.stats import Outages, SourceStats
+from streamem.sources.kafka_records import RecordColumns
+from streamem.types import EventBatch, Position, RawEvent
+
+__all__ = ["KafkaSource"]
+
+# named after the package, as before the module was split (operators filter on it)
+logger = logging.getLogger("streamem.sources.kafka")
+
+
+class KafkaSource:
+    """Consume one topic as a member of a consumer group.
+
+    Parameters
+    ----------
+    bootstrap_servers
+        ``host:port`` strings (or one comma-separated string).
+    topic
+        The topic to read.
+    group_id
+        Consumer group; instances with the same group split the partitions.
+    name
+        Name used in logs and metrics.
+    security
+        TLS/SASL settings (validated here); default plaintext.
+    auto_offset_reset
+        ``earliest`` or ``latest``: where to start a partition with no checkpoint or commit.
+    session_timeout_ms, heartbeat_interval_ms, max_poll_interval_ms, metadata_max_age_ms
+        Group and metadata timings (``metadata_max_age_ms`` bounds how long a topic that does
+        not exist yet takes to be noticed once created).
+    reconnect_backoff_max_ms
+        Longest wait between reconnection attempts to a broker that is down (kafka-python's
+        default of 30 s would delay recovery after a short outage by up to that much).
+    fetch_max_wait_ms
+        Longest time the broker holds a fetch that found no new data. kafka-python's 500 ms
+        default stalls every partition behind one that is caught up (one fetch in flight per
+        broker): on the bench, 50 ms took the bare consumer from ~56k to ~158k events/s.
+    max_partition_fetch_bytes
+        Bytes per partition per fetch (kafka-python's default, 1 MiB).
+    fast_records
+        Decode fetched record batches with :mod:`streamem.sources.kafka_records` instead of
+        kafka-python's per-record objects (when :func:`fast_path_supported`); the consumer
+        still does membership, fetching, positions and commits. Same events and positions.
+    unavailable_timeout
+        Seconds without a reachable broker after which :meth:`poll` raises ``SourceError``.
+    client_id
+        Client id shown in broker logs.
+
+    Examples
+    --------
+    Construction does not connect (the network is touched by the first poll or seek):
+
+    >>> src = KafkaSource(["127.0.0.1:9"], "events", "streamem")
+    >>> src.name, src.exhausted, src.lag()
+    ('kafka', False, {})
+    >>> src.close(); src.close()
+    """
+
+    def __init__(self, bootstrap_servers: Sequence[str] | str, topic: str, group_id: str, *,
+                 name: str = "kafka", security: KafkaSecurity | None = None,
+                 auto_offset_reset: str = "earliest", session_timeout_ms: int = 45000,
+                 heartbeat_interval_ms: int = 3000, max_poll_interval_ms: int = 300000,
+                 metadata_max_age_ms: int = 30000, reconnect_backoff_max_ms: int = 5000,
+                 fetch_max_wait_ms: int = 50, max_partition_fetch_bytes: int = 1 << 20,
+                 fast_records: bool = True, unavailable_timeout: float = 300.0,
+                 client_id: str = "streamem") -> None:
+        if not topic:
+            raise ConfigError("source.topic", "required for source.type kafka; name the topic")
+        if not group_id:
+            raise ConfigError("source.group_id", "required for source.type kafka")
+        if auto_offset_reset not in ("earliest", "latest"):
+            raise ConfigError("source.auto_offset_reset",
+                              f"{auto_offset_reset!r} is not 'earliest' or 'latest'")
+        self.name = name
+        self.topic = topic
+        self.group_id = group_id
+        self.stats = SourceStats()
+        self.security = (security or KafkaSecurity()).validate("source")
+        servers = ([s.strip() for s in bootstrap_servers.split(",")]
+                   if isinstance(bootstrap_servers, str) else list(bootstrap_servers))
+        self._config: dict[str, Any] = {
+            "bootstrap_servers": servers, "group_id": group_id, "client_id": client_id,
+            "enable_auto_commit": False, "auto_offset_reset": auto_offset_reset,
+            "allow_auto_create_topics": False, "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": heartbeat_interval_ms,
+            "max_poll_interval_ms": max_poll_interval_ms,
+            "metadata_max_age_ms": metadata_max_age_ms,
+            "reconnect_backoff_max_ms": reconnect_backoff_max_ms,
+            "fetch_max_wait_ms": fetch_max_wait_ms,
+            "max_partition_fetch_bytes": max_partition_fetch_bytes,
+            **self.security.client_kwargs()}
+        self._consumer: KafkaConsumer | None = None
+        self._fast_records = fast_records
+        self._budget: _Budget | None = None
+        self._next_watch = 0.0
+        self._pending_seek: dict[int, int] = {}
+        self._positions: dict[int, int] = {}
+        self._lag: dict[int, int] = {}
+        self._next_connect = 0.0
+        self._closed = False
+        self._warn = RateLimitedLog(logger)
+        self._outages = Outages(name, servers, unavailable_timeout, self.stats, self._warn)
+        self._rebalance = RebalanceBridge(name, topic, self.stats, forget=self._forget,
+                                          start=self._start, commit_failed=self._commit_failed)
+
+    def __repr__(self) -> str:
+        return (f"KafkaSource(topic={self.topic!r}, group_id={self.group_id!r}, "
+                f"bootstrap_servers={self._config['bootstrap_servers']!r}, "
+                f"security={self.security!r})")
+
+    # -- protocol ------------------------------------------------------------------------------
+
+    @property
+    def exhausted(self) -> bool:
+        """Always False: a topic never ends."""
+        return False
+
+    def set_rebalance_listener(self, listener: RebalanceListener) -> None:
+        """Register the daemon's listener (call before the first :meth:`poll`).
+
+        An exception raised by the listener is re-raised, unchanged, by the :meth:`poll` (or
+        :meth:`close`) during which the rebalance ran. Treat it as fatal and close the
+        source: the partitions are assigned but were not positioned by the listener.
+        """
+        self._rebalance.listener = listener
+
+    def poll(self, max_events: int, timeout: float) -> Sequence[RawEvent]:
+        """Return up to ``max_events`` records, waiting at most about ``timeout`` seconds.
+
+        Returns ``[]`` while the broker is unreachable or the topic does not exist yet.
+
+        Raises
+        ------
+        SourceError
+            The broker was unreachable for ``unavailable_timeout`` seconds, or it refused
+            our credentials or access to the topic.
+        """
+        consumer = self._ensure_consumer(timeout)
+        if consumer is None:
+            return []
+        if self._budget is not None:
+            return self._poll_fast(consumer, max(1, max_events), timeout)
+        try:
+            batches = consumer.poll(timeout_ms=max(0, int(timeout * 1000)),
+                                    max_records=max(1, max_events))
+        except KafkaError as exc:
+            self._rebalance.raise_error(exc)
+            self._handle_error(exc, "poll")
+            batches = {}
+        self._rebalance.raise_error(None)
+        # records in hand are returned even during an outage (their offsets are consumed)
+        self._watch_connection(consumer, may_raise=not batches)
+        events: list[RawEvent] = []
+        for tp in sorted(batches, key=lambda t: t.partition):
+            for rec in batches[tp]:
+                ts = rec.timestamp / 1000.0 if rec.timestamp is not None and rec.timestamp >= 0 \
+                    else None
+                events.append(RawEvent(payload=rec.value if rec.value is not None else b"",
+                                       position=Position(tp.partition, rec.offset, tp.topic),
+                                       key=rec.key, timestamp=ts, next_offset=rec.offset + 1))
+                self._positions[tp.partition] = rec.offset + 1
+        self.stats.events += len(events)
+        if not events and not consumer.assignment():
+            self._check_topic(consumer)
+        return events
+
+    def _poll_fast(self, consumer: KafkaConsumer, max_events: int,
+                   timeout: float) -> EventRuns:
+        """:meth:`poll` through :class:`_FastRecords`: each ``consumer.poll(max_records=1)``
+        returns one partition's ``RecordColumns`` of at most ``budget.records`` records; they
+        stay columns (:class:`~streamem.eventruns.EventRuns`), no object per event."""
+        budget = self._budget
+        assert budget is not None
+        runs: list[EventBatch] = []
+        n = 0
+        wait_ms = max(0, int(timeout * 1000))
+        error: KafkaError | None = None
+        while n < max_events:
+            budget.records = max_events - n
+            try:
+                got = consumer.poll(timeout_ms=0 if n else wait_ms, max_records=1)
+            except KafkaError as exc:
+                error = exc
+                break
+            if not got:
+                break
+            for tp, chunks in got.items():
+                for cols in chunks:
+                    n += self._append_run(runs, tp, cols)
+        events = EventRuns(runs)
+        if error is not None:
+            self._rebalance.raise_error(error)
+            self._handle_error(error, "poll")
+        self._rebalance.raise_error(None)
+        now = time.monotonic()
+        if events and self._outages.down_since is not None:
+            self._outages.reachable()  # records in hand: the broker is back (count it now)
+        elif not events or now >= self._next_watch:  # consumer.metrics() costs ~0.3 ms
+            self._next_watch = now + 0.5
+            self._watch_connection(consumer, may_raise=not events)
+        self.stats.events += len(events)
+        if not events and not consumer.assignment():
+            self._check_topic(consumer)
+        return events
+
+    def _append_run(self, runs: list[EventBatch], tp: TopicPartition,
+                    cols: RecordColumns) -> int:
+        """Append ``cols`` to ``runs`` as one column-wise run; returns its length."""
+        offsets = cols.offsets
+        if not offsets:
+            return 0
+        values = cols.values
+        if None in values:
+            values = [b"" if v is None else v for v in values]
+        nexts = [o + 1 for o in offsets]
+        runs.append(EventBatch(values, offsets, nexts, tp.partition, tp.topic,  # type: ignore[arg-type]
+                               cols.keys, cols.timestamps))
+        self._positions[tp.partition] = nexts[-1]
+        return len(offsets)
+
+    def seek(self, positions: Mapping[int, int]) -> None:
+        """Resume at ``{partition: next_offset}`` now (assigned partitions) or on assignment."""
+        for partition, offset in positions.items():
+            self._pending_seek[int(partition)] = int(offset)
+        consumer = self._consumer
+        if consumer is None:
+            return
+        for tp in consumer.assignment():
+            if tp.partition in self._pending_seek:
+                offset = self._pending_seek.pop(tp.partition)
+                consumer.seek(tp, offset)
+                self._positions[tp.partition] = offset
+
+    def commit(self, positions: Mapping[int, int]) -> None:
+        """Commit exactly ``{partition: next_offset}`` for the partitions still assigned.
+
+        Call only after the checkpoint holding these positions is durable. Partitions no
+        longer assigned are left to their new owner. A failed commit is logged and counted
+        (``stats.commit_failures``), not raised: the checkpoint, not Kafka, is the truth.
+        """
+        consumer = self._consumer
+        if consumer is None or not positions:
+            return
+        owned = {tp.partition for tp in consumer.assignment()}
+        offsets = {TopicPartition(self.topic, int(p)): OffsetAndMetadata(int(o), "", -1)
+                   for p, o in positions.items() if int(p) in owned}
+        skipped = sorted(set(map(int, positions)) - owned)
+        if skipped:
+            logger.info("%s: not committing partitions %s: no longer assigned", self.name, skipped)
+        if not offsets:
+            return
+        if self._rebalance.in_callback:  # on kafka-python's IO thread: blocking commit() raises
+            self._rebalance.defer_commit(consumer.commit_async(offsets))
+            self.stats.commits += 1
+            return
+        try:
+            consumer.commit(offsets)
+            self.stats.commits += 1
+        except KafkaError as exc:
+            self._commit_failed(exc)
+
+    def lag(self) -> dict[int, int]:
+        """Per assigned partition: end offset minus the next offset to read (best effort)."""
+        consumer = self._consumer
+        if consumer is None or self._rebalance.in_callback:
+            return dict(self._lag)
+        try:
+            tps = list(consumer.assignment())
+            if tps:
+                ends = consumer.end_offsets(tps, timeout_ms=2000)
+                self._lag = {tp.partition: max(0, int(end) - self._position(consumer, tp))
+                             for tp, end in ends.items() if end is not None}
+            else:
+                self._lag = {}
+        except (KafkaError, ValueError) as exc:
+            self._handle_error(exc, "lag")
+        return dict(self._lag)
+
+    def close(self) -> None:
+        """Leave the group (calling the listener's revoke) and release; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                consumer.close(autocommit=False, timeout_ms=5000)
+            except KafkaError as exc:
+                self._rebalance.raise_error(exc)
+                self._handle_error(exc, "close")
+            self._rebalance.raise_error(None)
+
+    def __enter__(self) -> KafkaSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _ensure_consumer(self, timeout: float) -> KafkaConsumer | None:
+        if self._closed:
+            raise SourceError(f"{self.name}: poll() after close(); create a new KafkaSource")
+        if self._consumer is not None:
+            return self._consumer
+        now = time.monotonic()
+        if now < self._next_connect:
+            time.sleep(min(max(timeout, 0.0), self._next_connect - now))
+            return None
+        try:
+            consumer = KafkaConsumer(**self._config,
+                                     bootstrap_timeout_ms=max(100, int(timeout * 1000)))
+        except KafkaError as exc:
+            self._outages.unreachable(exc)
+            self._next_connect = time.monotonic() + 1.0
+            return None
+        # kafka-python 3.0.12 does not pass allow_auto_create_topics to its metadata client,
+        # so a subscription would create a missing source topic on brokers that allow it
+        cluster_config = getattr(getattr(consumer, "_cluster", None), "config", None)
+        if isinstance(cluster_config, dict):
+            cluster_config["allow_auto_create_topics"] = False
+        self._consumer = consumer
+        self._budget = self._install_fast_path(consumer)
+        consumer.subscribe([self.topic], listener=self._rebalance)
+        self._outages.reachable()
+        return consumer
+
+    def _install_fast_path(self, consumer: KafkaConsumer) -> _Budget | None:
+        if not self._fast_records:
+            return None
+        budget = install_fast_records(consumer)
+        if budget is None:
+            logger.info("%s: kafka-python %s: using its own record decoding", self.name,
+                        kafka.__version__)
+        return budget
+
+    def _watch_connection(self, consumer: KafkaConsumer, may_raise: bool) -> None:
+        try:
+            count = consumer.metrics().get("consumer-metrics", {}).get("connection-count")
+        except Exception as exc:  # metrics are diagnostics only; never stop the source
+            self._handle_error(exc, "metrics")
+            return
+        self._outages.observe(count, may_raise)
+
+    def _check_topic(self, consumer: KafkaConsumer) -> None:
+        if not self._warn.due("topic-check"):
+            return
+        logger.info("%s: no partitions of topic %r assigned to this member", self.name, self.topic)
+        try:
+            exists = bool(consumer.partitions_for_topic(self.topic))
+        except KafkaError as exc:
+            self._handle_error(exc, "metadata")
+            return
+        if not exists:
+            self.stats.missing_topic += 1
+            logger.warning("%s: topic %r does not exist (yet); waiting for it to be created",
+                           self.name, self.topic)
+
+    def _handle_error(self, exc: BaseException, where: str) -> None:
+        from kafka.errors import AuthorizationError, SaslAuthenticationFailedError
+
+        if isinstance(exc, (AuthorizationError, SaslAuthenticationFailedError)):
+            raise SourceError(f"{self.name}: the broker refused {where} ({exc}); check "
+                              "source.sasl_username/sasl_password and the ACLs for topic "
+                              f"{self.topic!r} and group {self.group_id!r}") from exc
+        self.stats.errors += 1
+        self._warn.warning(f"error-{where}", "%s: %s failed: %r", self.name, where, exc)
+
+    def _commit_failed(self, exc: BaseException) -> None:
+        self.stats.commit_failures += 1
+        self.stats.errors += 1
+        self._warn.warning("commit", "%s: offset commit failed (the checkpoint still holds the "
+                           "positions; lag metrics may lag): %r", self.name, exc)
+
+    def _position(self, consumer: KafkaConsumer, tp: TopicPartition) -> int:
+        if tp.partition in self._positions:
+            return self._positions[tp.partition]
+        pos = consumer.position(tp, timeout_ms=2000)
+        return int(pos) if pos is not None else 0
+
+    def _forget(self, partitions: list[int]) -> None:
+        """Drop the state of revoked (or lost) partitions (the listener has run)."""
+        for p in partitions:
+            self._positions.pop(p, None)
+            self._lag.pop(p, None)
+
+    def _start(self, partitions: list[int], offsets: dict[int, int]) -> None:
+        """Seek newly assigned partitions: the listener's offsets win over :meth:`seek`'s."""
+        consumer = self._consumer
+        for p in partitions:
+            off = offsets.get(p, self._pending_seek.pop(p, None))
+            self._pending_seek.pop(p, None)
+            if off is not None and consumer is not None:
+                consumer.seek(TopicPartition(self.topic, p), off)
+                self._positions[p] = off
+        logger.info("%s: partitions %s assigned; seeking to %s (others resume from the "
+                    "committed offset)", self.name, partitions,
+                    {p: self._positions[p] for p in partitions if p in self._positions})
