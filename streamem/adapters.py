@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def _security(cfg: Config) -> Any:
-    from streamem.sources.kafka import KafkaSecurity
+    from streamem.sources.kafka.security import KafkaSecurity
 
     s = cfg.source
     return KafkaSecurity(

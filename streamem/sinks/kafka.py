@@ -23,7 +23,7 @@ from streamem.errors import ConfigError, SinkError
 from streamem.logs import RateLimitedLog
 from streamem.sinks.base import Incident, SinkStats
 from streamem.sinks.payload import anomaly_document, dumps, incident_document
-from streamem.sources.kafka import KafkaSecurity
+from streamem.sources.kafka.security import KafkaSecurity
 from streamem.types import AnomalyRecord
 
 __all__ = ["KafkaDeadLetterSink", "KafkaSink"]

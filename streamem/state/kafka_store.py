@@ -21,7 +21,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streamem.errors import ConfigError, StateError
-from streamem.sources.kafka import KafkaSecurity
+from streamem.sources.kafka.security import KafkaSecurity
 from streamem.state.base import Snapshot
 from streamem.state.codec import UnknownSchemaVersionError, decode_snapshot, encode_snapshot
 
