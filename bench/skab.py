@@ -204,13 +204,31 @@ def _label(params: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in params.items())
 
 
+def _pick(
+    scored: list[tuple[dict[str, Any], SkabResult]], max_far: float
+) -> tuple[dict[str, Any], SkabResult]:
+    """The highest-F1 setting among those with FAR <= ``max_far`` (all if none qualifies)."""
+    ok = [(p, r) for p, r in scored if r.binary[1] <= max_far] or scored
+    return max(ok, key=lambda pr: pr[1].binary[0])
+
+
+#: Runner-up settings (by development F1, within the FAR bound) also run on the check files,
+#: after the choice, to show how sensitive the outcome is to the exact pick.
+N_RUNNERS_UP = 3
+
+
 def choose_on_dev(
     files: list[SkabFile],
-) -> tuple[dict[str, Any], list[list[str]], SkabResult, SkabResult, SkabResult]:
+) -> tuple[
+    dict[str, Any], list[list[str]], SkabResult, SkabResult, SkabResult, dict[str, Any],
+    list[list[str]],
+]:
     """Grid over :data:`SPLIT_GRID` on the development files; the chosen setting's results.
 
-    Returns the chosen parameters, the development grid rows, and the chosen setting's
-    results on the development files, on the check files and on all files.
+    Returns the chosen parameters, the development grid rows, the chosen setting's results
+    on the development files, on the check files and on all files, the setting the old
+    rule (development FAR <= 15 %) would have chosen, and rows for the runner-ups on the
+    check files.
     """
     dev = [f for f in files if f.name.startswith(DEV_PREFIX)]
     check = [f for f in files if not f.name.startswith(DEV_PREFIX)]
@@ -221,10 +239,22 @@ def choose_on_dev(
         r = run_protocol(dev, streamem_detect(**params))
         rows.append(_row(_label(params), r, time.perf_counter() - t))
         scored.append((params, r))
-    ok = [(p, r) for p, r in scored if r.binary[1] <= DEV_MAX_FAR] or scored
-    params, r_dev = max(ok, key=lambda pr: pr[1].binary[0])
+    params, r_dev = _pick(scored, DEV_MAX_FAR)
+    old_rule = _pick(scored, 15.0)[0]
     detect = streamem_detect(**params)
-    return params, rows, r_dev, run_protocol(check, detect), run_protocol(files, detect)
+    ranked = sorted(
+        (pr for pr in scored if pr[1].binary[1] <= DEV_MAX_FAR and pr[0] != params),
+        key=lambda pr: -pr[1].binary[0],
+    )
+    runners = []
+    for p, r in ranked[:N_RUNNERS_UP]:
+        t = time.perf_counter()
+        rc = run_protocol(check, streamem_detect(**p))
+        runners.append(_row(f"{_label(p)} (valve1/* F1 {r.binary[0]:.3f}, FAR "
+                            f"{r.binary[1]:.2f} %): valve2/* + other/*", rc,
+                            time.perf_counter() - t))
+    return (params, rows, r_dev, run_protocol(check, detect), run_protocol(files, detect),
+            old_rule, runners)
 
 
 def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
@@ -310,7 +340,7 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
         return r.binary[0] >= 0.8 and r.binary[1] <= 15
 
     if split is not None:
-        p, _, r_dev, r_chk, r_all = split
+        p, _, r_dev, r_chk, r_all, _, _ = split
         verdict = (
             ("**met**" if hits(r_all) else "**not met**")
             + f" by the setting chosen on the valve1/* files alone ({_label(p)}): all 34 files"
@@ -329,9 +359,17 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
         else "no 8-sensor setting kept FAR <= 15 %"
     )
     cmd = f"python -m bench.skab {path}" + (" --quick" if quick else "")
+    old_rule_text = ""
+    if split is not None:
+        alt = split[5]
+        old_rule_text = (
+            " The old rule (valve1 FAR <= 15 %) would have chosen the same setting."
+            if alt == split[0]
+            else f" The old rule (valve1 FAR <= 15 %) would have chosen {_label(alt)}."
+        )
     split_text = ""
     if split is not None:
-        p, dev_rows, r_dev, r_chk, r_all = split
+        p, dev_rows, r_dev, r_chk, r_all, _, runner_rows = split
         split_text = (
             "### Split selection (choose on valve1/*, report on the rest)\n\n"
             + md_table(
@@ -343,6 +381,10 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
                     _row("same setting: all 34 files", r_all, 0.0),
                 ],
             )
+            + f"\nSensitivity, run *after* the choice and not used for it: the next"
+            f" {N_RUNNERS_UP} settings by valve1/* F1 (within the valve1 FAR bound) on the 18"
+            " unseen files:\n\n"
+            + md_table(HEAD, runner_rows)
             + "\nThe development grid (valve1/* only; time s is per grid cell):\n\n"
             + md_table(HEAD, dev_rows)
         )
@@ -392,9 +434,10 @@ or the flow rate in a few. It is off by default because it changes what an alarm
 for slow features (a fault that *holds* one at a wrong level alarms only until the
 baseline catches up, one or two events with `"auto"` on a random-walk-like sensor) and
 because on the shipped sample stream it adds false alarms (51 flagged with half-life 10,
-46 with `"auto"`, instead of the 9 injected anomalies). With K=auto it does not help here
-(the row "defaults + drift tolerance (detrend_half_life auto)"): on the detrended warm-up
-BIC picks 2 components in most files, too coarse for SKAB's subtle faults. The "6 sensors"
+46 with `"auto"`, instead of the 9 injected anomalies). With K=auto alone it trades recall
+for false alarms (the row "defaults + drift tolerance (detrend_half_life auto)"): on the
+detrended warm-ups BIC picks 2 components in most valve1/* files, too coarse for SKAB's
+subtle faults, which a fixed K of 3-5 with 5-event smoothing does catch. The "6 sensors"
 rows (the two thermal columns simply left out) were chosen *after* the failure analysis on
 the test data and stay only as a reference.
 
@@ -404,7 +447,7 @@ from a grid ({" × ".join(f"{k} {list(v)}" for k, v in SPLIT_GRID.items())}, ale
 settings with valve1 FAR <= {DEV_MAX_FAR:g} %, a margin below the 15 % target (fixed before
 anything new was run on the unseen files, because in the previous round the setting chosen
 with a 15 % bound rose from 13.7 % FAR on valve1/* to 16.3 % on them). The chosen setting was then
-run once on the other 18 files and on all 34 (table "Split selection" below). The
+run once on the other 18 files and on all 34 (table "Split selection" below).{old_rule_text} The
 detrending parameters (autocorrelation 0.75, the half-life ladder and the least-squares
 rule of `"auto"`) and the score smoothing option were themselves designed while looking
 at valve1/* only: the `"auto"` half-life came from seeing on valve1/* that short fixed
@@ -449,7 +492,7 @@ honest out-of-the-box figure.
             f"{dt.binary[0]:.2f} / {dt.binary[1]:.1f} %"
         )
     if split is not None:
-        p, _, _, r_chk, r_all = split
+        p, _, _, r_chk, r_all, _, _ = split
         facts["SKAB, setting chosen on valve1/* only (" + _label(p) + ")"] = (
             f"all files F1 {r_all.binary[0]:.2f} / FAR {r_all.binary[1]:.1f} % / NAB "
             f"{r_all.nab.standard:.1f}; unseen files F1 {r_chk.binary[0]:.2f} / FAR "
