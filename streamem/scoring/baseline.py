@@ -169,7 +169,7 @@ class SlowBaseline:
     >>> bool(np.abs(R[:, 1]).max() < np.abs(X[:, 1] - X[0, 1]).max())
     True
     >>> a = SlowBaseline(half_life="auto"); _ = a.fit_transform(X)
-    >>> a.half_lives_[1] < 10.0     # a random walk: follow it closely
+    >>> bool(a.half_lives_[1] < 10.0)     # a random walk: follow it closely
     True
     """
 
@@ -256,7 +256,7 @@ class SlowBaseline:
         --------
         >>> import numpy as np
         >>> b = SlowBaseline(half_life=1.0)
-        >>> b.slow_, b.level_ = np.array([True]), np.array([0.0])
+        >>> b.slow_, b.level_, b.half_lives_ = np.array([True]), np.array([0.0]), np.array([1.0])
         >>> b.transform(np.array([[2.0], [2.0]])).ravel().tolist(), b.level_.tolist()
         ([2.0, 1.0], [1.5])
         """

@@ -145,6 +145,16 @@ class Detector(DetectorReports):
     ([False, True], True)
     >>> det.explain(np.array([0.0, 9.0, 0.0]))[0].name
     'x1'
+
+    Drift tolerance with a half-life fitted per slow feature (here a random walk):
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.column_stack([rng.normal(size=(1500, 2)), np.cumsum(rng.normal(size=1500))])
+    >>> det = Detector(warmup=500, detrend_half_life="auto", random_state=0)
+    >>> int(det.process(X).is_anomaly.sum())   # the walk leaves the warm-up range: no alarm
+    0
+    >>> det.baseline_.slow_.tolist(), float(det.baseline_.half_lives_[2])
+    ([False, False, True], 0.5)
     """
 
     def __init__(
