@@ -129,7 +129,7 @@ class DetectorConfig:
     protect_model: bool = True
     regime_patience: int = 2000
     regime_min_events: int | None = None
-    detrend_half_life: float | None = None
+    detrend_half_life: float | Literal["auto"] | None = None
     detrend_min_autocorr: float = 0.75
     smooth_window: int = 1
 
@@ -427,8 +427,10 @@ def _validate(cfg: Config) -> None:
     need(rm is None or rm >= 10, "detector.regime_min_events",
          "must be null (off) or at least 10 (400 is a good start)")
     dh = cfg.detector.detrend_half_life
-    need(dh is None or dh > 0, "detector.detrend_half_life",
-         "must be a positive number of events (10 is typical) or null to turn it off")
+    need(dh is None or dh == "auto" or (not isinstance(dh, str) and dh > 0),
+         "detector.detrend_half_life",
+         "must be a positive number of events (10 is typical), auto (fitted per feature) "
+         "or null to turn it off")
     need(-1 <= cfg.detector.detrend_min_autocorr <= 1, "detector.detrend_min_autocorr",
          "must be in [-1, 1]; 0.75 is typical")
     need(cfg.detector.smooth_window >= 1, "detector.smooth_window",

@@ -16,21 +16,86 @@ over **every** event (flagged or not) with the given half-life. Fast (noise-like
 pass through unchanged, and on a stream without slow features nothing changes at all.
 Abrupt jumps of a slow feature still show up as large residuals until the baseline has
 caught up (a few half-lives); slow drifts never do.
+
+With ``half_life="auto"`` each slow feature gets its own half-life: the one (from
+:data:`AUTO_HALF_LIVES`) whose EWMA gives the smallest one-step-ahead squared forecast error
+on the warm-up data, i.e. simple exponential smoothing fitted by least squares, the
+estimator of an ARIMA(0,1,1) model. A near random walk (a temperature sampled every second)
+gets a half-life of an event or two, a smooth signal with more measurement noise a longer
+one, so nothing has to be tuned per stream.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from streamem.model._numeric import has_nan
 
-__all__ = ["SlowBaseline", "lag1_autocorrelation"]
+__all__ = ["AUTO_HALF_LIVES", "SlowBaseline", "fit_half_life", "lag1_autocorrelation"]
 
 Array = NDArray[np.float64]
+
+#: Candidate half-lives (events) for ``half_life="auto"``: a geometric-ish ladder from
+#: "almost differencing" to "almost the warm-up mean".
+AUTO_HALF_LIVES: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0,
+                                      50.0, 100.0)
+
+
+def _ewma_residuals(x: Array, lam: float) -> Array:
+    """One-step-ahead residuals ``x_t - b_{t-1}`` of an EWMA started at the first value."""
+    level = np.nan
+    out = np.full(x.shape, np.nan)
+    if not has_nan(x):
+        from scipy.signal import lfilter  # lazily: see SlowBaseline.transform
+
+        y = lfilter([1.0 - lam], [1.0, -lam], x, zi=[lam * x[0]])[0]
+        out[1:] = x[1:] - y[:-1]
+        return out
+    for t, v in enumerate(x):
+        if np.isnan(v):
+            continue
+        if np.isnan(level):
+            level = v
+            continue
+        out[t] = v - level
+        level = lam * level + (1.0 - lam) * v
+    return out
+
+
+def fit_half_life(x: Array, candidates: tuple[float, ...] = AUTO_HALF_LIVES) -> float:
+    """The candidate half-life whose EWMA forecasts ``x`` one step ahead best (least squares).
+
+    Parameters
+    ----------
+    x
+        Shape (n_samples,), in time order; NaN = missing.
+    candidates
+        Half-lives to try, in events.
+
+    Returns
+    -------
+    float
+        The best candidate; the largest one when ``x`` has fewer than 3 observed values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> walk = np.cumsum(rng.normal(size=400))
+    >>> fit_half_life(walk), fit_half_life(walk + rng.normal(0, 3, 400)) > 1.0
+    (0.5, True)
+    """
+    if int(np.sum(~np.isnan(x))) < 3:
+        return float(max(candidates))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mse = [float(np.nanmean(_ewma_residuals(x, 2.0 ** (-1.0 / h)) ** 2)) for h in candidates]
+    return float(candidates[int(np.nanargmin(mse))]) if np.isfinite(mse).any() else float(
+        max(candidates))
 
 
 def lag1_autocorrelation(X: Array) -> Array:
@@ -76,8 +141,8 @@ class SlowBaseline:
     ----------
     half_life
         Half-life of the baseline, in events. Short enough to follow the slow features'
-        drift, long enough to average their noise; 10 events by default in
-        :class:`~streamem.Detector`.
+        drift, long enough to average their noise. ``"auto"``: fitted per slow feature on
+        the warm-up data (:func:`fit_half_life`).
     min_autocorr
         A feature is slow when its warm-up lag-1 autocorrelation is at least this.
 
@@ -85,6 +150,9 @@ class SlowBaseline:
     ----------
     autocorr_ : ndarray of shape (n_features,)
         Warm-up lag-1 autocorrelations.
+    half_lives_ : ndarray of shape (n_features,)
+        The half-life of each feature's baseline (``half_life``, or fitted with ``"auto"``;
+        unused for features that are not slow).
     slow_ : ndarray of bool, shape (n_features,)
         The features measured against a baseline.
     level_ : ndarray of shape (n_features,)
@@ -101,12 +169,20 @@ class SlowBaseline:
     ([False, True], True)
     >>> bool(np.abs(R[:, 1]).max() < np.abs(X[:, 1] - X[0, 1]).max())
     True
+    >>> a = SlowBaseline(half_life="auto"); _ = a.fit_transform(X)
+    >>> bool(a.half_lives_[1] < 10.0)     # a random walk: follow it closely
+    True
     """
 
-    def __init__(self, half_life: float = 10.0, min_autocorr: float = 0.75) -> None:
-        self.half_life = float(half_life)
+    def __init__(
+        self, half_life: float | Literal["auto"] = 10.0, min_autocorr: float = 0.75
+    ) -> None:
+        self.half_life: float | Literal["auto"] = (
+            "auto" if half_life == "auto" else float(half_life)
+        )
         self.min_autocorr = float(min_autocorr)
         self.autocorr_: Array = np.zeros(0)
+        self.half_lives_: Array = np.zeros(0)
         self.slow_: NDArray[np.bool_] = np.zeros(0, dtype=bool)
         self.level_: Array = np.zeros(0)
 
@@ -121,9 +197,9 @@ class SlowBaseline:
         """
         return bool(self.slow_.any())
 
-    @property
-    def _lam(self) -> float:
-        return float(2.0 ** (-1.0 / self.half_life))
+    def _lam(self, cols: NDArray[np.intp]) -> Array:
+        out: Array = 2.0 ** (-1.0 / self.half_lives_[cols])
+        return out
 
     def fit_transform(self, X: Array) -> Array:
         """Classify the features on warm-up data ``X`` and return its residuals.
@@ -149,6 +225,13 @@ class SlowBaseline:
         self.autocorr_ = lag1_autocorrelation(X)
         self.slow_ = self.autocorr_ >= self.min_autocorr
         self.level_ = np.full(X.shape[1], np.nan)
+        if self.half_life == "auto":
+            self.half_lives_ = np.array([
+                fit_half_life(X[:, j]) if slow else max(AUTO_HALF_LIVES)
+                for j, slow in enumerate(self.slow_)
+            ])
+        else:
+            self.half_lives_ = np.full(X.shape[1], self.half_life)
         return self.transform(X)
 
     def transform(self, X: Array, update: bool = True) -> Array:
@@ -174,7 +257,7 @@ class SlowBaseline:
         --------
         >>> import numpy as np
         >>> b = SlowBaseline(half_life=1.0)
-        >>> b.slow_, b.level_ = np.array([True]), np.array([0.0])
+        >>> b.slow_, b.level_, b.half_lives_ = np.array([True]), np.array([0.0]), np.array([1.0])
         >>> b.transform(np.array([[2.0], [2.0]])).ravel().tolist(), b.level_.tolist()
         ([2.0, 1.0], [1.5])
         """
@@ -187,17 +270,21 @@ class SlowBaseline:
         if not update:
             out[:, cols] = S - np.where(np.isnan(level), S, level)
             return out
-        lam = self._lam
+        lams = self._lam(cols)
         if not has_nan(S) and not has_nan(level):
             if S.shape[0] == 1:
                 prev = level[None, :]
-                new = lam * level + (1.0 - lam) * S[0]
+                new = lams * level + (1.0 - lams) * S[0]
             else:
                 # scipy.signal costs ~1 s to import (it pulls in scipy.stats); only
                 # detrending detectors pay for it.
                 from scipy.signal import lfilter
 
-                ys = lfilter([1.0 - lam], [1.0, -lam], S, axis=0, zi=lam * level[None, :])[0]
+                ys = np.empty_like(S)
+                for lam in np.unique(lams):  # one filter call per distinct half-life
+                    j = lams == lam
+                    ys[:, j] = lfilter([1.0 - lam], [1.0, -lam], S[:, j], axis=0,
+                                       zi=lam * level[None, j])[0]
                 prev = np.vstack([level[None, :], ys[:-1]])
                 new = ys[-1]
             out[:, cols] = S - prev
@@ -210,7 +297,7 @@ class SlowBaseline:
             level = np.where(first, x, level)
             res[t] = x - level
             seen = ~np.isnan(x)
-            level = np.where(seen, lam * level + (1.0 - lam) * np.where(seen, x, 0.0), level)
+            level = np.where(seen, lams * level + (1.0 - lams) * np.where(seen, x, 0.0), level)
         out[:, cols] = res
         self.level_[cols] = level
         return out
@@ -231,12 +318,12 @@ class SlowBaseline:
         Examples
         --------
         >>> sorted(SlowBaseline().to_state())
-        ['autocorr', 'half_life', 'level', 'min_autocorr', 'slow']
+        ['autocorr', 'half_life', 'half_lives', 'level', 'min_autocorr', 'slow']
         """
         return {
             "half_life": self.half_life, "min_autocorr": self.min_autocorr,
             "autocorr": self.autocorr_.copy(), "slow": self.slow_.copy(),
-            "level": self.level_.copy(),
+            "level": self.level_.copy(), "half_lives": self.half_lives_.copy(),
         }
 
     @classmethod
@@ -257,8 +344,13 @@ class SlowBaseline:
         >>> SlowBaseline.from_state(SlowBaseline(half_life=5.0).to_state()).half_life
         5.0
         """
-        b = cls(float(state["half_life"]), float(state["min_autocorr"]))
+        hl = state["half_life"]
+        b = cls("auto" if hl == "auto" else float(hl), float(state["min_autocorr"]))
         b.autocorr_ = np.asarray(state["autocorr"], dtype=float).copy()
         b.slow_ = np.asarray(state["slow"], dtype=bool).copy()
         b.level_ = np.asarray(state["level"], dtype=float).copy()
+        if "half_lives" in state:
+            b.half_lives_ = np.asarray(state["half_lives"], dtype=float).copy()
+        else:  # written before per-feature half-lives: one half-life for all
+            b.half_lives_ = np.full(len(b.slow_), float(hl))
         return b

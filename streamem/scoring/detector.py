@@ -113,6 +113,12 @@ class Detector(DetectorReports):
         caught up (tens of events at half-life 10), and on streams whose slow features carry
         the anomalies it can raise false alarms (residuals are noisier than levels). Turn it
         on (10 is a good start) where slow drift of some sensors causes most false alarms.
+        ``"auto"`` fits one half-life per slow feature on the warm-up data: the one whose
+        EWMA forecasts that feature best one step ahead (least squares over a ladder of
+        half-lives from 0.5 to 100 events; see :func:`~streamem.scoring.baseline.fit_half_life`).
+        A sensor that moves like a random walk then gets a half-life of an event or two, so
+        its residual is close to its event-to-event change, and a smooth but noisy one a
+        longer half-life; a held wrong level alarms for correspondingly fewer events.
     detrend_min_autocorr
         Lag-1 autocorrelation (warm-up) from which a feature counts as slow.
     smooth_window
@@ -139,6 +145,16 @@ class Detector(DetectorReports):
     ([False, True], True)
     >>> det.explain(np.array([0.0, 9.0, 0.0]))[0].name
     'x1'
+
+    Drift tolerance with a half-life fitted per slow feature (here a random walk):
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.column_stack([rng.normal(size=(1500, 2)), np.cumsum(rng.normal(size=1500))])
+    >>> det = Detector(warmup=500, detrend_half_life="auto", random_state=0)
+    >>> int(det.process(X).is_anomaly.sum())   # the walk leaves the warm-up range: no alarm
+    0
+    >>> det.baseline_.slow_.tolist(), float(det.baseline_.half_lives_[2])
+    ([False, False, True], 0.5)
     """
 
     def __init__(
@@ -158,7 +174,7 @@ class Detector(DetectorReports):
         feature_names: list[str] | None = None,
         drift_window: int = 1000,
         learn_every: int = 32,
-        detrend_half_life: float | None = None,
+        detrend_half_life: float | Literal["auto"] | None = None,
         detrend_min_autocorr: float = 0.75,
         smooth_window: int = 1,
         random_state: int | None = None,
@@ -175,9 +191,12 @@ class Detector(DetectorReports):
                 f"regime_min_events={regime_min_events!r}; use None (off) or an integer >= 10 "
                 "(400 is typical)"
             )
-        if detrend_half_life is not None and not detrend_half_life > 0:
+        if detrend_half_life is not None and (
+                detrend_half_life != "auto" if isinstance(detrend_half_life, str)
+                else not detrend_half_life > 0):
             raise InvalidInputError(
-                f"detrend_half_life={detrend_half_life!r} must be positive (events) or None"
+                f"detrend_half_life={detrend_half_life!r} must be positive (events), 'auto' "
+                "or None"
             )
         if not -1.0 <= detrend_min_autocorr <= 1.0:
             raise InvalidInputError(

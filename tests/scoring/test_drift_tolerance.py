@@ -9,7 +9,7 @@ from test_gmm_invariants import assert_state_equal
 
 from streamem import Detector, InvalidInputError
 from streamem.evaluation.scenarios import null_stream
-from streamem.scoring.baseline import SlowBaseline, lag1_autocorrelation
+from streamem.scoring.baseline import SlowBaseline, fit_half_life, lag1_autocorrelation
 
 N, WARM = 21_000, 1000
 
@@ -123,13 +123,61 @@ def test_smoothing_is_a_trailing_mean_across_batches() -> None:
     assert big.is_anomaly[0]
 
 
-def test_round_trip_with_a_slow_feature_and_smoothing() -> None:
+@pytest.mark.parametrize("seed", [0, 1])
+def test_auto_half_life_follows_a_walk_closely_and_keeps_the_calibration(seed: int) -> None:
+    X = _slow_stream(seed)
+    Xa, idx = _with_abrupt_anomalies(X, seed)
+    normal = np.ones(N, dtype=bool)
+    normal[:WARM] = False
+    normal[idx] = False
+    det = Detector(warmup=WARM, alert_rate=1e-3, random_state=0, detrend_half_life="auto")
+    r = det.process(Xa)
+    b = det.baseline_
+    assert b is not None and b.slow_.tolist() == [False] * 3 + [True]
+    # the walk's steps (sd 0.05) dominate its measurement noise (sd 0.02): a short half-life
+    assert b.half_lives_[3] <= 3.0
+    assert r.is_anomaly[normal].mean() < 3e-3
+    assert r.is_anomaly[idx].mean() >= 0.95
+
+
+def test_auto_half_life_is_the_least_squares_one_step_forecast() -> None:
+    rng = np.random.default_rng(3)
+    walk = np.cumsum(rng.normal(0, 0.05, 2000))
+    noisy = walk + rng.normal(0, 0.5, 2000)  # noise dominates: average over more events
+    assert fit_half_life(walk) <= 1.0
+    assert fit_half_life(noisy) >= 10.0
+    b = SlowBaseline(half_life="auto")
+    R = b.fit_transform(np.column_stack([walk, noisy]))
+    assert b.slow_.tolist() == [True, True]
+    assert b.half_lives_.tolist() == [fit_half_life(walk), fit_half_life(noisy)]
+    for j, x in enumerate((walk, noisy)):  # each column filtered with its own half-life
+        lam = 2.0 ** (-1.0 / b.half_lives_[j])
+        level, expected = x[0], np.zeros_like(x)
+        for t in range(1, x.size):
+            expected[t] = x[t] - level
+            level = lam * level + (1.0 - lam) * x[t]
+        np.testing.assert_allclose(R[:, j], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_a_held_jump_alarms_for_fewer_events_with_auto_than_with_half_life_10() -> None:
+    X = _slow_stream(0)
+    X[15_000:, 3] += 5.0
+    flags = {}
+    for hl in (10.0, "auto"):
+        det = Detector(warmup=WARM, alert_rate=1e-3, random_state=0, detrend_half_life=hl)
+        flags[hl] = det.process(X).is_anomaly[15_000:15_200]
+    assert flags["auto"][0] and flags[10.0][0]
+    assert 0 < flags["auto"].sum() < flags[10.0].sum()
+
+
+@pytest.mark.parametrize("half_life", [10, "auto"])
+def test_round_trip_with_a_slow_feature_and_smoothing(half_life: float | str) -> None:
     X = _slow_stream(0)[:3000]
     X[np.random.default_rng(0).random(X.shape) < 0.03] = np.nan
     X[np.isnan(X).all(axis=1), 0] = 0.0
     sizes = [1] * 40 + [7] * 30 + [60] * 40
     a = Detector(warmup=200, learn_every=8, random_state=0, smooth_window=3,
-                 detrend_half_life=10)
+                 detrend_half_life=half_life)  # type: ignore[arg-type]
     pos = 0
     for n in sizes:
         state = a.to_state()
@@ -156,8 +204,8 @@ def test_snapshots_from_before_drift_tolerance_load_with_it_off() -> None:
 
 
 @pytest.mark.parametrize(
-    "kw", [{"detrend_half_life": 0.0}, {"detrend_min_autocorr": 2.0}, {"smooth_window": 0},
-           {"smooth_window": 2.5}]
+    "kw", [{"detrend_half_life": 0.0}, {"detrend_half_life": "automatic"},
+           {"detrend_min_autocorr": 2.0}, {"smooth_window": 0}, {"smooth_window": 2.5}]
 )
 def test_bad_parameters_raise(kw: dict[str, float]) -> None:
     with pytest.raises(InvalidInputError):
@@ -180,3 +228,17 @@ def test_drift_tolerance_is_off_by_default_and_the_daemon_config_turns_it_on() -
     on.process(X)
     assert on.smooth_window == 3
     assert on.baseline_ is not None and on.baseline_.slow_.tolist() == [False] * 3 + [True]
+    auto = new_detector(parse_config({**base, "detector": {"detrend_half_life": "auto"}}))
+    auto.process(X)
+    assert auto.baseline_ is not None and auto.baseline_.half_life == "auto"
+    assert auto.baseline_.half_lives_[3] <= 3.0
+
+
+def test_baseline_snapshots_from_before_per_feature_half_lives_load() -> None:
+    X = _slow_stream(0)[:600]
+    a = SlowBaseline(half_life=10.0)
+    a.fit_transform(X[:300])
+    old = a.to_state()
+    del old["half_lives"]
+    b = SlowBaseline.from_state(old)
+    np.testing.assert_array_equal(a.transform(X[300:]), b.transform(X[300:]))
