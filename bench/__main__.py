@@ -13,7 +13,17 @@ import time
 from pathlib import Path
 
 from bench import e2e, null, scenarios, skab, soak, throughput
-from bench.common import DEFAULT_SKAB, Section, default_doc, md_table, write_section
+from bench.common import (
+    DEFAULT_SKAB,
+    ORDER,
+    REPO,
+    Section,
+    default_doc,
+    md_table,
+    read_facts,
+    sync_readme_table,
+    write_section,
+)
 
 ALL = ("throughput", "kafka", "skab", "scenarios", "null", "e2e", "soak")
 
@@ -28,11 +38,14 @@ def _broker_up() -> bool:
         return s.connect_ex((host, int(port))) == 0
 
 
-def headline(sections: list[Section], cmd: str) -> Section:
-    """The README-ready table of the key numbers of this run."""
-    rows = [[k, v] for s in sections for k, v in s.facts.items()]
-    body = f"From `{cmd}` (details and machine in the sections below).\n\n" + md_table(
-        ["what", "measured"], rows
+def headline(doc: Path) -> Section:
+    """The README-ready table of the key numbers of every section now in ``doc``."""
+    facts = read_facts(doc)
+    rows = [[k, v] for key in ORDER if key in facts for k, v in facts[key].items()]
+    body = (
+        "Each row comes from its section below, as last written by `python -m bench` (or the\n"
+        "section's own script); the date, machine and command are in that section.\n\n"
+        + md_table(["what", "measured"], rows)
     )
     return Section("headline", "Headline numbers", body)
 
@@ -57,9 +70,6 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(ALL)}")
     minutes = args.minutes if args.minutes is not None else (0.17 if args.quick else 30.0)
     doc = args.out if args.out is not None else default_doc(args.quick)
-    cmd = "python -m bench" + (" --quick" if args.quick else "")
-    if args.only != ",".join(ALL):
-        cmd += f" --only {args.only}"
     done: list[Section] = []
     for name in wanted:
         t = time.perf_counter()
@@ -89,10 +99,14 @@ def main(argv: list[str] | None = None) -> None:
         write_section(sec, doc)
         done.append(sec)
         print(f"   done in {time.perf_counter() - t:.0f} s", flush=True)
-    if len(done) > 1:
-        head = headline(done, cmd)
+    if done:
+        head = headline(doc)
         write_section(head, doc)
         print(head.body)
+        if not args.quick and doc == default_doc(False):
+            table = head.body[head.body.index("| what |"):]
+            if sync_readme_table(table, REPO / "README.md"):
+                print("README.md headline table updated")
     print(f"written: {doc}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -133,10 +134,36 @@ class Section:
     facts: dict[str, str] = field(default_factory=dict)  # headline numbers for README
 
     def render(self) -> str:
+        # the headline numbers ride along as a hidden comment, so the headline table can be
+        # rebuilt from the document after any subset of the benchmarks ran
+        facts = f"<!-- bench:facts {json.dumps(self.facts, ensure_ascii=False)} -->\n"
         return (
             f"<!-- bench:{self.key}:start -->\n## {self.title}\n\n{self.body.rstrip()}\n"
-            f"<!-- bench:{self.key}:end -->"
+            f"{facts if self.facts else ''}<!-- bench:{self.key}:end -->"
         )
+
+
+def read_facts(doc: Path) -> dict[str, dict[str, str]]:
+    """The headline facts stored in each section of ``doc``, by section key."""
+    text = doc.read_text() if doc.exists() else ""
+    out: dict[str, dict[str, str]] = {}
+    for m in re.finditer(r"<!-- bench:(\w+):start -->(.*?)<!-- bench:\1:end -->", text, re.S):
+        f = re.search(r"<!-- bench:facts (.*?) -->\n", m.group(2))
+        if f:
+            out[m.group(1)] = json.loads(f.group(1))
+    return out
+
+
+def sync_readme_table(table: str, readme: Path) -> bool:
+    """Put ``table`` between README's ``bench:headline`` markers; False if it has none."""
+    if not readme.exists():
+        return False
+    text = readme.read_text()
+    pat = re.compile(r"(<!-- bench:headline:start -->\n).*?(<!-- bench:headline:end -->)", re.S)
+    if not pat.search(text):
+        return False
+    readme.write_text(pat.sub(lambda m: m.group(1) + table + m.group(2), text))
+    return True
 
 
 ORDER = ["headline", "throughput", "kafka", "skab", "scenarios", "null", "e2e", "soak"]

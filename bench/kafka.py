@@ -225,7 +225,7 @@ def daemon(bootstrap: str, topic: str, n: int, scope: str, tmp: Path) -> Row:
         if d.metrics is None:
             return 0.0
         return sum(
-            s.value
+            float(s.value)
             for fam in d.metrics.events.collect()
             for s in fam.samples
             if s.name.endswith("_total") and s.labels.get("outcome") in outcomes

@@ -33,6 +33,29 @@ def test_sections_are_inserted_in_order_and_replaced_in_place(tmp_path: Path) ->
     assert doc.read_text() == text  # idempotent
 
 
+def test_headline_is_rebuilt_from_every_section_in_the_doc_and_synced_to_readme(
+        tmp_path: Path) -> None:
+    common = _bench("common")
+    main = _bench("__main__")
+    doc = tmp_path / "b.md"
+    common.write_section(common.Section("null", "Null", "n", {"null row": "1e-3"}), doc)
+    common.write_section(common.Section("throughput", "Thr", "t", {"speed | row": "1 M/s"}), doc)
+    # a later run of one benchmark replaces only its own rows; the others stay
+    common.write_section(common.Section("null", "Null", "n2", {"null row": "2e-3"}), doc)
+    assert common.read_facts(doc) == {"throughput": {"speed | row": "1 M/s"},
+                                      "null": {"null row": "2e-3"}}
+    head = main.headline(doc)
+    table = head.body[head.body.index("| what |"):]
+    assert table.splitlines()[2:] == ["| speed | row | 1 M/s |", "| null row | 2e-3 |"]
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- bench:headline:start -->\nold\n"
+                      "<!-- bench:headline:end -->\nend\n")
+    assert common.sync_readme_table(table, readme)
+    text = readme.read_text()
+    assert "old" not in text and "| null row | 2e-3 |" in text and text.endswith("end\n")
+    assert not common.sync_readme_table(table, tmp_path / "missing.md")
+
+
 def test_quick_runs_never_target_the_docs() -> None:
     common = _bench("common")
     assert common.default_doc(False) == ROOT / "docs" / "benchmarks.md"
