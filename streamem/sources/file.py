@@ -87,7 +87,6 @@ class FileSource:
         self._fill_timeout = 0.0  # how long the next stdin read may wait for data
         if path == "-":
             self._fh: BinaryIO = sys.stdin.buffer
-            self._stdin_fd = sys.stdin.fileno()
             self._offset = 0
         else:
             try:
@@ -110,11 +109,17 @@ class FileSource:
             return self._eof and self._stdin_closed
         return self._eof and not self.follow
 
+    def _fd(self) -> int:
+        """stdin's file descriptor, looked up at the first read (not at construction)."""
+        if self._stdin_fd < 0:
+            self._stdin_fd = self._fh.fileno()
+        return self._stdin_fd
+
     def _read_stdin_header(self) -> bytes:
         """The CSV header line of stdin, read byte by byte (nothing beyond it is consumed)."""
         line = bytearray()
         while not line.endswith(b"\n"):
-            b = os.read(self._stdin_fd, 1)
+            b = os.read(self._fd(), 1)
             if not b:
                 self._stdin_closed = True
                 break
@@ -125,10 +130,11 @@ class FileSource:
         """What stdin has within ``_fill_timeout`` seconds; b"" if nothing (or closed)."""
         if self._stdin_closed:
             return b""
-        ready, _, _ = select.select([self._stdin_fd], [], [], max(self._fill_timeout, 0.0))
+        fd = self._fd()
+        ready, _, _ = select.select([fd], [], [], max(self._fill_timeout, 0.0))
         if not ready:
             return b""
-        chunk = os.read(self._stdin_fd, _CHUNK)
+        chunk = os.read(fd, _CHUNK)
         if not chunk:
             self._stdin_closed = True
         return chunk
