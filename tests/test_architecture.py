@@ -17,7 +17,7 @@ OUTSIDE = {"kafka", "prometheus_client", "yaml", "httpx", "orjson", "matplotlib"
 ADAPTERS = {
     "kafka": {"sources/kafka/", "sinks/kafka.py", "state/kafka_store.py"},
     "prometheus_client": {"metrics.py"},
-    "yaml": {"config.py"},
+    "yaml": {"config/load.py"},
     "httpx": {"sinks/http.py"},
     "orjson": {"features.py"},
     "matplotlib": {"evaluation/report.py"},

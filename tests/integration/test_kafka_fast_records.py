@@ -129,7 +129,7 @@ def test_source_events_and_positions_match_the_public_path(kafka_bootstrap: str,
             assert (src._budget is not None) == fast  # the path under test really ran
             assert src.poll(100, 0.2) == []
             return sorted(events, key=lambda e: (e.position.partition, e.position.offset)), \
-                dict(src._positions)
+                dict(src._positions.next_offsets)
         finally:
             src.close()
 

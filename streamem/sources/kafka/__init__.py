@@ -28,6 +28,8 @@ Layout (this package is the source's kafka-python adapter; nothing else under
 - :mod:`.fetch`: the fast record path plugged into kafka-python's fetcher
   (:func:`install_fast_records`; the pure decoder is :mod:`streamem.sources.kafka_records`);
 - :mod:`.rebalance`: the bridge from kafka-python's group callbacks to the daemon's listener;
+- :mod:`.positions`: :class:`PartitionPositions`, per partition the pending seek, the next
+  offset to read and the lag;
 - :mod:`.stats`: :class:`SourceStats` and outage/reconnect tracking;
 - :mod:`.security`: :class:`KafkaSecurity`, also used by the Kafka sinks and checkpoint store.
 """

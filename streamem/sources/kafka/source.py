@@ -2,7 +2,8 @@
 
 See :mod:`streamem.sources.kafka` for the contract (resuming, rebalances, outages). The parts
 live beside it: :mod:`.fetch` (the fast record path), :mod:`.rebalance` (the listener bridge),
-:mod:`.stats` (counters and outages) and :mod:`.security` (TLS/SASL settings).
+:mod:`.positions` (pending seeks, read positions, lag), :mod:`.stats` (counters and outages)
+and :mod:`.security` (TLS/SASL settings).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kafka
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from streamem.errors import ConfigError, SourceError
@@ -21,6 +22,7 @@ from streamem.eventruns import EventRuns
 from streamem.logs import RateLimitedLog
 from streamem.sources.base import RebalanceListener
 from streamem.sources.kafka.fetch import _Budget, install_fast_records
+from streamem.sources.kafka.positions import PartitionPositions
 from streamem.sources.kafka.rebalance import RebalanceBridge
 from streamem.sources.kafka.security import KafkaSecurity
 from streamem.sources.kafka.stats import Outages, SourceStats
@@ -118,14 +120,13 @@ class KafkaSource:
         self._fast_records = fast_records
         self._budget: _Budget | None = None
         self._next_watch = 0.0
-        self._pending_seek: dict[int, int] = {}
-        self._positions: dict[int, int] = {}
-        self._lag: dict[int, int] = {}
+        self._positions = PartitionPositions(name, topic)
         self._next_connect = 0.0
         self._closed = False
         self._warn = RateLimitedLog(logger)
         self._outages = Outages(name, servers, unavailable_timeout, self.stats, self._warn)
-        self._rebalance = RebalanceBridge(name, topic, self.stats, forget=self._forget,
+        self._rebalance = RebalanceBridge(name, topic, self.stats,
+                                          forget=self._positions.forget,
                                           start=self._start, commit_failed=self._commit_failed)
 
     def __repr__(self) -> str:
@@ -176,6 +177,7 @@ class KafkaSource:
         # records in hand are returned even during an outage (their offsets are consumed)
         self._watch_connection(consumer, may_raise=not batches)
         events: list[RawEvent] = []
+        next_offsets = self._positions.next_offsets
         for tp in sorted(batches, key=lambda t: t.partition):
             for rec in batches[tp]:
                 ts = rec.timestamp / 1000.0 if rec.timestamp is not None and rec.timestamp >= 0 \
@@ -183,7 +185,7 @@ class KafkaSource:
                 events.append(RawEvent(payload=rec.value if rec.value is not None else b"",
                                        position=Position(tp.partition, rec.offset, tp.topic),
                                        key=rec.key, timestamp=ts, next_offset=rec.offset + 1))
-                self._positions[tp.partition] = rec.offset + 1
+                next_offsets[tp.partition] = rec.offset + 1
         self.stats.events += len(events)
         if not events and not consumer.assignment():
             self._check_topic(consumer)
@@ -240,21 +242,12 @@ class KafkaSource:
         nexts = [o + 1 for o in offsets]
         runs.append(EventBatch(values, offsets, nexts, tp.partition, tp.topic,  # type: ignore[arg-type]
                                cols.keys, cols.timestamps))
-        self._positions[tp.partition] = nexts[-1]
+        self._positions.next_offsets[tp.partition] = nexts[-1]
         return len(offsets)
 
     def seek(self, positions: Mapping[int, int]) -> None:
         """Resume at ``{partition: next_offset}`` now (assigned partitions) or on assignment."""
-        for partition, offset in positions.items():
-            self._pending_seek[int(partition)] = int(offset)
-        consumer = self._consumer
-        if consumer is None:
-            return
-        for tp in consumer.assignment():
-            if tp.partition in self._pending_seek:
-                offset = self._pending_seek.pop(tp.partition)
-                consumer.seek(tp, offset)
-                self._positions[tp.partition] = offset
+        self._positions.seek(self._consumer, positions)
 
     def commit(self, positions: Mapping[int, int]) -> None:
         """Commit exactly ``{partition: next_offset}`` for the partitions still assigned.
@@ -266,12 +259,7 @@ class KafkaSource:
         consumer = self._consumer
         if consumer is None or not positions:
             return
-        owned = {tp.partition for tp in consumer.assignment()}
-        offsets = {TopicPartition(self.topic, int(p)): OffsetAndMetadata(int(o), "", -1)
-                   for p, o in positions.items() if int(p) in owned}
-        skipped = sorted(set(map(int, positions)) - owned)
-        if skipped:
-            logger.info("%s: not committing partitions %s: no longer assigned", self.name, skipped)
+        offsets = self._positions.owned_offsets(consumer, positions)
         if not offsets:
             return
         if self._rebalance.in_callback:  # on kafka-python's IO thread: blocking commit() raises
@@ -288,18 +276,12 @@ class KafkaSource:
         """Per assigned partition: end offset minus the next offset to read (best effort)."""
         consumer = self._consumer
         if consumer is None or self._rebalance.in_callback:
-            return dict(self._lag)
+            return self._positions.lag()
         try:
-            tps = list(consumer.assignment())
-            if tps:
-                ends = consumer.end_offsets(tps, timeout_ms=2000)
-                self._lag = {tp.partition: max(0, int(end) - self._position(consumer, tp))
-                             for tp, end in ends.items() if end is not None}
-            else:
-                self._lag = {}
+            self._positions.measure_lag(consumer)
         except (KafkaError, ValueError) as exc:
             self._handle_error(exc, "lag")
-        return dict(self._lag)
+        return self._positions.lag()
 
     def close(self) -> None:
         """Leave the group (calling the listener's revoke) and release; safe to call twice."""
@@ -397,27 +379,6 @@ class KafkaSource:
         self._warn.warning("commit", "%s: offset commit failed (the checkpoint still holds the "
                            "positions; lag metrics may lag): %r", self.name, exc)
 
-    def _position(self, consumer: KafkaConsumer, tp: TopicPartition) -> int:
-        if tp.partition in self._positions:
-            return self._positions[tp.partition]
-        pos = consumer.position(tp, timeout_ms=2000)
-        return int(pos) if pos is not None else 0
-
-    def _forget(self, partitions: list[int]) -> None:
-        """Drop the state of revoked (or lost) partitions (the listener has run)."""
-        for p in partitions:
-            self._positions.pop(p, None)
-            self._lag.pop(p, None)
-
     def _start(self, partitions: list[int], offsets: dict[int, int]) -> None:
         """Seek newly assigned partitions: the listener's offsets win over :meth:`seek`'s."""
-        consumer = self._consumer
-        for p in partitions:
-            off = offsets.get(p, self._pending_seek.pop(p, None))
-            self._pending_seek.pop(p, None)
-            if off is not None and consumer is not None:
-                consumer.seek(TopicPartition(self.topic, p), off)
-                self._positions[p] = off
-        logger.info("%s: partitions %s assigned; seeking to %s (others resume from the "
-                    "committed offset)", self.name, partitions,
-                    {p: self._positions[p] for p in partitions if p in self._positions})
+        self._positions.start(self._consumer, partitions, offsets)

@@ -1,0 +1,210 @@
+"""The config tree: one frozen dataclass per YAML section, and :class:`Config`, the root.
+
+The defaults here are the documented defaults (``config.example.yaml``). Building a tree from
+YAML (types, unknown keys, YAML paths) is :mod:`streamem.config.build`; the rules that span
+keys or sections are :mod:`streamem.config.validate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from streamem.config.env import Secret
+
+__all__ = [
+    "AlertingConfig",
+    "BatchConfig",
+    "CheckpointConfig",
+    "Config",
+    "DeadLetterConfig",
+    "DetectorConfig",
+    "FieldsConfig",
+    "LoggingConfig",
+    "MetricsConfig",
+    "ModelConfig",
+    "SinkConfig",
+    "SourceConfig",
+]
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """``source``: where events come from (``file``, ``stdin`` or ``kafka``)."""
+
+    type: Literal["file", "stdin", "kafka"] = "file"
+    path: str | None = None
+    format: Literal["jsonl", "csv"] = "jsonl"
+    follow: bool = False
+    max_event_bytes: int = 1_048_576
+    poll_interval_ms: int = 200
+    bootstrap_servers: tuple[str, ...] = ("127.0.0.1:9092",)
+    topic: str | None = None
+    group_id: str = "streamem"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+
+@dataclass(frozen=True)
+class FieldsConfig:
+    """``fields``: how an event becomes a feature vector."""
+
+    features: tuple[str, ...] = ()
+    timestamp: str | None = None
+    key: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """``batch``: micro-batching."""
+
+    max_events: int = 512
+    max_wait_ms: int = 100
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``model``: the online Gaussian mixture."""
+
+    n_components: int | Literal["auto"] = "auto"
+    max_components: int = 8
+    covariance_type: Literal["full", "diag"] = "full"
+    half_life: float = 50_000.0
+    reg_covar: float = 1e-6
+    warmup: int = 1000
+    scope: Literal["global", "partition"] = "global"
+    random_state: int | None = 0
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """``detector``: thresholding and model protection."""
+
+    alert_rate: float = 1e-3
+    protect_model: bool = True
+    regime_patience: int = 2000
+    regime_min_events: int | None = None
+    detrend_half_life: float | Literal["auto"] | None = None
+    detrend_min_autocorr: float = 0.75
+    smooth_window: int = 1
+
+
+@dataclass(frozen=True)
+class AlertingConfig:
+    """``alerting``: incident hysteresis."""
+
+    open_severity: float = 75.0
+    resolve_severity: float = 50.0
+    cooldown_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    """One entry of ``sinks``; which keys apply depends on ``type``."""
+
+    type: Literal["stdout", "file", "webhook", "alertmanager", "kafka"]
+    name: str | None = None
+    path: str | None = None
+    url: str | None = None
+    secret: Secret | None = None
+    timeout_seconds: float | None = None
+    max_retries: int | None = None
+    backoff_base_seconds: float | None = None
+    backoff_max_seconds: float | None = None
+    cooldown_seconds: float | None = None
+    queue_size: int | None = None
+    labels: dict[str, str] | None = None
+    generator_url: str | None = None
+    topic: str | None = None
+
+    def spec(self) -> dict[str, Any]:
+        """The keys that were set, as plain values (secrets revealed) for the sink factory."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is not None:
+                out[f.name] = v.get() if isinstance(v, Secret) else v
+        return out
+
+
+
+@dataclass(frozen=True)
+class DeadLetterConfig:
+    """``dead_letter``: where bad events go, with the reason."""
+
+    type: Literal["file", "kafka"] = "file"
+    path: str = "dead-letter.jsonl"
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """``checkpoint``: durable state."""
+
+    dir: str = "state"
+    store: Literal["directory", "kafka"] = "directory"
+    topic: str | None = None
+    every_seconds: float = 30.0
+    every_events: int = 100_000
+    keep: int = 5
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``metrics``: the Prometheus endpoint."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """``logging``."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    status_interval_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration (frozen). Build it with :func:`~streamem.config.load_config`.
+
+    Examples
+    --------
+    >>> from streamem.config import parse_config
+    >>> cfg = parse_config({"source": {"type": "stdin"}, "fields": {"features": ["a", "b"]}})
+    >>> cfg.model.warmup, cfg.fields.features
+    (1000, ('a', 'b'))
+    >>> parse_config({"modle": {}})
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ConfigError: modle: unknown key; did you mean 'model'? ...
+    """
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    fields: FieldsConfig = field(default_factory=FieldsConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    sinks: tuple[SinkConfig, ...] = ()
+    dead_letter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the config (for log masking)."""
+        found = [self.source.sasl_password] + [s.secret for s in self.sinks]
+        return [s.get() for s in found if s is not None and s.get()]
+
