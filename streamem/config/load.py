@@ -39,7 +39,12 @@ def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[s
                 child = {}
                 node[p] = child
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(".".join(parts), f"the environment override {name} is not a "
+                              f"valid YAML value ({getattr(exc, 'problem', exc)}; the value is "
+                              "not shown, it may be a secret); quote it or fix it") from exc
     return data
 
 
@@ -101,6 +106,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("", f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{path} is not UTF-8 text (byte {exc.start}: "
+                          f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

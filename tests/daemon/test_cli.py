@@ -59,6 +59,20 @@ def test_env_overrides_and_secret_masking(tmp_path: Path) -> None:
     assert doc["sinks"][0]["secret"] == "***"
 
 
+def test_malformed_env_override_and_non_utf8_file_are_config_errors(tmp_path: Path) -> None:
+    cfg_path = write_config(tmp_path, tmp_path / "e.jsonl")
+    out = cli("check-config", str(cfg_path),
+              env={"STREAMEM_SOURCE__SASL_PASSWORD": "[hunter2"})
+    assert out.returncode == 2, out.stderr  # was a yaml.ParserError traceback
+    assert "source.sasl_password" in out.stderr and "STREAMEM_SOURCE__SASL_PASSWORD" in out.stderr
+    assert "hunter2" not in out.stderr  # the value may be a secret
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(cfg_path.read_bytes().replace(b"model:", b"# caf\xe9\nmodel:"))
+    out = cli("check-config", str(bad))
+    assert out.returncode == 2, out.stderr  # was a UnicodeDecodeError traceback
+    assert "not UTF-8" in out.stderr and "save it as UTF-8" in out.stderr
+
+
 def test_missing_input_file_is_an_input_error(tmp_path: Path) -> None:
     out = cli("run", "-c", str(write_config(tmp_path, tmp_path / "missing.jsonl")))
     assert out.returncode == 4
