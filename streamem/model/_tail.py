@@ -6,36 +6,41 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gammaincc, gammaln
 
-from streamem.model._numeric import row_logsumexp
-
 __all__ = ["log_chi2_sf", "mixture_log_tail"]
 
 Array = NDArray[np.float64]
 
 _TABLE_STEP = 1.0 / 64.0
 _TABLE_MAX = 400.0
-_TABLES: dict[float, Array] = {}
+_TABLES: dict[float, tuple[Array, Array]] = {}
 
 
 def _log_chi2_sf_exact(x: Array, df: Array | float) -> Array:
     a = 0.5 * np.asarray(df, dtype=float)
     h = 0.5 * np.maximum(x, 0.0)
     with np.errstate(divide="ignore"):
-        direct = np.log(gammaincc(a, h))
-    # Q(a, h) ~ h^(a-1) e^-h / Gamma(a) * (1 + (a-1)/h + (a-1)(a-2)/h^2)
-    hh = np.maximum(h, 1.0)
-    series = 1.0 + (a - 1.0) / hh + (a - 1.0) * (a - 2.0) / hh / hh
-    asym = (a - 1.0) * np.log(hh) - hh - gammaln(a) + np.log(np.maximum(series, 1e-300))
-    out: Array = np.where(direct > -600.0, direct, asym)
+        out: Array = np.log(gammaincc(a, h))
+    far = ~(out > -600.0)
+    if far.any():
+        # Q(a, h) ~ h^(a-1) e^-h / Gamma(a) * (1 + (a-1)/h + (a-1)(a-2)/h^2)
+        hf = np.broadcast_to(h, out.shape)[far]
+        af = np.broadcast_to(a, out.shape)[far]
+        hh = np.maximum(hf, 1.0)
+        series = 1.0 + (af - 1.0) / hh + (af - 1.0) * (af - 2.0) / hh / hh
+        out[far] = (af - 1.0) * np.log(hh) - hh - gammaln(af) + np.log(
+            np.maximum(series, 1e-300)
+        )
     return out
 
 
-def _table(df: float) -> Array:
+def _table(df: float) -> tuple[Array, Array]:
+    """``log S`` on the grid and the slope to the next grid point, per ``df`` (cached)."""
     tab = _TABLES.get(df)
     if tab is None:
         grid = np.arange(0.0, _TABLE_MAX + _TABLE_STEP, _TABLE_STEP)
-        tab = _log_chi2_sf_exact(grid, df)
-        _TABLES[df] = tab
+        values = _log_chi2_sf_exact(grid, df)
+        slope = np.append(values[1:] - values[:-1], 0.0)
+        tab = _TABLES[df] = (values, slope)
     return tab
 
 
@@ -72,13 +77,15 @@ def log_chi2_sf(x: Array, df: Array | float) -> Array:
         d0 = float(dfa.flat[0])
         if dfa.ndim and not (dfa == d0).all():
             return _log_chi2_sf_mixed_df(x, dfa)
-    tab = _table(d0)
+    tab, slope = _table(d0)
     pos = np.maximum(x, 0.0)
     pos *= 1.0 / _TABLE_STEP
     # clip before the int cast (a huge x must not overflow int64); x > 400 is redone below
-    i = np.minimum(pos, len(tab) - 2).astype(np.int64)
-    lo = tab[i]
-    out: Array = lo + (pos - i) * (tab[i + 1] - lo)
+    i = np.minimum(pos, len(tab) - 2).astype(np.intp)
+    pos -= i
+    pos *= slope.take(i)
+    out: Array = tab.take(i)
+    out += pos
     if x.size and x.max() > _TABLE_MAX:
         far = x > _TABLE_MAX
         out[far] = _log_chi2_sf_exact(x[far], d0)
@@ -132,10 +139,22 @@ def mixture_log_tail(
     >>> bool(np.isclose(np.exp(lt[0]), 2 * norm.sf(2.0)))
     True
     """
-    c = 2.0 * (log_weights[None, :] + log_norm_const - log_prob_norm[:, None])
-    df_arr = np.asarray(df, dtype=float)
-    if df_arr.ndim == 1:
-        df_arr = df_arr[:, None]
-    terms = log_chi2_sf(c, df_arr) + log_weights[None, :]
-    out: Array = np.minimum(row_logsumexp(terms), 0.0)
+    # component-major (K, n) layout: the reductions run along the samples
+    if log_norm_const.ndim == 1:
+        c = (2.0 * (log_weights + log_norm_const))[:, None] - 2.0 * log_prob_norm
+    else:
+        c = log_weights[:, None] + log_norm_const.T
+        c -= log_prob_norm
+        c *= 2.0
+    if not isinstance(df, float):
+        df = np.asarray(df, dtype=float)
+        df = df[None, :] if df.ndim == 1 else df
+    terms = log_chi2_sf(c, df)
+    terms += log_weights[:, None]
+    top = terms.max(axis=0)
+    terms -= top
+    np.exp(terms, out=terms)  # underflow to 0 is harmless
+    out: Array = np.log(terms.sum(axis=0))
+    out += top
+    np.minimum(out, 0.0, out=out)
     return out

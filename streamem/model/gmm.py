@@ -8,12 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError, NotFittedError, StateError
-from streamem.model._gaussian import (
-    condition_covariances,
-    log_det_cholesky,
-    precision_cholesky,
-    stacked_factors,
-)
+from streamem.model._gaussian import factorize, log_det_cholesky, scoring_factors
 from streamem.model._gmm_state import STATE_VERSION, dump_state, load_state
 from streamem.model._init import (
     map_covariances,
@@ -323,17 +318,16 @@ class OnlineGMM:
         """Weights (Dirichlet 1.01), MAP covariances and precision factors of statistics."""
         counts = self._n_eff() * s0
         w = counts + 0.01
-        covariances = condition_covariances(
+        covariances, prec = factorize(
             map_covariances(C, counts, self._prior_cov, self._kappa, self.reg_covar),
             self.covariance_type, self.reg_covar,
         )
-        prec = precision_cholesky(covariances, self.covariance_type, self.reg_covar)
         return w / w.sum(), covariances, prec
 
-    def _scoring_factors(self) -> tuple[Array, Array] | None:
+    def _scoring_factors(self) -> Array | None:
         if self.covariance_type != "full":
             return None
-        return stacked_factors(self.means_, self.precisions_cholesky_)
+        return scoring_factors(self.means_, self.precisions_cholesky_)
 
     def _estimate(self, X: Array) -> tuple[Array, Array, Array, Array | float]:
         """E-step: ``log f(x)``, log responsibilities, log normalising constants, ``d_o``."""

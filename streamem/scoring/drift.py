@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.model._gaussian import log_det_cholesky, precision_cholesky, stacked_factors
+from streamem.model._gaussian import log_det_cholesky, precision_cholesky, scoring_factors
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize
 
 __all__ = ["DriftMonitor", "gaussian_kl"]
@@ -111,7 +111,7 @@ class DriftMonitor:
         self._events = 0
         self._phase = 0
         self._ref: dict[str, Any] | None = None
-        self._ref_cache: tuple[Array, tuple[Array, Array] | None] | None = None
+        self._ref_cache: tuple[Array, Array | None] | None = None
         self._weight_change: Array = np.zeros(0)
         self._mean_shift: Array = np.zeros(0)
         # live parameters captured at the last window end; compared lazily (on first read)
@@ -216,7 +216,7 @@ class DriftMonitor:
             ct = r["covariance_type"]
             self._ref_cache = (
                 log_det_cholesky(r["prec_chol"], ct),
-                stacked_factors(r["means"], r["prec_chol"]) if ct == "full" else None,
+                scoring_factors(r["means"], r["prec_chol"]) if ct == "full" else None,
             )
         log_det, factors = self._ref_cache
         wlp, _, _ = estimate_weighted_log_prob(
