@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import gammaincc, gammaln
+from scipy.special import erfc, gammaincc, gammaln
 
 __all__ = ["log_chi2_sf", "mixture_log_tail"]
 
@@ -92,7 +94,24 @@ def log_chi2_sf(x: Array, df: Array | float) -> Array:
     if d0 < 4.0:  # log S is not smooth at 0 for df < 4: interpolation would be off there
         near = x < 1.0
         if near.any():
-            out[near] = _log_chi2_sf_exact(x[near], d0)
+            out[near] = _log_chi2_sf_closed(x[near], d0)
+    return out
+
+
+def _log_chi2_sf_closed(x: Array, df: float) -> Array:
+    """Exact ``log S`` by the closed forms for df = 1, 2, 3 (gammaincc at a = 1/2 is slow:
+    250 us for 400 points, erfc 4 us); any other df goes to :func:`_log_chi2_sf_exact`."""
+    h = 0.5 * np.maximum(x, 0.0)
+    if df == 2.0:
+        return -h
+    if df not in (1.0, 3.0):
+        return _log_chi2_sf_exact(x, df)
+    r = np.sqrt(h)
+    q = erfc(r)
+    if df == 3.0:
+        q += (2.0 / math.sqrt(math.pi)) * r * np.exp(-h)
+    with np.errstate(divide="ignore"):
+        out: Array = np.log(q)
     return out
 
 

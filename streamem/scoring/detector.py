@@ -361,7 +361,8 @@ class Detector(DetectorReports):
             Z, log_resp, u, flagged = self._pending[0]
         else:
             Z = np.vstack([p[0] for p in self._pending])
-            log_resp = np.vstack([p[1] for p in self._pending])
+            # (K, n) layout, as the E-step makes it: the learning kernels run along the events
+            log_resp = np.hstack([p[1].T for p in self._pending]).T
             u = np.concatenate([p[2] for p in self._pending])
             flagged = np.concatenate([p[3] for p in self._pending])
         self._pending = []
@@ -380,14 +381,14 @@ class Detector(DetectorReports):
                 self.n_learned_ += len(u)
                 return
             tracker.checked()
-        if learn.all():
+        n_learn = int(np.count_nonzero(learn))
+        if n_learn:
+            if n_learn < len(learn):
+                Z, log_resp = Z[learn], log_resp.T[:, learn].T
             self.model_._learn(Z, np.exp(log_resp))
             self.drift_.update(Z, self.model_)
-        elif learn.any():
-            self.model_._learn(Z[learn], np.exp(log_resp[learn]))
-            self.drift_.update(Z[learn], self.model_)
         self.threshold_model_.update(u, flagged)
-        self.n_learned_ += int(learn.sum())
+        self.n_learned_ += n_learn
 
     def _coherent(self, E: Array) -> bool:
         """Do the flagged events ``E`` (oldest first) form a stationary new cluster?

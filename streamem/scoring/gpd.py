@@ -50,17 +50,33 @@ def gpd_log_likelihood(peaks: Array, gamma: float, sigma: float) -> float:
 
 def _grimshaw_w(x: Array, peaks: Array) -> Array:
     """Grimshaw's ``w(x) = u(x) v(x) - 1`` for a vector of ``x`` at once."""
-    s = 1.0 + np.multiply.outer(x, peaks)
-    out: Array = np.mean(1.0 / s, axis=-1) * (1.0 + np.mean(np.log(s), axis=-1)) - 1.0
+    s = np.multiply.outer(x, peaks)
+    s += 1.0
+    n = peaks.shape[-1]
+    u = np.reciprocal(s).sum(axis=-1) / n
+    v = np.log(s, out=s).sum(axis=-1) / n
+    out: Array = u * (1.0 + v) - 1.0
     return out
+
+
+def _grimshaw_w1(x: float, peaks: Array, buf: Array) -> float:
+    """:func:`_grimshaw_w` at one ``x`` (the root finder's calls), in a scratch buffer."""
+    s = np.multiply(peaks, x, out=buf)
+    s += 1.0
+    n = peaks.shape[-1]
+    u = float(np.reciprocal(s).sum()) / n
+    v = float(np.log(s, out=s).sum()) / n
+    return float(u * (1.0 + v) - 1.0)
 
 
 def _grimshaw_candidates(peaks: Array) -> list[tuple[float, float]]:
     ymin, ymax, ymean = float(peaks.min()), float(peaks.max()), float(peaks.mean())
     eps = min(2e-8, 0.5 / ymax)
 
+    buf = np.empty_like(peaks)
+
     def w(x: float) -> float:
-        return float(_grimshaw_w(np.array([x]), peaks)[0])
+        return _grimshaw_w1(x, peaks, buf)
 
     brackets = [(-1.0 / ymax + eps, -eps)]
     if ymin > 0:
