@@ -111,16 +111,16 @@ def _condition(cov: Array, covariance_type: str, reg_covar: float) -> tuple[Arra
         if bool(np.all(cov >= floor)):
             return cov, None
         return np.maximum(cov, np.maximum(floor, 1e-300)), None
-    diag = np.diagonal(cov, axis1=1, axis2=2)
-    scale = diag.max(axis=1)
+    scale = cov.diagonal(0, 1, 2).max(axis=1)
     try:
         L: Array = np.asarray(np.linalg.cholesky(cov), dtype=np.float64)
-        piv = np.diagonal(L, axis1=1, axis2=2).min(axis=1) ** 2
-        bad = np.flatnonzero(~(piv >= _MIN_RCOND * scale))
+        piv = L.diagonal(0, 1, 2).min(axis=1) ** 2
+        ok = piv >= _MIN_RCOND * scale
+        if ok.all():
+            return cov, L
+        bad = np.flatnonzero(~ok)
     except np.linalg.LinAlgError:
         bad = np.arange(cov.shape[0])
-    if bad.size == 0:
-        return cov, L
     out = cov.copy()
     for k in bad:
         c = 0.5 * (cov[k] + cov[k].T)

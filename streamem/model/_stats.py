@@ -281,13 +281,17 @@ def centred_update(
         C_new: Array = (
             (1.0 - rho)[:, None] * C + rho[:, None] * Sb + (rho * (1.0 - rho))[:, None] * delta**2
         )
-    else:
-        Sb = sxx / safe[:, None, None] - mb[:, :, None] * mb[:, None, :]
-        C_full = (
-            (1.0 - rho)[:, None, None] * C
-            + rho[:, None, None] * Sb
-            + (rho * (1.0 - rho))[:, None, None] * (delta[:, :, None] * delta[:, None, :])
-        )
-        C_new = 0.5 * (C_full + np.swapaxes(C_full, 1, 2))
+    else:  # same operations and order as the formula above, in fewer temporaries
+        r3 = rho[:, None, None]
+        Sb = sxx / safe[:, None, None]
+        Sb -= mb[:, :, None] * mb[:, None, :]
+        Sb *= r3
+        C_full = (1.0 - r3) * C
+        C_full += Sb
+        dd = delta[:, :, None] * delta[:, None, :]
+        dd *= r3 * (1.0 - r3)
+        C_full += dd
+        C_new = C_full + np.swapaxes(C_full, 1, 2)
+        C_new *= 0.5
     mu_new: Array = mu + rho[:, None] * delta
     return s0_new / s0_new.sum(), mu_new, C_new

@@ -81,7 +81,8 @@ class RobustScaler:
         >>> np.round(s.transform(np.array([[2.0]])), 3).tolist()
         [[0.674]]
         """
-        out: Array = (X - self.center_) / self.scale_
+        out: Array = np.subtract(X, self.center_)
+        out /= self.scale_
         return out
 
     def inverse_transform(self, Z: Array) -> Array:
