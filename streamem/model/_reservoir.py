@@ -70,7 +70,7 @@ def reservoir_update(
     m = complete.shape[0]
     seen = np.arange(start + 1, start + 1 + m, dtype=np.float64)  # exact below 2**53
     np.minimum(seen, max(window, size), out=seen)
-    u = rng.random(m)
+    u: Array = np.asarray(rng.random(m))
     u *= seen
     slots = u.astype(np.int64)  # truncation is the floor here: u >= 0
     keep = np.flatnonzero(slots < size)
