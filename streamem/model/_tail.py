@@ -80,11 +80,12 @@ def log_chi2_sf(x: Array, df: Array | float) -> Array:
         if dfa.ndim and not (dfa == d0).all():
             return _log_chi2_sf_mixed_df(x, dfa)
     tab, slope = _table(d0)
-    pos = np.maximum(x, 0.0)
-    pos *= 1.0 / _TABLE_STEP
-    # clip before the int cast (a huge x must not overflow int64); x > 400 is redone below
-    i = np.minimum(pos, len(tab) - 2).astype(np.intp)
-    pos -= i
+    # grid position, clipped before the int cast (a huge x must not overflow); x > 400 is
+    # redone below, and x = 400 reads the last knot (its slope is 0)
+    pos = np.multiply(x, 1.0 / _TABLE_STEP)
+    np.clip(pos, 0.0, len(tab) - 1.0, out=pos)
+    i = pos.astype(np.intp)
+    pos -= np.floor(pos)
     pos *= slope.take(i)
     out: Array = tab.take(i)
     out += pos

@@ -30,6 +30,8 @@ class RobustScaler:
     def __init__(self) -> None:
         self.center_: Array = np.zeros(0)
         self.scale_: Array = np.ones(0)
+        self._tile_key: tuple[int, bytes, bytes] | None = None
+        self._tile: tuple[Array, Array] = (self.center_, self.scale_)
 
     def fit(self, X: Array) -> RobustScaler:
         """Fit the medians and scales; NaN entries are ignored.
@@ -81,9 +83,24 @@ class RobustScaler:
         >>> np.round(s.transform(np.array([[2.0]])), 3).tolist()
         [[0.674]]
         """
+        n = X.shape[0] if X.ndim == 2 else 0
+        if n >= 16 and X.flags.c_contiguous and X.shape[1] == len(self.center_):
+            # flat, contiguous operands: numpy's broadcast over a short row is 2-4x slower
+            center, scale = self._tiled(n)
+            flat: Array = np.subtract(X.reshape(-1), center)
+            flat /= scale
+            return flat.reshape(X.shape)
         out: Array = np.subtract(X, self.center_)
         out /= self.scale_
         return out
+
+    def _tiled(self, n: int) -> tuple[Array, Array]:
+        """``center_`` and ``scale_`` repeated ``n`` times (cached for the last ``n``)."""
+        key = (n, self.center_.tobytes(), self.scale_.tobytes())
+        if self._tile_key != key:
+            self._tile = (np.tile(self.center_, n), np.tile(self.scale_, n))
+            self._tile_key = key
+        return self._tile
 
     def inverse_transform(self, Z: Array) -> Array:
         """Back to original units.

@@ -8,6 +8,7 @@ import pytest
 
 from streamem.scoring.gpd import _grimshaw_w, _grimshaw_w1, fit_gpd
 from streamem.scoring.regime import RegimeTracker
+from streamem.scoring.scaler import RobustScaler
 from streamem.scoring.spot import SpotThreshold
 
 
@@ -97,3 +98,18 @@ def test_grimshaw_w_scalar_and_vector_agree_bit_for_bit() -> None:
     np.testing.assert_allclose(vec, naive, rtol=1e-12, atol=1e-14)
     g, s = fit_gpd(peaks)
     assert abs(g) < 0.1 and s == pytest.approx(0.7, rel=0.1)
+
+
+def test_scaler_transform_is_the_formula_for_any_layout() -> None:
+    rng = np.random.default_rng(0)
+    s = RobustScaler().fit(rng.normal(3.0, 2.0, (200, 4)))
+    for X in (rng.normal(size=(1, 4)), rng.normal(size=(20, 4)), rng.normal(size=(1024, 4)),
+              np.asfortranarray(rng.normal(size=(64, 4))), rng.normal(size=(64, 8))[:, ::2]):
+        ref = (X - s.center_) / s.scale_
+        for _ in range(2):  # the second call uses the cached tiles
+            assert np.array_equal(s.transform(X), ref)
+    s.fit(rng.normal(-1.0, 5.0, (200, 4)))  # new centre and scale: the cache must not be stale
+    X = rng.normal(size=(1024, 4))
+    assert np.array_equal(s.transform(X), (X - s.center_) / s.scale_)
+    s.center_ = s.center_ + 1.0  # direct assignment, as from_state does
+    assert np.array_equal(s.transform(X), (X - s.center_) / s.scale_)
