@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamem.scoring.gpd import _grimshaw_w, _grimshaw_w1, fit_gpd
+from streamem.scoring.gpd import (
+    _grimshaw_w,
+    _grimshaw_w1,
+    _log_likelihoods,
+    fit_gpd,
+    gpd_log_likelihood,
+)
 from streamem.scoring.regime import RegimeTracker
 from streamem.scoring.scaler import RobustScaler
 from streamem.scoring.spot import SpotThreshold
@@ -113,3 +119,12 @@ def test_scaler_transform_is_the_formula_for_any_layout() -> None:
     assert np.array_equal(s.transform(X), (X - s.center_) / s.scale_)
     s.center_ = s.center_ + 1.0  # direct assignment, as from_state does
     assert np.array_equal(s.transform(X), (X - s.center_) / s.scale_)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gpd_candidate_likelihoods_match_the_scalar_function(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    peaks = rng.exponential(0.5, 800) if seed % 2 else rng.pareto(3.0, 800)
+    cands = [(0.0, 0.5), (0.2, 0.4), (-0.3, 0.6), (-5.0, 0.1), (0.1, -1.0), (1e-13, 0.3)]
+    got = _log_likelihoods(peaks, cands)
+    assert got == [gpd_log_likelihood(peaks, g, s) for g, s in cands]
