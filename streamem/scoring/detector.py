@@ -11,7 +11,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError, StateError
 from streamem.model._numeric import has_nan
-from streamem.model._tail import mixture_log_tail
 from streamem.model._validation import check_array
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.baseline import SlowBaseline
@@ -299,11 +298,11 @@ class Detector(DetectorReports):
         self.n_learned_ += len(B)
         self.ready_ = True
 
-    def _calibrated(self, Z: Array) -> tuple[Array, Array, Array]:
+    def _calibrated(self, Z: Array, complete: bool | None = None) -> tuple[Array, Array, Array]:
         """Log-likelihood (scaled units), log responsibilities and surprise of scaled rows."""
         m = self.model_
-        lpn, log_resp, lnc, do = m._estimate(Z)
-        log_tau = mixture_log_tail(m._log_weights, lnc, lpn, do)
+        lpn, log_resp, lnc, do = m._estimate(Z, complete)
+        log_tau = m._scorer.log_tail(lnc, lpn, do)
         return lpn, log_resp, -log_tau / _LN10
 
     def _smooth(self, u: Array) -> Array:
@@ -322,13 +321,14 @@ class Detector(DetectorReports):
         n = A.shape[0]
         if self.baseline_ is not None:
             A = self.baseline_.transform(A)
+        nan = has_nan(A)
         Z = self.scaler_.transform(A)
-        lpn, log_resp, u = self._calibrated(Z)
+        lpn, log_resp, u = self._calibrated(Z, complete=not nan)
         if self.smooth_window > 1:
             u = self._smooth(u)
         log_scale = self._log_scale
-        observed_log_scale = (~np.isnan(A)) @ log_scale if has_nan(A) else log_scale.sum()
-        scores = -(lpn - observed_log_scale)
+        observed_log_scale = (~np.isnan(A)) @ log_scale if nan else log_scale.sum()
+        scores = observed_log_scale - lpn
         thr = self.threshold_model_.threshold_
         flagged = u > thr
         learn = ~flagged if self.protect_model else np.ones(n, dtype=bool)
@@ -337,7 +337,7 @@ class Detector(DetectorReports):
         if self._pending_n >= self.learn_every:
             self._flush()
         self.n_events_ += n
-        self.n_anomalies_ += int(flagged.sum())
+        self.n_anomalies_ += int(np.count_nonzero(flagged))
         return DetectionResult(
             scores=scores,
             tail_probability=np.power(10.0, -u),
@@ -415,7 +415,7 @@ class Detector(DetectorReports):
         ):
             return False  # broader than any known component: scattered faults, not a regime
         lpn, _, lnc, do = probe._estimate(E[half:])
-        log_tau = mixture_log_tail(probe._log_weights, lnc, lpn, do)
+        log_tau = probe._scorer.log_tail(lnc, lpn, do)
         return float(np.mean(log_tau < math.log(0.01))) < _COHERENT_MISS
 
     def _new_regime(self, tracker: RegimeTracker, events: Array) -> None:

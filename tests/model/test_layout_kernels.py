@@ -21,6 +21,7 @@ from streamem.model._factor import (
     precision_cholesky,
 )
 from streamem.model._gaussian import estimate_log_gaussian_prob, full_log_prob_t, scoring_factors
+from streamem.model._scorer import Scorer
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
 from streamem.model._tail import log_chi2_sf, mixture_log_tail
 
@@ -162,3 +163,31 @@ def test_sufficient_statistics_any_layout_match_naive_sums(order: str, n: int) -
     )
     np.testing.assert_allclose(sx_d, sx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(sxx_d, np.diagonal(ref, axis1=1, axis2=2), rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag"])
+@pytest.mark.parametrize("n", [1, 7, 300])
+def test_scorer_matches_the_kernels_and_scipy(cov_type: str, n: int) -> None:
+    w, means, cov = _mixture(n, 3, 4)
+    c = cov if cov_type == "full" else np.diagonal(cov, axis1=1, axis2=2).copy()
+    U = precision_cholesky(c, cov_type)
+    sc = Scorer(w, means, c, U, cov_type, 1e-6)
+    rng = np.random.default_rng(n)
+    X = rng.normal(0, 2, (n, 4))
+    dense = c if cov_type == "full" else np.array([np.diag(v) for v in c])
+    ref = logsumexp(np.column_stack([np.log(w[k]) + multivariate_normal(means[k], dense[k])
+                                     .logpdf(X).reshape(n) for k in range(3)]), axis=1)
+    for Xs in (X, np.where(rng.random(X.shape) < 0.2, np.nan, X)):
+        Xs[np.isnan(Xs).all(axis=1), 0] = 0.0
+        lpn, log_resp, lnc, do = sc.estimate(Xs)
+        wlp, lnc_k, do_k = estimate_weighted_log_prob(Xs, np.log(w), means, c, U, cov_type, 1e-6)
+        lpn_k, log_resp_k = log_normalize(wlp)
+        np.testing.assert_allclose(lpn, lpn_k, rtol=1e-14)
+        np.testing.assert_allclose(log_resp, log_resp_k, rtol=1e-12, atol=1e-12)
+        assert np.array_equal(sc.log_prob_norm(Xs), lpn)
+        np.testing.assert_allclose(
+            sc.log_tail(lnc, lpn, do), mixture_log_tail(np.log(w), lnc_k, lpn_k, do_k),
+            rtol=1e-12, atol=1e-12,
+        )
+    np.testing.assert_allclose(sc.estimate(X)[0], ref, rtol=1e-10)
+    assert np.array_equal(sc.estimate(X, complete=True)[0], sc.estimate(X)[0])
