@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.model._gaussian import LOG_2PI, full_log_prob_t, log_det_cholesky, scoring_factors
-from streamem.model._numeric import has_nan
+from streamem.model._numeric import exp_shifted, has_nan
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize
 from streamem.model._tail import mixture_log_tail
 
@@ -140,8 +140,7 @@ class Scorer:
         wt = full_log_prob_t(X, self.factors, self._wconst)
         top = wt.max(axis=0)
         wt -= top
-        np.exp(wt, out=wt)  # underflow to 0 is harmless
-        out: Array = np.log(wt.sum(axis=0))
+        out: Array = np.log(exp_shifted(wt).sum(axis=0))
         out += top
         return out
 

@@ -13,7 +13,7 @@ from streamem.model._gaussian import (
     scoring_factors,
 )
 from streamem.model._missing import conditional_fill, estimate_log_gaussian_prob_missing
-from streamem.model._numeric import has_nan
+from streamem.model._numeric import exp_shifted, has_nan
 
 __all__ = [
     "centred_update",
@@ -53,8 +53,7 @@ def log_normalize(weighted_log_prob: Array) -> tuple[Array, Array]:
         wt = np.ascontiguousarray(wt)
     top = wt.max(axis=0)
     shifted = wt - top
-    e = np.exp(shifted)  # underflow to 0 is harmless
-    log_total = np.log(e.sum(axis=0))
+    log_total = np.log(exp_shifted(shifted).sum(axis=0))
     # responsibilities from the shifted values: exact even when |log f| ~ 1e11, where
     # (log pi_k + log N_k) - log f would lose every digit of the log-ratio
     shifted -= log_total

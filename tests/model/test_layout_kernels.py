@@ -21,6 +21,7 @@ from streamem.model._factor import (
     precision_cholesky,
 )
 from streamem.model._gaussian import estimate_log_gaussian_prob, full_log_prob_t, scoring_factors
+from streamem.model._numeric import exp_shifted
 from streamem.model._scorer import Scorer
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
 from streamem.model._tail import log_chi2_sf, mixture_log_tail
@@ -191,3 +192,17 @@ def test_scorer_matches_the_kernels_and_scipy(cov_type: str, n: int) -> None:
         )
     np.testing.assert_allclose(sc.estimate(X)[0], ref, rtol=1e-10)
     assert np.array_equal(sc.estimate(X, complete=True)[0], sc.estimate(X)[0])
+
+
+def test_floored_exponentials_leave_log_sum_exp_bit_identical() -> None:
+    """exp_shifted raises entries below -700 (near-subnormal exponentials, slow in numpy)
+    to -700: sums that hold the column maximum's 1.0 cannot see the difference."""
+    rng = np.random.default_rng(11)
+    wlp = rng.normal(0, 400, (2000, 8))  # many entries 708-745 and far more below the top
+    wlp[:, 3] = wlp.max(axis=1) - rng.uniform(690.0, 745.0, 2000)  # around the floor
+    top = wlp.max(axis=1, keepdims=True)
+    shifted = np.ascontiguousarray((wlp - top).T)
+    plain = top[:, 0] + np.log(np.exp(shifted).sum(axis=0))
+    lpn, _ = log_normalize(wlp)
+    assert np.array_equal(lpn, plain)
+    assert np.array_equal(exp_shifted(shifted).sum(axis=0), np.exp(shifted).sum(axis=0))
