@@ -14,6 +14,7 @@ from streamem.model._gaussian import LOG_2PI, full_log_prob_t, log_det_cholesky,
 from streamem.model._numeric import exp_shifted, has_nan
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize
 from streamem.model._tail import mixture_log_tail
+from streamem.model._triangular import block_edges, blocked_log_prob_t, triangular_blocks
 
 __all__ = ["Scorer"]
 
@@ -74,6 +75,18 @@ class Scorer:
         self._tail_const = 2.0 * (self.log_weights + self.lnc)
         self.factors = scoring_factors(means, prec_chol) if covariance_type == "full" else None
         self._d = float(d)
+        self._edges = block_edges(d)
+        self._blocks = (
+            triangular_blocks(means, prec_chol, self._edges)
+            if self.factors is not None and len(self._edges) > 2 else None
+        )
+
+    def _complete_log_prob_t(self, X: Array) -> Array:
+        """Weighted log-probabilities of complete rows, (n_components, n_samples)."""
+        if self._blocks is not None:
+            return blocked_log_prob_t(X, self._blocks, self._edges, self._wconst)
+        assert self.factors is not None
+        return full_log_prob_t(X, self.factors, self._wconst)
 
     def estimate(
         self, X: Array, complete: bool | None = None
@@ -104,7 +117,7 @@ class Scorer:
         if complete is None:
             complete = not has_nan(X)
         if complete and self.factors is not None:
-            wlp = full_log_prob_t(X, self.factors, self._wconst).T
+            wlp = self._complete_log_prob_t(X).T
             lnc: Array = self.lnc
             do: Array | float = self._d
         else:
@@ -137,7 +150,7 @@ class Scorer:
         """
         if self.factors is None or has_nan(X):
             return self.estimate(X, complete=False)[0]
-        wt = full_log_prob_t(X, self.factors, self._wconst)
+        wt = self._complete_log_prob_t(X)
         top = wt.max(axis=0)
         wt -= top
         out: Array = np.log(exp_shifted(wt).sum(axis=0))

@@ -14,6 +14,7 @@ from streamem.model._gaussian import (
 )
 from streamem.model._missing import conditional_fill, estimate_log_gaussian_prob_missing
 from streamem.model._numeric import exp_shifted, has_nan
+from streamem.model._triangular import BLOCK_MIN_FEATURES, block_edges, blocked_scatter
 
 __all__ = [
     "centred_update",
@@ -207,6 +208,8 @@ def sufficient_statistics(
     sx = Rc @ XcT.T
     if covariance_type == "diag":
         sxx = Rc @ (XcT * XcT).T
+    elif d >= BLOCK_MIN_FEATURES:
+        sxx = blocked_scatter(Rc, XcT, block_edges(d))
     else:
         nc = XcT.shape[1]
         sxx = ((Rc[:, None, :] * XcT[None, :, :]).reshape(K * d, nc) @ XcT.T).reshape(K, d, d)
