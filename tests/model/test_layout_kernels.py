@@ -214,7 +214,7 @@ def test_floored_exponentials_leave_log_sum_exp_bit_identical() -> None:
     assert np.array_equal(exp_shifted(shifted).sum(axis=0), np.exp(shifted).sum(axis=0))
 
 
-@pytest.mark.parametrize("d", [16, 17, 23, 30])
+@pytest.mark.parametrize("d", [12, 17, 23, 30])
 def test_blocked_triangular_kernels_match_scipy_and_naive_sums(d: int) -> None:
     edges = block_edges(d)
     assert edges[0] == 0 and edges[-1] == d and len(edges) > 2
