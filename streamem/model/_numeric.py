@@ -42,7 +42,7 @@ def exp_shifted(A: Array) -> Array:
     >>> float(e.sum(axis=1)[0]), float(e[1, 0])
     (1.0, 0.36787944117144233)
     """
-    if A.size and float(A.min()) < EXP_FLOOR:
+    if A.size > 256 and float(A.min()) < EXP_FLOOR:  # (the slow path costs per element)
         out: Array = np.maximum(A, EXP_FLOOR)
         return np.exp(out, out=out)
     return np.exp(A)

@@ -326,8 +326,9 @@ class Detector(DetectorReports):
         lpn, log_resp, u = self._calibrated(Z, complete=not nan)
         if self.smooth_window > 1:
             u = self._smooth(u)
-        log_scale = self._log_scale
-        observed_log_scale = (~np.isnan(A)) @ log_scale if nan else log_scale.sum()
+        observed_log_scale = (
+            (~np.isnan(A)) @ self._log_scale if nan else self.scaler_.log_scale_sum()
+        )
         scores = observed_log_scale - lpn
         thr = self.threshold_model_.threshold_
         flagged = u > thr
@@ -351,7 +352,7 @@ class Detector(DetectorReports):
 
     @property
     def _log_scale(self) -> Array:
-        return np.log(self.scaler_.scale_)
+        return self.scaler_.log_scale()
 
     def _flush(self) -> None:
         """Learn the scored-but-not-yet-learned events (at least every ``learn_every``)."""

@@ -32,6 +32,9 @@ class RobustScaler:
         self.scale_: Array = np.ones(0)
         self._tile_key: tuple[int, bytes, bytes] | None = None
         self._tile: tuple[Array, Array] = (self.center_, self.scale_)
+        self._log_key: bytes | None = None
+        self._log: Array = np.zeros(0)
+        self._log_sum = 0.0
 
     def fit(self, X: Array) -> RobustScaler:
         """Fit the medians and scales; NaN entries are ignored.
@@ -93,6 +96,44 @@ class RobustScaler:
         out: Array = np.subtract(X, self.center_)
         out /= self.scale_
         return out
+
+    def log_scale(self) -> Array:
+        """``log(scale_)`` (cached for the current ``scale_``).
+
+        Returns
+        -------
+        ndarray of shape (n_features,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> RobustScaler.from_state({"center": np.zeros(2), "scale": np.array([1.0, np.e])}
+        ...                         ).log_scale().tolist()
+        [0.0, 1.0]
+        """
+        key = self.scale_.tobytes()
+        if self._log_key != key:
+            self._log = np.log(self.scale_)
+            self._log_sum = float(self._log.sum())
+            self._log_key = key
+        return self._log
+
+    def log_scale_sum(self) -> float:
+        """``log(scale_).sum()``: the log-Jacobian of the scaling for a complete row.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> RobustScaler.from_state({"center": np.zeros(2), "scale": np.full(2, np.e)}
+        ...                         ).log_scale_sum()
+        2.0
+        """
+        self.log_scale()
+        return self._log_sum
 
     def _tiled(self, n: int) -> tuple[Array, Array]:
         """``center_`` and ``scale_`` repeated ``n`` times (cached for the last ``n``)."""
