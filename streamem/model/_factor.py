@@ -246,8 +246,8 @@ def log_det_cholesky(prec_chol: Array, covariance_type: str) -> Array:
     >>> bool(log_det_cholesky(np.array([[[0.5, 0.0], [0.0, 1.0]]]), "full")[0] == np.log(0.5))
     True
     """
-    diag = prec_chol if covariance_type == "diag" else np.diagonal(prec_chol, axis1=1, axis2=2)
-    out: Array = np.sum(np.log(diag), axis=1)
+    diag = prec_chol if covariance_type == "diag" else prec_chol.diagonal(0, 1, 2)
+    out: Array = np.log(diag).sum(axis=1)
     return out
 
 

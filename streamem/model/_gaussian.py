@@ -67,8 +67,10 @@ def scoring_factors(means: Array, prec_chol: Array) -> Array:
     """
     K, d = means.shape
     out = np.empty((K * d, d + 1))
-    out[:, :d] = np.swapaxes(prec_chol, 1, 2).reshape(K * d, d)
-    out[:, d] = -np.einsum("kd,kde->ke", means, prec_chol).reshape(K * d)
+    view = out.reshape(K, d, d + 1)
+    view[:, :, :d] = np.swapaxes(prec_chol, 1, 2)
+    np.einsum("kd,kde->ke", means, prec_chol, out=view[:, :, d])
+    np.negative(view[:, :, d], out=view[:, :, d])
     return out
 
 

@@ -7,6 +7,7 @@ and 176 -> 118 us). Below 12 features one dense GEMM is faster.
 
 from __future__ import annotations
 
+from functools import cache
 from itertools import pairwise
 
 import numpy as np
@@ -21,6 +22,7 @@ BLOCK_MIN_FEATURES = 12
 _BLOCK = 5
 
 
+@cache
 def block_edges(d: int) -> list[int]:
     """Feature-block boundaries ``0 = e_0 < ... < e_nb = d`` (one block below 12 features).
 
@@ -32,6 +34,7 @@ def block_edges(d: int) -> list[int]:
     Returns
     -------
     list of int
+        Cached: do not modify.
 
     Examples
     --------
