@@ -39,7 +39,9 @@ def log_normalize(weighted_log_prob: Array) -> tuple[Array, Array]:
     log_prob_norm
         Shape (n_samples,).
     log_resp
-        Shape (n_samples, n_components); each row's exponentials sum to 1.
+        Shape (n_samples, n_components); each row's exponentials sum to 1. A transposed
+        (Fortran-ordered) view of a component-major array: the learning kernels read it
+        along the samples.
 
     Examples
     --------
