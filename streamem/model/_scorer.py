@@ -14,7 +14,12 @@ from streamem.model._gaussian import LOG_2PI, full_log_prob_t, log_det_cholesky,
 from streamem.model._numeric import exp_shifted, has_nan
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize
 from streamem.model._tail import mixture_log_tail
-from streamem.model._triangular import block_edges, blocked_log_prob_t, triangular_blocks
+from streamem.model._triangular import (
+    BLOCK_MIN_SAMPLES,
+    block_edges,
+    blocked_log_prob_t,
+    triangular_blocks,
+)
 
 __all__ = ["Scorer"]
 
@@ -76,16 +81,15 @@ class Scorer:
         self.factors = scoring_factors(means, prec_chol) if covariance_type == "full" else None
         self._d = float(d)
         self._edges = block_edges(d)
-        self._blocks = (
-            triangular_blocks(means, prec_chol, self._edges)
-            if self.factors is not None and len(self._edges) > 2 else None
-        )
+        self._blocks: list[Array] | None = None  # built on the first large batch
 
     def _complete_log_prob_t(self, X: Array) -> Array:
         """Weighted log-probabilities of complete rows, (n_components, n_samples)."""
-        if self._blocks is not None:
-            return blocked_log_prob_t(X, self._blocks, self._edges, self._wconst)
         assert self.factors is not None
+        if len(self._edges) > 2 and X.shape[0] >= BLOCK_MIN_SAMPLES:
+            if self._blocks is None:
+                self._blocks = triangular_blocks(self.means, self.prec_chol, self._edges)
+            return blocked_log_prob_t(X, self._blocks, self._edges, self._wconst)
         return full_log_prob_t(X, self.factors, self._wconst)
 
     def estimate(

@@ -14,7 +14,12 @@ from streamem.model._gaussian import (
 )
 from streamem.model._missing import conditional_fill, estimate_log_gaussian_prob_missing
 from streamem.model._numeric import exp_shifted, has_nan
-from streamem.model._triangular import BLOCK_MIN_FEATURES, block_edges, blocked_scatter
+from streamem.model._triangular import (
+    BLOCK_MIN_FEATURES,
+    BLOCK_MIN_SAMPLES,
+    block_edges,
+    blocked_scatter,
+)
 
 __all__ = [
     "centred_update",
@@ -210,7 +215,7 @@ def sufficient_statistics(
     sx = Rc @ XcT.T
     if covariance_type == "diag":
         sxx = Rc @ (XcT * XcT).T
-    elif d >= BLOCK_MIN_FEATURES:
+    elif d >= BLOCK_MIN_FEATURES and XcT.shape[1] >= BLOCK_MIN_SAMPLES:
         sxx = blocked_scatter(Rc, XcT, block_edges(d))
     else:
         nc = XcT.shape[1]

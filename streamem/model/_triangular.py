@@ -2,7 +2,7 @@
 the scatter matrices are symmetric, so from 12 features on splitting the features into
 blocks of ~5 skips most of the zeros (d = 30: 6 blocks, 58 % of the flops; measured
 E-step 436 -> 380 us, scatter 516 -> 378 us per 1024 events, K = 8; d = 14: 161 -> 142
-and 176 -> 118 us). Below 12 features one dense GEMM is faster.
+and 176 -> 118 us). Below 12 features, or 512 samples, one dense GEMM is faster.
 """
 
 from __future__ import annotations
@@ -13,12 +13,21 @@ from itertools import pairwise
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["block_edges", "blocked_log_prob_t", "blocked_scatter", "triangular_blocks"]
+__all__ = [
+    "BLOCK_MIN_FEATURES",
+    "BLOCK_MIN_SAMPLES",
+    "block_edges",
+    "blocked_log_prob_t",
+    "blocked_scatter",
+    "triangular_blocks",
+]
 
 Array = NDArray[np.float64]
 
-#: from this many features on the blocked GEMMs beat one dense GEMM
+#: from this many features and samples on, the blocked GEMMs beat one dense GEMM (each
+#: block is a BLAS call: below ~256 samples the calls cost more than the zeros they skip)
 BLOCK_MIN_FEATURES = 12
+BLOCK_MIN_SAMPLES = 512
 _BLOCK = 5
 
 

@@ -221,7 +221,7 @@ def test_blocked_triangular_kernels_match_scipy_and_naive_sums(d: int) -> None:
     w, means, cov = _mixture(d, 3, d)
     U = precision_cholesky(cov, "full")
     rng = np.random.default_rng(d)
-    X = rng.normal(0, 2, (257, d))
+    X = rng.normal(0, 2, (600, d))  # blocked from 512 rows on
     const = np.log(w)
     got = blocked_log_prob_t(X, triangular_blocks(means, U, edges), edges, const)
     ref = np.column_stack([multivariate_normal(m, c).logpdf(X) for m, c in zip(means, cov,
@@ -231,7 +231,7 @@ def test_blocked_triangular_kernels_match_scipy_and_naive_sums(d: int) -> None:
     np.testing.assert_allclose(got.T, ref, rtol=1e-10, atol=1e-9)
     sc = Scorer(w, means, cov, U, "full", 1e-6)  # the scorer takes the blocked path
     np.testing.assert_allclose(sc.estimate(X)[0], sc.estimate(X, complete=False)[0], rtol=1e-13)
-    R = rng.dirichlet(np.ones(3), size=257)
+    R = rng.dirichlet(np.ones(3), size=600)
     center = rng.normal(size=d)
     _, _, sxx = sufficient_statistics(X, R, means, cov, "full", 1e-6, center)
     Xc = X - center
