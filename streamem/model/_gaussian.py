@@ -23,7 +23,7 @@ from streamem.model._factor import (
     precision_cholesky,
     safe_cholesky,
 )
-from streamem.model._numeric import LOG_2PI
+from streamem.model._numeric import LOG_2PI, asum
 
 __all__ = [
     "LOG_2PI",
@@ -107,7 +107,7 @@ def full_log_prob_t(X: Array, factors: Array, const: Array) -> Array:
     XT[d] = 1.0
     Y = factors @ XT
     Y *= Y
-    out: Array = Y.reshape(-1, d, n).sum(axis=1)
+    out: Array = asum(Y.reshape(-1, d, n), axis=1)
     out *= -0.5
     out += const[:, None]
     return out

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["EXP_FLOOR", "LOG_2PI", "exp_shifted", "has_nan"]
+__all__ = ["EXP_FLOOR", "LOG_2PI", "amax", "amin", "asum", "exp_shifted", "has_nan"]
 
 Array = NDArray[np.float64]
 LOG_2PI = float(np.log(2.0 * np.pi))
+#: ufunc reductions without the ndarray-method wrappers: the same loops (bit-identical to
+#: ``.max()`` / ``.min()`` / ``.sum()``), ~0.5 us less per call, which adds up per event
+amax = np.maximum.reduce
+amin = np.minimum.reduce
+asum = np.add.reduce
 
 
 #: numpy's exp leaves its fast SIMD path from about -708 on (results near or below the
@@ -42,7 +47,7 @@ def exp_shifted(A: Array) -> Array:
     >>> float(e.sum(axis=1)[0]), float(e[1, 0])
     (1.0, 0.36787944117144233)
     """
-    if A.size > 256 and float(A.min()) < EXP_FLOOR:  # (the slow path costs per element)
+    if A.size > 256 and float(amin(A, axis=None)) < EXP_FLOOR:  # (the slow path costs per element)
         out: Array = np.maximum(A, EXP_FLOOR)
         return np.exp(out, out=out)
     return np.exp(A)
@@ -66,4 +71,4 @@ def has_nan(X: Array) -> bool:
     >>> has_nan(np.array([[1.0, np.nan]])), has_nan(np.ones((2, 2)))
     (True, False)
     """
-    return bool(X.size) and bool(np.isnan(X.min()))
+    return bool(X.size) and bool(np.isnan(amin(X, axis=None)))

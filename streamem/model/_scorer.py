@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.model._gaussian import LOG_2PI, full_log_prob_t, log_det_cholesky, scoring_factors
-from streamem.model._numeric import exp_shifted, has_nan
+from streamem.model._numeric import amax, asum, exp_shifted, has_nan
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize
 from streamem.model._tail import mixture_log_tail
 from streamem.model._triangular import (
@@ -155,9 +155,9 @@ class Scorer:
         if self.factors is None or has_nan(X):
             return self.estimate(X, complete=False)[0]
         wt = self._complete_log_prob_t(X)
-        top = wt.max(axis=0)
+        top = amax(wt, axis=0)
         wt -= top
-        out: Array = np.log(exp_shifted(wt).sum(axis=0))
+        out: Array = np.log(asum(exp_shifted(wt), axis=0))
         out += top
         return out
 

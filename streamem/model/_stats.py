@@ -13,7 +13,7 @@ from streamem.model._gaussian import (
     scoring_factors,
 )
 from streamem.model._missing import conditional_fill, estimate_log_gaussian_prob_missing
-from streamem.model._numeric import exp_shifted, has_nan
+from streamem.model._numeric import amax, asum, exp_shifted, has_nan
 from streamem.model._triangular import (
     BLOCK_MIN_FEATURES,
     BLOCK_MIN_SAMPLES,
@@ -59,9 +59,9 @@ def log_normalize(weighted_log_prob: Array) -> tuple[Array, Array]:
     wt = weighted_log_prob.T
     if not wt.flags.c_contiguous:
         wt = np.ascontiguousarray(wt)
-    top = wt.max(axis=0)
+    top = amax(wt, axis=0)
     shifted = wt - top
-    log_total = np.log(exp_shifted(shifted).sum(axis=0))
+    log_total = np.log(asum(exp_shifted(shifted), axis=0))
     # responsibilities from the shifted values: exact even when |log f| ~ 1e11, where
     # (log pi_k + log N_k) - log f would lose every digit of the log-ratio
     shifted -= log_total

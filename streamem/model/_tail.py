@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import erfc, gammaincc, gammaln
 
-from streamem.model._numeric import exp_shifted
+from streamem.model._numeric import amax, asum, exp_shifted
 
 __all__ = ["log_chi2_sf", "mixture_log_tail"]
 
@@ -95,7 +95,7 @@ def log_chi2_sf(x: Array, df: Array | float) -> Array:
     pos *= slope.take(i)
     out: Array = tab.take(i)
     out += pos
-    if x.size and x.max() > _TABLE_MAX:
+    if x.size and amax(x, axis=None) > _TABLE_MAX:
         far = x > _TABLE_MAX
         out[far] = _log_chi2_sf_exact(x[far], d0)
     if d0 < 4.0:  # log S is not smooth at 0 for df < 4: interpolation would be off there
@@ -186,9 +186,9 @@ def mixture_log_tail(
         df = df[None, :] if df.ndim == 1 else df
     terms = log_chi2_sf(c, df)
     terms += log_weights[:, None]
-    top = terms.max(axis=0)
+    top = amax(terms, axis=0)
     terms -= top
-    out: Array = np.log(exp_shifted(terms).sum(axis=0))
+    out: Array = np.log(asum(exp_shifted(terms), axis=0))
     out += top
     np.minimum(out, 0.0, out=out)
     return out
