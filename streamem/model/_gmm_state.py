@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from streamem.errors import StateError
-from streamem.model._gaussian import log_det_cholesky, precision_cholesky
+from streamem.model._gaussian import precision_cholesky
 
 if TYPE_CHECKING:
     from streamem.model.gmm import OnlineGMM
@@ -117,9 +117,7 @@ def load_state(m: OnlineGMM, state: dict[str, Any]) -> None:
         m.precisions_cholesky_ = precision_cholesky(
             m.covariances_, m.covariance_type, m.reg_covar
         )
-        m._log_weights = np.log(m.weights_)
-        m._log_det = log_det_cholesky(m.precisions_cholesky_, m.covariance_type)
-        m._factors = m._scoring_factors()
+        m._rescore()
         m._pending = int(state["pending"])
         m.generation_ = int(state["generation"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -74,10 +74,12 @@ def map_covariances(
         out = w[:, None] * ml_cov + (1.0 - w)[:, None] * prior_cov[None, :] + reg_covar
         return np.asarray(out)
     d = ml_cov.shape[-1]
-    out = w[:, None, None] * ml_cov + (1.0 - w)[:, None, None] * prior_cov[None]
-    out = 0.5 * (out + np.swapaxes(out, 1, 2))
-    out[:, np.arange(d), np.arange(d)] += reg_covar
-    return np.asarray(out)
+    out = w[:, None, None] * ml_cov
+    out += (1.0 - w)[:, None, None] * prior_cov
+    sym = out + np.swapaxes(out, 1, 2)
+    sym *= 0.5
+    sym.reshape(len(sym), d * d)[:, :: d + 1] += reg_covar  # the diagonals, in place
+    return sym
 
 
 def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:

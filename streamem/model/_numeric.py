@@ -1,17 +1,56 @@
-"""Private numeric helpers: fast row reductions for (n_samples, n_components) arrays."""
+"""Private numeric helpers: NaN test and the exponential of log-sum-exp."""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["LOG_2PI", "SMALL_BATCH", "has_nan", "row_logsumexp", "row_max"]
+__all__ = ["EXP_FLOOR", "LOG_2PI", "amax", "amin", "asum", "exp_shifted", "has_nan"]
 
 Array = NDArray[np.float64]
 LOG_2PI = float(np.log(2.0 * np.pi))
-#: below this many rows plain numpy reductions beat the large-batch layouts
-SMALL_BATCH = 32
-_SMALL = SMALL_BATCH
+#: ufunc reductions without the ndarray-method wrappers: the same loops (bit-identical to
+#: ``.max()`` / ``.min()`` / ``.sum()``), ~0.5 us less per call, which adds up per event
+amax = np.maximum.reduce
+amin = np.minimum.reduce
+asum = np.add.reduce
+
+
+#: numpy's exp leaves its fast SIMD path from about -708 on (results near or below the
+#: smallest normal double): 6-40x slower there
+EXP_FLOOR = -700.0
+
+
+def exp_shifted(A: Array) -> Array:
+    """``exp(A)`` for log-sum-exp: ``A <= 0`` with a 0 in every column of the sum.
+
+    Entries below :data:`EXP_FLOOR` are raised to it before ``exp``: their exponentials
+    (< 1e-304 each) vanish against the 1.0 of the column's largest entry (a partial sum that
+    could tell them apart is below 1e-290, and adding 1.0 rounds it away), so sums over the
+    components are bit-identical, and numpy's slow path for underflowing results is avoided
+    (well separated components at d = 30 put half of the entries below -708).
+
+    Parameters
+    ----------
+    A
+        Shifted log-values, any shape; not modified.
+
+    Returns
+    -------
+    ndarray
+        A new array, same shape and memory order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> e = exp_shifted(np.array([[0.0, -1e4], [-1.0, 0.0]]))
+    >>> float(e.sum(axis=1)[0]), float(e[1, 0])
+    (1.0, 0.36787944117144233)
+    """
+    if A.size > 256 and float(amin(A, axis=None)) < EXP_FLOOR:  # (the slow path costs per element)
+        out: Array = np.maximum(A, EXP_FLOOR)
+        return np.exp(out, out=out)
+    return np.exp(A)
 
 
 def has_nan(X: Array) -> bool:
@@ -32,54 +71,4 @@ def has_nan(X: Array) -> bool:
     >>> has_nan(np.array([[1.0, np.nan]])), has_nan(np.ones((2, 2)))
     (True, False)
     """
-    return bool(X.size) and bool(np.isnan(X.min()))
-
-
-def row_max(A: Array) -> Array:
-    """``A.max(axis=1)`` for a short second axis, via a contiguous transpose (much faster).
-
-    Parameters
-    ----------
-    A
-        Shape (n_samples, n_components).
-
-    Returns
-    -------
-    ndarray of shape (n_samples,)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> row_max(np.array([[1.0, 3.0], [4.0, 2.0]])).tolist()
-    [3.0, 4.0]
-    """
-    if A.shape[0] < _SMALL:
-        small: Array = A.max(axis=1)
-        return small
-    out: Array = np.ascontiguousarray(A.T).max(axis=0)
-    return out
-
-
-def row_logsumexp(A: Array) -> Array:
-    """``log(sum(exp(A), axis=1))``, stable, with the fast row reductions.
-
-    Parameters
-    ----------
-    A
-        Shape (n_samples, n_components).
-
-    Returns
-    -------
-    ndarray of shape (n_samples,)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> round(float(row_logsumexp(np.log(np.array([[0.2, 0.6]])))[0]), 6)
-    -0.223144
-    """
-    top = row_max(A)
-    e = np.exp(A - top[:, None])  # underflow to 0 is harmless
-    total = e.sum(axis=1) if A.shape[0] < _SMALL else e @ np.ones(A.shape[1])
-    out: Array = top + np.log(total)
-    return out
+    return bool(X.size) and bool(np.isnan(amin(X, axis=None)))

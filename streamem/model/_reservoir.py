@@ -67,8 +67,12 @@ def reservoir_update(
         complete, start = complete[free:], start + free
         if complete.shape[0] == 0:
             return reservoir, offered
-    seen = np.minimum(start + 1 + np.arange(complete.shape[0]), max(window, size))
-    slots = np.floor(rng.random(complete.shape[0]) * seen).astype(np.int64)
-    keep = slots < size
+    m = complete.shape[0]
+    seen = np.arange(start + 1, start + 1 + m, dtype=np.float64)  # exact below 2**53
+    np.minimum(seen, max(window, size), out=seen)
+    u: Array = np.asarray(rng.random(m))
+    u *= seen
+    slots = u.astype(np.int64)  # truncation is the floor here: u >= 0
+    keep = np.flatnonzero(slots < size)
     reservoir[slots[keep]] = complete[keep]
     return reservoir, offered

@@ -5,9 +5,21 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.model._gaussian import LOG_2PI, estimate_log_gaussian_prob, log_det_cholesky
+from streamem.model._gaussian import (
+    LOG_2PI,
+    estimate_log_gaussian_prob,
+    full_log_prob_t,
+    log_det_cholesky,
+    scoring_factors,
+)
 from streamem.model._missing import conditional_fill, estimate_log_gaussian_prob_missing
-from streamem.model._numeric import SMALL_BATCH, has_nan, row_max
+from streamem.model._numeric import amax, asum, exp_shifted, has_nan
+from streamem.model._triangular import (
+    BLOCK_MIN_FEATURES,
+    BLOCK_MIN_SAMPLES,
+    block_edges,
+    blocked_scatter,
+)
 
 __all__ = [
     "centred_update",
@@ -32,7 +44,9 @@ def log_normalize(weighted_log_prob: Array) -> tuple[Array, Array]:
     log_prob_norm
         Shape (n_samples,).
     log_resp
-        Shape (n_samples, n_components); each row's exponentials sum to 1.
+        Shape (n_samples, n_components); each row's exponentials sum to 1. A transposed
+        (Fortran-ordered) view of a component-major array: the learning kernels read it
+        along the samples.
 
     Examples
     --------
@@ -41,15 +55,18 @@ def log_normalize(weighted_log_prob: Array) -> tuple[Array, Array]:
     >>> np.round(np.exp(lr), 2).tolist(), round(float(np.exp(lp[0])), 2)
     ([[0.25, 0.75]], 0.8)
     """
-    top = row_max(weighted_log_prob)
-    shifted = weighted_log_prob - top[:, None]
-    e = np.exp(shifted)  # underflow to 0 is harmless
-    total = e.sum(axis=1) if len(e) < SMALL_BATCH else e @ np.ones(e.shape[1])
-    log_total = np.log(total)
+    # component-major (K, n) layout: every reduction below runs along the samples
+    wt = weighted_log_prob.T
+    if not wt.flags.c_contiguous:
+        wt = np.ascontiguousarray(wt)
+    top = amax(wt, axis=0)
+    shifted = wt - top
+    log_total = np.log(asum(exp_shifted(shifted), axis=0))
     # responsibilities from the shifted values: exact even when |log f| ~ 1e11, where
     # (log pi_k + log N_k) - log f would lose every digit of the log-ratio
-    log_resp: Array = shifted - log_total[:, None]
+    shifted -= log_total
     log_prob_norm: Array = top + log_total
+    log_resp: Array = shifted.T
     return log_prob_norm, log_resp
 
 
@@ -62,7 +79,7 @@ def estimate_weighted_log_prob(
     covariance_type: str,
     reg_covar: float,
     log_det: Array | None = None,
-    factors: tuple[Array, Array] | None = None,
+    factors: Array | None = None,
 ) -> tuple[Array, Array, Array | float]:
     """``log pi_k + log N_k(x_o)`` for rows that may contain NaN.
 
@@ -82,7 +99,7 @@ def estimate_weighted_log_prob(
     log_det
         Precomputed ``log|U_k|`` of ``prec_chol``, shape (n_components,) (optional).
     factors
-        Precomputed ``stacked_factors(means, prec_chol)`` for full covariances (optional).
+        Precomputed ``scoring_factors(means, prec_chol)`` for full covariances (optional).
 
     Returns
     -------
@@ -111,6 +128,9 @@ def estimate_weighted_log_prob(
         log_det = log_det_cholesky(prec_chol, covariance_type)
     base_lnc = log_det - 0.5 * d * LOG_2PI
     if not has_nan(X):
+        if covariance_type == "full":
+            W = factors if factors is not None else scoring_factors(means, prec_chol)
+            return full_log_prob_t(X, W, base_lnc + log_weights).T, base_lnc, float(d)
         lp = estimate_log_gaussian_prob(X, means, prec_chol, covariance_type, log_det, factors)
         lp += log_weights[None, :]
         return lp, base_lnc, float(d)
@@ -183,19 +203,23 @@ def sufficient_statistics(
     """
     d = X.shape[1]
     K = resp.shape[1]
-    nk = resp.sum(axis=0)
+    # component-major layout (K, n) and (d, n): the broadcast products run along the samples
+    RT = resp.T if resp.T.flags.c_contiguous else np.ascontiguousarray(resp.T)
+    nk = RT.sum(axis=1)
     row_missing = np.isnan(X).any(axis=1) if has_nan(X) else None
     if row_missing is not None:
         full = ~row_missing
-        Xc, Rc = X[full] - center, resp[full]
+        XcT, Rc = np.subtract(X[full].T, center[:, None], order="C"), RT[:, full]
     else:
-        Xc, Rc = X - center, resp
-    sx = Rc.T @ Xc
+        XcT, Rc = np.subtract(X.T, center[:, None], order="C"), RT
+    sx = Rc @ XcT.T
     if covariance_type == "diag":
-        sxx = Rc.T @ (Xc * Xc)
+        sxx = Rc @ (XcT * XcT).T
+    elif d >= BLOCK_MIN_FEATURES and XcT.shape[1] >= BLOCK_MIN_SAMPLES:
+        sxx = blocked_scatter(Rc, XcT, block_edges(d))
     else:
-        nc = Xc.shape[0]
-        sxx = ((Rc[:, :, None] * Xc[:, None, :]).reshape(nc, K * d).T @ Xc).reshape(K, d, d)
+        nc = XcT.shape[1]
+        sxx = ((Rc[:, None, :] * XcT[None, :, :]).reshape(K * d, nc) @ XcT.T).reshape(K, d, d)
     if row_missing is not None:
         Rm = resp[row_missing]
         Xf, cc = conditional_fill(X[row_missing], means, covariances, covariance_type, reg_covar)
@@ -266,13 +290,17 @@ def centred_update(
         C_new: Array = (
             (1.0 - rho)[:, None] * C + rho[:, None] * Sb + (rho * (1.0 - rho))[:, None] * delta**2
         )
-    else:
-        Sb = sxx / safe[:, None, None] - mb[:, :, None] * mb[:, None, :]
-        C_full = (
-            (1.0 - rho)[:, None, None] * C
-            + rho[:, None, None] * Sb
-            + (rho * (1.0 - rho))[:, None, None] * (delta[:, :, None] * delta[:, None, :])
-        )
-        C_new = 0.5 * (C_full + np.swapaxes(C_full, 1, 2))
+    else:  # same operations and order as the formula above, in fewer temporaries
+        r3 = rho[:, None, None]
+        Sb = sxx / safe[:, None, None]
+        Sb -= mb[:, :, None] * mb[:, None, :]
+        Sb *= r3
+        C_full = (1.0 - r3) * C
+        C_full += Sb
+        dd = delta[:, :, None] * delta[:, None, :]
+        dd *= r3 * (1.0 - r3)
+        C_full += dd
+        C_new = C_full + np.swapaxes(C_full, 1, 2)
+        C_new *= 0.5
     mu_new: Array = mu + rho[:, None] * delta
     return s0_new / s0_new.sum(), mu_new, C_new

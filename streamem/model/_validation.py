@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError
+from streamem.model._numeric import amax, amin
 
 __all__ = ["MAX_ABS", "check_array"]
 
@@ -57,8 +58,8 @@ def check_array(X: ArrayLike, n_features: int | None) -> Array:
             f"X has {A.shape[1]} features but the model was fitted with {n_features}; "
             "send the same features in the same order"
         )
-    if A.size and float(np.abs(A).max()) <= _MAX_ABS:
-        return A  # fast path: finite, in range, so no NaN row either
+    if A.size and amax(A, axis=None) <= _MAX_ABS and amin(A, axis=None) >= -_MAX_ABS:
+        return A  # fast path: finite, in range, so no NaN row either (NaN fails both tests)
     finite_or_nan = np.isfinite(A) | np.isnan(A)
     if not finite_or_nan.all():
         row = int(np.flatnonzero(~finite_or_nan.all(axis=1))[0])

@@ -8,12 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError, NotFittedError, StateError
-from streamem.model._gaussian import (
-    condition_covariances,
-    log_det_cholesky,
-    precision_cholesky,
-    stacked_factors,
-)
+from streamem.model._gaussian import factorize
 from streamem.model._gmm_state import STATE_VERSION, dump_state, load_state
 from streamem.model._init import (
     map_covariances,
@@ -23,13 +18,8 @@ from streamem.model._init import (
     warm_up_fit,
 )
 from streamem.model._reservoir import reservoir_update
-from streamem.model._stats import (
-    centred_update,
-    estimate_weighted_log_prob,
-    log_normalize,
-    sufficient_statistics,
-)
-from streamem.model._tail import mixture_log_tail
+from streamem.model._scorer import Scorer
+from streamem.model._stats import centred_update, sufficient_statistics
 from streamem.model._validation import check_array
 
 __all__ = ["OnlineGMM"]
@@ -313,42 +303,38 @@ class OnlineGMM:
             self._s0, self._C
         )
         self.means_ = self._mu.copy()
-        self._log_weights = np.log(self.weights_)
-        self._log_det = log_det_cholesky(self.precisions_cholesky_, self.covariance_type)
-        self._factors = self._scoring_factors()
+        self._rescore()
         self._pending = 0
         self.generation_ += 1
+
+    def _rescore(self) -> None:
+        """Scoring constants of the current parameters (after an M-step or a state load)."""
+        self._scorer = Scorer(
+            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_,
+            self.covariance_type, self.reg_covar,
+        )
+        self._log_weights = self._scorer.log_weights
 
     def _m_step(self, s0: Array, C: Array) -> tuple[Array, Array, Array]:
         """Weights (Dirichlet 1.01), MAP covariances and precision factors of statistics."""
         counts = self._n_eff() * s0
         w = counts + 0.01
-        covariances = condition_covariances(
+        covariances, prec = factorize(
             map_covariances(C, counts, self._prior_cov, self._kappa, self.reg_covar),
             self.covariance_type, self.reg_covar,
         )
-        prec = precision_cholesky(covariances, self.covariance_type, self.reg_covar)
         return w / w.sum(), covariances, prec
 
-    def _scoring_factors(self) -> tuple[Array, Array] | None:
-        if self.covariance_type != "full":
-            return None
-        return stacked_factors(self.means_, self.precisions_cholesky_)
-
-    def _estimate(self, X: Array) -> tuple[Array, Array, Array, Array | float]:
+    def _estimate(
+        self, X: Array, complete: bool | None = None
+    ) -> tuple[Array, Array, Array, Array | float]:
         """E-step: ``log f(x)``, log responsibilities, log normalising constants, ``d_o``."""
         if not self._fitted:
             raise NotFittedError(
                 f"the model has seen {sum(len(b) for b in self._buffer)} of n_warmup="
                 f"{self.n_warmup} samples; call partial_fit with more data first"
             )
-        wlp, lnc, do = estimate_weighted_log_prob(
-            X, self._log_weights, self.means_, self.covariances_,
-            self.precisions_cholesky_, self.covariance_type, self.reg_covar, self._log_det,
-            self._factors,
-        )
-        lpn, log_resp = log_normalize(wlp)
-        return lpn, log_resp, lnc, do
+        return self._scorer.estimate(X, complete)
 
     def _learn(self, X: Array, resp: Array) -> None:
         """Move the decaying statistics towards the batch statistics (centred form)."""
@@ -376,7 +362,7 @@ class OnlineGMM:
         if len(self._reservoir) == 0:
             return np.zeros(0, dtype=np.int64)
         lpn, _, lnc, do = self._estimate(self._reservoir)
-        log_tail = mixture_log_tail(self._log_weights, lnc, lpn, do)
+        log_tail = self._scorer.log_tail(lnc, lpn, do)
         order = np.argsort(log_tail, kind="stable")
         cut = np.log(0.1 / len(self._reservoir))
         return np.asarray(order[log_tail[order] < cut], dtype=np.int64)

@@ -11,7 +11,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError, StateError
 from streamem.model._numeric import has_nan
-from streamem.model._tail import mixture_log_tail
 from streamem.model._validation import check_array
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.baseline import SlowBaseline
@@ -318,11 +317,11 @@ class Detector(DetectorReports):
         self.n_learned_ += len(B)
         self.ready_ = True
 
-    def _calibrated(self, Z: Array) -> tuple[Array, Array, Array]:
+    def _calibrated(self, Z: Array, complete: bool | None = None) -> tuple[Array, Array, Array]:
         """Log-likelihood (scaled units), log responsibilities and surprise of scaled rows."""
         m = self.model_
-        lpn, log_resp, lnc, do = m._estimate(Z)
-        log_tau = mixture_log_tail(m._log_weights, lnc, lpn, do)
+        lpn, log_resp, lnc, do = m._estimate(Z, complete)
+        log_tau = m._scorer.log_tail(lnc, lpn, do)
         return lpn, log_resp, -log_tau / _LN10
 
     def _smooth(self, u: Array) -> Array:
@@ -341,13 +340,15 @@ class Detector(DetectorReports):
         n = A.shape[0]
         if self.baseline_ is not None:
             A = self.baseline_.transform(A)
+        nan = has_nan(A)
         Z = self.scaler_.transform(A)
-        lpn, log_resp, u = self._calibrated(Z)
+        lpn, log_resp, u = self._calibrated(Z, complete=not nan)
         if self.smooth_window > 1:
             u = self._smooth(u)
-        log_scale = self._log_scale
-        observed_log_scale = (~np.isnan(A)) @ log_scale if has_nan(A) else log_scale.sum()
-        scores = -(lpn - observed_log_scale)
+        observed_log_scale = (
+            (~np.isnan(A)) @ self._log_scale if nan else self.scaler_.log_scale_sum()
+        )
+        scores = observed_log_scale - lpn
         thr = self.threshold_model_.threshold_
         flagged = u > thr
         learn = ~flagged if self.protect_model else np.ones(n, dtype=bool)
@@ -356,7 +357,7 @@ class Detector(DetectorReports):
         if self._pending_n >= self.learn_every:
             self._flush()
         self.n_events_ += n
-        self.n_anomalies_ += int(flagged.sum())
+        self.n_anomalies_ += int(np.count_nonzero(flagged))
         return DetectionResult(
             scores=scores,
             tail_probability=np.power(10.0, -u),
@@ -370,7 +371,7 @@ class Detector(DetectorReports):
 
     @property
     def _log_scale(self) -> Array:
-        return np.log(self.scaler_.scale_)
+        return self.scaler_.log_scale()
 
     def _flush(self) -> None:
         """Learn the scored-but-not-yet-learned events (at least every ``learn_every``)."""
@@ -380,7 +381,8 @@ class Detector(DetectorReports):
             Z, log_resp, u, flagged = self._pending[0]
         else:
             Z = np.vstack([p[0] for p in self._pending])
-            log_resp = np.vstack([p[1] for p in self._pending])
+            # (K, n) layout, as the E-step makes it: the learning kernels run along the events
+            log_resp = np.hstack([p[1].T for p in self._pending]).T
             u = np.concatenate([p[2] for p in self._pending])
             flagged = np.concatenate([p[3] for p in self._pending])
         self._pending = []
@@ -399,14 +401,15 @@ class Detector(DetectorReports):
                 self.n_learned_ += len(u)
                 return
             tracker.checked()
-        if learn.all():
+        n_learn = int(np.count_nonzero(learn))
+        if n_learn:
+            if n_learn < len(learn):  # np.compress: 2-3x faster than a boolean index here
+                Z = np.compress(learn, Z, axis=0)
+                log_resp = np.compress(learn, log_resp.T, axis=1).T
             self.model_._learn(Z, np.exp(log_resp))
             self.drift_.update(Z, self.model_)
-        elif learn.any():
-            self.model_._learn(Z[learn], np.exp(log_resp[learn]))
-            self.drift_.update(Z[learn], self.model_)
         self.threshold_model_.update(u, flagged)
-        self.n_learned_ += int(learn.sum())
+        self.n_learned_ += n_learn
 
     def _coherent(self, E: Array) -> bool:
         """Do the flagged events ``E`` (oldest first) form a stationary new cluster?
@@ -433,7 +436,7 @@ class Detector(DetectorReports):
         ):
             return False  # broader than any known component: scattered faults, not a regime
         lpn, _, lnc, do = probe._estimate(E[half:])
-        log_tau = mixture_log_tail(probe._log_weights, lnc, lpn, do)
+        log_tau = probe._scorer.log_tail(lnc, lpn, do)
         return float(np.mean(log_tau < math.log(0.01))) < _COHERENT_MISS
 
     def _new_regime(self, tracker: RegimeTracker, events: Array) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.model._gaussian import log_det_cholesky, precision_cholesky, stacked_factors
-from streamem.model._stats import estimate_weighted_log_prob, log_normalize
+from streamem.model._gaussian import precision_cholesky
+from streamem.model._scorer import Scorer
 
 __all__ = ["DriftMonitor", "gaussian_kl"]
 
@@ -111,7 +111,7 @@ class DriftMonitor:
         self._events = 0
         self._phase = 0
         self._ref: dict[str, Any] | None = None
-        self._ref_cache: tuple[Array, tuple[Array, Array] | None] | None = None
+        self._ref_cache: Scorer | None = None
         self._weight_change: Array = np.zeros(0)
         self._mean_shift: Array = np.zeros(0)
         # live parameters captured at the last window end; compared lazily (on first read)
@@ -213,18 +213,11 @@ class DriftMonitor:
         r = self._ref
         assert r is not None
         if self._ref_cache is None:
-            ct = r["covariance_type"]
-            self._ref_cache = (
-                log_det_cholesky(r["prec_chol"], ct),
-                stacked_factors(r["means"], r["prec_chol"]) if ct == "full" else None,
+            self._ref_cache = Scorer(
+                r["weights"], r["means"], r["covariances"], r["prec_chol"],
+                r["covariance_type"], r["reg_covar"],
             )
-        log_det, factors = self._ref_cache
-        wlp, _, _ = estimate_weighted_log_prob(
-            X, r["log_weights"], r["means"], r["covariances"], r["prec_chol"],
-            r["covariance_type"], r["reg_covar"], log_det, factors,
-        )
-        lpn, _ = log_normalize(wlp)
-        return -lpn
+        return -self._ref_cache.log_prob_norm(X)
 
     def update(self, X: Array, model: Any) -> None:
         """Feed a batch; at each window end run the CUSUM and capture the live parameters.

@@ -50,27 +50,44 @@ def gpd_log_likelihood(peaks: Array, gamma: float, sigma: float) -> float:
 
 def _grimshaw_w(x: Array, peaks: Array) -> Array:
     """Grimshaw's ``w(x) = u(x) v(x) - 1`` for a vector of ``x`` at once."""
-    s = 1.0 + np.multiply.outer(x, peaks)
-    out: Array = np.mean(1.0 / s, axis=-1) * (1.0 + np.mean(np.log(s), axis=-1)) - 1.0
+    s = np.multiply.outer(x, peaks)
+    s += 1.0
+    n = peaks.shape[-1]
+    u = np.reciprocal(s).sum(axis=-1) / n
+    v = np.log(s, out=s).sum(axis=-1) / n
+    out: Array = u * (1.0 + v) - 1.0
     return out
+
+
+def _grimshaw_w1(x: float, peaks: Array, buf: Array) -> float:
+    """:func:`_grimshaw_w` at one ``x`` (the root finder's calls), in a scratch buffer."""
+    s = np.multiply(peaks, x, out=buf)
+    s += 1.0
+    n = peaks.shape[-1]
+    u = float(np.reciprocal(s).sum()) / n
+    v = float(np.log(s, out=s).sum()) / n
+    return float(u * (1.0 + v) - 1.0)
 
 
 def _grimshaw_candidates(peaks: Array) -> list[tuple[float, float]]:
     ymin, ymax, ymean = float(peaks.min()), float(peaks.max()), float(peaks.mean())
     eps = min(2e-8, 0.5 / ymax)
 
+    buf = np.empty_like(peaks)
+
     def w(x: float) -> float:
-        return float(_grimshaw_w(np.array([x]), peaks)[0])
+        return _grimshaw_w1(x, peaks, buf)
 
     brackets = [(-1.0 / ymax + eps, -eps)]
     if ymin > 0:
         brackets.append((eps, 2.0 * (ymean - ymin) / ymin**2))
     out = [(0.0, ymean)]
-    for lo, hi in brackets:
-        if not hi > lo:
-            continue
-        grid = np.linspace(lo, hi, 24)
-        vals = _grimshaw_w(grid, peaks)
+    grids = [np.linspace(lo, hi, 24) for lo, hi in brackets if hi > lo]
+    if not grids:
+        return out
+    all_vals = _grimshaw_w(np.concatenate(grids), peaks)  # every bracket's grid at once
+    for k, grid in enumerate(grids):
+        vals = all_vals[24 * k : 24 * (k + 1)]
         for j in np.flatnonzero(vals[:-1] * vals[1:] <= 0):
             a, b = float(grid[j]), float(grid[j + 1])
             x = a if vals[j] == 0.0 else float(brentq(w, a, b, xtol=1e-12))
@@ -109,5 +126,30 @@ def fit_gpd(peaks: Array) -> tuple[float, float]:
         ratio = mean * mean / var
         cands.append((0.5 * (1.0 - ratio), 0.5 * mean * (1.0 + ratio)))
     cands.append((0.0, max(mean, 1e-12)))
-    best = max(cands, key=lambda gs: gpd_log_likelihood(peaks, gs[0], gs[1]))
+    lls = _log_likelihoods(peaks, cands)
+    best = cands[max(range(len(cands)), key=lls.__getitem__)]  # the first best, as max() did
     return float(best[0]), float(best[1])
+
+
+def _log_likelihoods(peaks: Array, cands: list[tuple[float, float]]) -> list[float]:
+    """:func:`gpd_log_likelihood` of every candidate, the log-sums in one 2-D pass."""
+    n = len(peaks)
+    lls = [-math.inf] * len(cands)
+    rows = [i for i, (g, s) in enumerate(cands) if s > 0 and abs(g) >= 1e-12]
+    for i, (g, s) in enumerate(cands):
+        if s > 0 and abs(g) < 1e-12:
+            lls[i] = float(-n * math.log(s) - peaks.sum() / s)
+    if rows:
+        G = np.array([cands[i][0] for i in rows])
+        S = np.array([cands[i][1] for i in rows])
+        z = np.multiply.outer(G, peaks)
+        z /= S[:, None]
+        z += 1.0
+        valid = (z > 0).all(axis=1)
+        z[~valid] = 1.0  # -inf anyway; keeps the log quiet
+        logsum = np.log(z, out=z).sum(axis=1)
+        for r, i in enumerate(rows):
+            if valid[r]:
+                g, s = cands[i]
+                lls[i] = float(-n * math.log(s) - (1.0 + 1.0 / g) * logsum[r])
+    return lls

@@ -99,15 +99,17 @@ class RegimeTracker:
             self.recent[:] = Z[-P:]
             self.flags[:] = flagged[-P:]
             self.pos, self.full = 0, True
-        else:
-            idx = (self.pos + np.arange(n)) % P
-            self.recent[idx] = Z
-            self.flags[idx] = flagged
+        else:  # ring buffer: at most two slice copies
+            head = min(n, P - self.pos)
+            self.recent[self.pos : self.pos + head] = Z[:head]
+            self.flags[self.pos : self.pos + head] = flagged[:head]
+            self.recent[: n - head] = Z[head:]
+            self.flags[: n - head] = flagged[head:]
             self.full = self.full or self.pos + n >= P
             self.pos = int((self.pos + n) % P)
-        if not flagged.any() or not self.full:
+        if not self.full or not flagged.any():
             return False
-        return bool(self.flags.mean() >= self.fraction)
+        return bool(np.count_nonzero(self.flags) / P >= self.fraction)
 
     def _last(self, m: int) -> tuple[Array, NDArray[np.bool_]]:
         """The last ``m`` events and flags, oldest first."""

@@ -285,9 +285,11 @@ class SpotThreshold:
             self._peaks = np.concatenate([self._peaks, new[:room]])
             new = new[room:]
             self._head = len(self._peaks) % self.max_excess
-        for v in new[-self.max_excess :]:
-            self._peaks[self._head] = v
-            self._head = (self._head + 1) % self.max_excess
+        new = new[-self.max_excess :]
+        if new.size:  # ring-buffer write, oldest first (no slot is written twice)
+            slots = np.arange(self._head, self._head + new.size) % self.max_excess
+            self._peaks[slots] = new
+            self._head = int((self._head + new.size) % self.max_excess)
 
     def to_state(self) -> dict[str, Any]:
         """Plain scalars and arrays (see :meth:`from_state`).
