@@ -107,7 +107,9 @@ def test_emit_returns_quickly_when_the_peer_is_slow(make: Callable[[], Sink],
             start = time.perf_counter()
             sink.emit(make_record(i))
             worst = max(worst, time.perf_counter() - start)
-        assert worst < 0.1
+        # a sink that waited for the peer would take >= 0.5 s per emit; the margin below that
+        # absorbs scheduler stalls on a loaded 2-core CI machine (0.1 s flaked once)
+        assert worst < 0.4
         receiver.set("ok")
 
 
