@@ -91,7 +91,8 @@ class GMMAnomalyDetector(base.AnomalyDetector):
     events and the model learns them ``learn_every`` at a time, in one vectorised step.
     :meth:`score_one` always scores with the model as it is: it never sees the events that
     are still buffered (at most ``learn_every - 1``), so a score depends only on the past.
-    ``learn_every=1`` learns every event at once (slower, same semantics).
+    Each micro-batch ends with an M-step, so the next score sees it. ``learn_every=1``
+    learns every event at once (slower, same semantics).
 
     Parameters
     ----------
@@ -159,7 +160,7 @@ class GMMAnomalyDetector(base.AnomalyDetector):
         self.model_ = OnlineGMM(
             n_components, covariance_type=covariance_type, half_life=half_life,
             n_warmup=n_warmup, max_components=max_components, reg_covar=reg_covar,
-            random_state=seed,
+            refresh_every=learn_every, random_state=seed,
         )
         self.features: list[Hashable] = []
         self._index: dict[Hashable, int] = {}
@@ -204,11 +205,13 @@ class GMMAnomalyDetector(base.AnomalyDetector):
                     bad += 1
             if count and bad:
                 self._invalid(bad, "values that are not numbers")
-        huge = np.abs(row) > MAX_ABS  # ±inf too (NaN compares False: already missing)
-        if huge.any():
-            row[huge] = np.nan
-            if count:
-                self._invalid(int(huge.sum()), "±inf or values beyond 1e100")
+        magnitude = np.abs(row)
+        if not magnitude.max(initial=0.0) <= MAX_ABS:  # NaN, ±inf or huge: the rare path
+            huge = magnitude > MAX_ABS  # ±inf too (NaN compares False: already missing)
+            if huge.any():
+                row[huge] = np.nan
+                if count:
+                    self._invalid(int(huge.sum()), "±inf or values beyond 1e100")
         if count and not x.keys() <= self._index.keys():
             unseen = x.keys() - self._index.keys()
             self.n_unseen_features += len(unseen)
@@ -242,8 +245,12 @@ class GMMAnomalyDetector(base.AnomalyDetector):
                 raise InvalidInputError(
                     f"columns {known!r} must be numeric ({exc}); encode categories upstream"
                 ) from exc
-            values[~(np.abs(values) <= MAX_ABS)] = np.nan
             A[:, [self._index[c] for c in known]] = values
+            huge = np.abs(A) > MAX_ABS  # ±inf too
+            if huge.any():
+                A[huge] = np.nan
+                if learning:
+                    self._invalid(int(huge.sum()), "±inf or values beyond 1e100")
         return frame, A
 
     # ------------------------------------------------------------------ river API
@@ -269,7 +276,8 @@ class GMMAnomalyDetector(base.AnomalyDetector):
     def _flush(self, extra: Array | None = None) -> None:
         """Learn the buffered rows (and ``extra``); the first flush freezes the features."""
         d = len(self.features)
-        parts = [np.pad(r, (0, d - len(r)), constant_values=np.nan) for r in self._pending]
+        parts = [r if len(r) == d else np.pad(r, (0, d - len(r)), constant_values=np.nan)
+                 for r in self._pending]
         A = np.vstack([*parts, np.empty((0, d)) if extra is None else extra])
         if len(A) == 0 or (not self.model_.is_fitted and len(A) < self.n_warmup):
             self._pending = [*A] if len(A) else []

@@ -110,10 +110,12 @@ class SklearnEstimatorMixin:
             setattr(self, name, value)
         try:
             self._check_params()
-        except InvalidInputError:
+        except (InvalidInputError, TypeError) as exc:
             for name, value in old.items():
                 setattr(self, name, value)
-            raise
+            if isinstance(exc, InvalidInputError):
+                raise
+            raise InvalidInputError(f"invalid parameter value in {params!r}: {exc}") from exc
         return self
 
     def _check_params(self) -> None:
