@@ -197,6 +197,11 @@ def test_learn_many_and_score_many_match_the_one_at_a_time_methods() -> None:
     want = [one.score_one({k: v for k, v in p.items() if k != "f3"}) for p in probes]
     np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-9)
     assert many.n_learned == one.n_learned == 600
+    # and through a pipeline's mini-batch path (river's StandardScaler.learn_many first)
+    pipe = preprocessing.StandardScaler() | GMMAnomalyDetector(n_warmup=200, seed=0)
+    for i in range(0, 600, 100):
+        pipe.learn_many(pd.DataFrame(stream[i : i + 100]))
+    assert pipe["GMMAnomalyDetector"].n_learned == 600 and not pipe["GMMAnomalyDetector"].warming_up
 
 
 # ---------------------------------------------------------------------- state
