@@ -70,7 +70,9 @@ class GMMAnomalyDetector(base.AnomalyDetector):
     mixture bound, comparable across events whatever features they miss). High = anomalous,
     0 at a mode; a score of 3 means a tail probability of 1e-3, so
     ``anomaly.ThresholdFilter(det, threshold=3)`` has a meaning before any calibration, and
-    ``anomaly.QuantileFilter`` calibrates on the stream itself.
+    ``anomaly.QuantileFilter`` calibrates on the stream itself. Keep the filters'
+    ``protect_anomaly_detector=True`` (their default): a mixture that learns its anomalies
+    widens towards them and scores the next ones lower.
 
     **Features.** The feature set is fixed at the end of the warm-up: every feature that had
     a usable value in one of the first ``n_warmup`` learned events, sorted by name (so the order
@@ -312,6 +314,7 @@ class GMMAnomalyDetector(base.AnomalyDetector):
         return float(self._surprise(row[None, :])[0])
 
     def _surprise(self, A: Array) -> Array:
+        # the same calibrated tail as Detector's (E-step, then the chi-square mixture bound)
         m = self.model_
         lpn, _, lnc, do = m._estimate(A)
         out: Array = np.maximum(-m._scorer.log_tail(lnc, lpn, do) / _LN10, 0.0)

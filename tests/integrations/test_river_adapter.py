@@ -15,7 +15,9 @@ import pytest
 from river import anomaly, checks, compose, preprocessing
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from streamem import StateError
 from streamem.integrations.river import GMMAnomalyDetector
+from streamem.state.codec import dumps, loads
 
 Stream = list[tuple[dict[str, float], bool]]
 
@@ -211,7 +213,7 @@ def test_state_round_trip_continues_bit_for_bit(n_before: int) -> None:
     det = GMMAnomalyDetector(n_warmup=300, learn_every=16, seed=0)
     for x in stream[:n_before]:
         det.learn_one(x)
-    twin = GMMAnomalyDetector.from_state(det.to_state())
+    twin = GMMAnomalyDetector.from_state(loads(dumps(det.to_state())))  # streamem's codec
     for x in stream[n_before:]:
         assert twin.score_one(x) == det.score_one(x)
         det.learn_one(x)
@@ -224,3 +226,12 @@ def test_missing_river_names_the_extra() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode != 0
     assert "pip install 'streamem[river]'" in out.stderr
+
+
+def test_bad_state_is_a_state_error() -> None:
+    with pytest.raises(StateError, match="version 0 is not 1"):
+        GMMAnomalyDetector.from_state({"version": 0})
+    state = GMMAnomalyDetector(seed=0).to_state()
+    del state["counters"]
+    with pytest.raises(StateError, match="incomplete"):
+        GMMAnomalyDetector.from_state(state)
