@@ -11,7 +11,8 @@ from pathlib import Path
 import streamem
 
 PKG = Path(streamem.__file__).resolve().parent
-OUTSIDE = {"kafka", "prometheus_client", "yaml", "httpx", "orjson", "matplotlib"}
+OUTSIDE = {"kafka", "prometheus_client", "yaml", "httpx", "orjson", "matplotlib", "river",
+           "sklearn"}
 # the only modules allowed to import each outside library; an entry ending in "/" is an adapter
 # package (one adapter split into modules): any module inside it may import the library
 ADAPTERS = {
@@ -21,6 +22,9 @@ ADAPTERS = {
     "httpx": {"sinks/http.py"},
     "orjson": {"features.py"},
     "matplotlib": {"evaluation/report.py"},
+    "river": {"integrations/river.py"},
+    # OnlineGMM follows scikit-learn's conventions duck-typed: no module imports it
+    "sklearn": set(),
 }
 
 

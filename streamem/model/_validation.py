@@ -45,18 +45,28 @@ def check_array(X: ArrayLike, n_features: int | None) -> Array:
     ...
     streamem.errors.InvalidInputError: row 1 has every feature missing; drop it before scoring
     """
+    if getattr(getattr(X, "dtype", None), "kind", "") == "c":
+        raise InvalidInputError("Complex data not supported; pass real numbers (X.real or abs(X))")
     try:
         A = np.asarray(X, dtype=float)
     except (TypeError, ValueError) as exc:
+        if type(X).__module__.startswith("scipy.sparse"):
+            raise InvalidInputError(
+                "sparse input is not supported; pass a dense array (X.toarray())"
+            ) from exc
         raise InvalidInputError(f"X must be numeric, got {type(X).__name__}: {exc}") from exc
     if A.ndim == 1:
         A = A[None, :] if n_features is None or A.shape[0] == n_features else A[:, None]
     if A.ndim != 2:
         raise InvalidInputError(f"X must have shape (n_samples, n_features), got {A.shape}")
+    if A.shape[1] == 0 and A.shape[0]:
+        raise InvalidInputError(
+            f"X has 0 feature(s) (shape={A.shape}) while a minimum of 1 is required."
+        )
     if n_features is not None and A.shape[1] != n_features:
         raise InvalidInputError(
-            f"X has {A.shape[1]} features but the model was fitted with {n_features}; "
-            "send the same features in the same order"
+            f"X has {A.shape[1]} features, but streamem is expecting {n_features} features "
+            "as input (the width it learned); send the same features in the same order"
         )
     if A.size and amax(A, axis=None) <= _MAX_ABS and amin(A, axis=None) >= -_MAX_ABS:
         return A  # fast path: finite, in range, so no NaN row either (NaN fails both tests)

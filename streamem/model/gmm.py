@@ -19,6 +19,7 @@ from streamem.model._init import (
 )
 from streamem.model._reservoir import reservoir_update
 from streamem.model._scorer import Scorer
+from streamem.model._sklearn import SklearnEstimatorMixin
 from streamem.model._stats import centred_update, sufficient_statistics
 from streamem.model._validation import check_array
 
@@ -27,7 +28,7 @@ __all__ = ["OnlineGMM"]
 Array = NDArray[np.float64]
 
 
-class OnlineGMM:
+class OnlineGMM(SklearnEstimatorMixin):
     """Gaussian mixture fitted by online (stepwise) EM with exponential forgetting.
 
     The first ``n_warmup`` samples are buffered and fitted by batch EM (k-means++ seeds,
@@ -171,13 +172,15 @@ class OnlineGMM:
         """
         return self._fitted
 
-    def partial_fit(self, X: ArrayLike) -> OnlineGMM:
+    def partial_fit(self, X: ArrayLike, y: object = None) -> OnlineGMM:
         """Learn from a mini-batch.
 
         Parameters
         ----------
         X
             Shape (n_samples, n_features); NaN marks a missing reading.
+        y
+            Ignored (scikit-learn convention).
 
         Returns
         -------
@@ -421,13 +424,15 @@ class OnlineGMM:
         lpn, _, _, _ = self._estimate(check_array(X, self.n_features_in_))
         return lpn
 
-    def score(self, X: ArrayLike) -> float:
+    def score(self, X: ArrayLike, y: object = None) -> float:
         """Mean log-likelihood of ``X``.
 
         Parameters
         ----------
         X
             Shape (n_samples, n_features).
+        y
+            Ignored (scikit-learn convention).
 
         Returns
         -------
