@@ -18,6 +18,8 @@ from streamem.pipeline import Lane
 from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.sources.base import Source
 from streamem.state.base import CheckpointStore
+from streamem.ui.app import UiApp
+from streamem.ui.history import History
 
 if TYPE_CHECKING:
     from streamem.daemon import Daemon
@@ -129,15 +131,34 @@ def make_store(cfg: Config) -> CheckpointStore:
     return ds
 
 
-def make_metrics(cfg: Config, registry: Any, sinks: Sink) -> tuple[Any, Any]:
-    """``(Metrics, MetricsServer | None)`` for the ``metrics`` section."""
+def make_metrics(cfg: Config, registry: Any, sinks: Sink,
+                 history: History | None = None) -> tuple[Any, Any]:
+    """``(Metrics, MetricsServer | None)`` for the ``metrics`` section; with a ``history``
+    the server also serves the operator page and ``/api/v1`` (the ``ui`` section)."""
     from streamem.metrics import Metrics, MetricsServer
 
     metrics = Metrics(registry)
     metrics.attach_sinks(getattr(sinks, "sinks", [sinks]))
     metrics.update_health({"alert_rate_target": cfg.detector.alert_rate})
-    server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port)
+    ui = None if history is None else make_ui(cfg, metrics, history)
+    server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port, ui=ui)
     return metrics, server
+
+
+def make_ui(cfg: Config, metrics: Any, history: History) -> UiApp:
+    """The operator page and its API for the ``ui`` section."""
+    from streamem.ui.status import status
+
+    u = cfg.ui
+    scope = {"scope": cfg.model.scope, "source": cfg.source.type}
+    return UiApp(
+        history,
+        lambda: status(metrics, history, alert_rate=cfg.detector.alert_rate,
+                       extra=lambda: scope),
+        token=u.token.get() if u.token is not None else None,
+        read_token=u.read_token.get() if u.read_token is not None else None,
+        count_feedback=metrics.count_feedback, max_body_bytes=u.max_body_bytes,
+    )
 
 
 def health_for_metrics(lane: Lane) -> dict[str, Any]:

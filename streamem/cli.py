@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -67,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("-c", "--config", help="read the store named by this config instead")
     ins.add_argument("--key", default="global", help="state key: global or p<N> (partition)")
     ins.add_argument("--json", action="store_true", help="print JSON")
+
+    fb = sub.add_parser("feedback", help="tell a running daemon an alert was right or wrong",
+                        description="POST a verdict to the daemon's /api/v1/feedback; the "
+                        "token is read from the environment variable named by --token-env.")
+    fb.add_argument("id", help="the anomaly record's id")
+    fb.add_argument("--verdict", required=True, choices=["false_positive", "true_positive"])
+    fb.add_argument("--note", default="", help="free text kept with the verdict")
+    fb.add_argument("-c", "--config", default="config.example.yaml",
+                    help="config of the daemon (for metrics.host and metrics.port)")
+    fb.add_argument("--url", help="the daemon's address instead, e.g. http://127.0.0.1:9108")
+    fb.add_argument("--token-env", default="STREAMEM_UI_TOKEN",
+                    help="environment variable holding ui.token (default: %(default)s)")
     return p
 
 
@@ -207,11 +220,29 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    from streamem.config import load_config
+    from streamem.ui.client import send_feedback
+
+    token = os.environ.get(args.token_env)
+    if not token:
+        raise ConfigError(args.token_env, f"environment variable {args.token_env} is not set; "
+                          f"export {args.token_env}=<the daemon's ui.token>")
+    url = args.url
+    if url is None:
+        m = load_config(args.config).metrics
+        host = f"[{m.host}]" if ":" in m.host else m.host
+        url = f"http://{host}:{m.port}"
+    out = send_feedback(url, token, args.id, args.verdict, args.note)
+    print(json.dumps(out["stored"]))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamem`` command; returns the exit code."""
     args = _parser().parse_args(argv)
     handlers = {"run": _cmd_run, "check-config": _cmd_check, "replay": _cmd_replay,
-                "inspect": _cmd_inspect}
+                "inspect": _cmd_inspect, "feedback": _cmd_feedback}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -54,6 +54,8 @@ from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.sources.base import Source
 from streamem.state.base import CheckpointStore, Snapshot
+from streamem.ui.history import History
+from streamem.ui.store import load_history, save_history
 
 __all__ = ["Daemon", "RunSummary"]
 
@@ -121,6 +123,7 @@ class Daemon:
         self._log_lag: dict[int, int] = {}
         self._save_failing_since: float | None = None
         self._log_lag_at = -1e18
+        self.history: History | None = None
 
     def stop(self) -> None:
         """Ask the loop to finish the current batch, checkpoint and return."""
@@ -138,7 +141,10 @@ class Daemon:
         self._dead = adapters.make_dead_letter(cfg)
         stack.callback(self._dead.close)
         if cfg.metrics.enabled:
-            self.metrics, server = adapters.make_metrics(cfg, self._registry, self._sinks)
+            if cfg.ui.enabled:
+                self.history = load_history(state_dir, max_anomalies=cfg.ui.max_anomalies)
+            self.metrics, server = adapters.make_metrics(cfg, self._registry, self._sinks,
+                                                         self.history)
             if server is not None:
                 stack.enter_context(server)
                 self.metrics_url = server.url
@@ -151,7 +157,7 @@ class Daemon:
         if cfg.source.format == "csv" and header is not None:
             extractor.set_csv_header(header)
         return Pipeline(cfg, extractor, self._sinks, self._dead, self.metrics, self._lane_for,
-                        chunked=cfg.source.type == "kafka")
+                        chunked=cfg.source.type == "kafka", history=self.history)
 
     def _lane_key(self, partition: int) -> str:
         return "global" if self.cfg.model.scope == "global" else f"p{partition}"
@@ -233,6 +239,17 @@ class Daemon:
         self.checkpoints += 1
         if self.metrics is not None:
             self.metrics.observe_checkpoint(time.perf_counter() - t0)
+        self._save_history()
+
+    def _save_history(self) -> None:
+        """The operator page's recent history, next to the checkpoints (best effort: the page
+        is not state the model depends on)."""
+        if self.history is None:
+            return
+        try:
+            save_history(self.cfg.checkpoint.dir, self.history)
+        except OSError as exc:
+            logger.warning("ui history not saved in %s (%s)", self.cfg.checkpoint.dir, exc)
 
     def _save_failed(self, exc: StateError) -> bool:
         """A Kafka state store that fails to save (a broker outage): keep running, the lanes
@@ -372,6 +389,8 @@ class Daemon:
         for lane in self.lanes.values():
             self.metrics.update_health(health_for_metrics(lane))
             report_counters(self.metrics, lane)
+            if self.history is not None:
+                self.history.observe_model(lane.key, lane.detector.health())
         assert self._source is not None
         lag = self._source.lag()  # on the loop thread: not thread-safe
         self._log_lag, self._log_lag_at = dict(lag), time.monotonic()

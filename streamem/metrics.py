@@ -44,6 +44,7 @@ from streamem.metrics_catalog import (
     CHECKPOINT_BUCKETS,
     COMPONENT_ARRAYS,
     EVENT_OUTCOMES,
+    FEEDBACK_VERDICTS,
     HEALTH_ALIASES,
     HEALTH_CUMULATIVE,
     HEALTH_GAUGES,
@@ -233,6 +234,9 @@ class Metrics(Probes, ScrapeInputs):
             "streamem_ready", "1 once warm-up is done and the model scores", registry=r
         )
         self.up = Gauge("streamem_up", "1 while the daemon loop runs", registry=r)
+        self.feedback = Counter("streamem_feedback", "operator verdicts on anomalies",
+                                ["verdict"], registry=r)
+        self._verdict = {v: self.feedback.labels(verdict=v) for v in FEEDBACK_VERDICTS}
         registry.register(_ScrapeCollector(self))
 
     # -- hot path: once per micro-batch ------------------------------------------------------
@@ -369,6 +373,17 @@ class Metrics(Probes, ScrapeInputs):
             elif key not in HEALTH_NOT_EXPORTED and key not in self._warned_keys:
                 self._warned_keys.add(key)
                 logger.warning("update_health: unknown key %r ignored", key)
+
+    def count_feedback(self, verdict: str) -> None:
+        """Count one operator verdict (``streamem_feedback_total{verdict}``).
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.count_feedback("false_positive")
+        >>> m.value("streamem_feedback_total", verdict="false_positive")
+        1.0
+        """
+        self._verdict[verdict].inc()
 
     def count_drift_events(self, n: int = 1) -> None:
         """Count ``n`` drift alarms (``streamem_drift_events_total``).

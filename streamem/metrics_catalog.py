@@ -11,6 +11,7 @@ __all__ = [
     "CHECKPOINT_BUCKETS",
     "COMPONENT_ARRAYS",
     "EVENT_OUTCOMES",
+    "FEEDBACK_VERDICTS",
     "HEALTH_ALIASES",
     "HEALTH_CUMULATIVE",
     "HEALTH_GAUGES",
@@ -21,6 +22,7 @@ __all__ = [
 ]
 
 EVENT_OUTCOMES = ("learned", "anomalous", "rejected", "skipped")
+FEEDBACK_VERDICTS = ("false_positive", "true_positive")
 REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "wrong_type")
 LOG_LIKELIHOOD_BUCKETS = (
     -200.0, -150.0, -100.0, -75.0, -50.0, -40.0, -30.0, -25.0, -20.0, -15.0,

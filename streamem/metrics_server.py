@@ -23,7 +23,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from streamem.errors import ConfigError
 
-__all__ = ["MetricsServer", "Served"]
+__all__ = ["MetricsServer", "Served", "SubApp"]
 
 # the metrics logger: messages keep the name they had before the module was split
 logger = logging.getLogger("streamem.metrics")
@@ -39,6 +39,15 @@ class Served(Protocol):
     def liveness(self, timeout: float) -> tuple[bool, str]: ...
 
     def readiness(self) -> tuple[bool, str]: ...
+
+
+class SubApp(Protocol):
+    """A WSGI app that serves some paths of the port (the operator page)."""
+
+    def handles(self, path: str) -> bool: ...
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Sequence[bytes]: ...
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -66,6 +75,9 @@ class MetricsServer:
         Bind port (``metrics.port``); 0 picks a free one, see :attr:`port`.
     liveness_timeout
         Seconds without :meth:`Metrics.heartbeat` after which ``/healthz`` answers 503.
+    ui
+        The operator page and ``/api/v1`` (:class:`streamem.ui.app.UiApp`), served at ``/``;
+        None serves a plain index.
 
     Raises
     ------
@@ -84,9 +96,10 @@ class MetricsServer:
 
     def __init__(
         self, metrics: Served, host: str = "127.0.0.1", port: int = 9108,
-        *, liveness_timeout: float = 60.0,
+        *, liveness_timeout: float = 60.0, ui: SubApp | None = None,
     ) -> None:  # fmt: skip
         self.metrics = metrics
+        self.ui = ui
         self.liveness_timeout = liveness_timeout
         self._prom_app = metrics.wsgi_app()
         server_class: type[_Server] = _Server
@@ -126,6 +139,8 @@ class MetricsServer:
         path = environ.get("PATH_INFO") or "/"
         if path == "/metrics":
             return self._prom_app(environ, start_response)
+        if self.ui is not None and self.ui.handles(path):
+            return self.ui(environ, start_response)
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _reply(start_response, 405, "use GET")
         if path == "/healthz":

@@ -26,8 +26,9 @@ from streamem.features import DecodedBatch, FeatureExtractor
 from streamem.incidents import IncidentTracker
 from streamem.logs import RateLimitedLog
 from streamem.scoring.detector import DetectionResult, Detector
-from streamem.sinks.base import DeadLetterSink, Sink
+from streamem.sinks.base import DeadLetterSink, Incident, Sink
 from streamem.types import AnomalyRecord, EventBatch, RawEvent, partition_of
+from streamem.ui.history import History
 
 __all__ = ["BatchOutcome", "Lane", "Pipeline", "new_detector"]
 
@@ -117,6 +118,8 @@ class Pipeline:
     chunked
         Buffer events per lane and process them in chunks of exactly ``batch.max_events``
         (partial chunks only through :meth:`flush_partial`); see the module docstring.
+    history
+        The operator page's recent history: every scored batch, anomaly and incident.
     """
 
     def __init__(
@@ -129,8 +132,10 @@ class Pipeline:
         lane_for: Callable[[int], Lane],
         *,
         chunked: bool = False,
+        history: History | None = None,
     ) -> None:
         self.cfg = cfg
+        self.history = history
         self.chunked = chunked
         self.extractor = extractor
         self.sinks = sinks
@@ -233,6 +238,8 @@ class Pipeline:
         n = len(decoded.kept)
         if n:
             result = lane.detector.process(decoded.X)
+            if self.history is not None:
+                self.history.observe_batch(lane.key, result)
             anomalies = self._route(lane, events, decoded, result)
             n_anom = int(result.is_anomaly.sum())
             n_learned = int(result.learned.sum())
@@ -286,11 +293,18 @@ class Pipeline:
                 out.append(record)
                 if self.sinks is not None:
                     self.sinks.emit(record)
+                if self.history is not None:
+                    self.history.anomaly(record)
             for incident in self.incidents.observe(decoded.key(int(i)), float(result.severity[i]),
                                                    ts if ts is not None else now, record):
-                if self.sinks is not None:
-                    self.sinks.emit_incident(incident)
+                self._emit_incident(incident)
         return out
+
+    def _emit_incident(self, incident: Incident) -> None:
+        if self.sinks is not None:
+            self.sinks.emit_incident(incident)
+        if self.history is not None:
+            self.history.incident(incident)
 
     def _advance_clock(self, decoded: DecodedBatch, watch: NDArray[np.intp]) -> None:
         """Move the event clock to the newest timestamp among the batch's last event and the
@@ -328,8 +342,7 @@ class Pipeline:
         if now is None:
             now = self._event_clock if self._event_clock is not None else time.time()
         for incident in self.incidents.tick(now):
-            if self.sinks is not None:
-                self.sinks.emit_incident(incident)
+            self._emit_incident(incident)
 
     def summary(self) -> dict[str, Any]:
         """Totals since start."""

@@ -26,6 +26,7 @@ __all__ = [
     "ModelConfig",
     "SinkConfig",
     "SourceConfig",
+    "UIConfig",
 ]
 
 
@@ -167,6 +168,17 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class UIConfig:
+    """``ui``: the operator page and its JSON API, on the metrics host and port."""
+
+    enabled: bool = True
+    token: Secret | None = None
+    read_token: Secret | None = None
+    max_anomalies: int = 1000
+    max_body_bytes: int = 16_384
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """``logging``."""
 
@@ -201,10 +213,12 @@ class Config:
     dead_letter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    ui: UIConfig = field(default_factory=UIConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def secrets(self) -> list[str]:
         """Every secret value in the config (for log masking)."""
-        found = [self.source.sasl_password] + [s.secret for s in self.sinks]
+        found = [self.source.sasl_password, self.ui.token, self.ui.read_token]
+        found += [s.secret for s in self.sinks]
         return [s.get() for s in found if s is not None and s.get()]
 

@@ -120,4 +120,7 @@ def validate(cfg: Config) -> None:
     need(c.every_events >= 1, "checkpoint.every_events", "must be at least 1")
     need(c.keep >= 1, "checkpoint.keep", "keep at least 1 snapshot")
     need(0 <= cfg.metrics.port <= 65535, "metrics.port", "must be a TCP port (0-65535)")
+    u = cfg.ui
+    need(u.max_anomalies >= 1, "ui.max_anomalies", "must be at least 1, e.g. 1000")
+    need(u.max_body_bytes >= 256, "ui.max_body_bytes", "must be at least 256, e.g. 16384")
 
