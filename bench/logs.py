@@ -175,9 +175,9 @@ def _rate(run: Callable[[], int], repeats: int) -> float:
 
 def speed(quick: bool, loghub: Path) -> tuple[list[list[str]], dict[str, str]]:
     """Parsing and template throughput rows (one core), and the headline facts."""
-    from drain3 import TemplateMiner as Drain3Miner  # type: ignore[import-untyped]
-    from drain3.masking import MaskingInstruction  # type: ignore[import-untyped]
-    from drain3.template_miner_config import (  # type: ignore[import-untyped]
+    from drain3 import TemplateMiner as Drain3Miner
+    from drain3.masking import MaskingInstruction
+    from drain3.template_miner_config import (
         TemplateMinerConfig,
     )
 

@@ -281,8 +281,9 @@ _NGINX = (
 )
 _APACHE = (
     r"(?P<remote_host>\S++) (?P<remote_logname>\S++) (?P<remote_user>\S++) "
-    r"\[(?P<time>[^\]]++)\] " + _REQUEST.replace("server_protocol", "protocol").replace(
-        '[^"]*+"', _Q + '"') +
+    r"\[(?P<time>[^\]]++)\] "
+    r'"(?:(?P<request_method>[A-Z][A-Z0-9_-]*+) (?P<request_uri>[^ "\\]*+(?:\\.[^ "\\]*+)*+)'
+    r'(?: (?P<protocol>[A-Z]++/[0-9.]++))?)?+' + _Q + '"'
     r' (?:(?P<status>\d{3})|-) (?:(?P<bytes_sent>\d++)|-)'
     r'(?: "(?P<referer>' + _Q + r')" "(?P<user_agent>' + _Q + r')")?(?:\s.*+)?\Z'
 )

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from drain3.drain import Drain, LogCluster  # type: ignore[import-untyped]
-from drain3.masking import LogMasker, MaskingInstruction  # type: ignore[import-untyped]
+from drain3.drain import Drain, LogCluster
+from drain3.masking import LogMasker, MaskingInstruction
 
 from streamem.errors import StateError
 
