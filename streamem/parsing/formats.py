@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import itemgetter, methodcaller, setitem
+from itertools import compress, repeat
+from operator import is_not, itemgetter, methodcaller, setitem
 from typing import Any
 
 from streamem.parsing.times import TIME_TYPES
@@ -143,11 +143,10 @@ class TextFormat:
                 if t in TIME_TYPES:  # few distinct times per batch: convert each once
                     table = {v: None if v is None else _FAST[t](v) for v in set(vals)}
                     list(map(setitem, recs, repeat(f), list(map(table.__getitem__, vals))))
-                elif None in vals:
-                    idx = [i for i, v in enumerate(vals) if v is not None]
-                    new = list(map(_FAST[t], [vals[i] for i in idx]))
-                    for i, v in zip(idx, new, strict=True):
-                        recs[i][f] = v
+                elif None in vals:  # convert the present values only (still all in C)
+                    idx = list(compress(range(len(vals)), map(is_not, vals, repeat(None))))
+                    new = list(map(_FAST[t], map(vals.__getitem__, idx)))
+                    list(map(setitem, map(recs.__getitem__, idx), repeat(f), new))
                 else:
                     list(map(setitem, recs, repeat(f), list(map(_FAST[t], vals))))
             except _CONVERSION_ERRORS:  # "-", nginx's upstream lists, or a bad value
