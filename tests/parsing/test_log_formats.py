@@ -208,3 +208,21 @@ def test_presets_have_one_compiled_regex_each_but_syslog_two() -> None:
             assert len(fmt.regexes) == (2 if name == "syslog" else 1)
             assert all(isinstance(rx, re.Pattern) for rx in fmt.regexes)
             assert fmt.timestamp in fmt.fields
+
+
+def test_every_preset_on_every_loghub_sample_matches_only_its_own_kind(loghub: Path) -> None:
+    readers = {"Apache": {"apache_error"}, "Linux": {"syslog"}, "Mac": {"syslog"},
+               "OpenSSH": {"syslog"}}
+    systems = sorted(p.name for p in loghub.iterdir() if (p / f"{p.name}_2k.log").is_file())
+    assert len(systems) == 14
+    for system in systems:
+        lines = read_log(loghub, system)
+        for name in ("nginx", "apache", "apache_error", "syslog"):
+            recs = PRESETS[name].parse(lines)
+            n_ok = sum(isinstance(r, dict) for r in recs)
+            rejected = {r for r in recs if not isinstance(r, dict)}
+            assert rejected <= {("parse_error", f"the line does not match the {name} format")}
+            if name in readers.get(system, set()):
+                assert n_ok >= 1999, (system, name, n_ok)
+            else:
+                assert n_ok == 0, (system, name, n_ok)
