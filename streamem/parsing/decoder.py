@@ -90,7 +90,9 @@ class LineDecoder:
         if self.templates is not None and state.get("templates") is not None:
             from streamem.parsing.templates import TemplateMiner
 
+            field = self.templates.field  # the configured one, should it have changed
             self.templates = TemplateMiner.from_state(state["templates"])
+            self.templates.field = field
 
 
 def _format_of(cfg: Config) -> TextFormat | LogfmtFormat:

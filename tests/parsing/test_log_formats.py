@@ -140,8 +140,12 @@ def test_syslog_rfc5424_examples() -> None:
         b'<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 '
         b'[exampleSDID@32473 iut="3"][examplePriority@32473 class="high"]',
         b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+        b"2026-01-02T10:00:00.250+01:00 web-1 nginx[812]: worker process 815 exited",
     ]
-    a, b, c, d = PRESETS["syslog"].parse(lines)
+    a, b, c, d, e = PRESETS["syslog"].parse(lines)
+    assert e == {"pri": None, "timestamp": calendar.timegm((2026, 1, 2, 9, 0, 0)) + 0.25,
+                 "hostname": "web-1", "app_name": "nginx", "procid": "812",
+                 "message": "worker process 815 exited"}  # rsyslog's high-precision format
     t = calendar.timegm((2003, 10, 11, 22, 14, 15)) + 0.003
     assert isinstance(a, dict) and isinstance(b, dict)
     assert isinstance(c, dict) and isinstance(d, dict)

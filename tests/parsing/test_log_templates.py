@@ -92,3 +92,18 @@ def test_grouping_accuracy_definition() -> None:
     assert ga(["a", "a", "b"], [1, 1, 2]) == 1.0
     assert ga(["a", "a", "b"], [1, 1, 1]) == 0.0  # one mined group mixes two true ones
     assert ga(["a", "a", "b"], [1, 2, 3]) == pytest.approx(1 / 3)  # "a" split in two
+
+
+def test_decoder_restores_the_miner_but_keeps_the_configured_field() -> None:
+    from streamem.parsing import LineDecoder
+
+    old = TemplateMiner("msg")
+    old.mine("user alice logged in")
+    dec = LineDecoder(PRESETS["logfmt"], templates=TemplateMiner("message"))
+    dec.restore({"templates": old.to_state()})
+    (rec,) = dec([b'message="user bob logged in"'])
+    assert rec == {"message": "user bob logged in", "template": 1,
+                   "template_text": "user <*> logged in"}
+    assert dec.to_state()["templates"]["field"] == "message"
+    dec.restore({})  # a snapshot without parsing state (JSON input before): nothing changes
+    assert dec.templates is not None and dec.templates.n_templates == 1
