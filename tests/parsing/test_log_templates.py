@@ -107,3 +107,19 @@ def test_decoder_restores_the_miner_but_keeps_the_configured_field() -> None:
     assert dec.to_state()["templates"]["field"] == "message"
     dec.restore({})  # a snapshot without parsing state (JSON input before): nothing changes
     assert dec.templates is not None and dec.templates.n_templates == 1
+
+
+def test_the_snapshot_carries_the_miner_state_and_old_snapshots_still_load() -> None:
+    from streamem.state.base import Snapshot
+    from streamem.state.codec import decode_snapshot, encode_snapshot
+
+    m = TemplateMiner("message")
+    for line in ["Accepted password for root from 10.0.0.1 port 22 ssh2", "Bye", "$x {y}"]:
+        m.mine(line)
+    snap = Snapshot("global", 3, 0.0, {}, {0: 10}, parsing={"templates": m.to_state()})
+    back = decode_snapshot(encode_snapshot(snap))
+    assert back == snap
+    assert TemplateMiner.from_state(back.parsing["templates"]).to_state() == m.to_state()
+    plain = Snapshot("global", 3, 0.0, {}, {0: 10})
+    assert b'"parsing"' not in encode_snapshot(plain)  # JSON/CSV snapshots are unchanged
+    assert decode_snapshot(encode_snapshot(plain)).parsing == {}
