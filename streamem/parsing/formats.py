@@ -79,6 +79,9 @@ class TextFormat:
         ``{field: type name}`` for the fields that are not text (see :data:`TYPES`).
     timestamp
         The field that holds the event time (None: the format has none).
+    derived
+        Fields computed from others after the conversions, ``(names, function of the batch's
+        records)`` (syslog: ``facility`` and ``severity`` from ``pri``).
 
     Examples
     --------
@@ -91,18 +94,20 @@ class TextFormat:
     regexes: tuple[re.Pattern[str], ...]
     types: Mapping[str, str] = field(default_factory=dict)
     timestamp: str | None = None
+    derived: tuple[tuple[str, ...], Callable[[list[Record]], None]] | None = None
 
     @property
     def fields(self) -> list[str]:
-        """Every field name, in pattern order."""
+        """Every field name, in pattern order (then the derived ones)."""
         out: list[str] = []
         for rx in self.regexes:
             out += [g for g in rx.groupindex if g not in out]
-        return out
+        return out + list(self.derived[0] if self.derived else ())
 
     def with_types(self, types: Mapping[str, str]) -> TextFormat:
         """A copy whose types are updated by ``types`` (``source.types``)."""
-        return TextFormat(self.name, self.regexes, {**self.types, **types}, self.timestamp)
+        return TextFormat(self.name, self.regexes, {**self.types, **types}, self.timestamp,
+                          self.derived)
 
     def _miss(self) -> LineError:
         where = "source.pattern" if self.name == "regex" else f"the {self.name} format"
@@ -158,6 +163,8 @@ class TextFormat:
                         except _CONVERSION_ERRORS:
                             bad[i] = ("wrong_type", f"{f}={str(v)[:40]!r} is not a {t} "
                                       f"(the {self.name} format's type for {f})")
+        if self.derived is not None:
+            self.derived[1](recs)
         if not misses and not bad:
             return recs  # type: ignore[return-value]
         out: list[Record | LineError] = list(recs)
@@ -305,6 +312,20 @@ _SYSLOG_3164 = (
     r" ?(?P<message>.*+)\Z"
 )
 
+def _facility_severity(recs: list[Record]) -> None:
+    """``facility`` and ``severity`` from ``pri`` (RFC 5424 6.2.1: PRI = facility * 8 +
+    severity); None without a PRI (or with one that is not a number)."""
+    pris = list(map(methodcaller("get", "pri"), recs))
+    n_none = pris.count(None)
+    if n_none == len(pris):  # BSD syslog files seldom carry a PRI
+        list(map(setitem, recs, repeat("facility"), repeat(None, n_none)))
+        list(map(setitem, recs, repeat("severity"), repeat(None, n_none)))
+        return
+    for rec, p in zip(recs, pris, strict=True):
+        ok = type(p) is int
+        rec["facility"], rec["severity"] = (p >> 3, p & 7) if ok else (None, None)
+
+
 #: the preset formats, by ``source.format`` name
 PRESETS: dict[str, TextFormat | LogfmtFormat] = {
     "nginx": TextFormat("nginx", (re.compile(_NGINX),), {
@@ -315,6 +336,7 @@ PRESETS: dict[str, TextFormat | LogfmtFormat] = {
     "apache_error": TextFormat("apache_error", (re.compile(_APACHE_ERROR),), {
         "time": "ctime", "pid": "int", "tid": "int"}, "time"),
     "syslog": TextFormat("syslog", (re.compile(_SYSLOG_5424), re.compile(_SYSLOG_3164)), {
-        "pri": "int", "version": "int", "timestamp": "syslog_time"}, "timestamp"),
+        "pri": "int", "version": "int", "timestamp": "syslog_time"}, "timestamp",
+        (("facility", "severity"), _facility_severity)),
     "logfmt": LogfmtFormat(),
 }

@@ -145,18 +145,21 @@ def test_syslog_rfc5424_examples() -> None:
     a, b, c, d, e = PRESETS["syslog"].parse(lines)
     assert e == {"pri": None, "timestamp": calendar.timegm((2026, 1, 2, 9, 0, 0)) + 0.25,
                  "hostname": "web-1", "app_name": "nginx", "procid": "812",
-                 "message": "worker process 815 exited"}  # rsyslog's high-precision format
+                 "message": "worker process 815 exited", "facility": None,
+                 "severity": None}  # rsyslog's high-precision format
     t = calendar.timegm((2003, 10, 11, 22, 14, 15)) + 0.003
     assert isinstance(a, dict) and isinstance(b, dict)
     assert isinstance(c, dict) and isinstance(d, dict)
     assert a == {"pri": 34, "version": 1, "timestamp": pytest.approx(t),
                  "hostname": "mymachine.example.com", "app_name": "su", "procid": "-",
                  "msgid": "ID47", "structured_data": "-",
-                 "message": "'su root' failed for lonvick on /dev/pts/8"}
+                 "message": "'su root' failed for lonvick on /dev/pts/8",
+                 "facility": 4, "severity": 2}  # auth, critical
     assert b["structured_data"].startswith("[exampleSDID@32473 iut=")
     assert b["message"] == "An application event log entry..."
     assert c["structured_data"].endswith('class="high"]') and c["message"] is None
     assert (d["pri"], d["hostname"], d["app_name"], d["procid"]) == (34, "mymachine", "su", None)
+    assert (b["facility"], b["severity"]) == (20, 5)  # local4, notice
 
 
 def test_logfmt_pairs_quotes_and_types() -> None:
