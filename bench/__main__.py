@@ -2,6 +2,7 @@
 
 Options: ``--quick`` (CI, about a minute; writes a scratch file, not the docs),
 ``--only throughput,null`` (a subset), ``--skab PATH`` (default ../shared/data/skab),
+``--loghub PATH`` (default ../shared/data/loghub),
 ``--minutes M`` (memory soak length), ``--out FILE`` (where to write).
 """
 
@@ -12,7 +13,7 @@ import socket
 import time
 from pathlib import Path
 
-from bench import e2e, null, scenarios, skab, soak, throughput
+from bench import e2e, logs, null, scenarios, skab, soak, throughput
 from bench.common import (
     DEFAULT_SKAB,
     ORDER,
@@ -25,7 +26,7 @@ from bench.common import (
     write_section,
 )
 
-ALL = ("throughput", "kafka", "skab", "scenarios", "null", "e2e", "soak")
+ALL = ("throughput", "kafka", "skab", "scenarios", "null", "e2e", "logs", "soak")
 
 
 def _broker_up() -> bool:
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="short runs for CI (about a minute)")
     p.add_argument("--only", default=",".join(ALL), help=f"comma list of {', '.join(ALL)}")
     p.add_argument("--skab", type=Path, default=DEFAULT_SKAB, help="SKAB data folder")
+    p.add_argument("--loghub", type=Path, default=logs.DEFAULT_LOGHUB,
+                   help="Loghub 2k samples folder")
     p.add_argument("--minutes", type=float, default=None,
                    help="daemon soak minutes (30; quick 0.17)")
     p.add_argument(
@@ -94,6 +97,11 @@ def main(argv: list[str] | None = None) -> None:
             sec = null.measure(args.quick)
         elif name == "e2e":
             sec = e2e.measure(args.quick)
+        elif name == "logs":
+            if not (args.loghub / "OpenSSH").is_dir():
+                print(f"   skipped: no Loghub data at {args.loghub} (pass --loghub PATH)")
+                continue
+            sec = logs.measure(args.quick, args.loghub)
         else:
             sec = soak.measure(minutes)
         write_section(sec, doc)

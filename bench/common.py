@@ -166,7 +166,7 @@ def sync_readme_table(table: str, readme: Path) -> bool:
     return True
 
 
-ORDER = ["headline", "throughput", "kafka", "skab", "scenarios", "null", "e2e", "soak"]
+ORDER = ["headline", "throughput", "kafka", "skab", "scenarios", "null", "e2e", "logs", "soak"]
 HEADER = """# streamem benchmarks
 
 Written by `python -m bench` (each section also by its own script, e.g.

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamem import parsing
 from streamem.config import Config
 from streamem.errors import StateError
 from streamem.eventruns import partition_counts
@@ -119,6 +120,7 @@ class Daemon:
         self._dead: DeadLetterSink | None = None
         self._last_ckpt = time.monotonic()
         self._since_ckpt = 0
+        self._lines: parsing.LineDecoder | None = None
         self._ready_reported = False
         self._log_lag: dict[int, int] = {}
         self._save_failing_since: float | None = None
@@ -148,10 +150,11 @@ class Daemon:
             if server is not None:
                 stack.enter_context(server)
                 self.metrics_url = server.url
+        self._lines = parsing.from_config(cfg)  # text formats; None for jsonl and csv
         extractor = FeatureExtractor(
             cfg.fields.features, timestamp=cfg.fields.timestamp, key=cfg.fields.key,
             id=cfg.fields.id, format=cfg.source.format,
-            max_event_bytes=cfg.source.max_event_bytes,
+            max_event_bytes=cfg.source.max_event_bytes, lines=self._lines,
         )
         header = getattr(self._source, "header", None)
         if cfg.source.format == "csv" and header is not None:
@@ -188,6 +191,8 @@ class Daemon:
                     key, snap.sequence, snap.counters.get("events_learned", 0), snap.positions)
         if self.metrics is not None:
             self.metrics.restored_checkpoint(snap.created_at)
+        if self._lines is not None:  # the template miner as of this checkpoint
+            self._lines.restore(snap.parsing)
         return Lane(key, det, dict(snap.positions), dict(snap.counters), snap.sequence)
 
     # ------------------------------------------------------------------ checkpoints
@@ -217,6 +222,7 @@ class Daemon:
                     key=lane.key, sequence=lane.sequence + 1, created_at=time.time(),
                     detector=lane.detector.to_state(), positions=dict(lane.positions),
                     counters=dict(lane.counters),
+                    parsing=self._lines.to_state() if self._lines is not None else {},
                 ))
             except StateError as exc:
                 if not self._save_failed(exc):

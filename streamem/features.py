@@ -32,6 +32,8 @@ except ImportError:  # pragma: no cover - orjson is a dependency, this is for od
 
 __all__ = ["REJECT_REASONS", "DecodedBatch", "FeatureExtractor", "Rejection"]
 
+#: a text format's decoder (:class:`streamem.parsing.LineDecoder`)
+LinesToRecords = Callable[[Sequence[bytes]], Sequence["dict[str, Any] | tuple[str, str]"]]
 REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "wrong_type")
 _MAX_ABS = 1e100  # the model rejects larger magnitudes (their squares overflow)
 
@@ -92,6 +94,10 @@ class DecodedBatch:
             one = getattr(self, name)
             self._cache[name] = [one(i) for i in range(len(self.kept))]
         return self._cache[name]
+
+    def record(self, i: int) -> dict[str, Any]:
+        """The decoded record of kept row ``i`` (all its fields)."""
+        return self._recs[i]
 
     @property
     def keys(self) -> list[str | None]:
@@ -195,9 +201,14 @@ class FeatureExtractor:
     timestamp, key, id
         Optional field names (dotted paths allowed).
     format
-        ``"jsonl"`` or ``"csv"``; CSV needs :meth:`set_csv_header` first.
+        ``"jsonl"`` or ``"csv"``; CSV needs :meth:`set_csv_header` first. Any other
+        (text) format needs ``lines``.
     max_event_bytes
         Longer payloads are rejected as ``too_large``.
+    lines
+        For text formats: maps raw lines to records (dicts of typed fields) or to
+        ``(reason, detail)`` (a :class:`streamem.parsing.LineDecoder`); its ``timestamp``
+        field is the default of ``timestamp``.
 
     Examples
     --------
@@ -216,7 +227,10 @@ class FeatureExtractor:
         id: str | None = None,
         format: str = "jsonl",
         max_event_bytes: int = 1_048_576,
+        lines: LinesToRecords | None = None,
     ) -> None:
+        self.lines = lines
+        timestamp = timestamp or getattr(lines, "timestamp", None)
         self.features = list(features)
         self._paths = [tuple(f.split(".")) for f in self.features]
         self._flat = all(len(p) == 1 for p in self._paths)
@@ -262,6 +276,11 @@ class FeatureExtractor:
     def _parse_batch(self, payloads: Sequence[bytes]
                      ) -> tuple[list[dict[str, Any] | _Bad], bool]:
         """Parsed payloads (or why not), and whether all of them are JSON objects."""
+        if self.lines is not None:  # a text format: streamem.parsing maps lines to records
+            recs = self.lines(payloads)
+            if set(map(type, recs)) <= {dict}:
+                return list(recs), True  # type: ignore[arg-type]  # (all dicts)
+            return [r if type(r) is dict else _Bad(*r) for r in recs], False
         if self.format == "jsonl" and payloads and max(map(len, payloads)) <= \
                 self.max_event_bytes:
             try:
@@ -323,7 +342,7 @@ class FeatureExtractor:
 
     def _fast_matrix(self, recs: list[dict[str, Any]]) -> NDArray[np.float64] | None:
         """One conversion for a clean batch; None when any value needs the careful path."""
-        if not recs or self.format != "jsonl":
+        if not recs or self.format == "csv":
             return None if recs else np.empty((0, len(self.features)))
         try:
             if self._flat:

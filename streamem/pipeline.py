@@ -25,6 +25,7 @@ from streamem.eventruns import EventBuffer, EventRuns, runs_of
 from streamem.features import DecodedBatch, FeatureExtractor
 from streamem.incidents import IncidentTracker
 from streamem.logs import RateLimitedLog
+from streamem.parsing import evidence
 from streamem.scoring.detector import DetectionResult, Detector
 from streamem.sinks.base import DeadLetterSink, Incident, Sink
 from streamem.types import AnomalyRecord, EventBatch, RawEvent, partition_of
@@ -330,7 +331,8 @@ class Pipeline:
             top_features=tuple(lane.detector.explain(x)),
             model_generation=lane.sequence,
             detected_at=now,
-            extra={"state": lane.key, "position": ev.position.id},
+            extra={"state": lane.key, "position": ev.position.id,
+                   **evidence(decoded.record(i))},
         )
 
     def tick(self, now: float | None = None) -> None:

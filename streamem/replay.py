@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import numpy as np
 from numpy.typing import NDArray
 
+from streamem import parsing
 from streamem.config import Config, DeadLetterConfig
 from streamem.features import FeatureExtractor
 from streamem.pipeline import Lane, Pipeline, new_detector
@@ -121,8 +122,11 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
     lane = Lane("global", new_detector(cfg))
     fx = FeatureExtractor(cfg.fields.features, timestamp=cfg.fields.timestamp,
                           key=cfg.fields.key, id=cfg.fields.id, format=fmt,
-                          max_event_bytes=cfg.source.max_event_bytes)
-    label_fx = FeatureExtractor([labels], format=fmt) if labels else None
+                          max_event_bytes=cfg.source.max_event_bytes,
+                          lines=parsing.from_config(cfg))
+    label_fx = FeatureExtractor([labels], format=fmt, lines=parsing.from_config(
+        dataclasses.replace(cfg, fields=dataclasses.replace(cfg.fields, template=None)))
+    ) if labels else None
     sinks: Any = None
     if report:
         Path(report).mkdir(parents=True, exist_ok=True)

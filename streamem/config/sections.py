@@ -36,7 +36,10 @@ class SourceConfig:
 
     type: Literal["file", "stdin", "kafka"] = "file"
     path: str | None = None
-    format: Literal["jsonl", "csv"] = "jsonl"
+    format: Literal["jsonl", "csv", "regex", "nginx", "apache", "apache_error", "syslog",
+                    "logfmt"] = "jsonl"
+    pattern: str | None = None  # source.format regex: named groups become fields
+    types: dict[str, str] | None = None  # text formats: {field: int|float|str|<time type>}
     follow: bool = False
     max_event_bytes: int = 1_048_576
     poll_interval_ms: int = 200
@@ -61,6 +64,7 @@ class FieldsConfig:
     timestamp: str | None = None
     key: str | None = None
     id: str | None = None
+    template: str | None = None  # text formats: mine message templates of this field
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import re
 
 from streamem.config.sections import Config
 from streamem.errors import ConfigError
+from streamem.parsing.decoder import check_config as check_text_format
 
 __all__ = ["validate"]
 
@@ -63,6 +64,7 @@ def validate(cfg: Config) -> None:
          "list at least one feature name or dotted path, e.g. [temperature, pressure]")
     need(len(set(cfg.fields.features)) == len(cfg.fields.features), "fields.features",
          "contains a duplicate name; list each feature once")
+    check_text_format(cfg)  # source.format/pattern/types, fields.template (streamem.parsing)
     need(cfg.batch.max_events >= 1, "batch.max_events", "must be at least 1")
     need(cfg.batch.max_wait_ms >= 0, "batch.max_wait_ms", "must be 0 or more")
     m = cfg.model

@@ -33,6 +33,9 @@ class Snapshot:
         ``{partition: next_offset}`` that the detector state reflects.
     counters
         Event counters (``events_learned``, ``events_anomalous``, ``events_rejected``...).
+    parsing
+        State of the line parsing that the positions reflect (the template miner's, as
+        plain JSON values); empty for JSON and CSV input.
     schema_version
         Format version; loaders refuse versions they do not know.
 
@@ -48,6 +51,7 @@ class Snapshot:
     detector: dict[str, Any]
     positions: dict[int, int]
     counters: dict[str, int] = field(default_factory=dict)
+    parsing: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
 

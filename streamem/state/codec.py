@@ -271,6 +271,8 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
         "counters": _encode({str(k): int(v) for k, v in snapshot.counters.items()}, "counters"),
         "detector": _encode(snapshot.detector, "detector"),
     }
+    if snapshot.parsing:  # (absent from snapshots of JSON/CSV input and older ones)
+        body["parsing"] = _encode(snapshot.parsing, "parsing")
     body_text = _dump_text(body)
     checksum = hashlib.sha256(body_text.encode("ascii")).hexdigest()
     head = _dump_text(
@@ -374,6 +376,7 @@ def decode_snapshot(data: bytes) -> Snapshot:
             detector=_decode(body["detector"], "detector"),
             positions={int(p): int(o) for p, o in positions.items()},
             counters={str(k): int(v) for k, v in counters.items()},
+            parsing=_decode(body.get("parsing", {}), "parsing"),
             schema_version=version,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -1,0 +1,14 @@
+"""Fixtures of the text-log tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from logs_testkit import loghub_dir
+
+
+@pytest.fixture(scope="session")
+def loghub() -> Path:
+    """The Loghub 2k folder (missing data fails the test)."""
+    return loghub_dir()
