@@ -1,8 +1,9 @@
 """Private files for the sinks: spools, dead letters and anomaly output hold raw payloads.
 
 Files are created with mode 0600 and directories with 0700 whatever the process umask; a
-regular file that already exists is narrowed to 0600 when it is opened (devices and pipes,
-such as ``/dev/stdout``, are left alone). Pure: stdlib only.
+regular file that already exists is narrowed to 0600 when it is opened, unless the caller
+says not to (devices and pipes, such as ``/dev/stdout``, are always left alone). Pure:
+stdlib only.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def private_dir(path: Path, *, narrow: bool = True) -> None:
         os.chmod(path, 0o700)
 
 
-def open_private(path: Path, mode: str, *, encoding: str | None = None) -> IO[Any]:
+def open_private(path: Path, mode: str, *, encoding: str | None = None, buffering: int = -1,
+                 narrow: bool = True) -> IO[Any]:
     """Open ``path`` like :func:`open`, creating it 0600 (and narrowing a regular file).
 
     Parameters
@@ -72,6 +74,10 @@ def open_private(path: Path, mode: str, *, encoding: str | None = None) -> IO[An
         ``"a"`` (text), ``"ab"``, ``"a+b"`` or ``"wb"``.
     encoding
         Text encoding for ``"a"``.
+    buffering
+        As for :func:`open` (0: unbuffered binary, each write one system call).
+    narrow
+        Set 0600 on a regular file that exists already, too (not only on a new one).
 
     Returns
     -------
@@ -93,11 +99,17 @@ def open_private(path: Path, mode: str, *, encoding: str | None = None) -> IO[An
     >>> _ = os.umask(old); oct(p.stat().st_mode & 0o777)
     '0o600'
     """
-    fd = os.open(path, _FLAGS[mode] | os.O_CLOEXEC, 0o600)
+    flags = _FLAGS[mode] | os.O_CLOEXEC
     try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
+        fd = os.open(path, flags | os.O_EXCL, 0o600)
+        created = True
+    except FileExistsError:
+        fd = os.open(path, flags, 0o600)
+        created = False
+    try:
+        if (created or narrow) and stat.S_ISREG(os.fstat(fd).st_mode):
             os.fchmod(fd, 0o600)
-        return os.fdopen(fd, mode, encoding=encoding)
+        return os.fdopen(fd, mode, buffering, encoding=encoding)
     except BaseException:
         os.close(fd)
         raise
