@@ -215,7 +215,7 @@ class Spool:
                 start = ack_offset if index == ack_segment else 0
                 self._size += content.count(b"\n", start)
         self._active = active
-        self._writer = open_private(path, "ab")  # closed in close()
+        self._writer = open_private(path, "ab", buffering=0)  # closed in close()
         self._fsync_dir()
 
     def _fsync_dir(self) -> None:
@@ -243,19 +243,34 @@ class Spool:
         ------
         SinkError
             If the disk write fails (the caller must keep them in memory or count them lost).
+            Nothing of a failed append stays in the segment (a short write is cut off), so
+            a retry of the same list appends it once.
         """
         if not deliveries:
             return
-        data = b"".join(_encode(d) for d in deliveries)
+        data = memoryview(b"".join(_encode(d) for d in deliveries))
         with self._lock:
             self._check_open()
             try:
                 if self._writer.tell() >= self.segment_bytes:
                     self._roll()
-                self._writer.write(data)
-                self._writer.flush()
+            except OSError as exc:
+                raise SinkError(f"cannot write spool {str(self.directory)!r}: {exc}; free "
+                                "disk space or fix permissions") from exc
+            start = os.fstat(self._writer.fileno()).st_size
+            try:
+                while data:
+                    written = self._writer.write(data)
+                    if not written:
+                        raise OSError(f"no progress writing {self._segment_path(self._active)}")
+                    data = data[written:]
                 os.fsync(self._writer.fileno())
             except OSError as exc:
+                try:
+                    os.ftruncate(self._writer.fileno(), start)
+                except OSError as cut:
+                    logger.error("spool %s: cannot cut a failed append (%s); a restart "
+                                 "drops the cut line", self.directory, cut)
                 raise SinkError(f"cannot write spool {str(self.directory)!r}: {exc}; free "
                                 "disk space or fix permissions") from exc
             self._size += len(deliveries)
@@ -264,7 +279,7 @@ class Spool:
         self._writer.close()
         self._active += 1
         self._segments_live.append(self._active)
-        self._writer = open_private(self._segment_path(self._active), "ab")
+        self._writer = open_private(self._segment_path(self._active), "ab", buffering=0)
         self._fsync_dir()
 
     def peek(self, limit: int = 1) -> list[SpooledDelivery]:

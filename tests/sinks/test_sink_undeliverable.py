@@ -159,3 +159,31 @@ def test_poisoned_records_in_the_spool_never_block_after_a_restart(receiver: Rec
     assert {str(d["id"]) for d in dead_letters(tmp_path)} == rejected | failing
     assert sorted(body_id(r) for r in receiver.accepted) == sorted(good)  # in order, once
     assert [body_id(r) for r in receiver.accepted] == [r.id for r in records if r.id in good]
+
+
+def test_a_spool_that_cannot_be_written_keeps_deliveries_and_flush_says_so(
+        receiver: Receiver, tmp_path: Path) -> None:
+    """The peer is down and the spool hits a file size limit (RLIMIT_FSIZE, as a full disk
+    would): flush() is False and nothing is dropped; once the disk takes writes again the
+    worker spools what it held, and the peer gets every record exactly once."""
+    import resource
+
+    receiver.stop()
+    records = [make_record(i) for i in range(40)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    with WebhookSink("hook", receiver.url + "/hook", spool_dir=tmp_path,
+                     **{**FAST, "max_retries": 0}) as sink:  # type: ignore[arg-type]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, hard))
+        try:
+            for record in records:
+                sink.emit(record)
+            assert sink.flush(2.0) is False
+            assert sink.stats.dropped == 0
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        assert sink.flush(10.0) is True
+        assert sink.stats.spool_size == 40 and sink.stats.dropped == 0
+        receiver.start()
+        assert receiver.wait_accepted(40, timeout=30.0)
+        assert wait_for(lambda: sink.stats.spool_size == 0)
+    assert receiver.ids() == {r.id: 1 for r in records}
