@@ -182,3 +182,4 @@ def test_dead_letter_file_that_cannot_grow_holds_the_checkpoint(tmp_path: Path) 
     again = cli("run", "-c", str(ok))
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(read_jsonl(tmp_path / "dead.jsonl")) == 50
+
