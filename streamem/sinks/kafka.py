@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from streamem.errors import ConfigError, SinkError
 from streamem.logs import RateLimitedLog
@@ -83,7 +83,7 @@ class _Producer:
             # wait before trying again, so emit() does not stall detection on every record
             now = time.monotonic()
             if now < self._connect_after:
-                raise NoBrokersAvailable(f"no broker answered {self._config['bootstrap_servers']}"
+                raise KafkaTimeoutError(f"no broker answered {self._config['bootstrap_servers']}"
                                          " at the last attempt; trying again shortly")
             try:
                 self._producer = KafkaProducer(
