@@ -9,7 +9,8 @@ Layout of a spool directory::
                              each with its reason, for an operator
 
 Deliveries hold raw payloads, so the directory is created 0700 and every file in it 0600,
-whatever the umask (an existing directory is narrowed to 0700 when it is opened).
+whatever the umask (an existing directory is narrowed to 0700, and its files to 0600, when
+it is opened).
 
 One spool belongs to one sink instance at a time: an exclusive ``flock`` on ``lock`` makes a
 second user (a duplicate sink name, a second daemon on the same state directory) fail fast.
@@ -176,6 +177,9 @@ class Spool:
         return sorted(int(m.group(1)) for m in found if m)
 
     def _recover(self) -> None:
+        for entry in self.directory.iterdir():  # written under an older umask: narrow them
+            if entry.is_file() and not entry.is_symlink():
+                os.chmod(entry, 0o600)
         segments = self._segments() or [1]
         ack_segment, ack_offset = segments[0], 0
         ack_path = self.directory / "ack.json"
