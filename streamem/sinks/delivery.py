@@ -129,6 +129,8 @@ class QueuedHttpSink:
         self._unspooled_due = 0.0
         self._unspooled_failures = 0
         self._lost = 0  # dropped for good: flush() is False from then on
+        self.last_error: str | None = None
+        """Why deliveries wait in memory (the spool write failed), or ``None``."""
         self.stats.spool_size = self._spool.size()
         self._thread = threading.Thread(target=self._run, name=f"streamem-sink-{name}",
                                         daemon=True)
@@ -214,6 +216,9 @@ class QueuedHttpSink:
             self._unspooled.extend(kept)
             if first:
                 self._unspooled_due = self._clock()
+            self._unspooled_failures = max(1, self._unspooled_failures)
+            self.last_error = f"cannot spool: {exc}"
+            self._cond.notify_all()
         if first:
             logger.error("sink %s: cannot spool %d deliveries (%s); keeping them in memory "
                          "and retrying, checkpoints wait meanwhile", self.name, len(kept), exc)
@@ -234,14 +239,18 @@ class QueuedHttpSink:
             batch = list(self._unspooled)
         try:
             self._spool.append(batch)
-        except SinkError:
-            self._unspooled_failures += 1
-            self._unspooled_due = self._clock() + self._policy.delay(
-                self._unspooled_failures, self._rng)
+        except SinkError as exc:
+            with self._cond:
+                self._unspooled_failures += 1
+                self._unspooled_due = self._clock() + self._policy.delay(
+                    self._unspooled_failures, self._rng)
+                self.last_error = f"cannot spool: {exc}"
+                self._cond.notify_all()
             return
         with self._cond:
             del self._unspooled[:len(batch)]
-        self._unspooled_failures = 0
+            self._unspooled_failures = 0
+            self.last_error = None
         self._count("spooled", len(batch))
         logger.warning("sink %s: spooled %d deliveries held in memory; the spool works again",
                        self.name, len(batch))
@@ -271,16 +280,20 @@ class QueuedHttpSink:
             and nothing was ever dropped by this sink.
         """
         deadline = self._clock() + timeout
+
+        def settled() -> bool:  # all delivered or spooled, or the spool is failing now
+            return self._pending == 0 or self._unspooled_failures > 0
+
         with self._cond:
-            if self._cond.wait_for(lambda: self._pending == 0, timeout / 2):
+            if self._cond.wait_for(settled, timeout / 2) and self._pending == 0:
                 return self._lost == 0
         self._hurry.set()
         try:
             while batch := self._drain_queue():
                 self._to_spool(batch)
             with self._cond:
-                return self._cond.wait_for(lambda: self._pending == 0, max(
-                    0.0, deadline - self._clock())) and self._lost == 0
+                self._cond.wait_for(settled, max(0.0, deadline - self._clock()))
+                return self._pending == 0 and self._lost == 0
         finally:
             self._hurry.clear()
 

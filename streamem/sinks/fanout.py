@@ -113,8 +113,9 @@ class FanoutSink:
 
         def flush_one(sink: Sink) -> None:
             if not sink.flush(max(0.0, deadline - time.monotonic())):
-                failures.append(f"sink {sink.name}: not everything delivered or spooled "
-                                f"within {timeout:g} s")
+                why = getattr(sink, "last_error", None) or (
+                    f"not everything delivered or durably kept within {timeout:g} s")
+                failures.append(f"sink {sink.name}: {why}")
 
         self._each("flush", flush_one, failures)
         self.failure = "; ".join(failures) or None

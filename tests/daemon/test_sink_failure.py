@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon_testkit import cli, make_stream, read_jsonl, write_config
+from sink_testkit import Receiver
 
 ANOMALIES = tuple(range(1500, 6000, 150))
 N_EVENTS = 6000
@@ -183,3 +184,66 @@ def test_dead_letter_file_that_cannot_grow_holds_the_checkpoint(tmp_path: Path) 
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(read_jsonl(tmp_path / "dead.jsonl")) == 50
 
+
+
+def test_webhook_spool_that_cannot_grow_blocks_then_recovers(tmp_path: Path,
+                                                             receiver: Receiver) -> None:
+    """The webhook peer is down and its spool hits a file size limit: the checkpoint waits
+    (/readyz names the sink and the spool error); once the limit is lifted and the peer is
+    back, every anomaly of an uninterrupted run arrives, and the run exits 0."""
+    from streamem.sinks.spool import Delivery, Spool
+
+    events = stream(tmp_path)
+    expected = reference(tmp_path, events)
+    receiver.stop()
+    run = tmp_path / "run"
+    run.mkdir()
+    port = free_port()
+    spool_dir = run / "state" / "spool" / "hook"
+    old = [Delivery(f"old-{i}", "anomaly", None,
+                    json.dumps({"id": f"old-{i}", "type": "padding", "pad": "x" * 600}).encode())
+           for i in range(300)]
+    with Spool(spool_dir) as spool:  # deliveries of an earlier run wait in the spool
+        spool.append(old)
+    limit = max(p.stat().st_size for p in spool_dir.glob("seg-*")) + 2000
+    assert limit > 160_000  # room for the snapshots (about 140 kB each)
+    cfg = write_config(run, events, checkpoint={"every_events": 500},
+                       metrics={"enabled": True, "host": "127.0.0.1", "port": port},
+                       sinks=[{"type": "webhook", "name": "hook", "url": receiver.url + "/hook",
+                               "max_retries": 0, "timeout_seconds": 1, "cooldown_seconds": 0,
+                               "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.5}])
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    log = run / "stderr.log"
+    with log.open("w") as err_file:
+        proc = subprocess.Popen([sys.executable, "-m", "streamem", "run", "-c", str(cfg)],
+                                stderr=err_file, preexec_fn=cap)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: "sink failing" in get(base + "/readyz")[1]), \
+            (get(base + "/readyz"), log.read_text()[-2000:])
+        text = get(base + "/readyz")[1]
+        assert "sink hook" in text and "File too large" in text, text
+        time.sleep(1.0)
+        assert proc.poll() is None
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        receiver.start()
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = log.read_text()
+    assert proc.returncode == 0, err[-3000:]
+    # what the daemon spooled and had not sent yet at exit drains from the spool
+    from streamem.sinks.webhook import WebhookSink
+
+    with WebhookSink("hook", receiver.url + "/hook", spool_dir=spool_dir,
+                     cooldown_seconds=0, backoff_max_seconds=0.5) as drain:
+        assert wait_for(lambda: drain.stats.spool_size == 0)
+    got = [json.loads(r.body) for r in receiver.accepted]
+    assert {d["id"] for d in got if d["type"] == "anomaly"} == expected
+    assert {d["id"] for d in got if d["type"] == "padding"} == {d.id for d in old}
