@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from daemon_testkit import cli, make_stream, read_jsonl, write_config
+from daemon_testkit import cli, inspect, make_stream, read_jsonl, write_config
 from sink_testkit import Receiver
 
 ANOMALIES = tuple(range(1500, 6000, 150))
@@ -247,3 +247,36 @@ def test_webhook_spool_that_cannot_grow_blocks_then_recovers(tmp_path: Path,
     got = [json.loads(r.body) for r in receiver.accepted]
     assert {d["id"] for d in got if d["type"] == "anomaly"} == expected
     assert {d["id"] for d in got if d["type"] == "padding"} == {d.id for d in old}
+
+
+def test_sigterm_while_sinks_fail_exits_1_at_once_without_a_checkpoint(tmp_path: Path) -> None:
+    """A stop request while the checkpoint is held back does not wait out the timeout (300 s
+    by default): exit 1 with the reason, no checkpoint past the failure; /healthz
+    stays 200 meanwhile (the loop is alive, retrying)."""
+    import signal
+
+    events = stream(tmp_path)
+    port = free_port()
+    cfg = write_config(tmp_path, events, sinks=[{"type": "file", "path": "/dev/full"}],
+                       checkpoint={"every_events": 500},
+                       metrics={"enabled": True, "host": "127.0.0.1", "port": port})
+    log = tmp_path / "stderr.log"
+    with log.open("w") as err_file:
+        proc = subprocess.Popen([sys.executable, "-m", "streamem", "run", "-c", str(cfg)],
+                                stderr=err_file)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: "sink failing" in get(base + "/readyz")[1])
+        time.sleep(1.5)
+        assert get(base + "/healthz")[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = log.read_text()
+    assert proc.returncode == 1, err[-3000:]
+    assert "stopped on request" in err and "No space left on device" in err
+    # checkpoints were taken only while nothing had gone to the sink: none covers an anomaly
+    assert inspect(tmp_path / "state")["counters"].get("events_anomalous", 0) == 0
