@@ -6,13 +6,10 @@ Checkpoint ordering (what makes "nothing accepted is lost" hold), see :meth:`Dae
 2. write one snapshot per model state, holding the detector *and* the input positions;
 3. only then commit those positions to the source (Kafka), which is for lag monitoring.
 
-If step 1 fails (a sink cannot write or spool: a full disk, a closed pipe, a broker that
-does not acknowledge), no snapshot is written and nothing is committed: the checkpoint never
-moves past records a sink did not keep. The daemon stops reading, retries the checkpoint with
-backoff, reports it (``/readyz`` 503 with the reason, ``streamem_sinks_blocked_seconds``),
-and carries on once the sinks are durable again; after
-``checkpoint.sinks_failure_timeout_seconds`` (or at once on a stop request) it exits 1 with
-the reason, and the next start replays the input from the last checkpoint (at-least-once).
+If step 1 fails, nothing is saved or committed and the loop pauses input, retrying with
+backoff, until the sinks work again or ``checkpoint.sinks_failure_timeout_seconds`` ends the
+run with exit 1 (:class:`~streamem.sinks.gate.SinkGate`): the checkpoint never moves past
+records a sink did not keep, and the next start replays from it.
 
 On start the newest valid snapshot is restored and the source is sought to its positions, so
 model state and input position never disagree: a ``kill -9`` at any moment resumes to the same
@@ -53,13 +50,14 @@ from pathlib import Path
 from typing import Any
 
 from streamem.config import Config
-from streamem.errors import SinkError, StateError
+from streamem.errors import StateError
 from streamem.eventruns import partition_counts
 from streamem.features import FeatureExtractor
 from streamem.lifecycle import capture_signals
 from streamem.pipeline import Lane, Pipeline, new_detector
 from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink, Sink
+from streamem.sinks.gate import SinkGate
 from streamem.sources.base import Source
 from streamem.state.base import CheckpointStore, Snapshot
 
@@ -129,9 +127,7 @@ class Daemon:
         self._log_lag: dict[int, int] = {}
         self._save_failing_since: float | None = None
         self._log_lag_at = -1e18
-        self._sinks_failing_since: float | None = None  # monotonic; None while sinks work
-        self._sinks_failures = 0
-        self._sinks_reason = ""
+        self._gate = SinkGate(config.checkpoint.sinks_failure_timeout_seconds)
 
     def stop(self) -> None:
         """Ask the loop to finish the current batch, checkpoint and return."""
@@ -210,7 +206,9 @@ class Daemon:
         if not todo:
             return
         t0 = time.perf_counter()
-        if not self._sinks_durable():
+        last = ", ".join(f"{ln.key} #{ln.sequence}" for ln in self.lanes.values()) or "none"
+        if not self._gate.durable(self._sinks, self._dead, self.metrics, stopping=self._stop,
+                                  last_checkpoint=f"checkpoint {last}"):
             return  # lanes stay dirty: nothing saved, nothing committed
         positions: dict[int, int] = {}
         failed = False
@@ -242,72 +240,6 @@ class Daemon:
         self.checkpoints += 1
         if self.metrics is not None:
             self.metrics.observe_checkpoint(time.perf_counter() - t0)
-
-    def _sinks_durable(self) -> bool:
-        """Flush the sinks and the dead letters; False (blocked, logged, reported) if any
-        could not make everything durable; raises :class:`SinkError` once that lasted
-        ``checkpoint.sinks_failure_timeout_seconds``."""
-        reasons = []
-        if self._sinks is not None and not self._sinks.flush(timeout=30.0):
-            reasons.append(getattr(self._sinks, "failure", None) or "a sink did not flush")
-        if self._dead is not None:
-            try:
-                self._dead.flush()
-            except SinkError as exc:
-                reasons.append(f"dead letters: {exc}")
-        now = time.monotonic()
-        if not reasons:
-            if self._sinks_failing_since is not None:
-                logger.warning("sinks durable again after %.0f s; checkpoints resume",
-                               now - self._sinks_failing_since)
-                self._sinks_failing_since, self._sinks_failures = None, 0
-                if self.metrics is not None:
-                    self.metrics.set_sinks_blocked(None)
-            return True
-        limit = self.cfg.checkpoint.sinks_failure_timeout_seconds
-        self._sinks_reason = "; ".join(reasons)
-        if self._sinks_failing_since is None:
-            self._sinks_failing_since = now
-        self._sinks_failures += 1
-        if self.metrics is not None:
-            self.metrics.set_sinks_blocked(self._sinks_reason)
-        failing = now - self._sinks_failing_since
-        if failing >= limit or self._stop:
-            raise SinkError(
-                f"sinks failed for {failing:.0f} s ({self._sinks_reason}); "
-                + ("stopped on request" if self._stop and failing < limit else
-                   f"gave up after checkpoint.sinks_failure_timeout_seconds={limit:g}")
-                + f"; no checkpoint was taken past checkpoint {self._sequences()}, so fix the "
-                "output and start again: the input from there is replayed")
-        if self._sinks_failures == 1 or self._sinks_failures % 10 == 0:
-            logger.error("checkpoint held back: %s; input paused, retrying (giving up after "
-                         "%.0f s more)", self._sinks_reason, limit - failing)
-        return False
-
-    def _sequences(self) -> str:
-        seqs = {ln.key: ln.sequence for ln in self.lanes.values()}
-        return ", ".join(f"{k} #{v}" for k, v in sorted(seqs.items())) or "none"
-
-    def _wait_for_sinks(self) -> None:
-        """Back off before retrying a checkpoint that sinks held back (stop interrupts)."""
-        assert self._sinks_failing_since is not None
-        left = (self.cfg.checkpoint.sinks_failure_timeout_seconds
-                - (time.monotonic() - self._sinks_failing_since))
-        wait = min(0.25 * 2.0 ** min(self._sinks_failures, 10), 10.0, max(0.05, left))
-        deadline = time.monotonic() + wait
-        while not self._stop and time.monotonic() < deadline:
-            if self.metrics is not None:
-                self.metrics.heartbeat()  # alive, retrying: /healthz stays 200
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-
-    def _final_checkpoint(self) -> None:
-        """The shutdown checkpoint; while sinks fail, keep retrying (until stopped or the
-        timeout)."""
-        while True:
-            self.checkpoint(final=True)
-            if self._sinks_failing_since is None:
-                return
-            self._wait_for_sinks()
 
     def _save_failed(self, exc: StateError) -> bool:
         """A Kafka state store that fails to save (a broker outage): keep running, the lanes
@@ -348,7 +280,10 @@ class Daemon:
             status = _Status(self.cfg.logging.status_interval_seconds)
             try:
                 self._loop(pipeline, status)
-                self._final_checkpoint()
+                self.checkpoint(final=True)
+                while self._gate.blocked:  # sinks fail: retry until they work or time runs out
+                    self._gate.wait(lambda: self._stop, self.metrics)
+                    self.checkpoint(final=True)
             finally:
                 if self.metrics is not None:
                     self.metrics.set_up(False)
@@ -382,8 +317,8 @@ class Daemon:
         follow = self.cfg.source.type != "file" or self.cfg.source.follow
         wait = b.max_wait_ms / 1000.0 if follow else 0.0
         while not self._stop:
-            if self._sinks_failing_since is not None:  # paused until the sinks work again
-                self._wait_for_sinks()
+            if self._gate.blocked:  # input paused until the sinks work again
+                self._gate.wait(lambda: self._stop, self.metrics)
                 self.checkpoint()
                 continue
             events = self._source.poll(b.max_events, wait)
