@@ -134,6 +134,11 @@ def test_poisoned_records_are_dead_lettered_and_never_block(receiver: Receiver,
                for i in failing)
     assert sink.stats.rejected == 5
     assert sorted(body_id(r) for r in receiver.accepted) == sorted(good)
+    from streamem.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.attach_sinks([sink])
+    assert metrics.value("streamem_sink_dead_letters_total", sink="hook") == 5.0
 
 
 def test_poisoned_records_in_the_spool_never_block_after_a_restart(receiver: Receiver,
