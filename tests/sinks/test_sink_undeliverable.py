@@ -192,3 +192,30 @@ def test_a_spool_that_cannot_be_written_keeps_deliveries_and_flush_says_so(
         assert receiver.wait_accepted(40, timeout=30.0)
         assert wait_for(lambda: sink.stats.spool_size == 0)
     assert receiver.ids() == {r.id: 1 for r in records}
+
+
+def test_alertmanager_spool_that_cannot_be_written_keeps_alerts(receiver: Receiver,
+                                                               tmp_path: Path) -> None:
+    """The same for incidents on the Alertmanager sink: held, flush() False, then all sent."""
+    import resource
+
+    from sink_testkit import make_incident
+
+    receiver.stop()
+    keys = [f"pump-{i}" for i in range(30)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    with AlertmanagerSink("am", receiver.url, spool_dir=tmp_path, max_retries=0,
+                          backoff_base_seconds=0.02, backoff_max_seconds=0.1) as sink:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3000, hard))
+        try:
+            for key in keys:
+                sink.emit_incident(make_incident(key=key))
+            assert sink.flush(2.0) is False
+            assert sink.stats.dropped == 0 and sink.last_error is not None
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        assert wait_for(lambda: sink.flush(1.0))
+        receiver.start()
+        assert receiver.wait_accepted(len(keys), timeout=30.0)
+    posted = sorted(json.loads(r.body)[0]["labels"]["key"] for r in receiver.accepted)
+    assert posted == sorted(keys)
