@@ -6,6 +6,11 @@ Checkpoint ordering (what makes "nothing accepted is lost" hold), see :meth:`Dae
 2. write one snapshot per model state, holding the detector *and* the input positions;
 3. only then commit those positions to the source (Kafka), which is for lag monitoring.
 
+If step 1 fails, nothing is saved or committed and the loop pauses input, retrying with
+backoff, until the sinks work again or ``checkpoint.sinks_failure_timeout_seconds`` ends the
+run with exit 1 (:class:`~streamem.sinks.gate.SinkGate`): the checkpoint never moves past
+records a sink did not keep, and the next start replays from it.
+
 On start the newest valid snapshot is restored and the source is sought to its positions, so
 model state and input position never disagree: a ``kill -9`` at any moment resumes to the same
 state as an uninterrupted run (with count-based batching).
@@ -53,6 +58,7 @@ from streamem.lifecycle import capture_signals
 from streamem.pipeline import Lane, Pipeline, new_detector
 from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink, Sink
+from streamem.sinks.gate import SinkGate
 from streamem.sources.base import Source
 from streamem.state.base import CheckpointStore, Snapshot
 from streamem.ui.history import History
@@ -126,6 +132,7 @@ class Daemon:
         self._save_failing_since: float | None = None
         self._log_lag_at = -1e18
         self.history: History | None = None
+        self._gate = SinkGate(config.checkpoint.sinks_failure_timeout_seconds)
 
     def stop(self) -> None:
         """Ask the loop to finish the current batch, checkpoint and return."""
@@ -210,10 +217,10 @@ class Daemon:
         if not todo:
             return
         t0 = time.perf_counter()
-        if self._sinks is not None:
-            self._sinks.flush(timeout=30.0)
-        if self._dead is not None:
-            self._dead.flush()
+        last = ", ".join(f"{ln.key} #{ln.sequence}" for ln in self.lanes.values()) or "none"
+        if not self._gate.durable(self._sinks, self._dead, self.metrics, stopping=self._stop,
+                                  last_checkpoint=f"checkpoint {last}"):
+            return  # lanes stay dirty: nothing saved, nothing committed
         positions: dict[int, int] = {}
         failed = False
         for lane in todo:
@@ -296,10 +303,13 @@ class Daemon:
             status = _Status(self.cfg.logging.status_interval_seconds)
             try:
                 self._loop(pipeline, status)
+                self.checkpoint(final=True)
+                while self._gate.blocked:  # sinks fail: retry until they work or time runs out
+                    self._gate.wait(lambda: self._stop, self.metrics)
+                    self.checkpoint(final=True)
             finally:
                 if self.metrics is not None:
                     self.metrics.set_up(False)
-            self.checkpoint(final=True)
             if self._sinks is not None:
                 self._sinks.flush(timeout=30.0)
         t = pipeline.totals
@@ -330,6 +340,10 @@ class Daemon:
         follow = self.cfg.source.type != "file" or self.cfg.source.follow
         wait = b.max_wait_ms / 1000.0 if follow else 0.0
         while not self._stop:
+            if self._gate.blocked:  # input paused until the sinks work again
+                self._gate.wait(lambda: self._stop, self.metrics)
+                self.checkpoint()
+                continue
             events = self._source.poll(b.max_events, wait)
             if self.metrics is not None:
                 self.metrics.heartbeat()

@@ -120,6 +120,14 @@ class _ScrapeCollector:
         if with_samples:
             age.add_metric([], max(0.0, m._clock() - last_checkpoint))
         yield age
+        blocked = GaugeMetricFamily(
+            "streamem_sinks_blocked_seconds",
+            "seconds the checkpoint has been held back because a sink cannot write or spool "
+            "(0 while every sink is durable)",
+        )
+        if with_samples:
+            blocked.add_metric([], m.sinks_blocked_seconds())
+        yield blocked
         yield from self._sink_families(with_samples)
         lag = GaugeMetricFamily(
             "streamem_source_lag_events", "events behind the end of the input", labels=["partition"]
@@ -139,13 +147,19 @@ class _ScrapeCollector:
         spool = GaugeMetricFamily(
             "streamem_sink_spool_size", "records waiting in the on-disk spool", labels=["sink"]
         )
+        dead = CounterMetricFamily(
+            "streamem_sink_dead_letters",
+            "records the sink can never deliver, kept in its dead-letter file with the reason",
+            labels=["sink"],
+        )
         if with_samples:
             for sink in self._m.sinks:
                 s = sink.stats
                 delivered.add_metric([sink.name], float(s.delivered))
                 failed.add_metric([sink.name], float(s.failed))
                 spool.add_metric([sink.name], float(s.spool_size))
-        yield from (delivered, failed, spool)
+                dead.add_metric([sink.name], float(s.rejected))
+        yield from (delivered, failed, spool, dead)
 
 
 class Metrics(Probes, ScrapeInputs):

@@ -1,11 +1,12 @@
 """Liveness and readiness: the state behind ``/healthz``, ``/readyz`` and ``streamem_up``.
 
 :class:`Probes` is what :class:`~streamem.metrics.Metrics` inherits for the daemon loop to
-report that it runs (:meth:`Probes.heartbeat`, :meth:`Probes.set_up`) and that warm-up is done
-(:meth:`Probes.set_ready`), and for :class:`~streamem.metrics_server.MetricsServer` to answer
-the probes (:meth:`Probes.liveness`, :meth:`Probes.readiness`). Pure: the ``streamem_up`` and
-``streamem_ready`` gauges are set by ``Metrics`` through the :meth:`Probes._show_up` and
-:meth:`Probes._show_ready` hooks.
+report that it runs (:meth:`Probes.heartbeat`, :meth:`Probes.set_up`), that warm-up is done
+(:meth:`Probes.set_ready`) and that a sink failure holds the checkpoint back
+(:meth:`Probes.set_sinks_blocked`), and for :class:`~streamem.metrics_server.MetricsServer`
+to answer the probes (:meth:`Probes.liveness`, :meth:`Probes.readiness`). Pure: the
+``streamem_up`` and ``streamem_ready`` gauges are set by ``Metrics`` through the
+:meth:`Probes._show_up` and :meth:`Probes._show_ready` hooks.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Probes:
         self._stopped = False
         self._up = False
         self._ready = False
+        self._blocked: str | None = None
+        self._blocked_since: float | None = None
 
     def heartbeat(self) -> None:
         """Tell ``/healthz`` that the daemon loop is alive (call once per loop turn).
@@ -84,6 +87,44 @@ class Probes:
         self._ready = bool(ready)
         self._show_ready(ready)
 
+    def set_sinks_blocked(self, reason: str | None) -> None:
+        """Mark the checkpoint held back because a sink cannot write (``/readyz`` 503 with
+        ``reason``), or released (``None``).
+
+        Parameters
+        ----------
+        reason
+            Which sink fails and why, or ``None`` once every sink is durable again.
+
+        Examples
+        --------
+        >>> from streamem.metrics import Metrics
+        >>> m = Metrics(); m.set_ready(True); m.set_sinks_blocked("sink file: disk full")
+        >>> m.readiness()
+        (False, 'not ready: checkpoint held back, sink failing: sink file: disk full')
+        >>> m.value("streamem_sinks_blocked_seconds") >= 0.0, m.sinks_blocked_seconds() > 0
+        (True, True)
+        >>> m.set_sinks_blocked(None); m.readiness(), m.value("streamem_sinks_blocked_seconds")
+        ((True, 'ready'), 0.0)
+        """
+        if reason is None:
+            self._blocked, self._blocked_since = None, None
+            return
+        if self._blocked_since is None:
+            self._blocked_since = time.monotonic()
+        self._blocked = reason
+
+    def sinks_blocked_seconds(self) -> float:
+        """Seconds since a sink failure began to hold the checkpoint back (0.0 if none).
+
+        Examples
+        --------
+        >>> Probes().sinks_blocked_seconds()
+        0.0
+        """
+        since = self._blocked_since
+        return 0.0 if since is None else max(1e-9, time.monotonic() - since)
+
     def liveness(self, timeout: float) -> tuple[bool, str]:
         """Whether the loop is alive: a heartbeat came within ``timeout`` seconds.
 
@@ -115,13 +156,17 @@ class Probes:
         Returns
         -------
         tuple of (bool, str)
-            ``(ready, text for /readyz)``.
+            ``(ready, text for /readyz)``: not ready while warming up, and while a sink
+            failure holds the checkpoint back (the text names the sink and the reason).
 
         Examples
         --------
         >>> Probes().readiness()
         (False, 'not ready: warming up')
         """
+        blocked = self._blocked
+        if blocked is not None:
+            return False, f"not ready: checkpoint held back, sink failing: {blocked}"
         return (True, "ready") if self._ready else (False, "not ready: warming up")
 
     def _show_up(self, up: bool) -> None:

@@ -160,6 +160,15 @@ class CheckpointConfig:
     every_seconds: float = 30.0
     every_events: int = 100_000
     keep: int = 5
+    sinks_failure_timeout_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        from streamem.errors import ConfigError
+
+        if not self.sinks_failure_timeout_seconds > 0:
+            raise ConfigError("checkpoint.sinks_failure_timeout_seconds",
+                              f"{self.sinks_failure_timeout_seconds!r} must be positive, e.g. "
+                              "300 (how long sinks may fail before the daemon exits)")
 
 
 @dataclass(frozen=True)

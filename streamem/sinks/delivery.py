@@ -10,13 +10,25 @@ and returns. One worker thread then runs this state machine:
 2. **Spooled** (spool not empty): move queued deliveries behind it (order is kept, except
    that deliveries overflowing a full queue enter the spool ahead of those queued), and
    retry the head of the spool with growing backoff; a delivery leaves the spool only after
-   a 2xx (or a permanent 4xx, which goes to ``rejected.jsonl``). On start the worker tries
-   the spool at once, so what a previous process spooled drains after a restart. Runs of
-   up to 64 spooled deliveries are acknowledged with one fsync; a crash inside a run
-   repeats that run (receivers de-duplicate on ``X-Streamem-Id``), it never loses it.
+   a 2xx, or as a dead letter (below). On start the worker tries the spool at once, so what
+   a previous process spooled drains after a restart. Runs of up to 64 spooled deliveries
+   are acknowledged with one fsync; a crash inside a run repeats that run (receivers
+   de-duplicate on ``X-Streamem-Id``), it never loses it.
 
-A permanent failure (4xx other than 408/429, or a redirect) is never retried. Subclasses
-turn records into :class:`~streamem.sinks.spool.Delivery` bodies and choose url and headers.
+**Dead letters.** A delivery that can never be made goes to the spool's dead-letter file
+``rejected.jsonl`` with its reason (counted in ``stats.rejected``) and never blocks those
+behind it: a permanent answer (4xx other than 408/429, or a redirect), a request that
+cannot even be built, and a head of the spool that keeps failing (``_POISON_AFTER``
+attempts) while the delivery behind it is accepted (the peer refuses that one record).
+
+**Nothing is lost silently.** When the spool cannot be written (a full disk), deliveries stay
+in memory and the worker retries the write; :meth:`~QueuedHttpSink.flush` reports False
+meanwhile, so the daemon never checkpoints past them. Beyond ``queue_size`` of those, new
+ones are dropped, and ``flush`` returns False for the rest of the process: its checkpoint
+never moves again and a restart replays the records from the last one.
+
+Subclasses turn records into :class:`~streamem.sinks.spool.Delivery` bodies and choose url
+and headers (``X-Streamem-Id`` is :func:`~streamem.sinks.payload.header_id` of the id).
 """
 
 from __future__ import annotations
@@ -32,8 +44,9 @@ from collections.abc import Callable
 from streamem.errors import ConfigError, SinkError
 from streamem.sinks.base import Incident, SinkStats
 from streamem.sinks.http import HttpTransport, redact_url
+from streamem.sinks.payload import header_id
 from streamem.sinks.retry import Outcome, RetryPolicy, classify_status
-from streamem.sinks.spool import Delivery, Spool
+from streamem.sinks.spool import Delivery, Spool, SpooledDelivery
 from streamem.types import AnomalyRecord
 
 __all__ = ["QueuedHttpSink"]
@@ -44,6 +57,7 @@ _POLL_SECONDS = 0.05
 _BATCH = 1000
 _SPOOL_RUN = 64  # spooled deliveries sent per acknowledgement (one fsync)...
 _SPOOL_RUN_SECONDS = 0.5  # ...or fewer, so the acknowledged position never lags far
+_POISON_AFTER = 10  # failures of one spool head before the delivery behind it is tried
 
 
 class QueuedHttpSink:
@@ -110,6 +124,13 @@ class QueuedHttpSink:
         self._closed = False
         self._spool_due = 0.0
         self._spool_failures = 0
+        self._last_failure = ""
+        self._unspooled: list[Delivery] = []  # the spool write failed: retried by the worker
+        self._unspooled_due = 0.0
+        self._unspooled_failures = 0
+        self._lost = 0  # dropped for good: flush() is False from then on
+        self.last_error: str | None = None
+        """Why deliveries wait in memory (the spool write failed), or ``None``."""
         self.stats.spool_size = self._spool.size()
         self._thread = threading.Thread(target=self._run, name=f"streamem-sink-{name}",
                                         daemon=True)
@@ -131,7 +152,7 @@ class QueuedHttpSink:
 
     def _headers(self, delivery: Delivery) -> dict[str, str]:
         """Extra headers of one request."""
-        return {"X-Streamem-Id": delivery.id}
+        return {"X-Streamem-Id": header_id(delivery.id)}
 
     def _periodic(self, now: float) -> list[Delivery]:
         """Deliveries the worker should send on its own (called about every 50 ms)."""
@@ -176,15 +197,64 @@ class QueuedHttpSink:
             self._cond.notify_all()
 
     def _to_spool(self, deliveries: list[Delivery]) -> None:
-        """Append in-memory deliveries to the spool and settle them (count drops on failure)."""
+        """Append in-memory deliveries to the spool and settle them; if the spool cannot be
+        written, keep them in memory (still pending) for the worker to retry."""
         try:
             self._spool.append(deliveries)
-            self._count("spooled", len(deliveries))
         except SinkError as exc:
-            self._count("dropped", len(deliveries))
-            logger.error("sink %s: lost %d deliveries: %s", self.name, len(deliveries), exc)
-        finally:
-            self._settle(len(deliveries))
+            self._park(deliveries, exc)
+            return
+        self._count("spooled", len(deliveries))
+        self._settle(len(deliveries))
+
+    def _park(self, deliveries: list[Delivery], exc: SinkError) -> None:
+        """Keep deliveries the spool refused in memory (bounded); they stay pending."""
+        with self._cond:
+            room = max(0, self._queue.maxsize - len(self._unspooled))
+            kept, lost = deliveries[:room], deliveries[room:]
+            first = not self._unspooled
+            self._unspooled.extend(kept)
+            if first:
+                self._unspooled_due = self._clock()
+            self._unspooled_failures = max(1, self._unspooled_failures)
+            self.last_error = f"cannot spool: {exc}"
+            self._cond.notify_all()
+        if first:
+            logger.error("sink %s: cannot spool %d deliveries (%s); keeping them in memory "
+                         "and retrying, checkpoints wait meanwhile", self.name, len(kept), exc)
+        if lost:
+            with self._cond:
+                self._lost += len(lost)
+            self._count("dropped", len(lost))
+            logger.error("sink %s: dropped %d deliveries (%d held in memory already): %s; "
+                         "no checkpoint is taken any more, so a restart replays them",
+                         self.name, len(lost), self._queue.maxsize, exc)
+            self._settle(len(lost))
+
+    def _retry_unspooled(self, force: bool = False) -> None:
+        """Worker side: try again to spool what the spool refused (with backoff)."""
+        with self._cond:
+            if not self._unspooled or (not force and self._clock() < self._unspooled_due):
+                return
+            batch = list(self._unspooled)
+        try:
+            self._spool.append(batch)
+        except SinkError as exc:
+            with self._cond:
+                self._unspooled_failures += 1
+                self._unspooled_due = self._clock() + self._policy.delay(
+                    self._unspooled_failures, self._rng)
+                self.last_error = f"cannot spool: {exc}"
+                self._cond.notify_all()
+            return
+        with self._cond:
+            del self._unspooled[:len(batch)]
+            self._unspooled_failures = 0
+            self.last_error = None
+        self._count("spooled", len(batch))
+        logger.warning("sink %s: spooled %d deliveries held in memory; the spool works again",
+                       self.name, len(batch))
+        self._settle(len(batch))
 
     def _drain_queue(self) -> list[Delivery]:
         batch: list[Delivery] = []
@@ -206,19 +276,24 @@ class QueuedHttpSink:
         Returns
         -------
         bool
-            True when nothing is left only in memory (everything is delivered or spooled).
+            True when nothing is left only in memory (everything is delivered or spooled)
+            and nothing was ever dropped by this sink.
         """
         deadline = self._clock() + timeout
+
+        def settled() -> bool:  # all delivered or spooled, or the spool is failing now
+            return self._pending == 0 or self._unspooled_failures > 0
+
         with self._cond:
-            if self._cond.wait_for(lambda: self._pending == 0, timeout / 2):
-                return True
+            if self._cond.wait_for(settled, timeout / 2) and self._pending == 0:
+                return self._lost == 0
         self._hurry.set()
         try:
             while batch := self._drain_queue():
                 self._to_spool(batch)
             with self._cond:
-                return self._cond.wait_for(lambda: self._pending == 0,
-                                           max(0.0, deadline - self._clock()))
+                self._cond.wait_for(settled, max(0.0, deadline - self._clock()))
+                return self._pending == 0 and self._lost == 0
         finally:
             self._hurry.clear()
 
@@ -238,6 +313,10 @@ class QueuedHttpSink:
                                "may be repeated after a restart", self.name)
             else:
                 self._spool.close()
+            if self._unspooled:
+                logger.error("sink %s: %d deliveries could not be spooled before close; they "
+                             "are replayed from the last checkpoint", self.name,
+                             len(self._unspooled))
             if self._owns_transport:
                 self._transport.close()
 
@@ -258,6 +337,7 @@ class QueuedHttpSink:
                     last_tick = now
                     for delivery in self._periodic(now):
                         self._enqueue(delivery)
+                self._retry_unspooled()
                 if self._spool.size() > 0:
                     self._step_spooled()
                 else:
@@ -267,23 +347,28 @@ class QueuedHttpSink:
                 self._stop.wait(1.0)
         if batch := self._drain_queue():
             self._to_spool(batch)
+        self._retry_unspooled(force=True)
 
     def _step_live(self) -> None:
         try:
             delivery = self._queue.get(timeout=_POLL_SECONDS)
         except queue.Empty:
             return
+        parked = False
         try:
-            self._deliver_live(delivery)
+            parked = self._deliver_live(delivery)
         finally:
-            self._settle()
+            if not parked:
+                self._settle()
 
-    def _deliver_live(self, delivery: Delivery) -> None:
+    def _deliver_live(self, delivery: Delivery) -> bool:
+        """Send one delivery with retries, else spool it; True if it was parked in memory
+        (the spool refused it), so it is still pending."""
         attempt = 0
         while True:
             outcome, retry_after = self._attempt(delivery)
             if outcome != "retry":
-                return
+                return False
             wait = self._policy.delay(attempt, self._rng, retry_after)
             if (attempt >= self._policy.max_retries or wait > self._policy.backoff_max_seconds
                     or self._hurry.is_set() or self._hurry.wait(wait)):
@@ -292,13 +377,12 @@ class QueuedHttpSink:
                 try:
                     self._spool.append([delivery])
                 except SinkError as exc:
-                    self._count("dropped")
-                    logger.error("sink %s: lost %s: %s", self.name, delivery.id, exc)
-                    return
+                    self._park([delivery], exc)
+                    return True
                 self._count("spooled")
-                logger.warning("sink %s: spooled %s after %d attempts", self.name,
+                logger.warning("sink %s: spooled %r after %d attempts", self.name,
                                delivery.id, attempt + 1)
-                return
+                return False
             attempt += 1
             self._count("retried")
 
@@ -310,11 +394,17 @@ class QueuedHttpSink:
             return
         started = self._clock()
         done = []
-        for head in self._spool.peek(_SPOOL_RUN):
+        heads = self._spool.peek(_SPOOL_RUN)
+        for n, head in enumerate(heads):
             if self._spool_failures > 0:
                 self._count("retried")
             outcome, retry_after = self._attempt(head.delivery)
             if outcome == "retry":
+                if (n == 0 and len(heads) > 1 and self._spool_failures + 1 >= _POISON_AFTER
+                        and self._poisoned(head, heads[1])):
+                    done = heads[:2]
+                    self._spool_failures = 0
+                    break
                 wait = self._policy.delay(self._spool_failures, self._rng, retry_after)
                 self._spool_failures += 1
                 self._spool_due = self._clock() + wait
@@ -330,6 +420,30 @@ class QueuedHttpSink:
             if self._spool.size() == 0:
                 logger.info("sink %s: spool drained", self.name)
 
+    def _poisoned(self, head: SpooledDelivery, behind: SpooledDelivery) -> bool:
+        """The head keeps failing: try the delivery behind it. If the peer takes that one,
+        the head is refused for this record alone: dead-letter it (True: ack both)."""
+        failure = self._last_failure
+        outcome, _ = self._attempt(behind.delivery)
+        if outcome == "retry":
+            return False
+        reason = (f"failed {self._spool_failures + 1} times while later records were "
+                  f"accepted; last failure: {failure}")
+        return self._dead_letter(head.delivery, reason)
+
+    def _dead_letter(self, delivery: Delivery, reason: str) -> bool:
+        """Record an undeliverable delivery in ``rejected.jsonl``; False if that failed."""
+        try:
+            self._spool.reject(delivery, reason)
+        except SinkError as exc:
+            logger.error("sink %s: cannot dead-letter %r (%s); it stays queued", self.name,
+                         delivery.id, exc)
+            return False
+        self._count("rejected")
+        logger.error("sink %s: %r cannot be delivered (%s); kept in %s", self.name,
+                     delivery.id, reason, self._spool.directory / "rejected.jsonl")
+        return True
+
     def _attempt(self, delivery: Delivery) -> tuple[Outcome, float | None]:
         """One POST; counts the outcome; permanent failures go to ``rejected.jsonl``."""
         try:
@@ -338,21 +452,25 @@ class QueuedHttpSink:
                                                  self.timeout_seconds)
         except SinkError as exc:
             self._count("failed")
-            logger.debug("sink %s: %s failed: %s", self.name, delivery.id, exc)
+            self._last_failure = str(exc)
+            logger.debug("sink %s: %r failed: %s", self.name, delivery.id, exc)
             return "retry", exc.retry_after
+        except Exception as exc:  # the request cannot even be built: it never will be
+            self._count("failed")
+            reason = f"cannot send the request: {type(exc).__name__}: {exc}"
+            return ("reject" if self._dead_letter(delivery, reason) else "retry"), None
         outcome = classify_status(response.status)
         if outcome == "delivered":
             self._count("delivered")
         elif outcome == "reject":
             self._count("failed")
-            self._count("rejected")
-            reason = f"HTTP {response.status}: {response.text[:120]}"
-            logger.error("sink %s: %s rejected for good (%s); kept in %s", self.name,
-                         delivery.id, reason, self._spool.directory / "rejected.jsonl")
-            self._spool.reject(delivery, reason)
+            if not self._dead_letter(delivery, f"HTTP {response.status}: "
+                                               f"{response.text[:120]}"):
+                return "retry", None
         else:
             self._count("failed")
-            logger.debug("sink %s: %s got HTTP %d", self.name, delivery.id, response.status)
+            self._last_failure = f"HTTP {response.status}: {response.text[:120]}"
+            logger.debug("sink %s: %r got HTTP %d", self.name, delivery.id, response.status)
         return outcome, response.retry_after
 
     def __repr__(self) -> str:

@@ -4,6 +4,10 @@ A sink that raises never stops the others or the daemon loop: the exception is l
 (with its traceback the first time, then every 100th time, so a broken sink cannot flood the
 log) and counted, per sink, in :attr:`FanoutSink.errors` and in that sink's
 ``stats.failed``.
+
+:meth:`FanoutSink.flush` is what the daemon's checkpoint waits on: it returns False when any
+sink could not make everything durable (its flush raised or returned False), and
+:attr:`FanoutSink.failure` then says which sink and why, for the log and ``/readyz``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ class FanoutSink:
     ...     fan.emit(r)
     >>> fan.errors, out.getvalue().count("\\n"), fan.stats.failed
     ({'broken': 1, 'ok': 0}, 1, 1)
+    >>> class Full(StdoutSink):
+    ...     def flush(self, timeout=10.0): raise SinkError("cannot write: disk full")
+    >>> fan = FanoutSink([Full("full", io.StringIO()), StdoutSink("ok", io.StringIO())])
+    >>> fan.flush(1.0), fan.failure
+    (False, 'sink full: cannot write: disk full')
     """
 
     def __init__(self, sinks: Iterable[Sink], name: str = "fanout") -> None:
@@ -51,15 +60,20 @@ class FanoutSink:
         self.sinks: tuple[Sink, ...] = tuple(sinks)
         self.stats = SinkStats()
         self.errors: dict[str, int] = {sink.name: 0 for sink in self.sinks}
+        self.failure: str | None = None
+        """Why the last :meth:`flush` returned False (``None`` after a clean one)."""
         self._closed = False
 
-    def _each(self, action: str, call: Callable[[Sink], object]) -> bool:
+    def _each(self, action: str, call: Callable[[Sink], object],
+              failures: list[str] | None = None) -> bool:
         ok = True
         for sink in self.sinks:
             try:
                 call(sink)
-            except Exception:
+            except Exception as exc:
                 ok = False
+                if failures is not None:
+                    failures.append(f"sink {sink.name}: {exc}")
                 count = self.errors.get(sink.name, 0) + 1
                 self.errors[sink.name] = count
                 sink.stats.failed += 1
@@ -89,12 +103,23 @@ class FanoutSink:
             self.stats.failed += 1
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Flush every sink within one shared deadline; True if all are clean."""
+        """Flush every sink within one shared deadline; True if all are clean.
+
+        False when a sink raised or returned False: what it was given is not all delivered
+        or durably kept. :attr:`failure` names the sink and the reason.
+        """
         deadline = time.monotonic() + timeout
-        results: list[bool] = []
-        ok = self._each("flush", lambda sink: results.append(
-            sink.flush(max(0.0, deadline - time.monotonic()))))
-        return ok and all(results)
+        failures: list[str] = []
+
+        def flush_one(sink: Sink) -> None:
+            if not sink.flush(max(0.0, deadline - time.monotonic())):
+                why = getattr(sink, "last_error", None) or (
+                    f"not everything delivered or durably kept within {timeout:g} s")
+                failures.append(f"sink {sink.name}: {why}")
+
+        self._each("flush", flush_one, failures)
+        self.failure = "; ".join(failures) or None
+        return self.failure is None
 
     def close(self) -> None:
         """Close every sink (each even if another fails); safe to call twice."""

@@ -4,20 +4,27 @@ Both produce with ``acks='all'`` and, by default, the idempotent producer (no du
 the producer's own retries; pass ``enable_idempotence=False`` for brokers whose ACLs do not
 grant IdempotentWrite). :meth:`KafkaSink.emit` only enqueues: delivery results arrive on the
 producer's sender thread and update :attr:`KafkaSink.stats` (``delivered`` on ack; ``failed``
-and ``dropped`` when the producer gave up after ``delivery_timeout_ms``). :meth:`flush` waits
-for the acks. Nothing is spooled to disk: while the broker is down the producer buffers in
-memory and retries until ``delivery_timeout_ms``.
+when the producer gave up after ``delivery_timeout_ms`` or could not queue a message).
+:meth:`flush` waits for the acks. Nothing is spooled to disk: while the broker is down the
+producer buffers in memory and retries until ``delivery_timeout_ms``; a message it gives up
+on is kept (up to ``max_retained`` of them) and produced again by the next ``flush``, which
+returns False (or raises, for the dead-letter sink) while any is unacknowledged, so the
+daemon never checkpoints past it. Beyond ``max_retained`` messages are dropped
+(``stats.dropped``) and ``flush`` fails for the rest of the process: the next start replays
+them from the last checkpoint. After such a retry, order is not kept.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from streamem.errors import ConfigError, SinkError
 from streamem.logs import RateLimitedLog
@@ -30,6 +37,8 @@ __all__ = ["KafkaDeadLetterSink", "KafkaSink"]
 
 logger = logging.getLogger(__name__)
 
+_CONNECT_BACKOFF_SECONDS = 5.0
+
 
 class _Producer:
     """A lazily connected KafkaProducer with delivery accounting (shared by both sinks)."""
@@ -37,7 +46,7 @@ class _Producer:
     def __init__(self, bootstrap_servers: Sequence[str] | str, topic: str, name: str,
                  security: KafkaSecurity | None, enable_idempotence: bool,
                  delivery_timeout_ms: int, max_block_ms: int, client_id: str,
-                 config_path: str) -> None:
+                 config_path: str, max_retained: int = 100_000) -> None:
         if not topic:
             raise ConfigError(f"{config_path}.topic", "required for a kafka sink; name the topic")
         self.name = name
@@ -59,6 +68,10 @@ class _Producer:
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
         self._pending = 0
+        self._retained: list[_Message] = []  # not acknowledged for good: produced again
+        self._max_retained = max_retained
+        self._lost = 0
+        self._connect_after = 0.0
         self._closed = False
         self._warn = RateLimitedLog(logger)
 
@@ -66,64 +79,115 @@ class _Producer:
         if self._closed:
             raise SinkError(f"{self.name}: used after close()")
         if self._producer is None:
-            # bootstrapping blocks up to max_block_ms when the broker is down
-            self._producer = KafkaProducer(
-                **self._config, bootstrap_timeout_ms=self._config["max_block_ms"])
+            # bootstrapping blocks up to max_block_ms when the broker is down; after a failure
+            # wait before trying again, so emit() does not stall detection on every record
+            now = time.monotonic()
+            if now < self._connect_after:
+                raise KafkaTimeoutError(f"no broker answered {self._config['bootstrap_servers']}"
+                                         " at the last attempt; trying again shortly")
+            try:
+                self._producer = KafkaProducer(
+                    **self._config, bootstrap_timeout_ms=self._config["max_block_ms"])
+            except KafkaError:
+                self._connect_after = time.monotonic() + _CONNECT_BACKOFF_SECONDS
+                raise
         return self._producer
 
     def send(self, value: bytes, key: bytes | None = None,
              headers: list[tuple[str, bytes]] | None = None) -> bool:
-        """Enqueue one message; False (counted and logged) if it could not even be queued."""
+        """Enqueue one message; False (counted, logged, kept for the next flush) if it could
+        not even be queued now.
+
+        Raises
+        ------
+        SinkError
+            If the sink is closed.
+        """
+        message = _Message(value, key, headers)
         try:
-            future = self._get().send(self.topic, value=value, key=key, headers=headers)
+            self._produce(message)
         except KafkaError as exc:
-            with self._lock:
-                self.stats.failed += 1
-                self.stats.dropped += 1
-            self._warn.warning("send", "%s: could not queue a message for topic %r (dropped): "
-                               "%r", self.name, self.topic, exc)
+            self._retain(message, exc, "could not queue a message")
             return False
+        return True
+
+    def _produce(self, message: _Message) -> None:
+        future = self._get().send(self.topic, value=message.value, key=message.key,
+                                  headers=message.headers)
         with self._lock:
             self._pending += 1
         future.add_callback(self._acked)
-        future.add_errback(self._lost)
-        return True
+        future.add_errback(lambda exc: self._failed(message, exc))
 
     def _acked(self, _metadata: object) -> None:
         with self._lock:
             self._pending -= 1
             self.stats.delivered += 1
 
-    def _lost(self, exc: BaseException) -> None:
+    def _failed(self, message: _Message, exc: BaseException) -> None:
         with self._lock:
             self._pending -= 1
+        self._retain(message, exc, "delivery failed after retries")
+
+    def _retain(self, message: _Message, exc: BaseException, what: str) -> None:
+        """Keep a message the producer could not deliver, for the next flush (bounded)."""
+        with self._lock:
             self.stats.failed += 1
-            self.stats.dropped += 1
-        self._warn.warning("lost", "%s: delivery to topic %r failed after retries (dropped): "
-                           "%r", self.name, self.topic, exc)
+            kept = len(self._retained) < self._max_retained
+            if kept:
+                self._retained.append(message)
+            else:
+                self._lost += 1
+                self.stats.dropped += 1
+        if kept:
+            self._warn.warning("retain", "%s: %s for topic %r (%r); kept, produced again on "
+                               "the next flush", self.name, what, self.topic, exc)
+        else:
+            self._warn.warning("lost", "%s: %s for topic %r (%r); %d messages kept already, "
+                               "dropped (replayed from the last checkpoint after a restart)",
+                               self.name, what, self.topic, exc, self._max_retained)
 
     @property
     def pending(self) -> int:
-        """Messages queued but not yet acknowledged or failed."""
+        """Messages queued or kept, but not yet acknowledged."""
         with self._lock:
-            return self._pending
+            return self._pending + len(self._retained)
+
+    def _resend(self) -> None:
+        with self._lock:
+            retry, self._retained = self._retained, []
+        for n, message in enumerate(retry):
+            try:
+                self._produce(message)
+            except KafkaError as exc:
+                with self._lock:
+                    self._retained[:0] = retry[n:]
+                self._warn.warning("resend", "%s: could not queue %d kept messages for topic "
+                                   "%r: %r", self.name, len(retry) - n, self.topic, exc)
+                return
 
     def _wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for every queued message; True when none is left."""
-        if self._producer is None:
-            return True
-        try:
-            self._producer.flush(timeout=timeout)
-        except KafkaError as exc:
-            self._warn.warning("flush", "%s: flush timed out after %.1f s with %d messages "
-                               "unacknowledged: %r", self.name, timeout, self.pending, exc)
-        return self.pending == 0
+        """Produce kept messages again, then wait up to ``timeout`` seconds for every queued
+        message; True when none is left and none was ever dropped."""
+        if self._retained:
+            self._resend()
+        if self._producer is not None:
+            try:
+                self._producer.flush(timeout=timeout)
+            except KafkaError as exc:
+                self._warn.warning("flush", "%s: flush timed out after %.1f s with %d messages "
+                                   "unacknowledged: %r", self.name, timeout, self.pending, exc)
+        return self.pending == 0 and self._lost == 0
 
     def _shutdown(self, timeout: float) -> None:
         if self._closed:
             return
         self._wait(timeout)
         self._closed = True
+        if self.pending:
+            logger.error("%s: %d messages for topic %r not acknowledged at close; they are "
+                         "replayed from the last checkpoint", self.name, self.pending,
+                         self.topic)
         producer, self._producer = self._producer, None
         if producer is not None:
             producer.close(timeout=timeout)
@@ -229,13 +293,12 @@ class KafkaDeadLetterSink(_Producer):
         Raises
         ------
         SinkError
-            The event could not even be queued (no broker reachable within ``max_block_ms``).
+            If the sink is closed. A dead letter that cannot be queued now (no broker within
+            ``max_block_ms``) is kept and queued again by :meth:`flush`.
         """
-        headers = [("streamem-reason", str(reason).encode()),
-                   ("streamem-source", str(source_id).encode())]
-        if not self.send(bytes(payload), None, headers):
-            raise SinkError(f"{self.name}: could not queue dead letter {source_id} for topic "
-                            f"{self.topic!r}; check dead_letter.topic and that the broker is up")
+        headers = [("streamem-reason", str(reason).encode("utf-8", "surrogatepass")),
+                   ("streamem-source", str(source_id).encode("utf-8", "surrogatepass"))]
+        self.send(bytes(payload), None, headers)  # if it cannot be queued, flush retries it
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait for the acks of everything written.
@@ -247,7 +310,9 @@ class KafkaDeadLetterSink(_Producer):
         """
         if not self._wait(timeout):
             raise SinkError(f"{self.name}: {self.pending} dead letters not acknowledged by "
-                            f"topic {self.topic!r} after {timeout:.0f} s; is the broker up?")
+                            f"topic {self.topic!r} after {timeout:.0f} s"
+                            + (f" ({self._lost} dropped)" if self._lost else "")
+                            + "; is the broker up?")
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush (up to ``timeout`` seconds) and release; safe to call twice."""
@@ -261,4 +326,13 @@ class KafkaDeadLetterSink(_Producer):
 
 
 def _key(key: str | None) -> bytes | None:
-    return None if key is None else str(key).encode()
+    return None if key is None else str(key).encode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True)
+class _Message:
+    """One message as given to the producer (kept to produce it again after a failure)."""
+
+    value: bytes
+    key: bytes | None
+    headers: list[tuple[str, bytes]] | None

@@ -8,16 +8,22 @@ output is strict JSON that any parser accepts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import numbers
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from streamem.sinks.base import Incident
 from streamem.types import AnomalyRecord
 
-__all__ = ["anomaly_document", "delivery_id", "dumps", "incident_document", "jsonable"]
+__all__ = ["anomaly_document", "delivery_id", "dumps", "header_id", "incident_document",
+           "jsonable"]
+
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+_HEADER_MAX = 256
 
 
 def jsonable(value: Any) -> Any:
@@ -167,3 +173,39 @@ def delivery_id(item: AnomalyRecord | Incident) -> str:
     if isinstance(item, Incident):
         return f"{item.id}/{item.status}"
     return item.id
+
+
+def header_id(ident: str) -> str:
+    """The ``X-Streamem-Id`` header value of a delivery id: printable ASCII, never raw input.
+
+    An id comes from the event (``fields.id``), so it may hold CR, LF, NUL or non-ASCII
+    characters that cannot go into an HTTP header as they are. Every character outside
+    printable ASCII, and ``%`` and space, is percent-encoded (UTF-8, as in RFC 3986), so
+    ordinary ids are unchanged and ``urllib.parse.unquote(value, errors="surrogatepass")``
+    gives the id back. An encoding longer than 256 characters is replaced by
+    ``sha256:`` and the hex SHA-256 of the id's UTF-8 bytes. The JSON body always carries the
+    original id.
+
+    Parameters
+    ----------
+    ident
+        The delivery id (see :func:`delivery_id`).
+
+    Returns
+    -------
+    str
+        A value that is safe in any HTTP header and distinct for distinct ids.
+
+    Examples
+    --------
+    >>> header_id("events:0:1"), header_id("k:5/firing")
+    ('events:0:1', 'k:5/firing')
+    >>> header_id("ev\\r\\nX-Injected: 1"), header_id("é 100%")
+    ('ev%0D%0AX-Injected:%201', '%C3%A9%20100%25')
+    >>> header_id("x" * 300)[:15]
+    'sha256:0d4e2ca9'
+    """
+    encoded = quote(ident, safe=_HEADER_SAFE, errors="surrogatepass")
+    if len(encoded) <= _HEADER_MAX:
+        return encoded
+    return "sha256:" + hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()

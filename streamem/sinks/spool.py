@@ -5,7 +5,12 @@ Layout of a spool directory::
     seg-000000000001.jsonl   append-only segments, one JSON line per delivery
     seg-000000000002.jsonl
     ack.json                 {"segment": 2, "offset": 1234}: everything before is delivered
-    rejected.jsonl           deliveries the peer refused for good (4xx), for an operator
+    rejected.jsonl           the sink's dead letters: deliveries that can never be made,
+                             each with its reason, for an operator
+
+Deliveries hold raw payloads, so the directory is created 0700 and every file in it 0600,
+whatever the umask (an existing directory is narrowed to 0700, and its files to 0600, when
+it is opened).
 
 One spool belongs to one sink instance at a time: an exclusive ``flock`` on ``lock`` makes a
 second user (a duplicate sink name, a second daemon on the same state directory) fail fast.
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from streamem.errors import SinkError
+from streamem.sinks.files import open_private, private_dir
 
 __all__ = ["Delivery", "Spool", "SpooledDelivery"]
 
@@ -142,8 +148,8 @@ class Spool:
         self._lock = threading.Lock()
         self._closed = False
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._lock_file = open(self.directory / "lock", "a+b")  # noqa: SIM115
+            private_dir(self.directory)
+            self._lock_file = open_private(self.directory / "lock", "a+b")
         except OSError as exc:
             raise SinkError(f"cannot open spool directory {str(self.directory)!r}: {exc}; "
                             "make the state directory writable") from exc
@@ -171,6 +177,9 @@ class Spool:
         return sorted(int(m.group(1)) for m in found if m)
 
     def _recover(self) -> None:
+        for entry in self.directory.iterdir():  # written under an older umask: narrow them
+            if entry.is_file() and not entry.is_symlink():
+                os.chmod(entry, 0o600)
         segments = self._segments() or [1]
         ack_segment, ack_offset = segments[0], 0
         ack_path = self.directory / "ack.json"
@@ -210,7 +219,7 @@ class Spool:
                 start = ack_offset if index == ack_segment else 0
                 self._size += content.count(b"\n", start)
         self._active = active
-        self._writer = open(path, "ab")  # noqa: SIM115 - closed in close()
+        self._writer = open_private(path, "ab", buffering=0)  # closed in close()
         self._fsync_dir()
 
     def _fsync_dir(self) -> None:
@@ -238,19 +247,34 @@ class Spool:
         ------
         SinkError
             If the disk write fails (the caller must keep them in memory or count them lost).
+            Nothing of a failed append stays in the segment (a short write is cut off), so
+            a retry of the same list appends it once.
         """
         if not deliveries:
             return
-        data = b"".join(_encode(d) for d in deliveries)
+        data = memoryview(b"".join(_encode(d) for d in deliveries))
         with self._lock:
             self._check_open()
             try:
                 if self._writer.tell() >= self.segment_bytes:
                     self._roll()
-                self._writer.write(data)
-                self._writer.flush()
+            except OSError as exc:
+                raise SinkError(f"cannot write spool {str(self.directory)!r}: {exc}; free "
+                                "disk space or fix permissions") from exc
+            start = os.fstat(self._writer.fileno()).st_size
+            try:
+                while data:
+                    written = self._writer.write(data)
+                    if not written:
+                        raise OSError(f"no progress writing {self._segment_path(self._active)}")
+                    data = data[written:]
                 os.fsync(self._writer.fileno())
             except OSError as exc:
+                try:
+                    os.ftruncate(self._writer.fileno(), start)
+                except OSError as cut:
+                    logger.error("spool %s: cannot cut a failed append (%s); a restart "
+                                 "drops the cut line", self.directory, cut)
                 raise SinkError(f"cannot write spool {str(self.directory)!r}: {exc}; free "
                                 "disk space or fix permissions") from exc
             self._size += len(deliveries)
@@ -259,7 +283,7 @@ class Spool:
         self._writer.close()
         self._active += 1
         self._segments_live.append(self._active)
-        self._writer = open(self._segment_path(self._active), "ab")  # noqa: SIM115
+        self._writer = open_private(self._segment_path(self._active), "ab", buffering=0)
         self._fsync_dir()
 
     def peek(self, limit: int = 1) -> list[SpooledDelivery]:
@@ -296,8 +320,12 @@ class Spool:
                                 return out
                             logger.error("spool %s: unreadable entry in %s (%s); moved to "
                                          "rejected.jsonl", self.directory, path.name, exc)
-                            self._append_rejected({"reason": "unreadable spool entry",
-                                                   "line": line.decode("utf-8", "replace")})
+                            try:
+                                self._append_rejected({
+                                    "reason": "unreadable spool entry",
+                                    "line": line.decode("utf-8", "replace")})
+                            except SinkError as failure:
+                                logger.error("%s", failure)
                             self._advance(index, handle.tell())
                 if len(out) >= limit:
                     break
@@ -339,8 +367,9 @@ class Spool:
 
     def _write_ack(self) -> None:
         tmp = self.directory / "ack.json.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump({"segment": self._ack[0], "offset": self._ack[1]}, handle)
+        with open_private(tmp, "wb") as handle:
+            handle.write(json.dumps({"segment": self._ack[0],
+                                     "offset": self._ack[1]}).encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.directory / "ack.json")
@@ -354,6 +383,11 @@ class Spool:
             The refused delivery.
         reason
             Why (status code and the start of the answer).
+
+        Raises
+        ------
+        SinkError
+            If the file cannot be written (the caller keeps the delivery).
         """
         with self._lock:
             self._check_open()
@@ -364,13 +398,13 @@ class Spool:
     def _append_rejected(self, document: dict[str, Any]) -> None:
         document["at"] = time.time()
         try:
-            with open(self.directory / "rejected.jsonl", "ab") as handle:
+            with open_private(self.directory / "rejected.jsonl", "ab") as handle:
                 handle.write((json.dumps(document, separators=(",", ":")) + "\n").encode())
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
-            logger.error("spool %s: cannot record a rejected delivery (%s)", self.directory,
-                         exc)
+            raise SinkError(f"spool {str(self.directory)!r}: cannot record a dead letter in "
+                            f"rejected.jsonl: {exc}; free disk space or fix permissions") from exc
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,7 +1,9 @@
 """The webhook sink: anomalies and incidents POSTed as JSON, signed, de-duplicated.
 
 Each request carries ``X-Streamem-Id`` (the delivery id; receivers de-duplicate on it, since
-delivery is at-least-once) and, when a secret is configured,
+delivery is at-least-once; ids from events are percent-encoded there, see
+:func:`~streamem.sinks.payload.header_id`, while the body keeps the original) and, when a
+secret is configured,
 ``X-Streamem-Signature: sha256=<hex HMAC-SHA256 of the exact body>``. A receiver verifies
 with::
 
@@ -25,7 +27,13 @@ from collections.abc import Callable
 from streamem.sinks.base import Incident
 from streamem.sinks.delivery import QueuedHttpSink
 from streamem.sinks.http import HttpTransport, redact_url
-from streamem.sinks.payload import anomaly_document, delivery_id, dumps, incident_document
+from streamem.sinks.payload import (
+    anomaly_document,
+    delivery_id,
+    dumps,
+    header_id,
+    incident_document,
+)
 from streamem.sinks.spool import Delivery
 from streamem.types import AnomalyRecord
 
@@ -147,7 +155,7 @@ class WebhookSink(QueuedHttpSink):
         return Delivery(delivery_id(incident), "incident", incident.key, body)
 
     def _headers(self, delivery: Delivery) -> dict[str, str]:
-        headers = {"X-Streamem-Id": delivery.id, "User-Agent": "streamem"}
+        headers = {"X-Streamem-Id": header_id(delivery.id), "User-Agent": "streamem"}
         if self._secret is not None:
             headers["X-Streamem-Signature"] = sign(self._secret, delivery.body)
         return headers

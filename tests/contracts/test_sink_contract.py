@@ -8,6 +8,7 @@ for every record it was given (``delivered + suppressed`` on the happy path).
 
 from __future__ import annotations
 
+import importlib
 import io
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sinks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # kafka_support
 
 from sink_testkit import Receiver, make_incident, make_record
 
@@ -30,6 +32,16 @@ from streamem.sinks.webhook import WebhookSink
 
 FAST = {"backoff_base_seconds": 0.02, "backoff_max_seconds": 0.1, "timeout_seconds": 2.0}
 Factory = Callable[[Path, str], Sink]
+
+
+def _kafka(tmp: Path, url: str) -> Sink:
+    """A KafkaSink on the real test broker (started by the script when needed), own topic."""
+    from streamem.sinks.kafka import KafkaSink
+
+    kafka_support = importlib.import_module("kafka_support")
+    bootstrap = kafka_support.ensure_broker()
+    topic = kafka_support.create_topic(bootstrap, kafka_support.unique_name("sink-contract"))
+    return KafkaSink([bootstrap], topic, name="kafka")
 
 FACTORIES: dict[str, Factory] = {
     "stdout": lambda tmp, url: StdoutSink("stdout", io.StringIO()),
@@ -51,7 +63,11 @@ def receiver() -> Iterator[Receiver]:
     server.stop()
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+FACTORIES["kafka"] = _kafka
+
+
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.kafka) if name == "kafka" else name
+                        for name in sorted(FACTORIES)])
 def make(request: pytest.FixtureRequest, tmp_path: Path,
          receiver: Receiver) -> Callable[[], Sink]:
     factory = FACTORIES[request.param]

@@ -68,14 +68,27 @@ def test_sink_delivers_keyed_json_with_acks(kafka_bootstrap: str) -> None:
     assert len(parts) == 1
 
 
-def test_sink_counts_what_it_cannot_deliver() -> None:
+def test_sink_keeps_what_it_cannot_deliver_and_flush_says_so() -> None:
+    """No broker: the message is kept (not dropped) and flush() is False, so the daemon
+    never checkpoints past it."""
     sink = KafkaSink(["127.0.0.1:1"], "anomalies", max_block_ms=500)  # nothing listens there
     t0 = time.monotonic()
     sink.emit(anomaly(0, "k"))
     assert time.monotonic() - t0 < 5.0  # emit never stalls detection for long
-    assert sink.stats.failed == 1 and sink.stats.dropped == 1 and sink.stats.delivered == 0
-    assert sink.flush(0.1) is True  # nothing is left in memory
+    assert sink.stats.failed == 1 and sink.stats.dropped == 0 and sink.stats.delivered == 0
+    assert sink.pending == 1
+    assert sink.flush(0.1) is False  # the message is not acknowledged: not durable
+    assert sink.pending == 1
     sink.close()
+
+
+def test_sink_with_a_hostile_key_delivers(kafka_bootstrap: str) -> None:
+    topic = create_topic(kafka_bootstrap, unique_name("anomalies"))
+    with KafkaSink([kafka_bootstrap], topic, name="anomalies-kafka") as sink:
+        sink.emit(anomaly(0, "pump\udcff\r\n"))
+        assert sink.flush(20.0) is True
+    [record] = read_all(kafka_bootstrap, topic, 1)
+    assert record.key == "pump\udcff\r\n".encode("utf-8", "surrogatepass")
 
 
 def test_dead_letter_carries_reason_and_source_headers(kafka_bootstrap: str) -> None:
@@ -93,8 +106,9 @@ def test_dead_letter_carries_reason_and_source_headers(kafka_bootstrap: str) -> 
         {"streamem-reason": b"too_large", "streamem-source": b"events:0:3"}]
 
 
-def test_dead_letter_raises_when_it_cannot_queue() -> None:
+def test_dead_letter_flush_raises_while_it_cannot_deliver() -> None:
     dlq = KafkaDeadLetterSink("127.0.0.1:1", "dlq", max_block_ms=500)
-    with pytest.raises(SinkError, match="could not queue dead letter events:0:1"):
-        dlq.write(b"{", "parse_error", "events:0:1")
+    dlq.write(b"{", "parse_error", "events:0:1")  # kept, not raised: the loop goes on
+    with pytest.raises(SinkError, match="1 dead letters not acknowledged"):
+        dlq.flush(0.5)
     dlq.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,7 +35,9 @@ class Receiver:
 
     ``mode`` is one of ``ok`` (200), ``fail`` (500), ``throttle`` (429 + Retry-After),
     ``reject`` (400), ``slow`` (sleep ``delay`` then 200), ``hang`` (sleep ``delay`` then 503).
-    ``script`` is a list of status codes answered first, one per request.
+    ``script`` is a list of status codes answered first, one per request. ``rule``, when
+    set, sees each request first and may answer with its own status (``None``: no opinion),
+    which lets a test poison chosen records.
     """
 
     def __init__(self) -> None:
@@ -42,6 +45,7 @@ class Receiver:
         self.delay = 0.0
         self.retry_after = "1"
         self.script: list[int] = []
+        self.rule: Callable[[Request], int | None] | None = None
         self.requests: list[Request] = []
         self.accepted: list[Request] = []
         self._lock = threading.Lock()
@@ -54,7 +58,10 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _decide(self) -> tuple[int, float]:
+    def _decide(self, request: Request) -> tuple[int, float]:
+        rule = self.rule
+        if rule is not None and (status := rule(request)) is not None:
+            return status, 0.0
         with self._lock:
             if self.script:
                 return self.script.pop(0), 0.0
@@ -71,7 +78,7 @@ class Receiver:
                 body = self.rfile.read(length)
                 request = Request(self.path, {k: v for k, v in self.headers.items()}, body,
                                   time.monotonic())
-                status, delay = receiver._decide()
+                status, delay = receiver._decide(request)
                 with receiver._lock:
                     receiver.requests.append(request)
                 if delay:
