@@ -13,6 +13,7 @@ as plain data with secrets masked.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -76,25 +77,46 @@ def _read_yaml(text: str, source: str) -> Any:
 
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str],
                          origin: dict[str, str]) -> dict[str, Any]:
-    """Apply the ``STREAMEM_...`` overrides to ``data``; ``origin`` gets path -> variable."""
-    for name, raw in env.items():
-        if not name.startswith("STREAMEM_") or "__" not in name:
-            continue
+    """Apply the ``STREAMEM_...`` overrides to a copy of ``data``.
+
+    ``STREAMEM_SINKS__0__URL`` reaches into a list (``sinks[0].url``). ``origin`` gets the
+    YAML path of each override and the variable that set it.
+    """
+    names = sorted(n for n in env if n.startswith("STREAMEM_") and "__" in n)
+    if not names:
+        return data
+    data = copy.deepcopy(data)  # the caller's document stays as it was
+    for name in names:
         parts = [p.lower() for p in name[len("STREAMEM_"):].split("__")]
-        node = data
-        for p in parts[:-1]:
-            child = node.get(p)
-            if not isinstance(child, dict):
-                child = {}
-                node[p] = child
-            node = child
-        try:
-            node[parts[-1]] = _read_yaml(raw, f"the environment override {name}") \
-                if raw != "" else None
-        except ConfigError as exc:
-            raise ConfigError(".".join(parts), f"{exc.message} (the value is not shown, it "
-                              "may be a secret); quote it or fix it") from exc
-        origin[".".join(parts)] = name
+        node: Any = data
+        path = ""
+        for i, p in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not p.isdigit() or int(p) >= len(node):
+                    raise ConfigError(path, f"the environment override {name}: {p!r} is not "
+                                      f"an index of this list of {len(node)} entries; use "
+                                      f"0..{len(node) - 1}")
+                key: Any = int(p)
+                path += f"[{p}]"
+            else:
+                key = p
+                path += f".{p}" if path else p
+            if last:
+                raw = env[name]
+                try:
+                    node[key] = (_read_yaml(raw, f"the environment override {name}")
+                                 if raw != "" else None)
+                except ConfigError as exc:
+                    raise ConfigError(path, f"{exc.message} (the value is not shown, it may "
+                                      "be a secret); quote it or fix it") from exc
+            else:
+                child = node[key] if isinstance(node, list) else node.get(key)
+                if not isinstance(child, (dict, list)):
+                    child = {}
+                    node[key] = child
+                node = child
+        origin[path] = name
     return data
 
 

@@ -143,3 +143,19 @@ def test_check_config_print_is_valid_json_without_secrets(tmp_path: Path) -> Non
                   "secret: '${HOOK}'}\n")
     out = _cli("check-config", str(path), "--print", env={"HOOK": "hunter2-secret"})
     assert out.returncode == 0 and "hunter2-secret" not in out.stdout + out.stderr
+
+
+def test_an_environment_override_reaches_into_the_sinks_list() -> None:
+    data = {"source": {"type": "stdin"}, "fields": {"features": ["a"]},
+            "sinks": [{"type": "file", "path": "a.jsonl"},
+                      {"type": "webhook", "url": "http://h/x"}]}
+    cfg = parse_config(data, {"STREAMEM_SINKS__1__TIMEOUT_SECONDS": "2.5"})
+    assert cfg.sinks[1].timeout_seconds == 2.5 and cfg.sinks[0].path == "a.jsonl"
+    assert "timeout_seconds" not in data["sinks"][1]  # type: ignore[index]  # not mutated
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, {"STREAMEM_SINKS__1__TIMEOUT_SECONDS": "-1"})
+    assert info.value.path == "sinks[1].timeout_seconds"
+    assert "STREAMEM_SINKS__1__TIMEOUT_SECONDS" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, {"STREAMEM_SINKS__5__URL": "http://x"})
+    assert info.value.path == "sinks" and "0..1" in str(info.value)
