@@ -161,16 +161,21 @@ class ThirdPartyFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "streamem" or record.name.startswith("streamem."):
             return True
-        msg = _URL.sub(lambda m: redact_url(m.group(0)), record.getMessage())
+        msg = _redact_urls(record.getMessage())
         if self._secrets is not None:
             msg = self._secrets.sub("***", msg)
         record.msg, record.args = msg, None
         return True
 
 
+def _redact_urls(text: str) -> str:
+    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+
+
 def _indented(text: str) -> str:
-    # a traceback stays readable, but no line of it can pass for a log record of its own
-    return "\n".join("    " + escape_controls(line) for line in text.split("\n"))
+    # a traceback stays readable, but no line of it can pass for a log record of its own;
+    # an exception message may quote a URL (an httpx error): it is redacted like any other
+    return "\n".join("    " + escape_controls(line) for line in _redact_urls(text).split("\n"))
 
 
 class TextFormatter(logging.Formatter):
@@ -217,7 +222,7 @@ class JsonFormatter(logging.Formatter):
             "msg": escape_controls(record.getMessage()),
         }
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+            doc["exc"] = _redact_urls(self.formatException(record.exc_info))
         return json.dumps(doc)  # ensure_ascii: no raw control or separator is ever written
 
 
