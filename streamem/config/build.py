@@ -24,7 +24,7 @@ from streamem.config.env import Secret, interpolate
 from streamem.config.rules import shown
 from streamem.errors import ConfigError
 
-__all__ = ["build"]
+__all__ = ["build", "secret_key"]
 
 
 def _describe(tp: Any) -> str:
@@ -126,6 +126,29 @@ def _convert(tp: Any, value: Any, path: str, env: Mapping[str, str]) -> Any:
 @functools.cache
 def _hints(cls: Any) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def secret_key(parts: list[str], root: Any = None) -> bool:
+    """Whether the key at ``parts`` (``["sinks", "0", "secret"]``) holds a :class:`Secret`.
+
+    Examples
+    --------
+    >>> secret_key(["source", "sasl_password"]), secret_key(["sinks", "0", "url"])
+    (True, False)
+    """
+    from streamem.config.sections import Config
+
+    tp: Any = Config if root is None else root
+    for part in parts:
+        if typing.get_origin(tp) is tuple:
+            tp = typing.get_args(tp)[0]
+            if part.isdigit():
+                continue
+        hints = _hints(tp) if isinstance(tp, type) and dataclasses.is_dataclass(tp) else {}
+        if part not in hints:
+            return False
+        tp = hints[part]
+    return _is_secret(tp)
 
 
 def build(cls: Any, data: Any, path: str, env: Mapping[str, str]) -> Any:

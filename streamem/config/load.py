@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from streamem.config.build import build
+from streamem.config.build import build, secret_key
 from streamem.config.env import Secret
 from streamem.config.sections import Config
 from streamem.config.validate import validate
@@ -79,8 +79,9 @@ def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str],
                          origin: dict[str, str]) -> dict[str, Any]:
     """Apply the ``STREAMEM_...`` overrides to a copy of ``data``.
 
-    ``STREAMEM_SINKS__0__URL`` reaches into a list (``sinks[0].url``). ``origin`` gets the
-    YAML path of each override and the variable that set it.
+    ``STREAMEM_SINKS__0__URL`` reaches into a list (``sinks[0].url``). A secret-typed key
+    takes the variable's text as it is (a password ``12345`` stays a string). ``origin`` gets
+    the YAML path of each override and the variable that set it.
     """
     names = sorted(n for n in env if n.startswith("STREAMEM_") and "__" in n)
     if not names:
@@ -105,7 +106,8 @@ def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str],
             if last:
                 raw = env[name]
                 try:
-                    node[key] = (_read_yaml(raw, f"the environment override {name}")
+                    node[key] = (raw if secret_key(parts) else
+                                 _read_yaml(raw, f"the environment override {name}")
                                  if raw != "" else None)
                 except ConfigError as exc:
                     raise ConfigError(path, f"{exc.message} (the value is not shown, it may "

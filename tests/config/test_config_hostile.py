@@ -159,3 +159,12 @@ def test_an_environment_override_reaches_into_the_sinks_list() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(data, {"STREAMEM_SINKS__5__URL": "http://x"})
     assert info.value.path == "sinks" and "0..1" in str(info.value)
+
+
+def test_a_secret_from_an_environment_override_is_taken_as_text() -> None:
+    data = {"source": {"type": "stdin"}, "fields": {"features": ["a"]},
+            "sinks": [{"type": "webhook", "url": "http://h/x"}]}
+    cfg = parse_config(data, {"STREAMEM_SINKS__0__SECRET": "0123", "STREAMEM_SOURCE__"
+                              "SASL_PASSWORD": "[not, yaml"})
+    assert cfg.sinks[0].secret is not None and cfg.sinks[0].secret.get() == "0123"
+    assert cfg.source.sasl_password is not None and cfg.source.sasl_password.get() == "[not, yaml"
