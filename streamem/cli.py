@@ -228,19 +228,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"run": _cmd_run, "check-config": _cmd_check, "replay": _cmd_replay,
                 "inspect": _cmd_inspect}
+    from streamem.logs import escape_controls  # a message may quote input: one line each
+
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
-        print(f"streamem: config error: {exc}", file=sys.stderr)
+        print(f"streamem: config error: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     except StateError as exc:
-        print(f"streamem: state error: {exc}", file=sys.stderr)
+        print(f"streamem: state error: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_STATE
     except SourceError as exc:
-        print(f"streamem: input error: {exc}", file=sys.stderr)
+        print(f"streamem: input error: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_SOURCE
     except StreamemError as exc:
-        print(f"streamem: error: {exc}", file=sys.stderr)
+        print(f"streamem: error: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("streamem: interrupted", file=sys.stderr)

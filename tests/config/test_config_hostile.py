@@ -168,3 +168,11 @@ def test_a_secret_from_an_environment_override_is_taken_as_text() -> None:
                               "SASL_PASSWORD": "[not, yaml"})
     assert cfg.sinks[0].secret is not None and cfg.sinks[0].secret.get() == "0123"
     assert cfg.source.sasl_password is not None and cfg.source.sasl_password.get() == "[not, yaml"
+
+
+def test_a_config_error_is_one_line_even_when_the_key_has_a_newline(tmp_path: Path) -> None:
+    path = _write(tmp_path, BASE + 'model: {"warm\\nup\\r\\x1b[2J": 5}\n')
+    out = _cli("check-config", str(path))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "\x1b" not in out.stderr, repr(out.stderr)
+    assert "model.warm\\nup\\r\\x1b[2J: unknown key" in out.stderr
