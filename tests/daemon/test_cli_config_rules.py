@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 from daemon_testkit import cli, make_stream, write_config
 
 HOOK = {"type": "webhook", "url": "http://127.0.0.1:9/hook"}
@@ -50,6 +51,7 @@ def _config_error(out: Any) -> str:
     return str(lines[0])
 
 
+@pytest.mark.slow  # two CLI processes per config
 def test_check_config_and_run_reject_the_same_configs_with_the_same_message(
         tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
