@@ -91,7 +91,7 @@ def make_sinks(cfg: Config, state_dir: Path) -> Sink:
             if spec.type == "kafka":
                 sinks.append(_kafka_sink(cfg, spec))
             else:
-                sinks.append(build_sink(spec.spec(), state_dir, index=i))
+                sinks.append(build_sink(spec, state_dir, index=i))
     except BaseException:
         for s in sinks:
             s.close()

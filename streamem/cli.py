@@ -125,6 +125,19 @@ def snapshot_summary(snap: Any) -> dict[str, Any]:
     return dict(_plain(out))
 
 
+def _existing_state_dir(path: str) -> str:
+    """``path`` if it is a directory; inspecting reads, it never creates the directory."""
+    from pathlib import Path
+
+    if not Path(path).exists():
+        raise StateError(f"no valid checkpoint: the state directory {path} does not exist; "
+                         "give the checkpoint.dir of a daemon that has run")
+    if not Path(path).is_dir():
+        raise StateError(f"no valid checkpoint: {path} is not a directory; give the "
+                         "checkpoint.dir of a daemon that has run")
+    return path
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from streamem.state.base import CheckpointStore
 
@@ -133,11 +146,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         from streamem.adapters import make_store
         from streamem.config import load_config
 
-        store = make_store(load_config(args.config))
+        cfg = load_config(args.config)
+        if cfg.checkpoint.store == "directory":
+            _existing_state_dir(cfg.checkpoint.dir)
+        store = make_store(cfg)
     elif args.state_dir:
         from streamem.state.directory import DirectoryCheckpointStore
 
-        store = DirectoryCheckpointStore(args.state_dir)
+        store = DirectoryCheckpointStore(_existing_state_dir(args.state_dir))
     else:
         raise ConfigError("state_dir", "give the checkpoint directory or --config FILE")
     with store:
@@ -243,19 +259,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"run": _cmd_run, "check-config": _cmd_check, "replay": _cmd_replay,
                 "inspect": _cmd_inspect, "feedback": _cmd_feedback}
+    from streamem.logs import escape_controls  # a message may quote input: one line each
+
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
-        print(f"streamem: config error: {exc}", file=sys.stderr)
+        print(f"streamem: config error: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     except StateError as exc:
-        print(f"streamem: state error: {exc}", file=sys.stderr)
+        print(f"streamem: state error: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_STATE
     except SourceError as exc:
-        print(f"streamem: input error: {exc}", file=sys.stderr)
+        print(f"streamem: input error: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_SOURCE
     except StreamemError as exc:
-        print(f"streamem: error: {exc}", file=sys.stderr)
+        print(f"streamem: error: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("streamem: interrupted", file=sys.stderr)

@@ -12,9 +12,13 @@ Layout (import from here; the modules are the parts):
 - :mod:`.sections`: :class:`Config` and its frozen section dataclasses (the defaults);
 - :mod:`.build`: the typed builder (types, unknown keys, YAML paths in errors);
 - :mod:`.env`: ``${ENV_VAR}`` interpolation and :class:`Secret`;
-- :mod:`.validate`: the rules that span keys or sections;
+- :mod:`.rules`: the value rules of sink settings (shared with the sink classes) and the
+  bounded way a value is shown in an error;
+- :mod:`.validate`: every range and cross-key rule, the one validation that ``check-config``
+  and ``run`` share;
 - :mod:`.load`: :func:`load_config`, :func:`parse_config`, :func:`dump_config` and the
-  ``STREAMEM_...`` overrides (the only module that imports yaml).
+  ``STREAMEM_...`` overrides (the only module that imports yaml; it refuses files over
+  1 MiB, aliases and deep nesting).
 """
 
 from __future__ import annotations

@@ -4,23 +4,27 @@ Each value is checked against its field's type (``int``, ``float``, ``bool``, ``
 ``Literal`` choices, unions, tuples as lists, ``dict[str, str]``, nested dataclasses and
 :class:`~streamem.config.env.Secret`); ``${ENV_VAR}`` references are interpolated first.
 Unknown keys are rejected with the closest valid key. Every error is a
-:class:`~streamem.errors.ConfigError` naming the YAML path (``sinks[1].url``) and the fix.
-Rules that span keys or sections are :mod:`streamem.config.validate`.
+:class:`~streamem.errors.ConfigError` naming the YAML path (``sinks[1].url``) and the fix; it
+shows the bad value bounded (:func:`~streamem.config.rules.shown`), and never a value of a
+secret-typed key, only the type it should have. Rules that span keys or sections are
+:mod:`streamem.config.validate`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union
 
 from streamem.config.env import Secret, interpolate
+from streamem.config.rules import shown
 from streamem.errors import ConfigError
 
-__all__ = ["build"]
+__all__ = ["build", "secret_key"]
 
 
 def _describe(tp: Any) -> str:
@@ -38,9 +42,22 @@ def _describe(tp: Any) -> str:
     return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+def _kind(value: Any) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a mapping", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _is_secret(tp: Any) -> bool:
+    return tp is Secret or Secret in typing.get_args(tp)
+
+
 def _convert(tp: Any, value: Any, path: str, env: Mapping[str, str]) -> Any:
     origin = typing.get_origin(tp)
-    if isinstance(value, str) and tp is not Secret and "${" in value:
+    if _is_secret(tp) and not isinstance(value, str) and not (value is None and tp is not Secret):
+        raise ConfigError(path, f"must be a string, got {_kind(value)} (not shown: this key "
+                          "holds a secret); write it as ${ENV_VAR} and export ENV_VAR")
+    if isinstance(value, str) and not _is_secret(tp) and "${" in value:
         value = interpolate(value, path, env)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
@@ -54,27 +71,32 @@ def _convert(tp: Any, value: Any, path: str, env: Mapping[str, str]) -> Any:
                 return _convert(arg, value, path, env)
             except ConfigError as exc:
                 errors.append(exc)
-        raise ConfigError(path, f"{value!r} is not valid; expected {_describe(tp)}")
+        if len(errors) == 1:  # ``X | None``: X's own message is the precise one
+            raise errors[0]
+        raise ConfigError(path, f"{shown(value)} is not valid; expected {_describe(tp)}")
     if origin is Literal:
         choices = typing.get_args(tp)
         if value in choices:
             return value
         if isinstance(value, str):
             close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
         else:
             hint = ""
-        raise ConfigError(path, f"{value!r} is not valid{hint} Use {_describe(tp)}")
+        raise ConfigError(path, f"{shown(value)} is not valid{hint}; use {_describe(tp)}")
     if origin is tuple:
         if isinstance(value, (str, int, float)):
             value = [value]
         if not isinstance(value, list):
-            raise ConfigError(path, f"{value!r} is not a list; write it as [a, b]")
+            raise ConfigError(path, f"{shown(value)} is not a list; write it as [a, b]")
         (item,) = typing.get_args(tp)[:1]
         return tuple(_convert(item, v, f"{path}[{i}]", env) for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(path, f"{value!r} is not a mapping; write it as {{k: v}}")
+            raise ConfigError(path, f"{shown(value)} is not a mapping; write it as {{k: v}}")
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) or v is None:
+                raise ConfigError(f"{path}.{k}", f"{shown(v)} is not valid; expected a string")
         return {str(k): str(v) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return build(tp, value, path, env)
@@ -98,7 +120,35 @@ def _convert(tp: Any, value: Any, path: str, env: Mapping[str, str]) -> Any:
                 pass
     elif tp is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
-    raise ConfigError(path, f"{value!r} is not valid; expected {_describe(tp)}")
+    raise ConfigError(path, f"{shown(value)} is not valid; expected {_describe(tp)}")
+
+
+@functools.cache
+def _hints(cls: Any) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def secret_key(parts: list[str], root: Any = None) -> bool:
+    """Whether the key at ``parts`` (``["sinks", "0", "secret"]``) holds a :class:`Secret`.
+
+    Examples
+    --------
+    >>> secret_key(["source", "sasl_password"]), secret_key(["sinks", "0", "url"])
+    (True, False)
+    """
+    from streamem.config.sections import Config
+
+    tp: Any = Config if root is None else root
+    for part in parts:
+        if typing.get_origin(tp) is tuple:
+            tp = typing.get_args(tp)[0]
+            if part.isdigit():
+                continue
+        hints = _hints(tp) if isinstance(tp, type) and dataclasses.is_dataclass(tp) else {}
+        if part not in hints:
+            return False
+        tp = hints[part]
+    return _is_secret(tp)
 
 
 def build(cls: Any, data: Any, path: str, env: Mapping[str, str]) -> Any:
@@ -133,18 +183,19 @@ def build(cls: Any, data: Any, path: str, env: Mapping[str, str]) -> Any:
     >>> build(SinkConfig, {"type": "webhok"}, "sinks[1]", {})
     Traceback (most recent call last):
     ...
-    streamem.errors.ConfigError: sinks[1].type: 'webhok' is not valid; did you mean 'webhook'? ...
+    streamem.errors.ConfigError: sinks[1].type: 'webhok' is not valid (did you mean 'webhook'?); ...
     """
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(path or "<root>", f"expected a mapping of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
+        raise ConfigError(path or "<root>", f"expected a mapping of keys, got {shown(data)}")
+    hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         where = f"{path}.{key}" if path else str(key)
         if key not in names:
+            where = where if len(where) <= 120 else where[:100] + "..."
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(where, f"unknown key; {hint}(valid keys: {', '.join(names)})")

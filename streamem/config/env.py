@@ -88,6 +88,8 @@ def interpolate(value: str, path: str, env: Mapping[str, str]) -> str:
             return env[name]
         if default is not None:
             return default
+        if len(name) > 100:
+            name = name[:100] + "..."
         raise ConfigError(path, f"environment variable {name} is not set; export {name}=... "
                           "or give a default as ${" + name + ":-value}")
 

@@ -7,9 +7,8 @@ keys or sections are :mod:`streamem.config.validate`.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from streamem.config.env import Secret
 
@@ -129,15 +128,6 @@ class SinkConfig:
     labels: dict[str, str] | None = None
     generator_url: str | None = None
     topic: str | None = None
-
-    def spec(self) -> dict[str, Any]:
-        """The keys that were set, as plain values (secrets revealed) for the sink factory."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if v is not None:
-                out[f.name] = v.get() if isinstance(v, Secret) else v
-        return out
 
 
 

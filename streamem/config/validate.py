@@ -1,21 +1,29 @@
-"""Cross-field validation: the rules a built :class:`~streamem.config.Config` must also meet.
+"""Validation: every rule a built :class:`~streamem.config.Config` must meet, in one place.
 
 The builder (:mod:`streamem.config.build`) checks each value's type; :func:`validate` checks
 ranges and the rules that span keys or sections (a file source needs ``source.path``, a kafka
-sink needs a kafka source, sink names are distinct, ...). Each rule names the YAML path of the
-key to change and how.
+sink needs a kafka source, sink names are distinct, ...). ``check-config`` and ``run`` both
+call it through :func:`~streamem.config.load_config` before anything else, and nothing later
+re-checks a config value: the sink factory trusts it, and where a library class guards its own
+arguments (a sink, the retry policy, the incident tracker, the Kafka security settings), this
+module calls that same rule instead of a copy. So the two commands cannot disagree.
+Each rule names the YAML path of the key to change and how.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+from typing import Any
 
-from streamem.config.sections import Config
-from streamem.errors import ConfigError
+from streamem.config.env import Secret
+from streamem.config.rules import check_labels, check_sink_value
+from streamem.config.sections import Config, DetectorConfig, ModelConfig, SinkConfig
+from streamem.errors import ConfigError, InvalidInputError
 from streamem.parsing.decoder import check_config as check_text_format
 
-__all__ = ["validate"]
+__all__ = ["validate", "validate_sink"]
 
 # the keys each sink type accepts besides ``type``, and the one it cannot do without
 _SINK_KEYS = {
@@ -28,6 +36,100 @@ _SINK_KEYS = {
     "kafka": {"name", "topic"},
 }
 _SINK_REQUIRED = {"file": "path", "webhook": "url", "alertmanager": "url", "kafka": "topic"}
+_RETRY_KEYS = ("max_retries", "backoff_base_seconds", "backoff_max_seconds")
+
+
+def _prefixed(where: str, exc: ConfigError) -> ConfigError:
+    return ConfigError(f"{where}.{exc.path}" if exc.path else where, exc.message)
+
+
+def validate_sink(sink: SinkConfig, where: str) -> None:
+    """Check one ``sinks[i]`` entry on its own (the rules that need no other section).
+
+    Parameters
+    ----------
+    sink
+        The built entry.
+    where
+        Its YAML path, ``sinks[i]``.
+
+    Raises
+    ------
+    ConfigError
+        A key its type does not take, a missing required key, or a value that breaks the
+        key's rule (:mod:`streamem.config.rules`).
+
+    Examples
+    --------
+    >>> validate_sink(SinkConfig("webhook", url="http://h", timeout_seconds=-1), "sinks[0]")
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ConfigError: sinks[0].timeout_seconds: -1 must be positive, e.g. 5
+    """
+    allowed = _SINK_KEYS[sink.type]
+    for f in dataclasses.fields(sink):
+        if f.name != "type" and getattr(sink, f.name) is not None and f.name not in allowed:
+            raise ConfigError(f"{where}.{f.name}", f"not a key of a {sink.type} sink; "
+                              f"allowed: {', '.join(sorted(allowed))}")
+    req = _SINK_REQUIRED.get(sink.type)
+    if req and getattr(sink, req) is None:
+        raise ConfigError(f"{where}.{req}", f"a {sink.type} sink needs {req}; add it")
+    for f in dataclasses.fields(sink):
+        value = getattr(sink, f.name)
+        if value is None or f.name == "type":
+            continue
+        if f.name == "labels":
+            check_labels(value, f"{where}.labels")
+        else:
+            check_sink_value(f.name, value.get() if isinstance(value, Secret) else value,
+                             f"{where}.{f.name}")
+    retry = {k: getattr(sink, k) for k in _RETRY_KEYS if getattr(sink, k) is not None}
+    if retry:  # the policy the sink will build, with its defaults for the keys left out
+        from streamem.sinks.retry import RetryPolicy
+
+        try:
+            RetryPolicy(**retry)
+        except ConfigError as exc:
+            raise _prefixed(where, exc) from exc
+
+
+def _kafka_security(cfg: Config) -> None:
+    from streamem.sources.kafka.security import KafkaSecurity
+
+    s = cfg.source
+    KafkaSecurity(security_protocol=s.security_protocol, sasl_mechanism=s.sasl_mechanism,
+                  sasl_username=s.sasl_username,
+                  sasl_password=s.sasl_password.get() if s.sasl_password else None,
+                  ssl_cafile=s.ssl_cafile, ssl_certfile=s.ssl_certfile,
+                  ssl_keyfile=s.ssl_keyfile).validate("source")
+
+
+def _incidents(cfg: Config) -> None:
+    from streamem.incidents import IncidentTracker
+
+    a = cfg.alerting
+    IncidentTracker(a.open_severity, a.resolve_severity, a.cooldown_seconds)
+
+
+# where each detector argument comes from, for the path of its error ("alert_rate=2 must...")
+_DETECTOR_ARGS = {**{f.name: f"model.{f.name}" for f in dataclasses.fields(ModelConfig)},
+                  **{f.name: f"detector.{f.name}" for f in dataclasses.fields(DetectorConfig)},
+                  "feature_names": "fields.features"}
+
+
+def _detector(cfg: Config) -> None:
+    from streamem.pipeline import new_detector
+
+    try:
+        new_detector(cfg)  # exactly the detector ``run`` builds: cheap, nothing is fitted
+    except (InvalidInputError, ValueError) as exc:
+        arg = re.match(r"(\w+)=", str(exc))
+        path = _DETECTOR_ARGS.get(arg.group(1) if arg else "", "detector")
+        raise ConfigError(path, str(exc)) from exc
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def validate(cfg: Config) -> None:
@@ -55,11 +157,13 @@ def validate(cfg: Config) -> None:
          "required for source.type file; give the JSON-lines or CSV file to read")
     need(s.type != "kafka" or bool(s.topic), "source.topic", "required for source.type kafka")
     need(s.max_event_bytes > 0, "source.max_event_bytes", "must be positive, e.g. 1048576")
-    need(s.sasl_mechanism is None or s.security_protocol.startswith("SASL"),
-         "source.sasl_mechanism", "needs source.security_protocol SASL_PLAINTEXT or SASL_SSL")
-    need(s.sasl_mechanism is None or (bool(s.sasl_username) and s.sasl_password is not None),
-         "source.sasl_password", "sasl_username and sasl_password are required with "
-         "sasl_mechanism; set sasl_password: ${KAFKA_PASSWORD}")
+    need(s.poll_interval_ms >= 1, "source.poll_interval_ms",
+         "must be at least 1 ms (200 is typical)")
+    if s.type == "kafka":
+        need(len(s.bootstrap_servers) > 0 and all(s.bootstrap_servers),
+             "source.bootstrap_servers", "list at least one broker, e.g. [\"kafka:9092\"]")
+        need(bool(s.group_id), "source.group_id", "required for source.type kafka")
+        _kafka_security(cfg)
     need(len(cfg.fields.features) > 0, "fields.features",
          "list at least one feature name or dotted path, e.g. [temperature, pressure]")
     need(len(set(cfg.fields.features)) == len(cfg.fields.features), "fields.features",
@@ -70,42 +174,19 @@ def validate(cfg: Config) -> None:
     m = cfg.model
     need(m.n_components == "auto" or int(m.n_components) >= 1, "model.n_components",
          "use a positive integer or auto")
+    need(m.max_components >= 1, "model.max_components", "must be at least 1 (8 is typical)")
+    need(m.random_state is None or m.random_state >= 0, "model.random_state",
+         "must be a non-negative integer seed, or null")
     need(m.half_life > 0, "model.half_life", "must be a positive number of events")
-    need(m.warmup >= 20, "model.warmup", "must be at least 20 events (1000 is typical)")
     need(m.reg_covar >= 0, "model.reg_covar", "must be 0 or more, e.g. 1e-6")
     need(m.scope == "global" or s.type == "kafka", "model.scope",
          "partition scope needs source.type kafka; use global for files and stdin")
-    need(0 < cfg.detector.alert_rate < 0.5, "detector.alert_rate",
-         "must be in (0, 0.5); 0.001 flags one normal event in a thousand")
-    need(cfg.detector.regime_patience >= 10, "detector.regime_patience", "must be at least 10")
-    rm = cfg.detector.regime_min_events
-    need(rm is None or rm >= 10, "detector.regime_min_events",
-         "must be null (off) or at least 10 (400 is a good start)")
-    dh = cfg.detector.detrend_half_life
-    need(dh is None or dh == "auto" or (not isinstance(dh, str) and dh > 0),
-         "detector.detrend_half_life",
-         "must be a positive number of events (10 is typical), auto (fitted per feature) "
-         "or null to turn it off")
-    need(-1 <= cfg.detector.detrend_min_autocorr <= 1, "detector.detrend_min_autocorr",
-         "must be in [-1, 1]; 0.75 is typical")
-    need(cfg.detector.smooth_window >= 1, "detector.smooth_window",
-         "must be an integer >= 1 (1 = no smoothing)")
-    a = cfg.alerting
-    need(0 <= a.resolve_severity <= a.open_severity <= 100, "alerting.resolve_severity",
-         "needs 0 <= resolve_severity <= open_severity <= 100")
+    _detector(cfg)  # the detector's own rules (alert_rate, warmup, regime_*, detrend_*, ...)
+    _incidents(cfg)  # the incident tracker's own rules (severities, cooldown_seconds)
     names = set()
     for i, sink in enumerate(cfg.sinks):
         where = f"sinks[{i}]"
-        allowed = _SINK_KEYS[sink.type]
-        for f in dataclasses.fields(sink):
-            if f.name != "type" and getattr(sink, f.name) is not None and f.name not in allowed:
-                raise ConfigError(f"{where}.{f.name}", f"not a key of a {sink.type} sink; "
-                                  f"allowed: {', '.join(sorted(allowed))}")
-        req = _SINK_REQUIRED.get(sink.type)
-        if req and getattr(sink, req) is None:
-            raise ConfigError(f"{where}.{req}", f"a {sink.type} sink needs {req}; add it")
-        if sink.url is not None and not re.match(r"^https?://", sink.url):
-            raise ConfigError(f"{where}.url", f"{sink.url!r} must start with http:// or https://")
+        validate_sink(sink, where)
         if sink.type == "kafka":
             need(s.type == "kafka", f"{where}.type",
                  "a kafka sink uses the source's Kafka settings; set source.type kafka")
@@ -115,7 +196,11 @@ def validate(cfg: Config) -> None:
         names.add(name)
     need(cfg.dead_letter.type != "kafka" or (s.type == "kafka" and bool(cfg.dead_letter.topic)),
          "dead_letter.topic", "a kafka dead-letter sink needs source.type kafka and a topic")
+    need(cfg.dead_letter.type != "file" or bool(cfg.dead_letter.path), "dead_letter.path",
+         "is empty; give the JSON-lines file for rejected events")
     c = cfg.checkpoint
+    need(c.store != "directory" or bool(c.dir), "checkpoint.dir",
+         "is empty; give the directory for snapshots, e.g. state")
     need(c.store != "kafka" or (s.type == "kafka" and bool(c.topic)), "checkpoint.topic",
          "the kafka state store needs source.type kafka and a compacted topic name")
     need(c.every_seconds > 0, "checkpoint.every_seconds", "must be positive")
@@ -125,4 +210,6 @@ def validate(cfg: Config) -> None:
     u = cfg.ui
     need(u.max_anomalies >= 1, "ui.max_anomalies", "must be at least 1, e.g. 1000")
     need(u.max_body_bytes >= 256, "ui.max_body_bytes", "must be at least 256, e.g. 16384")
+    need(_finite(cfg.logging.status_interval_seconds) and cfg.logging.status_interval_seconds > 0,
+         "logging.status_interval_seconds", "must be a positive number of seconds, e.g. 10")
 

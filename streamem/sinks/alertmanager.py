@@ -15,7 +15,6 @@ Queueing, retries and the durable spool are those of
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from streamem.config.rules import check_labels, check_sink_value
 from streamem.errors import ConfigError
 from streamem.sinks.base import Incident
 from streamem.sinks.delivery import QueuedHttpSink
@@ -33,8 +33,6 @@ from streamem.types import AnomalyRecord
 
 __all__ = ["AlertmanagerSink", "postable_alert", "rfc3339"]
 
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_RESERVED = ("key", "severity")
 
 
 def rfc3339(seconds: float) -> str:
@@ -169,19 +167,9 @@ class AlertmanagerSink(QueuedHttpSink):
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         extra = dict(labels or {})
-        for label, value in extra.items():
-            if not isinstance(label, str) or not _LABEL_NAME.match(label):
-                raise ConfigError(f"labels.{label}", "label names must match "
-                                  "[a-zA-Z_][a-zA-Z0-9_]*; rename the label")
-            if label in _RESERVED:
-                raise ConfigError(f"labels.{label}", f"{label!r} is set by streamem from "
-                                  "the incident; remove it from labels")
-            if not isinstance(value, str):
-                raise ConfigError(f"labels.{label}", f"value {value!r} must be a string; "
-                                  "quote it in the YAML")
-        if generator_url is not None and not generator_url.startswith(("http://", "https://")):
-            raise ConfigError("generator_url", f"{generator_url!r} must be an http:// or "
-                              "https:// link (Alertmanager requires a URI)")
+        check_labels(extra)  # the config's rules (streamem.config.rules)
+        if generator_url is not None:
+            check_sink_value("generator_url", generator_url)
         if not 0 < refresh_seconds < alert_ttl_seconds:
             raise ConfigError("refresh_seconds", f"{refresh_seconds} must be positive and "
                               f"below alert_ttl_seconds={alert_ttl_seconds}, or alerts expire "

@@ -41,7 +41,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from streamem.errors import ConfigError, SinkError
+from streamem.config.rules import check_sink_value
+from streamem.errors import SinkError
 from streamem.sinks.base import Incident, SinkStats
 from streamem.sinks.http import HttpTransport, redact_url
 from streamem.sinks.payload import header_id
@@ -100,12 +101,9 @@ class QueuedHttpSink:
                  backoff_base_seconds: float = 0.5, backoff_max_seconds: float = 30.0,
                  queue_size: int = 10000, transport: HttpTransport | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError("url", f"{url!r} must start with http:// or https://")
-        if not timeout_seconds > 0:
-            raise ConfigError("timeout_seconds", f"{timeout_seconds} must be positive, e.g. 5")
-        if queue_size < 1:
-            raise ConfigError("queue_size", f"{queue_size} must be at least 1, e.g. 10000")
+        for key, value in (("url", url), ("timeout_seconds", timeout_seconds),
+                           ("queue_size", queue_size)):
+            check_sink_value(key, value)  # the config's rule (streamem.config.rules)
         self.name = name
         self.url = url
         self.stats = SinkStats()

@@ -3,17 +3,26 @@
 Types: ``stdout``, ``file``, ``webhook``, ``alertmanager``. Kafka sinks are built by the
 daemon with the Kafka connection settings (:mod:`streamem.sinks.kafka`), not here. Network
 sinks spool to ``<state_dir>/spool/<name>``, so the spool survives restarts next to the
-checkpoints. Every bad value raises :class:`~streamem.errors.ConfigError` with its path, as
-in ``sinks[1].url``.
+checkpoints.
+
+The factory checks nothing itself: every rule of a sink entry lives in
+:func:`streamem.config.validate.validate_sink`, which ``check-config`` and ``run`` both
+apply. A plain mapping is built and validated by that same code first, so every bad value
+raises :class:`~streamem.errors.ConfigError` with its path, as in ``sinks[1].url``.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from streamem.config.build import build
+from streamem.config.env import Secret
+from streamem.config.sections import SinkConfig
+from streamem.config.validate import validate_sink
 from streamem.errors import ConfigError, SinkError
 from streamem.sinks.alertmanager import AlertmanagerSink
 from streamem.sinks.base import Sink
@@ -22,45 +31,26 @@ from streamem.sinks.webhook import WebhookSink
 
 __all__ = ["build_sink"]
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_NETWORK = {"timeout_seconds": float, "max_retries": int, "backoff_base_seconds": float,
-            "backoff_max_seconds": float, "queue_size": int}
-_KEYS: dict[str, dict[str, type]] = {
-    "stdout": {},
-    "file": {"path": str},
-    "webhook": {"url": str, "secret": str, "cooldown_seconds": float, **_NETWORK},
-    "alertmanager": {"url": str, "labels": dict, "generator_url": str,
-                     "critical_severity": float, "alert_ttl_seconds": float,
-                     "refresh_seconds": float, "update_seconds": float, **_NETWORK},
-}
-_REQUIRED = {"file": ("path",), "webhook": ("url",), "alertmanager": ("url",)}
+
+def _entry(spec: SinkConfig | Mapping[str, Any], where: str) -> SinkConfig:
+    if isinstance(spec, SinkConfig):
+        return spec
+    sink = build(SinkConfig, dict(spec), where, os.environ)
+    assert isinstance(sink, SinkConfig)
+    validate_sink(sink, where)
+    return sink
 
 
-def _typed(where: str, value: Any, kind: type) -> Any:
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ConfigError(where, f"{value!r} is negative; use a value of 0 or more")
-        return float(value)
-    if kind is int and isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ConfigError(where, f"{value!r} is negative; use a value of 0 or more")
-        return value
-    if kind in (str, dict) and isinstance(value, kind) and value:
-        return value
-    names = {float: "a number", int: "an integer", str: "a non-empty string",
-             dict: "a mapping of label names to strings"}
-    raise ConfigError(where, f"{value!r} is not valid here; it must be {names[kind]}")
-
-
-def build_sink(spec: Mapping[str, Any], state_dir: Path, *, index: int = 0) -> Sink:
+def build_sink(spec: SinkConfig | Mapping[str, Any], state_dir: Path, *, index: int = 0) -> Sink:
     """Build the sink described by one ``sinks[index]`` config entry.
 
     Parameters
     ----------
     spec
-        The entry: ``type``, ``name`` and the type's keys (``path``, ``url``, ``secret``,
-        ``timeout_seconds``, ``max_retries``, ``cooldown_seconds``, ``queue_size``,
-        ``labels``, ...).
+        The entry: a validated :class:`~streamem.config.SinkConfig` (from
+        :func:`~streamem.config.load_config`), or its plain mapping (``type``, ``name``,
+        ``path``, ``url``, ``secret``, ``timeout_seconds``, ``labels``, ...), which is
+        built and validated here by the config's own rules.
     state_dir
         The state directory; network sinks spool under ``state_dir/spool/<name>``.
     index
@@ -90,38 +80,22 @@ def build_sink(spec: Mapping[str, Any], state_dir: Path, *, index: int = 0) -> S
     streamem.errors.ConfigError: sinks[2].url: 'ftp://x' must start with http:// or https://
     """
     where = f"sinks[{index}]"
-    kind = spec.get("type")
-    if kind == "kafka":
+    sink = _entry(spec, where)
+    if sink.type == "kafka":
         raise ConfigError(f"{where}.type", "kafka sinks are built by the daemon with the "
                           "Kafka settings (streamem.sinks.kafka), not by build_sink")
-    if kind not in _KEYS:
-        raise ConfigError(f"{where}.type", f"unknown sink type {kind!r}; use one of "
-                          f"{', '.join([*_KEYS, 'kafka'])}")
-    allowed = _KEYS[kind]
-    unknown = sorted(set(spec) - set(allowed) - {"type", "name"})
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}", f"unknown key for a {kind} sink; allowed "
-                          f"keys: {', '.join(['type', 'name', *allowed])}")
-    for key in _REQUIRED.get(kind, ()):
-        if spec.get(key) is None:
-            raise ConfigError(f"{where}.{key}", f"a {kind} sink needs {key}; add it")
-    name = spec.get("name", kind)
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"{where}.name", f"{name!r} is not a valid sink name; use 1-64 "
-                          "letters, digits, '_', '.' or '-' (it names the spool directory)")
-    kwargs = {key: _typed(f"{where}.{key}", spec[key], allowed[key])
-              for key in allowed if spec.get(key) is not None}
-    try:
-        if kind == "stdout":
-            return StdoutSink(name)
-        if kind == "file":
-            try:
-                return FileSink(name, kwargs.pop("path"))
-            except SinkError as exc:
-                raise ConfigError("path", str(exc)) from exc
-        spool_dir = Path(state_dir) / "spool" / name
-        if kind == "webhook":
-            return WebhookSink(name, kwargs.pop("url"), spool_dir=spool_dir, **kwargs)
-        return AlertmanagerSink(name, kwargs.pop("url"), spool_dir=spool_dir, **kwargs)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}.{exc.path}", exc.message) from exc
+    name = sink.name or sink.type
+    kwargs = {f.name: getattr(sink, f.name) for f in dataclasses.fields(sink)
+              if f.name not in ("type", "name") and getattr(sink, f.name) is not None}
+    kwargs = {k: v.get() if isinstance(v, Secret) else v for k, v in kwargs.items()}
+    if sink.type == "stdout":
+        return StdoutSink(name)
+    if sink.type == "file":
+        try:
+            return FileSink(name, kwargs.pop("path"))
+        except SinkError as exc:
+            raise ConfigError(f"{where}.path", str(exc)) from exc
+    spool_dir = Path(state_dir) / "spool" / name
+    if sink.type == "webhook":
+        return WebhookSink(name, kwargs.pop("url"), spool_dir=spool_dir, **kwargs)
+    return AlertmanagerSink(name, kwargs.pop("url"), spool_dir=spool_dir, **kwargs)

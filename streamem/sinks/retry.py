@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from streamem.errors import ConfigError
+from streamem.config.rules import check_backoff, check_sink_value
 
 __all__ = ["Outcome", "RetryPolicy", "classify_status"]
 
@@ -78,15 +78,8 @@ class RetryPolicy:
     backoff_max_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ConfigError("max_retries", f"{self.max_retries} is negative; use 0 for no "
-                              "retries before spooling, or a small count such as 5")
-        if not self.backoff_base_seconds > 0:
-            raise ConfigError("backoff_base_seconds", f"{self.backoff_base_seconds} must be "
-                              "positive, e.g. 0.5")
-        if not self.backoff_max_seconds >= self.backoff_base_seconds:
-            raise ConfigError("backoff_max_seconds", f"{self.backoff_max_seconds} must be at "
-                              f"least backoff_base_seconds={self.backoff_base_seconds}")
+        check_sink_value("max_retries", self.max_retries)  # the config's rules
+        check_backoff(self.backoff_base_seconds, self.backoff_max_seconds)
 
     def ceiling(self, attempt: int) -> float:
         """The upper bound of the wait before retry number ``attempt + 1``."""

@@ -61,10 +61,11 @@ def test_env_overrides_and_secret_masking(tmp_path: Path) -> None:
 
 def test_malformed_env_override_and_non_utf8_file_are_config_errors(tmp_path: Path) -> None:
     cfg_path = write_config(tmp_path, tmp_path / "e.jsonl")
+    # (a secret-typed key takes the variable's text as it is; any other key is parsed as YAML)
     out = cli("check-config", str(cfg_path),
-              env={"STREAMEM_SOURCE__SASL_PASSWORD": "[hunter2"})
+              env={"STREAMEM_SOURCE__SASL_USERNAME": "[hunter2"})
     assert out.returncode == 2, out.stderr  # was a yaml.ParserError traceback
-    assert "source.sasl_password" in out.stderr and "STREAMEM_SOURCE__SASL_PASSWORD" in out.stderr
+    assert "source.sasl_username" in out.stderr and "STREAMEM_SOURCE__SASL_USERNAME" in out.stderr
     assert "hunter2" not in out.stderr  # the value may be a secret
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes(cfg_path.read_bytes().replace(b"model:", b"# caf\xe9\nmodel:"))

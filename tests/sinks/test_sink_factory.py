@@ -53,7 +53,7 @@ def test_file_sink_from_spec(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("spec", "path", "words"), [
-    ({"type": "carrier-pigeon"}, "sinks[3].type", "unknown sink type"),
+    ({"type": "carrier-pigeon"}, "sinks[3].type", "use one of 'stdout', 'file', 'webhook'"),
     ({"type": "kafka", "topic": "a"}, "sinks[3].type", "daemon"),
     ({"type": "file"}, "sinks[3].path", "needs path"),
     ({"type": "webhook"}, "sinks[3].url", "needs url"),
@@ -71,14 +71,20 @@ def test_file_sink_from_spec(tmp_path: Path) -> None:
     ({"type": "webhook", "url": "http://h", "retries": 3}, "sinks[3].retries",
      "unknown key"),
     ({"type": "webhook", "url": "http://h", "name": "a/b"}, "sinks[3].name", "valid"),
-    ({"type": "alertmanager", "url": "http://h", "labels": {"team": 5}},
+    ({"type": "alertmanager", "url": "http://h", "labels": {"team": [5]}},
      "sinks[3].labels.team", "string"),
+    ({"type": "alertmanager", "url": "http://h", "labels": {"severity": "x"}},
+     "sinks[3].labels.severity", "set by streamem"),
     ({"type": "alertmanager", "url": "http://h", "labels": ["team"]}, "sinks[3].labels",
      "mapping"),
     ({"type": "alertmanager", "url": "http://h", "generator_url": "grafana/d/1"},
      "sinks[3].generator_url", "URI"),
     ({"type": "alertmanager", "url": "http://h", "refresh_seconds": 4000},
-     "sinks[3].refresh_seconds", "below alert_ttl_seconds"),
+     "sinks[3].refresh_seconds", "unknown key"),  # a constructor argument, not a config key
+    ({"type": "webhook", "url": "http://h", "backoff_max_seconds": 0.1},
+     "sinks[3].backoff_max_seconds", "at least backoff_base_seconds=0.5"),
+    ({"type": "webhook", "url": "http://h", "secret": ["s3cret"]}, "sinks[3].secret",
+     "must be a string"),
 ])
 def test_bad_specs_name_the_path(spec: dict[str, Any], path: str, words: str,
                                  tmp_path: Path) -> None:
