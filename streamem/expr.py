@@ -14,6 +14,9 @@ Grammar::
     OP         := == | != | < | <= | > | >=
     VALUE      := a number, a quoted string ('..' or ".."), true, false, or a bare word
 
+:meth:`Expression.mask` evaluates a filter over columns (one numpy array per field) at once,
+with the same results as calling it on each row.
+
 A number compares numerically with a field whose value is a number or a numeric string
 (``status >= 500`` holds for ``"503"``); every other pair compares as text with ``==``,
 ``!=`` and ``in`` only (an ordering against a non-number is false). A missing field makes its
@@ -24,10 +27,14 @@ naming the config path, the character position and what was expected.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from streamem.errors import ConfigError
 
@@ -46,9 +53,8 @@ _TOKEN = re.compile(r"""
      |(?P<bad>\S)
     )""", re.VERBOSE)
 _KEYWORDS = {"and", "or", "not", "in"}
-_ORDER: dict[str, Callable[[float, float], bool]] = {
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+_ORDER: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
 
 
@@ -97,25 +103,119 @@ def _equal(v: Any, want: Any) -> bool:
     return str(v) == str(want)
 
 
+Node = tuple[Any, ...]
+"""A parsed node: ``("or"|"and", [nodes])``, ``("not", node)``, ``("cmp", field, op, value)``
+or ``("in", field, values, negate)``."""
+
+
+def _row(node: Node, r: Record) -> bool:
+    kind = node[0]
+    if kind == "or":
+        return any(_row(n, r) for n in node[1])
+    if kind == "and":
+        return all(_row(n, r) for n in node[1])
+    if kind == "not":
+        return not _row(node[1], r)
+    if kind == "in":
+        v = _lookup(r, node[1])
+        hit = any(_equal(v, w) for w in node[2])
+        return hit != bool(node[3])
+    _, field, op, want = node
+    v = _lookup(r, field)
+    if op == "==":
+        return _equal(v, want)
+    if op == "!=":
+        return not _equal(v, want)
+    x = _number(v)
+    return x is not None and bool(_ORDER[op](x, want))
+
+
+def _numeric(col: NDArray[Any]) -> NDArray[np.float64]:
+    if col.dtype.kind in "fiu":
+        return col.astype(np.float64, copy=False)
+    if col.dtype.kind == "b":
+        return np.full(col.shape, np.nan)
+    out = [_number(v) for v in col.tolist()]
+    return np.array([np.nan if v is None else v for v in out], dtype=np.float64)
+
+
+def _equal_mask(col: NDArray[Any], want: Any) -> NDArray[np.bool_]:
+    wn = _number(want) if not isinstance(want, str) else None
+    if wn is not None:
+        eq: NDArray[np.bool_] = np.equal(_numeric(col), wn)
+        return eq
+    if col.dtype.kind in "fiub":
+        return np.array([_equal(v, want) for v in col.tolist()], dtype=bool) \
+            if isinstance(want, bool) else np.zeros(col.shape, dtype=bool)
+    return np.array([_equal(v, want) for v in col.tolist()], dtype=bool)
+
+
+def _mask(node: Node, cols: Mapping[str, NDArray[Any]], n: int) -> NDArray[np.bool_]:
+    kind = node[0]
+    if kind in ("or", "and"):
+        parts = [_mask(c, cols, n) for c in node[1]]
+        ufunc = np.logical_or if kind == "or" else np.logical_and
+        joined: NDArray[np.bool_] = ufunc.reduce(parts)
+        return joined
+    if kind == "not":
+        return ~_mask(node[1], cols, n)
+    col = cols.get(node[1])
+    if kind == "in":
+        hit = np.zeros(n, dtype=bool) if col is None else \
+            np.logical_or.reduce([_equal_mask(col, w) for w in node[2]])
+        return ~hit if node[3] else hit
+    _, _, op, want = node
+    if col is None:
+        return np.full(n, op == "!=")
+    if op == "==":
+        return _equal_mask(col, want)
+    if op == "!=":
+        return ~_equal_mask(col, want)
+    with np.errstate(invalid="ignore"):
+        out: NDArray[np.bool_] = _ORDER[op](_numeric(col), want)
+        return out
+
+
 class Expression:
-    """A parsed filter; call it on a record (a mapping of field to value).
+    """A parsed filter: call it on one record, or :meth:`mask` it over columns.
 
     Examples
     --------
     >>> e = parse("status >= 500 and method in [POST, PUT]")
     >>> e({"status": "503", "method": "POST"}), e({"status": 200, "method": "POST"})
     (True, False)
+    >>> e.mask({"status": np.array([503, 200]), "method": np.array(["PUT", "PUT"])}).tolist()
+    [True, False]
     >>> e.fields
     ('method', 'status')
     """
 
-    def __init__(self, text: str, test: Callable[[Record], bool], fields: set[str]) -> None:
+    def __init__(self, text: str, tree: Node, fields: set[str]) -> None:
         self.text = text
-        self._test = test
+        self._tree = tree
         self.fields = tuple(sorted(fields))
 
     def __call__(self, record: Record) -> bool:
-        return self._test(record)
+        return _row(self._tree, record)
+
+    def mask(self, columns: Mapping[str, NDArray[Any]]) -> NDArray[np.bool_]:
+        """Evaluate on every row of ``columns`` at once (each an array of length n; a missing
+        field counts as missing in every row, NaN as a missing number).
+
+        Parameters
+        ----------
+        columns
+            Field name -> array of shape (n_rows,).
+
+        Returns
+        -------
+        ndarray of bool, shape (n_rows,)
+        """
+        lengths = {len(c) for c in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"columns of different lengths {sorted(lengths)}")
+        n = lengths.pop() if lengths else 0
+        return np.asarray(_mask(self._tree, columns, n), dtype=bool).reshape(n)
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
@@ -169,35 +269,34 @@ class _Parser:
         tok = self.peek()
         return tok is not None and tok.kind == kind and tok.text == text
 
-    def parse(self) -> Callable[[Record], bool]:
+    def parse(self) -> Node:
         test = self.expr()
         if self.peek() is not None:
             raise self.fail(self.peek(), "'and', 'or' or the end")
         return test
 
-    def expr(self) -> Callable[[Record], bool]:
+    def expr(self) -> Node:
         parts = [self.and_expr()]
         while self.at("kw", "or"):
             self.i += 1
             parts.append(self.and_expr())
-        return parts[0] if len(parts) == 1 else (lambda r: any(p(r) for p in parts))
+        return parts[0] if len(parts) == 1 else ("or", parts)
 
-    def and_expr(self) -> Callable[[Record], bool]:
+    def and_expr(self) -> Node:
         parts = [self.not_expr()]
         while self.at("kw", "and"):
             self.i += 1
             parts.append(self.not_expr())
-        return parts[0] if len(parts) == 1 else (lambda r: all(p(r) for p in parts))
+        return parts[0] if len(parts) == 1 else ("and", parts)
 
-    def not_expr(self) -> Callable[[Record], bool]:
+    def not_expr(self) -> Node:
         self.depth += 1
         if self.depth > _MAX_DEPTH:
             raise self.fail(self.peek(), f"at most {_MAX_DEPTH} nested 'not' or parentheses")
         try:
             if self.at("kw", "not"):
                 self.i += 1
-                inner = self.not_expr()
-                return lambda r: not inner(r)
+                return ("not", self.not_expr())
             if self.at("punct", "("):
                 self.i += 1
                 inner = self.expr()
@@ -220,7 +319,7 @@ class _Parser:
         low = tok.text.lower()
         return {"true": True, "false": False}.get(low, tok.text)
 
-    def comparison(self) -> Callable[[Record], bool]:
+    def comparison(self) -> Node:
         field = self.take("word", expected="a field name").text
         self.fields.add(field)
         negate = False
@@ -237,31 +336,18 @@ class _Parser:
                 self.i += 1
                 values.append(self.value())
             self.take("punct", "]", "',' or ']'")
-
-            def member(r: Record) -> bool:
-                v = _lookup(r, field)
-                return any(_equal(v, w) for w in values)
-
-            return (lambda r: not member(r)) if negate else member
+            return ("in", field, tuple(values), negate)
         op_tok = self.peek()
         if op_tok is None or op_tok.kind != "op":
             raise self.fail(op_tok, "an operator (== != < <= > >= in)")
         self.i += 1
         op, want = op_tok.text, self.value()
-        if op == "==":
-            return lambda r: _equal(_lookup(r, field), want)
-        if op == "!=":
-            return lambda r: not _equal(_lookup(r, field), want)
+        if op in ("==", "!="):
+            return ("cmp", field, op, want)
         num = _number(want) if not isinstance(want, str) else None
         if num is None:
             raise self.fail(op_tok, f"a number after {op} (orderings compare numbers)")
-        order = _ORDER[op]
-
-        def ordered(r: Record) -> bool:
-            v = _number(_lookup(r, field))
-            return v is not None and order(v, num)
-
-        return ordered
+        return ("cmp", field, op, num)
 
 
 def parse(text: str, path: str = "expression") -> Expression:
@@ -294,5 +380,5 @@ def parse(text: str, path: str = "expression") -> Expression:
     if len(text) > _MAX_TEXT:
         raise ConfigError(path, f"a filter of {len(text)} characters; keep it under {_MAX_TEXT}")
     p = _Parser(text, path)
-    test = p.parse()
-    return Expression(text, test, p.fields)
+    tree = p.parse()
+    return Expression(text, tree, p.fields)

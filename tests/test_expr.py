@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -84,3 +85,30 @@ def test_orderings_match_python(v: int, w: int) -> None:
                     ("==", v == w), ("!=", v != w)):
         assert parse(f"x {op} {w}")({"x": v}) is ref
         assert parse(f"x {op} {w}")({"x": str(v)}) is ref
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60), st.lists(records, min_size=1, max_size=6))
+def test_mask_over_columns_equals_the_row_by_row_result(text: str,
+                                                       rows: list[dict[str, Any]]) -> None:
+    try:
+        e = parse(text)
+    except ConfigError:
+        return
+    cols = {}
+    for f in e.fields:
+        vals = [r.get(f) for r in rows]
+        arr = np.empty(len(vals), dtype=object)
+        arr[:] = vals
+        cols[f] = arr
+    assert e.mask(cols).tolist() == [e(r) for r in rows]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=False, width=32), min_size=1,
+                max_size=20), st.sampled_from(["<", "<=", ">", ">=", "==", "!="]))
+def test_mask_on_float_columns(xs: list[float], op: str) -> None:
+    e = parse(f"x {op} 0.5 or not y in [1, 2]")
+    cols = {"x": np.array(xs), "y": np.array([i % 3 for i in range(len(xs))], dtype=float)}
+    rows = [{"x": x, "y": float(i % 3)} for i, x in enumerate(xs)]
+    assert e.mask(cols).tolist() == [e(r) for r in rows]
