@@ -248,6 +248,9 @@ class Metrics(Probes, ScrapeInputs):
             "streamem_ready", "1 once warm-up is done and the model scores", registry=r
         )
         self.up = Gauge("streamem_up", "1 while the daemon loop runs", registry=r)
+        self.suppressed = Counter("streamem_anomalies_suppressed",
+                                  "anomalies a rules[] entry kept from the sinks", ["rule"],
+                                  registry=r)
         self.feedback = Counter("streamem_feedback", "operator verdicts on anomalies",
                                 ["verdict"], registry=r)
         self._verdict = {v: self.feedback.labels(verdict=v) for v in FEEDBACK_VERDICTS}
@@ -387,6 +390,17 @@ class Metrics(Probes, ScrapeInputs):
             elif key not in HEALTH_NOT_EXPORTED and key not in self._warned_keys:
                 self._warned_keys.add(key)
                 logger.warning("update_health: unknown key %r ignored", key)
+
+    def count_suppressed(self, rule: str) -> None:
+        """Count one anomaly suppressed by the rule named ``rule`` (a config name: bounded).
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.count_suppressed("maintenance")
+        >>> m.value("streamem_anomalies_suppressed_total", rule="maintenance")
+        1.0
+        """
+        self.suppressed.labels(rule=rule).inc()
 
     def count_feedback(self, verdict: str) -> None:
         """Count one operator verdict (``streamem_feedback_total{verdict}``).

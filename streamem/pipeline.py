@@ -26,6 +26,7 @@ from streamem.features import DecodedBatch, FeatureExtractor
 from streamem.incidents import IncidentTracker
 from streamem.logs import RateLimitedLog
 from streamem.parsing import evidence
+from streamem.rules import Rules
 from streamem.scoring.detector import DetectionResult, Detector
 from streamem.sinks.base import DeadLetterSink, Incident, Sink
 from streamem.types import AnomalyRecord, EventBatch, RawEvent, partition_of
@@ -44,6 +45,8 @@ class MetricsLike(Protocol):
                       n_anomalous: int, n_skipped: int, duration_seconds: float) -> None: ...
 
     def count_rejected(self, reason: str, n: int = 1) -> None: ...
+
+    def count_suppressed(self, rule: str) -> None: ...
 
 
 def new_detector(cfg: Config) -> Detector:
@@ -145,6 +148,7 @@ class Pipeline:
         self.lane_for = lane_for
         a = cfg.alerting
         self.incidents = IncidentTracker(a.open_severity, a.resolve_severity, a.cooldown_seconds)
+        self.rules = Rules.from_config(cfg.rules, cfg.fields.features)
         self._rate_log = RateLimitedLog(logger, interval=10.0)
         self.totals: dict[str, int] = {"events": 0, "learned": 0, "anomalous": 0, "rejected": 0}
         self._event_clock: float | None = None  # newest event timestamp, when events carry one
@@ -286,11 +290,15 @@ class Pipeline:
         if watch.size == 0:
             return out
         now = time.time()
-        for i in watch:
+        suppressed = self._suppressed(decoded, result, watch)
+        for i, rule in zip(watch, suppressed.tolist(), strict=True):
             ts = decoded.timestamp(int(i))
             record = None
             if result.is_anomaly[i]:
                 record = self._record(lane, events[decoded.kept[i]], decoded, result, int(i), now)
+                if rule >= 0:  # an operator rule: no sinks, no incident; the page shows it
+                    self._suppress(lane, record, self.rules.rules[rule].name)
+                    continue
                 out.append(record)
                 if self.sinks is not None:
                     self.sinks.emit(record)
@@ -300,6 +308,22 @@ class Pipeline:
                                                    ts if ts is not None else now, record):
                 self._emit_incident(incident)
         return out
+
+    def _suppressed(self, decoded: DecodedBatch, result: DetectionResult,
+                    watch: NDArray[np.intp]) -> NDArray[np.intp]:
+        """Per watched row, the ``suppress`` rule that matches it, else -1."""
+        if not self.rules.has("suppress"):
+            return np.full(len(watch), -1, dtype=np.intp)
+        keys = [decoded.key(int(i)) for i in watch]
+        return self.rules.matching("suppress", decoded.X[watch], keys, result.severity[watch])
+
+    def _suppress(self, lane: Lane, record: AnomalyRecord, rule: str) -> None:
+        record.extra["suppressed_by"] = rule
+        lane.count("anomalies_suppressed", 1)
+        if self.metrics is not None:
+            self.metrics.count_suppressed(rule)
+        if self.history is not None:
+            self.history.anomaly(record)
 
     def _emit_incident(self, incident: Incident) -> None:
         if self.sinks is not None:

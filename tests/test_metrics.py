@@ -80,6 +80,7 @@ def populated() -> tuple[Metrics, list[Sink]]:
         }
     )
     m.observe_checkpoint(0.02)
+    m.count_suppressed("known-pump")  # label values: the config's rule names
     sinks = [Sink("anomalies-file"), Sink("ops-webhook")]
     m.attach_sinks(sinks)
     m.set_lag_provider(lambda: {0: 12, 1: 0})

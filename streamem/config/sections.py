@@ -23,6 +23,7 @@ __all__ = [
     "LoggingConfig",
     "MetricsConfig",
     "ModelConfig",
+    "RuleConfig",
     "SinkConfig",
     "SourceConfig",
     "UIConfig",
@@ -171,6 +172,17 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class RuleConfig:
+    """One entry of ``rules``: suppress matching alerts, or keep matching events unlearned."""
+
+    action: Literal["suppress", "skip_learning"]
+    key: str | None = None
+    feature: str | None = None
+    when: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class UIConfig:
     """``ui``: the operator page and its JSON API, on the metrics host and port."""
 
@@ -217,6 +229,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     ui: UIConfig = field(default_factory=UIConfig)
+    rules: tuple[RuleConfig, ...] = ()
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def secrets(self) -> list[str]:

@@ -22,6 +22,7 @@ from streamem.config.rules import check_labels, check_sink_value
 from streamem.config.sections import Config, DetectorConfig, ModelConfig, SinkConfig
 from streamem.errors import ConfigError, InvalidInputError
 from streamem.parsing.decoder import check_config as check_text_format
+from streamem.rules import Rules
 
 __all__ = ["validate", "validate_sink"]
 
@@ -169,6 +170,10 @@ def validate(cfg: Config) -> None:
     need(len(set(cfg.fields.features)) == len(cfg.fields.features), "fields.features",
          "contains a duplicate name; list each feature once")
     check_text_format(cfg)  # source.format/pattern/types, fields.template (streamem.parsing)
+    Rules.from_config(cfg.rules, cfg.fields.features)  # rules[i]: filters parse, features exist
+    rule_names = [r.name for r in cfg.rules if r.name]
+    dup = next((n for n in rule_names if rule_names.count(n) > 1), None)
+    need(dup is None, "rules", f"the rule name {dup!r} is used twice; names label a metric")
     need(cfg.batch.max_events >= 1, "batch.max_events", "must be at least 1")
     need(cfg.batch.max_wait_ms >= 0, "batch.max_wait_ms", "must be 0 or more")
     m = cfg.model
