@@ -15,6 +15,7 @@ import numpy as np
 
 from streamem.config import Config, SinkConfig
 from streamem.pipeline import Lane
+from streamem.rules import Rules
 from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.sources.base import Source
 from streamem.state.base import CheckpointStore
@@ -140,6 +141,7 @@ def make_metrics(cfg: Config, registry: Any, sinks: Sink,
     metrics = Metrics(registry)
     metrics.attach_sinks(getattr(sinks, "sinks", [sinks]))
     metrics.update_health({"alert_rate_target": cfg.detector.alert_rate})
+    metrics.declare_rules([r.name for r in Rules.from_config(cfg.rules, cfg.fields.features).rules])
     ui = None if history is None else make_ui(cfg, metrics, history)
     server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port, ui=ui)
     return metrics, server

@@ -391,6 +391,18 @@ class Metrics(Probes, ScrapeInputs):
                 self._warned_keys.add(key)
                 logger.warning("update_health: unknown key %r ignored", key)
 
+    def declare_rules(self, names: list[str]) -> None:
+        """Export ``streamem_anomalies_suppressed_total`` at 0 for each configured rule.
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.declare_rules(["maintenance"])
+        >>> m.value("streamem_anomalies_suppressed_total", rule="maintenance")
+        0.0
+        """
+        for name in names:
+            self.suppressed.labels(rule=name)
+
     def count_suppressed(self, rule: str) -> None:
         """Count one anomaly suppressed by the rule named ``rule`` (a config name: bounded).
 

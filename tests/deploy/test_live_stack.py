@@ -152,6 +152,7 @@ class Stack:
                 {"type": "file", "name": "anomalies-file", "path": str(tmp / "anomalies.jsonl")}
             ],
             "dead_letter": {"type": "file", "path": str(tmp / "dead-letter.jsonl")},
+            "rules": [{"name": "retired-pumps", "key": "retired-*", "action": "suppress"}],
             "checkpoint": {"dir": str(tmp / "state"), "every_seconds": 2},
             "metrics": {"host": "127.0.0.1", "port": self.metrics_port},
             "logging": {"level": "INFO", "status_interval_seconds": 5},
