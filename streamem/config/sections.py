@@ -95,6 +95,7 @@ class DetectorConfig:
     detrend_half_life: float | Literal["auto"] | None = None
     detrend_min_autocorr: float = 0.75
     smooth_window: int = 1
+    cold_start: bool = True
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ class BatchFit:
 
 
 def map_covariances(
-    ml_cov: Array, counts: Array, prior_cov: Array, prior_strength: float, reg_covar: float
+    ml_cov: Array, counts: Array, prior_cov: Array, prior_strength: float,
+    reg_covar: float | Array,
 ) -> Array:
     """NIW-MAP shrinkage ``(n_k C_k + kappa S_prior) / (n_k + kappa) + reg_covar I``.
 
@@ -60,7 +61,7 @@ def map_covariances(
     prior_strength
         ``kappa`` in pseudo-events.
     reg_covar
-        Added to the diagonal.
+        Added to the diagonal (a scalar, or one value per feature).
 
     Examples
     --------
@@ -138,6 +139,7 @@ def fit_batch_em(
     n_init: int = 3,
     max_iter: int = 100,
     tol: float = 1e-4,
+    var_floor: Array | float = 0.0,
 ) -> BatchFit:
     """Batch EM (with missing values) from k-means++ seeds; the best of ``n_init`` restarts.
 
@@ -157,6 +159,9 @@ def fit_batch_em(
         Restarts; the fit with the highest log-likelihood wins.
     max_iter, tol
         Stop when the mean log-likelihood improves by less than ``tol``.
+    var_floor
+        Per-feature variance added to every covariance diagonal besides ``reg_covar``
+        (the quantisation variance of discrete features; see :class:`~streamem.OnlineGMM`).
 
     Returns
     -------
@@ -205,7 +210,7 @@ def fit_batch_em(
                 ml = sxx / nk[:, None, None] - mb[:, :, None] * mb[:, None, :]
             means = mb + center
             weights = nk / nk.sum()
-            cov = map_covariances(ml, nk, prior_cov, prior_strength, reg_covar)
+            cov = map_covariances(ml, nk, prior_cov, prior_strength, reg_covar + var_floor)
             U = precision_cholesky(cov, covariance_type, reg_covar)
             wlp, _, _ = estimate_weighted_log_prob(
                 X, np.log(weights), means, cov, U, covariance_type, reg_covar
@@ -232,6 +237,7 @@ def select_components(
     prior_strength: float,
     rng: np.random.Generator,
     n_init: int = 3,
+    var_floor: Array | float = 0.0,
 ) -> BatchFit:
     """Fit K = 1..max_components and keep the smallest K within 10 BIC of the best.
 
@@ -247,6 +253,8 @@ def select_components(
         Random generator (advanced in place).
     n_init
         Restarts per K.
+    var_floor
+        As in :func:`fit_batch_em`.
 
     Returns
     -------
@@ -266,7 +274,8 @@ def select_components(
     fits = []
     for k in range(1, max_k + 1):
         fit = fit_batch_em(
-            X, k, covariance_type, reg_covar, prior_cov, prior_strength, rng, n_init=n_init
+            X, k, covariance_type, reg_covar, prior_cov, prior_strength, rng, n_init=n_init,
+            var_floor=var_floor,
         )
         bic = -2.0 * fit.log_likelihood * n + n_parameters(k, d, covariance_type) * np.log(n)
         fits.append((bic, fit))
@@ -288,6 +297,7 @@ def warm_up_fit(
     n_init: int,
     max_iter: int,
     tol: float,
+    var_floor: Array | float = 0.0,
 ) -> tuple[BatchFit, Array, float]:
     """The warm-up: data-scale NIW prior, batch EM (K by BIC when ``auto``), online prior.
 
@@ -307,6 +317,8 @@ def warm_up_fit(
         Random generator (advanced in place).
     n_init, max_iter, tol
         Batch-EM restarts and stopping rule.
+    var_floor
+        As in :func:`fit_batch_em`.
 
     Returns
     -------
@@ -338,12 +350,13 @@ def warm_up_fit(
     kappa = float(prior_strength if prior_strength is not None else 2 * d + 4)
     if auto:
         fit = select_components(
-            X, n_components, covariance_type, reg_covar, prior_cov, kappa, rng, n_init
+            X, n_components, covariance_type, reg_covar, prior_cov, kappa, rng, n_init,
+            var_floor=var_floor,
         )
     else:
         fit = fit_batch_em(
             X, n_components, covariance_type, reg_covar, prior_cov, kappa, rng, n_init,
-            max_iter, tol,
+            max_iter, tol, var_floor=var_floor,
         )
     ml_var = fit.ml_covariances if covariance_type == "diag" else np.diagonal(
         fit.ml_covariances, axis1=1, axis2=2

@@ -1,0 +1,299 @@
+"""``ColdStart``: the detector before its mixture is fitted, scoring from the 32nd event on.
+
+Stages of a :class:`~streamem.Detector` (every one scores before it learns):
+
+1. Events 1-31 are buffered, not scored: ``NaN`` scores, ``warming_up``, never flagged. The
+   prior predictive would be finite, but it lives in robust-scaled space, and no scale can
+   be estimated honestly from a handful of events (a MAD of five readings is noise).
+2. From the 32nd event until ``warmup`` normal events are buffered: a single shrunk Gaussian,
+   the Normal-Inverse-Wishart posterior predictive (a multivariate Student-t, see
+   :mod:`streamem.model._student`) of the events learned so far, in the space of a robust
+   scaler refitted on them. Both are refitted every ``refresh_every`` events. Its tail
+   probability is exact under the model (``delta^2 / d ~ F(d, n + 3)``): the threshold is
+   the target ``alert_rate`` itself, ``surprise > -log10(alert_rate)``, with nothing fitted.
+   It widens honestly while ``n`` is small. Flagged events are not learned.
+3. At ``warmup`` buffered events the mixture takes over (see :class:`~streamem.Detector`).
+
+With drift tolerance (``detrend_half_life``), the slow features are classified and their
+baselines fitted on the buffer at every refit, and the provisional model sees their
+residuals, as the mixture will.
+
+``blind=True`` restores a blind warm-up: the first ``warmup`` events are a trusted normal
+reference, all learned, none scored.
+
+If more than ``regime_fraction`` of the last ``regime_patience`` events of stage 2 are flagged,
+the data have moved for good (a new operating point during the warm-up): the flagged events
+are learned as well, as the mixture's regime logic would do later.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamem.model._student import StudentT
+from streamem.scoring.baseline import SlowBaseline
+from streamem.scoring.result import DetectionResult, concat_results, warming_result
+from streamem.scoring.scaler import RobustScaler
+from streamem.scoring.severity import severity
+
+__all__ = ["MIN_EVENTS", "ColdStart"]
+
+Array = NDArray[np.float64]
+_LN10 = math.log(10.0)
+#: The first event scored (1-based): the provisional model needs ``MIN_EVENTS - 1`` events.
+MIN_EVENTS = 32
+
+
+class ColdStart:
+    """Buffer, provisional scaler and Student-t predictive of the warm-up (module doc).
+
+    Parameters
+    ----------
+    warmup
+        Normal events to buffer before the mixture is fitted.
+    alert_rate
+        Target fraction of normal events flagged.
+    covariance_type
+        ``"full"`` or ``"diag"`` for the Student-t.
+    refresh_every
+        Refit the scaler and the predictive after this many events.
+    regime_patience, regime_fraction
+        See the module doc.
+    detrend
+        ``(detrend_half_life, detrend_min_autocorr)`` of the detector, or None.
+    blind
+        Score nothing; learn every event (see the module doc).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> cs = ColdStart(500, 1e-4, "full")
+    >>> X = rng.normal(size=(300, 2)); X[199] = [25.0, 0.0]   # 25 sigma off at event 200
+    >>> res = cs.process(X)
+    >>> int(np.isnan(res.scores).sum()), bool(res.warming_up.all())
+    (31, True)
+    >>> np.flatnonzero(res.is_anomaly).tolist(), res.learned[199]
+    ([199], np.False_)
+    """
+
+    def __init__(
+        self,
+        warmup: int,
+        alert_rate: float,
+        covariance_type: str,
+        *,
+        refresh_every: int = 32,
+        regime_patience: int = 2000,
+        regime_fraction: float = 0.5,
+        detrend: tuple[float | str, float] | None = None,
+        blind: bool = False,
+    ) -> None:
+        self.warmup = warmup
+        self.alert_rate = alert_rate
+        self.covariance_type = covariance_type
+        self.refresh_every = max(int(refresh_every), 1)
+        self.regime_patience = regime_patience
+        self.regime_fraction = regime_fraction
+        self.threshold_ = -math.log10(alert_rate)
+        self._buffer: list[Array] = []
+        self.n_buffered_ = 0
+        self.n_events_ = 0
+        self.n_anomalies_ = 0
+        self._n_fit = 0
+        self._since = 0
+        self._recent = np.zeros(0, dtype=bool)
+        self._rejected = np.empty((0, 0))
+        self.scaler_ = RobustScaler()
+        self.model_: StudentT | None = None
+        self.detrend = detrend
+        self.blind = blind
+        self.baseline_: SlowBaseline | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once ``warmup`` events are buffered (the mixture can be fitted).
+
+        Examples
+        --------
+        >>> ColdStart(50, 1e-3, "full").done
+        False
+        """
+        return self.n_buffered_ >= self.warmup
+
+    def buffer(self) -> Array:
+        """The learned (normal) events, oldest first.
+
+        Returns
+        -------
+        ndarray of shape (n_buffered_, n_features)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> cs = ColdStart(50, 1e-3, "full"); _ = cs.process(np.zeros((3, 2)))
+        >>> cs.buffer().shape
+        (3, 2)
+        """
+        if len(self._buffer) > 1:
+            self._buffer = [np.vstack(self._buffer)]
+        return self._buffer[0] if self._buffer else np.empty((0, 0))
+
+    def _learn(self, rows: Array) -> None:
+        if len(rows):
+            self._buffer.append(rows)
+            self.n_buffered_ += len(rows)
+
+    def _refit(self) -> None:
+        B = self.buffer()
+        self._n_fit = len(B)
+        if self.detrend is not None:
+            hl, ac = self.detrend
+            self.baseline_ = SlowBaseline("auto" if hl == "auto" else float(hl), ac)
+            B = self.baseline_.fit_transform(B)
+        self.scaler_ = RobustScaler().fit(B)
+        self.model_ = StudentT(self.scaler_.transform(B), self.covariance_type)
+        self._since = 0
+
+    def process(self, A: Array) -> DetectionResult:
+        """Score and learn rows until ``warmup`` events are buffered.
+
+        Parameters
+        ----------
+        A
+            Validated rows, shape (n_samples, n_features); NaN = missing.
+
+        Returns
+        -------
+        DetectionResult
+            For the rows used, a prefix of ``A`` (all of it unless :attr:`done` became
+            true on the way); every event has ``warming_up`` set.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> cs = ColdStart(100, 1e-3, "diag")
+        >>> len(cs.process(np.random.default_rng(0).normal(size=(150, 2)))), cs.done
+        (100, True)
+        """
+        parts: list[DetectionResult] = []
+        i, n = 0, len(A)
+        while i < n and not self.done:
+            if self.blind:
+                take = min(n - i, self.warmup - self.n_buffered_)
+                self._learn(A[i : i + take])
+                parts.append(warming_result(take))
+            elif self.model_ is None:
+                take = min(n - i, MIN_EVENTS - 1 - self.n_buffered_, self.warmup - self.n_buffered_)
+                self._learn(A[i : i + take])
+                parts.append(warming_result(take))
+                if self.n_buffered_ >= MIN_EVENTS - 1:
+                    self._refit()
+            else:
+                take = min(n - i, self.refresh_every - self._since,
+                           self.warmup - self.n_buffered_)
+                parts.append(self._score(A[i : i + take]))
+                self._since += take
+                if self._since >= self.refresh_every and not self.done:
+                    self._refit()
+            self.n_events_ += take
+            i += take
+        out = parts[0]
+        for p in parts[1:]:
+            out = concat_results(out, p)
+        return out
+
+    def _score(self, chunk: Array) -> DetectionResult:
+        assert self.model_ is not None
+        n = len(chunk)
+        seen = chunk if self.baseline_ is None else self.baseline_.transform(chunk)
+        Z = self.scaler_.transform(seen)
+        log_dens, log_tail = self.model_.estimate(Z)
+        u = -log_tail / _LN10
+        nan = np.isnan(chunk)
+        log_scale = (~nan) @ self.scaler_.log_scale() if nan.any() else \
+            np.full(n, self.scaler_.log_scale_sum())
+        flagged = u > self.threshold_
+        self.n_anomalies_ += int(flagged.sum())
+        self._learn(chunk[~flagged])
+        self._track(chunk, flagged)
+        return DetectionResult(
+            scores=log_scale - log_dens,
+            tail_probability=np.power(10.0, -u),
+            surprise=u,
+            threshold=np.full(n, self.alert_rate),
+            severity=severity(u, self.threshold_),
+            is_anomaly=flagged,
+            learned=~flagged,
+            warming_up=np.ones(n, dtype=bool),
+        )
+
+    def _track(self, chunk: Array, flagged: NDArray[np.bool_]) -> None:
+        """Keep the last ``regime_patience`` outcomes and flagged rows; accept a new regime."""
+        p = self.regime_patience
+        self._recent = np.concatenate([self._recent, flagged])[-p:]
+        rej = chunk[flagged]
+        self._rejected = np.vstack([self._rejected, rej])[-p:] if len(self._rejected) else rej[-p:]
+        if len(self._recent) >= p and self._recent.mean() > self.regime_fraction:
+            self._learn(self._rejected)
+            self._recent = np.zeros(0, dtype=bool)
+            self._rejected = np.empty((0, 0))
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> dict[str, Any]:
+        """Plain arrays and scalars; the predictive is rebuilt from the buffer.
+
+        Examples
+        --------
+        >>> sorted(ColdStart(50, 1e-3, "full").to_state())[:3]
+        ['baseline', 'buffer', 'covariance_type']
+        """
+        return {
+            "buffer": self.buffer().copy(), "covariance_type": self.covariance_type,
+            "n_anomalies": self.n_anomalies_, "n_events": self.n_events_,
+            "n_fit": self._n_fit, "since": self._since, "recent": self._recent.copy(),
+            "rejected": self._rejected.copy(),
+            "baseline": self.baseline_.to_state() if self.baseline_ is not None else None,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`to_state` output (the constructor's arguments must match).
+
+        Parameters
+        ----------
+        state
+            The snapshot.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a = ColdStart(100, 1e-3, "full"); _ = a.process(np.arange(80.0).reshape(40, 2))
+        >>> b = ColdStart(100, 1e-3, "full"); b.load_state(a.to_state())
+        >>> X = np.ones((3, 2))
+        >>> bool(np.array_equal(a.process(X).scores, b.process(X).scores))
+        True
+        """
+        buf = np.asarray(state["buffer"], dtype=float)
+        self._buffer = [buf] if buf.size else []
+        self.n_buffered_ = len(buf) if buf.size else 0
+        self.covariance_type = str(state["covariance_type"])
+        self.n_anomalies_ = int(state["n_anomalies"])
+        self.n_events_ = int(state["n_events"])
+        self._recent = np.asarray(state["recent"], dtype=bool)
+        self._rejected = np.asarray(state["rejected"], dtype=float)
+        n_fit = int(state["n_fit"])
+        if not n_fit and not self.blind and self.n_buffered_ >= MIN_EVENTS - 1:
+            n_fit = self.n_buffered_  # a blind warm-up buffer of an older snapshot
+        if n_fit:
+            full = self._buffer
+            self._buffer = [buf[:n_fit]]
+            self._refit()
+            self._buffer = full
+        self._since = int(state["since"])
+        baseline = state.get("baseline")
+        if baseline is not None:  # the levels moved with every event since the refit
+            self.baseline_ = SlowBaseline.from_state(baseline)
