@@ -182,12 +182,17 @@ def fit_batch_em(
     median = np.zeros(X.shape[1])
     center = np.zeros(X.shape[1])
     if seen.any():
-        median[seen] = np.nanmedian(X[:, seen], axis=0)
-        center[seen] = np.nanmean(X[:, seen], axis=0)
+        if nan.any():
+            median[seen] = np.nanmedian(X[:, seen], axis=0)
+            center[seen] = np.nanmean(X[:, seen], axis=0)
+        else:  # np.median: ~10x faster than np.nanmedian's per-column path
+            median, center = np.median(X, axis=0), X.mean(axis=0)
     filled = np.where(nan, median[None, :], X)
     best: BatchFit | None = None
-    for _ in range(n_init):
-        centers = _kmeans_pp(filled, n_components, rng)
+    # one component: no seeding to draw and nothing to restart (EM from the mean)
+    for _ in range(n_init if n_components > 1 else 1):
+        centers = (_kmeans_pp(filled, n_components, rng) if n_components > 1
+                   else filled.mean(axis=0, keepdims=True))
         dist = ((filled[:, None, :] - centers[None]) ** 2).sum(-1)
         resp = np.zeros((n, n_components))
         resp[np.arange(n), dist.argmin(axis=1)] = 1.0
@@ -218,7 +223,8 @@ def fit_batch_em(
             lpn, log_resp = log_normalize(wlp)
             resp = np.exp(log_resp)
             ll = float(lpn.mean())
-            if abs(ll - prev) < tol:
+            if abs(ll - prev) < tol or (n_components == 1 and not nan.any()):
+                # (one component, complete rows: the first M-step is the fixed point)
                 converged = True
                 break
             prev = ll

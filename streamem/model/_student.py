@@ -12,9 +12,10 @@ The prior lives in robust-scaled space: ``Psi0 = nu0 I`` is the scatter of ``nu0
 pseudo-events of unit variance (a weaker ``Psi0`` with the same ``nu0`` would claim ``nu0``
 events of evidence for a tiny scatter: measured, twice the nominal false-alarm rate at
 n = 31). ``"diag"`` treats the features as
-independent (one such model per feature, ``d = 1``); each feature's ``F(1, nu)`` tail is turned
-into the equivalent standard-normal deviate, whose squares sum to a ``chi2(d)`` statistic, so
-the tail stays exact.
+independent (one such model per feature, ``d = 1``); each feature's ``t_nu`` value is turned
+into the equivalent standard-normal deviate, ``z^2 = (nu - 1/2) log(1 + t^2 / nu)`` (Gaver and
+Kafadar's normal approximation to the t: relative error below 0.2 % up to ``z = 10`` at
+``nu = 34``, the smallest ``nu`` here), whose squares sum to a ``chi2(d)`` statistic.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import betainc, betaln, gammaln, ndtri_exp
+from scipy.special import betainc, betaln, gammaln
 
 from streamem.model._tail import log_chi2_sf
 
@@ -104,26 +105,69 @@ class StudentT:
     """
 
     def __init__(self, Z: Array, covariance_type: str, kappa0: float = 1.0) -> None:
-        n, d = Z.shape
-        self.covariance_type = covariance_type
-        self.n_features = d
         nan = np.isnan(Z)
         n_obs = (~nan).sum(axis=0).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             xbar = np.where(n_obs > 0, np.nansum(Z, axis=0) / np.maximum(n_obs, 1.0), 0.0)
         filled = np.where(nan, xbar, Z) - xbar
+        scatter = (np.einsum("ij,ij->j", filled, filled) if covariance_type == "diag"
+                   else filled.T @ filled)
+        self._setup(float(Z.shape[0]), xbar, scatter, covariance_type, kappa0)
+
+    @classmethod
+    def from_moments(
+        cls, n: float, xbar: Array, scatter: Array, covariance_type: str, kappa0: float = 1.0
+    ) -> StudentT:
+        """The predictive from ``n``, the mean and the scatter (sum of squared deviations).
+
+        Parameters
+        ----------
+        n
+            Events.
+        xbar
+            Mean, shape (n_features,).
+        scatter
+            Shape (n_features,) for ``"diag"``, (n_features, n_features) for ``"full"``.
+        covariance_type, kappa0
+            As for the constructor.
+
+        Returns
+        -------
+        StudentT
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Z = np.random.default_rng(0).normal(size=(50, 2))
+        >>> a = StudentT(Z, "diag")
+        >>> b = StudentT.from_moments(50, Z.mean(0), ((Z - Z.mean(0)) ** 2).sum(0), "diag")
+        >>> bool(np.allclose(a.var, b.var))
+        True
+        """
+        out = cls.__new__(cls)
+        out._setup(float(n), xbar, scatter, covariance_type, kappa0)
+        return out
+
+    def _setup(
+        self, n: float, xbar: Array, scatter: Array, covariance_type: str, kappa0: float
+    ) -> None:
+        d = len(xbar)
+        self.covariance_type = covariance_type
+        self.n_features = d
+        self.n, self.xbar, self.scatter, self.kappa0 = n, xbar, scatter, kappa0
         kappa_n = kappa0 + n
         self.mean: Array = (n * xbar) / kappa_n
         shrink = kappa0 * n / kappa_n
         if covariance_type == "diag":
             # one d = 1 model per feature: nu0 = 3, psi0 = 3, nu = n + 3
-            psi = 3.0 + np.einsum("ij,ij->j", filled, filled) + shrink * xbar**2
+            psi = 3.0 + scatter + shrink * xbar**2
             self.dof: float = n + 3.0
             self.var: Array = psi * (kappa_n + 1.0) / (kappa_n * self.dof)
             self._lnc = (gammaln(0.5 * (self.dof + 1.0)) - gammaln(0.5 * self.dof)
                          - 0.5 * (math.log(self.dof) + _LOG_PI) - 0.5 * np.log(self.var))
+            self._lnc_sum = float(self._lnc.sum())
             return
-        psi_n = (d + 2.0) * np.eye(d) + filled.T @ filled + shrink * np.outer(xbar, xbar)
+        psi_n = (d + 2.0) * np.eye(d) + scatter + shrink * np.outer(xbar, xbar)
         self.dof = n + 3.0  # nu_n - d + 1 with nu0 = d + 2
         cov = psi_n * ((kappa_n + 1.0) / (kappa_n * self.dof))
         L = np.linalg.cholesky(0.5 * (cov + cov.T))
@@ -178,15 +222,18 @@ class StudentT:
         d_o = (~nan).sum(axis=1).astype(float)
         nu = self.dof
         if self.covariance_type == "diag":
-            t2 = (Z - self.mean) ** 2 / self.var
-            t2 = np.where(nan, 0.0, t2)
-            log_dens = np.where(nan, 0.0, self._lnc - 0.5 * (nu + 1.0) * np.log1p(t2 / nu))
-            # each feature's two-sided t tail as the equivalent normal deviate: sum z^2 ~ chi2(d)
-            log_p = log_f_sf(t2, 1.0, nu)
-            z = ndtri_exp(log_p - math.log(2.0))
-            z2 = np.where(nan, 0.0, z * z)
-            stat = z2.sum(axis=1)
-            return log_dens.sum(axis=1), log_chi2_sf(stat, np.maximum(d_o, 1.0))
+            D = Z - self.mean
+            D *= D
+            D /= self.var * nu
+            lg = np.log1p(D)  # log(1 + t^2 / nu); NaN where missing
+            if nan.any():
+                lg[nan] = 0.0
+            log_dens = float(self._lnc_sum) - 0.5 * (nu + 1.0) * lg.sum(axis=1)
+            if nan.any():
+                log_dens += np.where(nan, -self._lnc, 0.0).sum(axis=1)
+            # each feature's t as the equivalent normal deviate: sum z^2 ~ chi2(d)
+            stat = (nu - 0.5) * lg.sum(axis=1)
+            return log_dens, log_chi2_sf(stat, d_o if nan.any() else float(self.n_features))
         delta2, half = self._delta2_full(Z)
         log_dens = (gammaln(0.5 * (nu + d_o)) - gammaln(0.5 * nu) - 0.5 * d_o * (math.log(nu)
                     + _LOG_PI) - half - 0.5 * (nu + d_o) * np.log1p(delta2 / nu))

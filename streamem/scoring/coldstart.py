@@ -8,7 +8,9 @@ Stages of a :class:`~streamem.Detector` (every one scores before it learns):
 2. From the 32nd event until ``warmup`` normal events are buffered: a single shrunk Gaussian,
    the Normal-Inverse-Wishart posterior predictive (a multivariate Student-t, see
    :mod:`streamem.model._student`) of the events learned so far, in the space of a robust
-   scaler refitted on them. Both are refitted every ``refresh_every`` events. Its tail
+   scaler fitted on them. The predictive is refitted every ``refresh_every`` events (from
+   running sums, for diagonal covariances), the scaler whenever the events learned have
+   doubled since its last fit (31, 62, 124, ...). Its tail
    probability is exact under the model (``delta^2 / d ~ F(d, n + 3)``): the threshold is
    the target ``alert_rate`` itself, ``surprise > -log10(alert_rate)``, with nothing fitted.
    It widens honestly while ``n`` is small. Flagged events are not learned.
@@ -39,6 +41,7 @@ from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.result import DetectionResult, concat_results, warming_result
 from streamem.scoring.scaler import RobustScaler
 from streamem.scoring.severity import severity
+from streamem.scoring.structure import full_feasible
 
 __all__ = ["MIN_EVENTS", "ColdStart"]
 
@@ -58,7 +61,8 @@ class ColdStart:
     alert_rate
         Target fraction of normal events flagged.
     covariance_type
-        ``"full"`` or ``"diag"`` for the Student-t.
+        ``"full"`` or ``"diag"`` for the Student-t; ``"auto"``: full once the events
+        buffered can support it (:func:`~streamem.scoring.structure.full_feasible`).
     refresh_every
         Refit the scaler and the predictive after this many events.
     regime_patience, regime_fraction
@@ -104,8 +108,10 @@ class ColdStart:
         self.n_buffered_ = 0
         self.n_events_ = 0
         self.n_anomalies_ = 0
-        self._n_fit = 0
+        self._n_scaler = 0
         self._since = 0
+        self._ref = np.zeros(0)
+        self._moments = (np.zeros(0), np.zeros(0), np.zeros(0))  # count, sum, sum sq (ref)
         self._recent = np.zeros(0, dtype=bool)
         self._rejected = np.empty((0, 0))
         self.scaler_ = RobustScaler()
@@ -144,19 +150,47 @@ class ColdStart:
         return self._buffer[0] if self._buffer else np.empty((0, 0))
 
     def _learn(self, rows: Array) -> None:
-        if len(rows):
-            self._buffer.append(rows)
-            self.n_buffered_ += len(rows)
+        if not len(rows):
+            return
+        self._buffer.append(rows)
+        self.n_buffered_ += len(rows)
+        if not self._ref.size:  # running sums about the first row (no cancellation)
+            self._ref = np.nan_to_num(rows[0])
+            d = rows.shape[1]
+            self._moments = (np.zeros(d), np.zeros(d), np.zeros(d))
+        dev = rows - self._ref
+        cnt, s1, s2 = self._moments
+        nan = np.isnan(dev)
+        if nan.any():
+            cnt += (~nan).sum(axis=0)
+            dev[nan] = 0.0
+        else:
+            cnt += len(rows)
+        s1 += dev.sum(axis=0)
+        s2 += np.einsum("ij,ij->j", dev, dev)
 
     def _refit(self) -> None:
-        B = self.buffer()
-        self._n_fit = len(B)
-        if self.detrend is not None:
+        n, d = self.n_buffered_, len(self._ref)
+        ct = self.covariance_type
+        if ct == "auto":
+            ct = "full" if full_feasible(n, d) else "diag"
+        B: Array | None = None
+        if self.detrend is not None:  # the residuals depend on the baseline: refit both
             hl, ac = self.detrend
             self.baseline_ = SlowBaseline("auto" if hl == "auto" else float(hl), ac)
-            B = self.baseline_.fit_transform(B)
-        self.scaler_ = RobustScaler().fit(B)
-        self.model_ = StudentT(self.scaler_.transform(B), self.covariance_type)
+            B = self.baseline_.fit_transform(self.buffer())
+        if n >= 2 * self._n_scaler:
+            self.scaler_ = RobustScaler().fit(self.buffer() if B is None else B)
+            self._n_scaler = n
+        if ct == "diag" and B is None:  # from the running sums: O(d), not O(n d)
+            cnt, s1, s2 = self._moments
+            safe = np.maximum(cnt, 1.0)
+            c, s = self.scaler_.center_, self.scaler_.scale_
+            mean = np.where(cnt > 0, self._ref + s1 / safe, c)
+            scatter = np.maximum(s2 - s1 * s1 / safe, 0.0)
+            self.model_ = StudentT.from_moments(n, (mean - c) / s, scatter / (s * s), "diag")
+        else:
+            self.model_ = StudentT(self.scaler_.transform(self.buffer() if B is None else B), ct)
         self._since = 0
 
     def process(self, A: Array) -> DetectionResult:
@@ -245,19 +279,25 @@ class ColdStart:
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
-        """Plain arrays and scalars; the predictive is rebuilt from the buffer.
+        """Plain arrays and scalars (the predictive by its moments).
 
         Examples
         --------
         >>> sorted(ColdStart(50, 1e-3, "full").to_state())[:3]
         ['baseline', 'buffer', 'covariance_type']
         """
+        m = self.model_
         return {
             "buffer": self.buffer().copy(), "covariance_type": self.covariance_type,
             "n_anomalies": self.n_anomalies_, "n_events": self.n_events_,
-            "n_fit": self._n_fit, "since": self._since, "recent": self._recent.copy(),
+            "n_scaler": self._n_scaler, "since": self._since, "recent": self._recent.copy(),
             "rejected": self._rejected.copy(),
             "baseline": self.baseline_.to_state() if self.baseline_ is not None else None,
+            "scaler": self.scaler_.to_state(), "ref": self._ref.copy(),
+            "moments": [v.copy() for v in self._moments],
+            "model": None if m is None else {
+                "n": m.n, "xbar": m.xbar.copy(), "scatter": m.scatter.copy(),
+                "covariance_type": m.covariance_type},
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -285,15 +325,22 @@ class ColdStart:
         self.n_events_ = int(state["n_events"])
         self._recent = np.asarray(state["recent"], dtype=bool)
         self._rejected = np.asarray(state["rejected"], dtype=float)
-        n_fit = int(state["n_fit"])
-        if not n_fit and not self.blind and self.n_buffered_ >= MIN_EVENTS - 1:
-            n_fit = self.n_buffered_  # a blind warm-up buffer of an older snapshot
-        if n_fit:
-            full = self._buffer
-            self._buffer = [buf[:n_fit]]
-            self._refit()
-            self._buffer = full
         self._since = int(state["since"])
         baseline = state.get("baseline")
-        if baseline is not None:  # the levels moved with every event since the refit
-            self.baseline_ = SlowBaseline.from_state(baseline)
+        self.baseline_ = SlowBaseline.from_state(baseline) if baseline is not None else None
+        if "scaler" not in state:  # an older snapshot's blind warm-up buffer: replay it
+            rows, self._buffer, self.n_buffered_ = buf, [], 0
+            if buf.size:
+                self._learn(rows)
+                if not self.blind and self.n_buffered_ >= MIN_EVENTS - 1:
+                    self._refit()
+            return
+        self.scaler_ = RobustScaler.from_state(state["scaler"])
+        self._n_scaler = int(state["n_scaler"])
+        self._ref = np.asarray(state["ref"], dtype=float)
+        cnt, s1, s2 = (np.asarray(v, dtype=float) for v in state["moments"])
+        self._moments = (cnt, s1, s2)
+        m = state["model"]
+        self.model_ = None if m is None else StudentT.from_moments(
+            float(m["n"]), np.asarray(m["xbar"], dtype=float),
+            np.asarray(m["scatter"], dtype=float), str(m["covariance_type"]))

@@ -22,6 +22,7 @@ from streamem.scoring.result import DetectionResult, concat_results, warming_res
 from streamem.scoring.scaler import RobustScaler
 from streamem.scoring.severity import severity
 from streamem.scoring.spot import SpotThreshold
+from streamem.scoring.structure import choose_mixture
 
 __all__ = ["DetectionResult", "Detector"]
 
@@ -81,7 +82,10 @@ class Detector(DetectorReports):
     n_components
         Mixture size, or ``"auto"`` (BIC on the warm-up data).
     covariance_type
-        ``"full"`` or ``"diag"``.
+        ``"full"``, ``"diag"`` or ``"auto"`` (default): the structure with the lower BIC on
+        the warm-up data, where a full covariance is a candidate only if the events can
+        support one (``d (d + 3) / 2 + 1 <= warmup``); when they cannot, a warning names the
+        structure chosen. See :mod:`streamem.scoring.structure`.
     half_life
         Forgetting, in events.
     alert_rate
@@ -184,7 +188,7 @@ class Detector(DetectorReports):
         self,
         *,
         n_components: int | Literal["auto"] = "auto",
-        covariance_type: Literal["full", "diag"] = "full",
+        covariance_type: Literal["full", "diag", "auto"] = "auto",
         half_life: float = 50_000,
         alert_rate: float = 1e-3,
         warmup: int = 1000,
@@ -279,10 +283,11 @@ class Detector(DetectorReports):
             blind=not p["cold_start"],
         )
 
-    def _new_model(self, seed: int | None, n_warmup: int) -> OnlineGMM:
+    def _new_model(self, seed: int | None, n_warmup: int, ct: str | None = None) -> OnlineGMM:
         p = self.params
+        ct = ct or p["covariance_type"]
         return OnlineGMM(
-            n_components=p["n_components"], covariance_type=p["covariance_type"],
+            n_components=p["n_components"], covariance_type="diag" if ct == "diag" else "full",
             half_life=p["half_life"], reg_covar=p["reg_covar"],
             max_components=p["max_components"], n_warmup=n_warmup, random_state=seed,
         )
@@ -342,8 +347,15 @@ class Detector(DetectorReports):
             B = self.baseline_.fit_transform(B)
         self.scaler_.fit(B)
         Z = self.scaler_.transform(B)
-        self.model_._var_floor = self.scaler_.variance_floor()
-        self.model_.partial_fit(Z)
+        floor = self.scaler_.variance_floor()
+        seed = self.params["random_state"]
+
+        def make(ct: str) -> OnlineGMM:
+            m = self._new_model(seed, self.warmup, ct)
+            m._var_floor = floor
+            return m
+
+        self.model_ = choose_mixture(Z, self.params["covariance_type"], make)
         # no threshold fit on in-sample scores: SpotThreshold calibrates on live ones (n_init)
         self.drift_.set_reference(self.model_, Z)
         early = self.regime_min_events if self.regime_min_events is not None and \
@@ -462,7 +474,7 @@ class Detector(DetectorReports):
             return False
         p = self.params
         probe = OnlineGMM(
-            n_components="auto", covariance_type=p["covariance_type"],
+            n_components="auto", covariance_type=self.model_.covariance_type,
             reg_covar=p["reg_covar"], max_components=p["max_components"], n_warmup=half,
             n_init=1, random_state=int(self.model_._rng.integers(2**31 - 1)),
         )
@@ -559,7 +571,7 @@ class Detector(DetectorReports):
                 buf = np.asarray(state["buffer"], dtype=float)
                 cold = {"buffer": buf, "covariance_type": params["covariance_type"],
                         "n_anomalies": 0, "n_events": len(buf) if buf.size else 0,
-                        "n_fit": 0, "since": 0, "recent": np.zeros(0, dtype=bool),
+                        "since": 0, "recent": np.zeros(0, dtype=bool),
                         "rejected": np.empty((0, 0))}
             det.cold_.load_state(cold)
             regime = state["regime"]
