@@ -328,12 +328,11 @@ class Detector(DetectorReports):
         if self.ready_:
             return self._score_and_learn(A)
         cold = self.cold_
-        warm = cold.process(A)
+        warm = cold.process(A, self._smooth if self.smooth_window > 1 else None)
         take = len(warm)
-        flagged = int(np.count_nonzero(warm.is_anomaly))
         self.n_events_ += take
-        self.n_anomalies_ += flagged
-        self.n_learned_ += take - flagged
+        self.n_anomalies_ += int(np.count_nonzero(warm.is_anomaly))
+        self.n_learned_ += int(np.count_nonzero(warm.learned))
         if not cold.done:
             return warm
         self._finish_warmup(cold.buffer())

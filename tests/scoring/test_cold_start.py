@@ -46,7 +46,7 @@ def test_a_25_sigma_reading_at_event_200_is_flagged_severely_and_not_learned() -
     assert res.severity[199] == 100.0
     assert res.tail_probability[199] < 1e-12
     assert int(res.is_anomaly.sum()) <= 2
-    assert len(det.cold_.buffer()) == 400 - int(res.is_anomaly.sum())
+    assert len(det.cold_.buffer()) == 400 - int((~res.learned).sum())
 
 
 def test_a_set_smaller_than_the_warm_up_is_scored_and_ranks_its_anomalies() -> None:
@@ -91,6 +91,27 @@ def test_a_new_operating_point_during_the_warm_up_is_learned_not_alarmed_forever
     res = det.process(X)
     assert det.ready_
     assert res.is_anomaly[-500:].mean() < 0.01
+
+
+def test_mild_alarms_of_the_provisional_model_are_learned_gross_outliers_are_not() -> None:
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(600, 2))
+    X[300] = [4.2, 0.0]  # flagged at alert_rate 1e-2 (p ~ 1e-4), not gross (p > 1e-4)
+    X[400] = [30.0, 0.0]  # gross
+    res = Detector(alert_rate=1e-2, random_state=0).process(X)
+    assert res.is_anomaly[300] and res.learned[300]
+    assert res.is_anomaly[400] and not res.learned[400]
+
+
+def test_smoothing_applies_in_the_cold_start() -> None:
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(600, 3))
+    X[300:306] += 4.0  # a sustained moderate shift: smoothed, it stands out
+    X[200] += 2.8  # an isolated moderate outlier (p ~ 3e-5): smoothed away
+    res = Detector(alert_rate=1e-3, smooth_window=5, random_state=0).process(X)
+    assert res.warming_up[300] and res.is_anomaly[303:306].all()
+    assert not res.is_anomaly[200]
+    assert Detector(alert_rate=1e-3, random_state=0).process(X).is_anomaly[200]
 
 
 def test_snapshot_mid_cold_start_continues_bit_for_bit() -> None:
