@@ -63,7 +63,9 @@ class Detector(DetectorReports):
       predictive (multivariate Student-t) of the normal events so far, refitted every
       ``learn_every`` events (``warming_up`` is set). Its tail probability is exact under the
       model (``delta^2 / d ~ F(d, n + 3)``), so the threshold is ``alert_rate`` itself; it
-      is conservative while ``n`` is small. See :mod:`streamem.scoring.coldstart`;
+      is conservative while ``n`` is small. Gross outliers (tail probability below
+      ``alert_rate / 100``) are not learned, milder alarms are (the provisional model is too
+      simple to judge them). See :mod:`streamem.scoring.coldstart`;
     * from ``warmup`` normal events on: the mixture (batch EM on the buffer, K by BIC), then
       online EM. Its tail probability is the chi-square mixture bound; the threshold is
       ``alert_rate`` again until 2000 *live* (out-of-sample) surprises are collected, then
