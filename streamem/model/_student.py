@@ -110,20 +110,22 @@ class StudentT:
         with np.errstate(invalid="ignore", divide="ignore"):
             xbar = np.where(n_obs > 0, np.nansum(Z, axis=0) / np.maximum(n_obs, 1.0), 0.0)
         filled = np.where(nan, xbar, Z) - xbar
-        scatter = (np.einsum("ij,ij->j", filled, filled) if covariance_type == "diag"
-                   else filled.T @ filled)
-        self._setup(float(Z.shape[0]), xbar, scatter, covariance_type, kappa0)
+        if covariance_type == "diag":  # per feature: its own observed events
+            self._setup(n_obs, xbar, np.einsum("ij,ij->j", filled, filled), "diag", kappa0)
+        else:
+            self._setup(float(Z.shape[0]), xbar, filled.T @ filled, covariance_type, kappa0)
 
     @classmethod
     def from_moments(
-        cls, n: float, xbar: Array, scatter: Array, covariance_type: str, kappa0: float = 1.0
+        cls, n: float | Array, xbar: Array, scatter: Array, covariance_type: str,
+        kappa0: float = 1.0,
     ) -> StudentT:
         """The predictive from ``n``, the mean and the scatter (sum of squared deviations).
 
         Parameters
         ----------
         n
-            Events.
+            Events (for ``"diag"``, optionally per feature: its observed events).
         xbar
             Mean, shape (n_features,).
         scatter
@@ -145,11 +147,12 @@ class StudentT:
         True
         """
         out = cls.__new__(cls)
-        out._setup(float(n), xbar, scatter, covariance_type, kappa0)
+        out._setup(n if np.ndim(n) else float(n), xbar, scatter, covariance_type, kappa0)
         return out
 
     def _setup(
-        self, n: float, xbar: Array, scatter: Array, covariance_type: str, kappa0: float
+        self, n: float | Array, xbar: Array, scatter: Array, covariance_type: str,
+        kappa0: float,
     ) -> None:
         d = len(xbar)
         self.covariance_type = covariance_type
@@ -161,14 +164,16 @@ class StudentT:
         if covariance_type == "diag":
             # one d = 1 model per feature: nu0 = 3, psi0 = 3, nu = n + 3
             psi = 3.0 + scatter + shrink * xbar**2
-            self.dof: float = n + 3.0
-            self.var: Array = psi * (kappa_n + 1.0) / (kappa_n * self.dof)
-            self._lnc = (gammaln(0.5 * (self.dof + 1.0)) - gammaln(0.5 * self.dof)
-                         - 0.5 * (math.log(self.dof) + _LOG_PI) - 0.5 * np.log(self.var))
+            nu = np.broadcast_to(np.asarray(n, dtype=float) + 3.0, (d,))
+            self.dof: float = float(nu.min())
+            self._nu = nu
+            self.var: Array = psi * (kappa_n + 1.0) / (kappa_n * nu)
+            self._lnc = (gammaln(0.5 * (nu + 1.0)) - gammaln(0.5 * nu)
+                         - 0.5 * (np.log(nu) + _LOG_PI) - 0.5 * np.log(self.var))
             self._lnc_sum = float(self._lnc.sum())
             return
         psi_n = (d + 2.0) * np.eye(d) + scatter + shrink * np.outer(xbar, xbar)
-        self.dof = n + 3.0  # nu_n - d + 1 with nu0 = d + 2
+        self.dof = float(n) + 3.0  # nu_n - d + 1 with nu0 = d + 2
         cov = psi_n * ((kappa_n + 1.0) / (kappa_n * self.dof))
         L = np.linalg.cholesky(0.5 * (cov + cov.T))
         self.cov: Array = cov
@@ -224,15 +229,15 @@ class StudentT:
         if self.covariance_type == "diag":
             D = Z - self.mean
             D *= D
-            D /= self.var * nu
+            D /= self.var * self._nu
             lg = np.log1p(D)  # log(1 + t^2 / nu); NaN where missing
             if nan.any():
                 lg[nan] = 0.0
-            log_dens = float(self._lnc_sum) - 0.5 * (nu + 1.0) * lg.sum(axis=1)
+            log_dens = self._lnc_sum - 0.5 * (lg @ (self._nu + 1.0))
             if nan.any():
-                log_dens += np.where(nan, -self._lnc, 0.0).sum(axis=1)
+                log_dens -= (nan @ self._lnc)
             # each feature's t as the equivalent normal deviate: sum z^2 ~ chi2(d)
-            stat = (nu - 0.5) * lg.sum(axis=1)
+            stat = lg @ (self._nu - 0.5)
             return log_dens, log_chi2_sf(stat, d_o if nan.any() else float(self.n_features))
         delta2, half = self._delta2_full(Z)
         log_dens = (gammaln(0.5 * (nu + d_o)) - gammaln(0.5 * nu) - 0.5 * d_o * (math.log(nu)

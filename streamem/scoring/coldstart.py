@@ -198,7 +198,8 @@ class ColdStart:
             c, s = self.scaler_.center_, self.scaler_.scale_
             mean = np.where(cnt > 0, self._ref + s1 / safe, c)
             scatter = np.maximum(s2 - s1 * s1 / safe, 0.0)
-            self.model_ = StudentT.from_moments(n, (mean - c) / s, scatter / (s * s), "diag")
+            self.model_ = StudentT.from_moments(cnt.copy(), (mean - c) / s, scatter / (s * s),
+                                                "diag")
         else:
             self.model_ = StudentT(self.scaler_.transform(self.buffer() if B is None else B), ct)
         self._since = 0
@@ -358,6 +359,7 @@ class ColdStart:
         cnt, s1, s2 = (np.asarray(v, dtype=float) for v in state["moments"])
         self._moments = (cnt, s1, s2)
         m = state["model"]
+        n_m = np.asarray(m["n"], dtype=float) if m is not None else np.zeros(0)
         self.model_ = None if m is None else StudentT.from_moments(
-            float(m["n"]), np.asarray(m["xbar"], dtype=float),
+            n_m if n_m.ndim else float(n_m), np.asarray(m["xbar"], dtype=float),
             np.asarray(m["scatter"], dtype=float), str(m["covariance_type"]))

@@ -126,3 +126,16 @@ def test_snapshot_mid_cold_start_continues_bit_for_bit() -> None:
         assert np.array_equal(ra.scores, rb.scores, equal_nan=True)
         assert np.array_equal(ra.is_anomaly, rb.is_anomaly)
     assert a.ready_ and b.ready_
+
+
+@pytest.mark.parametrize("d", [3, 60])  # full, then diagonal (60 features: full infeasible)
+def test_missing_readings_in_the_cold_start_are_marginalised(d: int) -> None:
+    rng = np.random.default_rng(10)
+    X = _correlated(rng, 700, d) if d < 10 else rng.normal(size=(700, d)) * 3.0 + 7.0
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 1.0
+    X[500, 0] = np.nanmean(X[:, 0]) + 40.0 * np.nanstd(X[:, 0])
+    det = Detector(random_state=0)
+    res = det.process(X)
+    assert np.isfinite(res.scores[31:]).all() and res.is_anomaly[500]
+    assert res.is_anomaly.sum() <= 3
