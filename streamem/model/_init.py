@@ -347,9 +347,13 @@ def warm_up_fit(
     (2, [1.0, 1.0], 8.0)
     """
     d = X.shape[1]
-    seen = ~np.isnan(X).all(axis=0)
-    var = np.ones(d)
-    var[seen] = np.nanvar(X[:, seen], axis=0)
+    nan = np.isnan(X)
+    if nan.any():
+        seen = ~nan.all(axis=0)
+        var = np.ones(d)
+        var[seen] = np.nanvar(X[:, seen], axis=0)
+    else:  # X.var: the same values, several times faster than the NaN-aware path
+        var = X.var(axis=0)
     var = np.where(np.isfinite(var) & (var > 0), var, 1.0)
     scale = float(n_components) ** (2.0 / d)
     prior_cov = (np.diag(var) if covariance_type == "full" else var) / scale
