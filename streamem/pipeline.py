@@ -67,7 +67,7 @@ def new_detector(cfg: Config) -> Detector:
         protect_model=d.protect_model, regime_patience=d.regime_patience,
         regime_min_events=d.regime_min_events,
         detrend_half_life=d.detrend_half_life, detrend_min_autocorr=d.detrend_min_autocorr,
-        smooth_window=d.smooth_window,
+        smooth_window=d.smooth_window, cold_start=d.cold_start,
         feature_names=list(cfg.fields.features), random_state=m.random_state,
     )
 

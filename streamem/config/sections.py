@@ -81,7 +81,7 @@ class ModelConfig:
 
     n_components: int | Literal["auto"] = "auto"
     max_components: int = 8
-    covariance_type: Literal["full", "diag"] = "full"
+    covariance_type: Literal["full", "diag", "auto"] = "auto"
     half_life: float = 50_000.0
     reg_covar: float = 1e-6
     warmup: int = 1000
@@ -100,6 +100,10 @@ class DetectorConfig:
     detrend_half_life: float | Literal["auto"] | None = None
     detrend_min_autocorr: float = 0.75
     smooth_window: int = 1
+    #: The daemon's warm-up is a trusted reference unless this is set (the library's
+    #: ``Detector`` scores its warm-up by default): live streams often show every operating
+    #: point in their first ``model.warmup`` events, which a cold start would flag as new.
+    cold_start: bool = False
 
 
 @dataclass(frozen=True)

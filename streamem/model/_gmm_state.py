@@ -51,6 +51,7 @@ def dump_state(m: OnlineGMM) -> dict[str, Any]:
         "n_seen": m.n_seen_,
         "n_reseeds": m.n_reseeds_,
         "generation": m.generation_,
+        "var_floor": np.asarray(m._var_floor, dtype=float).copy(),
     }
     if not m._fitted:
         state["buffer"] = np.vstack(m._buffer) if m._buffer else np.empty((0, 0))
@@ -95,6 +96,8 @@ def load_state(m: OnlineGMM, state: dict[str, Any]) -> None:
         m.n_features_in_ = state["n_features_in"]
         m.n_seen_ = int(state["n_seen"])
         m.n_reseeds_ = int(state["n_reseeds"])
+        floor = np.asarray(state.get("var_floor", 0.0), dtype=float)
+        m._var_floor = floor if floor.ndim else float(floor)
         if not state["fitted"]:
             buf = np.asarray(state["buffer"], dtype=float)
             m._buffer = [buf] if buf.size else []

@@ -139,6 +139,9 @@ class OnlineGMM(SklearnEstimatorMixin):
         self.n_seen_ = 0
         self.n_reseeds_ = 0
         self.generation_ = 0
+        #: Per-feature variance added to every covariance (besides ``reg_covar``): the
+        #: quantisation variance of discrete features, set by the Detector from its scaler.
+        self._var_floor: Array | float = 0.0
 
     # ------------------------------------------------------------------ validation
     def _validate_params(self) -> None:
@@ -222,6 +225,7 @@ class OnlineGMM(SklearnEstimatorMixin):
         fit, self._prior_cov, self._kappa = warm_up_fit(
             X, k, self.n_components == "auto", self.covariance_type, self.reg_covar,
             self.prior_strength, self._rng, self.n_init, self.max_iter, self.tol,
+            var_floor=self._var_floor,
         )
         self._s0 = fit.weights.copy()
         self._mu = fit.means.copy()
@@ -285,7 +289,7 @@ class OnlineGMM(SklearnEstimatorMixin):
             raise InvalidInputError(f"add_components needs at least 2 rows, got {len(A)}")
         fit = select_components(
             A, self.max_components, self.covariance_type, self.reg_covar, self._prior_cov,
-            self._kappa, self._rng, self.n_init,
+            self._kappa, self._rng, self.n_init, var_floor=self._var_floor,
         )
         s0 = np.concatenate([(1.0 - weight) * self._s0, weight * fit.weights])
         mu = np.vstack([self._mu, fit.means])
@@ -323,7 +327,8 @@ class OnlineGMM(SklearnEstimatorMixin):
         counts = self._n_eff() * s0
         w = counts + 0.01
         covariances, prec = factorize(
-            map_covariances(C, counts, self._prior_cov, self._kappa, self.reg_covar),
+            map_covariances(C, counts, self._prior_cov, self._kappa,
+                            self.reg_covar + self._var_floor),
             self.covariance_type, self.reg_covar,
         )
         return w / w.sum(), covariances, prec

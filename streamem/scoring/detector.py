@@ -14,6 +14,7 @@ from streamem.model._numeric import has_nan
 from streamem.model._validation import check_array
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.baseline import SlowBaseline
+from streamem.scoring.coldstart import ColdStart
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.regime import RegimeTracker
 from streamem.scoring.report import DetectorReports
@@ -21,6 +22,7 @@ from streamem.scoring.result import DetectionResult, concat_results, warming_res
 from streamem.scoring.scaler import RobustScaler
 from streamem.scoring.severity import severity
 from streamem.scoring.spot import SpotThreshold
+from streamem.scoring.structure import choose_mixture
 
 __all__ = ["DetectionResult", "Detector"]
 
@@ -50,26 +52,49 @@ class Detector(DetectorReports):
     """Streaming anomaly detector with sensible defaults for any numeric data.
 
     Each call to :meth:`process` scores the batch with the model *as it was*, flags events
-    whose tail probability is below the adaptive SPOT threshold, then learns from the
-    normal ones (``protect_model``). When anomalies persist the detector accepts a new
-    regime instead of alarming forever: early (after ``regime_min_events``) when nearly every
-    recent event is flagged and the flagged events form a coherent, stationary cluster, at
-    the latest after ``regime_patience`` events. It then *adds* components fitted to the new
-    regime to the mixture (the old regime stays known, so a recurring regime is not alarmed
-    again) and keeps its calibrated threshold.
+    whose tail probability is below the threshold, then learns from the normal ones
+    (``protect_model``).
+
+    The model grows with the data, and every event from the 32nd on is scored:
+
+    * events 1-31: buffered, not scored (NaN scores, ``warming_up``): no feature scale can
+      be estimated from fewer;
+    * events 32 to ``warmup``: a single shrunk Gaussian, the Normal-Inverse-Wishart posterior
+      predictive (multivariate Student-t) of the normal events so far, refitted every
+      ``learn_every`` events (``warming_up`` is set). Its tail probability is exact under the
+      model (``delta^2 / d ~ F(d, n + 3)``), so the threshold is ``alert_rate`` itself; it
+      is conservative while ``n`` is small. Gross outliers (tail probability below
+      ``alert_rate / 100``) are not learned, milder alarms are (the provisional model is too
+      simple to judge them). See :mod:`streamem.scoring.coldstart`;
+    * from ``warmup`` normal events on: the mixture (batch EM on the buffer, K by BIC), then
+      online EM. Its tail probability is the chi-square mixture bound; the threshold is
+      ``alert_rate`` again until 2000 *live* (out-of-sample) surprises are collected, then
+      the SPOT (generalised Pareto) fit to their tail, refitted as scores arrive. Nothing is
+      ever calibrated on the in-sample scores of the data a model was fitted to.
+
+    When anomalies persist the detector accepts a new regime instead of alarming forever:
+    early (after ``regime_min_events``) when nearly every recent event is flagged and the
+    flagged events form a coherent, stationary cluster, at the latest after
+    ``regime_patience`` events. It then *adds* components fitted to the new regime to the
+    mixture (the old regime stays known, so a recurring regime is not alarmed again) and
+    keeps its calibrated threshold.
 
     Parameters
     ----------
     n_components
         Mixture size, or ``"auto"`` (BIC on the warm-up data).
     covariance_type
-        ``"full"`` or ``"diag"``.
+        ``"full"``, ``"diag"`` or ``"auto"`` (default): the structure with the lower BIC on
+        the warm-up data, where a full covariance is a candidate only if the events can
+        support one (``d (d + 3) / 2 + 1 <= warmup``); when they cannot, a warning names the
+        structure chosen. See :mod:`streamem.scoring.structure`.
     half_life
         Forgetting, in events.
     alert_rate
         Target fraction of normal events flagged; the one sensitivity knob.
     warmup
-        Events buffered to fit the scaler, the mixture and the initial threshold.
+        Normal events learned before the mixture is fitted (scored by the provisional
+        Student-t model meanwhile).
     max_components, reg_covar
         See :class:`~streamem.OnlineGMM`.
     protect_model
@@ -128,8 +153,13 @@ class Detector(DetectorReports):
         smoothed values, so the flagged fraction on normal data stays about ``alert_rate``.
         A single extreme event is still flagged when its surprise exceeds ``smooth_window``
         times the threshold. ``1`` (default) scores every event on its own.
+    cold_start
+        Score the warm-up (from the 32nd event on) with the provisional model, flag and
+        protect as later (default). ``False``: a blind warm-up; the first ``warmup`` events
+        are a trusted normal reference, learned without being scored (NaN scores), as for
+        a training set known to hold every operating point.
     random_state
-        Seed.
+        Seed; with the same seed, the same events in the same batches give the same results.
 
     Examples
     --------
@@ -137,8 +167,8 @@ class Detector(DetectorReports):
     >>> rng = np.random.default_rng(0)
     >>> det = Detector(warmup=500, alert_rate=1e-3, random_state=0)
     >>> res = det.process(rng.normal(size=(2000, 3)))
-    >>> bool(res.warming_up[:500].all() and not res.is_anomaly[:500].any())
-    True
+    >>> bool(res.warming_up[:500].all()), int(np.isnan(res.scores).sum())   # 31 unscored
+    (True, 31)
     >>> res = det.process(np.array([[0.0, 0.0, 0.0], [8.0, -8.0, 8.0]]))
     >>> res.is_anomaly.tolist(), bool(res.severity[1] > 90)
     ([False, True], True)
@@ -160,7 +190,7 @@ class Detector(DetectorReports):
         self,
         *,
         n_components: int | Literal["auto"] = "auto",
-        covariance_type: Literal["full", "diag"] = "full",
+        covariance_type: Literal["full", "diag", "auto"] = "auto",
         half_life: float = 50_000,
         alert_rate: float = 1e-3,
         warmup: int = 1000,
@@ -176,6 +206,7 @@ class Detector(DetectorReports):
         detrend_half_life: float | Literal["auto"] | None = None,
         detrend_min_autocorr: float = 0.75,
         smooth_window: int = 1,
+        cold_start: bool = True,
         random_state: int | None = None,
     ) -> None:
         if not 0 < alert_rate < 0.5:
@@ -213,7 +244,7 @@ class Detector(DetectorReports):
             "drift_window": drift_window, "learn_every": learn_every,
             "detrend_half_life": detrend_half_life,
             "detrend_min_autocorr": detrend_min_autocorr, "smooth_window": smooth_window,
-            "random_state": random_state,
+            "cold_start": bool(cold_start), "random_state": random_state,
         }
         self.learn_every = learn_every
         self._pending: list[tuple[Array, Array, Array, NDArray[np.bool_]]] = []
@@ -235,7 +266,7 @@ class Detector(DetectorReports):
         self.scaler_ = RobustScaler()
         self.threshold_model_ = SpotThreshold(q=alert_rate)
         self.drift_ = DriftMonitor(window=drift_window)
-        self._buffer: list[Array] = []
+        self.cold_ = self._new_cold_start()
         self.regime_: RegimeTracker | None = None
         self.n_features_in_: int | None = None
         self.n_events_ = 0
@@ -244,10 +275,21 @@ class Detector(DetectorReports):
         self.regime_changes_ = 0
         self.ready_ = False
 
-    def _new_model(self, seed: int | None, n_warmup: int) -> OnlineGMM:
+    def _new_cold_start(self) -> ColdStart:
         p = self.params
+        detrend = p["detrend_half_life"]
+        return ColdStart(
+            p["warmup"], p["alert_rate"], p["covariance_type"], refresh_every=p["learn_every"],
+            regime_patience=p["regime_patience"], regime_fraction=p["regime_fraction"],
+            detrend=None if detrend is None else (detrend, p["detrend_min_autocorr"]),
+            blind=not p["cold_start"],
+        )
+
+    def _new_model(self, seed: int | None, n_warmup: int, ct: str | None = None) -> OnlineGMM:
+        p = self.params
+        ct = ct or p["covariance_type"]
         return OnlineGMM(
-            n_components=p["n_components"], covariance_type=p["covariance_type"],
+            n_components=p["n_components"], covariance_type="diag" if ct == "diag" else "full",
             half_life=p["half_life"], reg_covar=p["reg_covar"],
             max_components=p["max_components"], n_warmup=n_warmup, random_state=seed,
         )
@@ -276,7 +318,7 @@ class Detector(DetectorReports):
         >>> import numpy as np
         >>> det = Detector(warmup=100, random_state=0)
         >>> res = det.process(np.random.default_rng(0).normal(size=(150, 2)))
-        >>> int(res.warming_up.sum()), bool(np.isfinite(res.scores[100:]).all())
+        >>> int(res.warming_up.sum()), bool(np.isfinite(res.scores[31:]).all())
         (100, True)
         """
         A = check_array(X, self.n_features_in_)
@@ -287,14 +329,15 @@ class Detector(DetectorReports):
             return warming_result(0)  # empty arrays; nothing changes
         if self.ready_:
             return self._score_and_learn(A)
-        have = sum(len(b) for b in self._buffer)
-        take = min(self.warmup - have, n)
-        self._buffer.append(A[:take])
-        warm = warming_result(take)
-        if have + take < self.warmup:
+        cold = self.cold_
+        warm = cold.process(A, self._smooth if self.smooth_window > 1 else None)
+        take = len(warm)
+        self.n_events_ += take
+        self.n_anomalies_ += int(np.count_nonzero(warm.is_anomaly))
+        self.n_learned_ += int(np.count_nonzero(warm.learned))
+        if not cold.done:
             return warm
-        self._finish_warmup(np.vstack(self._buffer))
-        self._buffer = []
+        self._finish_warmup(cold.buffer())
         if take == n:
             return warm
         rest = self._score_and_learn(A[take:])
@@ -305,7 +348,15 @@ class Detector(DetectorReports):
             B = self.baseline_.fit_transform(B)
         self.scaler_.fit(B)
         Z = self.scaler_.transform(B)
-        self.model_.partial_fit(Z)
+        floor = self.scaler_.variance_floor()
+        seed = self.params["random_state"]
+
+        def make(ct: str) -> OnlineGMM:
+            m = self._new_model(seed, self.warmup, ct)
+            m._var_floor = floor
+            return m
+
+        self.model_ = choose_mixture(Z, self.params["covariance_type"], make)
         # no threshold fit on in-sample scores: SpotThreshold calibrates on live ones (n_init)
         self.drift_.set_reference(self.model_, Z)
         early = self.regime_min_events if self.regime_min_events is not None and \
@@ -313,8 +364,7 @@ class Detector(DetectorReports):
         self.regime_ = RegimeTracker(
             self.regime_patience, self.regime_fraction, B.shape[1], min_events=early
         )
-        self.n_events_ += len(B)
-        self.n_learned_ += len(B)
+        self.cold_ = self._new_cold_start()  # emptied: the mixture has the events now
         self.ready_ = True
 
     def _calibrated(self, Z: Array, complete: bool | None = None) -> tuple[Array, Array, Array]:
@@ -425,10 +475,11 @@ class Detector(DetectorReports):
             return False
         p = self.params
         probe = OnlineGMM(
-            n_components="auto", covariance_type=p["covariance_type"],
+            n_components="auto", covariance_type=self.model_.covariance_type,
             reg_covar=p["reg_covar"], max_components=p["max_components"], n_warmup=half,
             n_init=1, random_state=int(self.model_._rng.integers(2**31 - 1)),
         )
+        probe._var_floor = self.model_._var_floor
         probe.partial_fit(E[:half])
         heavy = probe.weights_ >= 0.1
         if _log_spread(probe.covariances_[heavy]).max(initial=-np.inf) > (
@@ -467,7 +518,7 @@ class Detector(DetectorReports):
             "scaler": self.scaler_.to_state(),
             "threshold": self.threshold_model_.to_state(),
             "drift": self.drift_.to_state(),
-            "buffer": np.vstack(self._buffer) if self._buffer else np.empty((0, 0)),
+            "cold": self.cold_.to_state(),
             "regime": self.regime_.to_state() if self.regime_ is not None else None,
             "n_features_in": self.n_features_in_, "n_events": self.n_events_,
             "n_anomalies": self.n_anomalies_, "n_learned": self.n_learned_,
@@ -509,13 +560,21 @@ class Detector(DetectorReports):
             params = dict(state["params"])
             if "baseline" not in state:  # written before drift tolerance and smoothing
                 params.setdefault("detrend_half_life", None)
+            if "cold" not in state:  # written before the cold start: a blind warm-up
+                params.setdefault("cold_start", False)
             det = cls(**params)
             det.model_ = OnlineGMM.from_state(state["model"])
             det.scaler_ = RobustScaler.from_state(state["scaler"])
             det.threshold_model_ = SpotThreshold.from_state(state["threshold"])
             det.drift_ = DriftMonitor.from_state(state["drift"])
-            buf = np.asarray(state["buffer"], dtype=float)
-            det._buffer = [buf] if buf.size else []
+            cold = state.get("cold")
+            if cold is None:  # written before the cold start: a blind warm-up buffer
+                buf = np.asarray(state["buffer"], dtype=float)
+                cold = {"buffer": buf, "covariance_type": params["covariance_type"],
+                        "n_anomalies": 0, "n_events": len(buf) if buf.size else 0,
+                        "since": 0, "recent": np.zeros(0, dtype=bool),
+                        "rejected": np.empty((0, 0))}
+            det.cold_.load_state(cold)
             regime = state["regime"]
             det.regime_ = RegimeTracker.from_state(regime) if regime is not None else None
             det.n_features_in_ = state["n_features_in"]

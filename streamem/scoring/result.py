@@ -20,9 +20,10 @@ class DetectionResult:
     ----------
     scores
         Anomaly score = negative log-likelihood in original units (higher = more anomalous);
-        NaN while warming up.
+        NaN for the first 31 events (not scored).
     tail_probability
-        Calibrated probability of an event at least this unlikely (chi-square mixture bound).
+        Calibrated probability of an event at least this unlikely (the Student-t tail while
+        warming up, the chi-square mixture bound after).
     surprise
         ``-log10(tail_probability)``: the scale the threshold works on.
     threshold
@@ -35,7 +36,8 @@ class DetectionResult:
     learned
         Events the model learns from (normal ones, or all of them in a regime change).
     warming_up
-        Events buffered for the warm-up fit (not scored).
+        Events seen before the mixture was fitted: scored under the provisional Student-t
+        model (from the 32nd event on) or, for the first 31, not scored.
 
     Examples
     --------
@@ -69,7 +71,7 @@ class DetectionResult:
 
 
 def warming_result(n: int) -> DetectionResult:
-    """Result for ``n`` events buffered during warm-up: NaN scores, nothing flagged.
+    """Result for ``n`` events buffered unscored (the first 31): NaN scores, nothing flagged.
 
     Parameters
     ----------

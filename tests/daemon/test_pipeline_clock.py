@@ -53,7 +53,7 @@ def test_every_detector_key_of_the_config_reaches_the_detector() -> None:
 
     values = {"alert_rate": 0.02, "protect_model": False, "regime_patience": 777,
               "regime_min_events": 55, "detrend_half_life": 7.0, "detrend_min_autocorr": 0.5,
-              "smooth_window": 3}
+              "smooth_window": 3, "cold_start": False}
     assert set(values) == {f.name for f in fields(DetectorConfig)}  # a new key needs a line here
     cfg = parse_config({"source": {"type": "stdin"}, "fields": {"features": ["a", "b"]},
                         "detector": values})

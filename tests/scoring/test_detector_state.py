@@ -61,7 +61,7 @@ def test_round_trip_covers_pending_and_regime_changes() -> None:
     mid_warmup = pending = False
     for X in batches:
         state = a.to_state()
-        mid_warmup |= not a.ready_ and len(state["buffer"]) > 0
+        mid_warmup |= not a.ready_ and len(state["cold"]["buffer"]) > 0
         pending |= bool(state["pending"])
         b = Detector.from_state(state)
         _same_result(a.process(X), b.process(X))
