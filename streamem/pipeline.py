@@ -242,7 +242,7 @@ class Pipeline:
         anomalies: list[AnomalyRecord] = []
         n = len(decoded.kept)
         if n:
-            result = lane.detector.process(decoded.X)
+            result = lane.detector.process(decoded.X, self._learnable(decoded))
             if self.history is not None:
                 self.history.observe_batch(lane.key, result)
             anomalies = self._route(lane, events, decoded, result)
@@ -308,6 +308,15 @@ class Pipeline:
                                                    ts if ts is not None else now, record):
                 self._emit_incident(incident)
         return out
+
+    def _learnable(self, decoded: DecodedBatch) -> NDArray[np.bool_] | None:
+        """Rows no ``skip_learning`` rule matches (None when there is no such rule)."""
+        if not self.rules.has("skip_learning"):
+            return None
+        # keys are read (one lookup per event) only if a rule tests them
+        matched: NDArray[np.bool_] = self.rules.matching(
+            "skip_learning", decoded.X, lambda: decoded.keys) < 0
+        return matched
 
     def _suppressed(self, decoded: DecodedBatch, result: DetectionResult,
                     watch: NDArray[np.intp]) -> NDArray[np.intp]:

@@ -17,7 +17,7 @@ matched once per distinct key of the batch.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +41,9 @@ class Rule:
     feature: int | None = None
     when: Expression | None = None
 
-    def _key_hits(self, keys: Sequence[str | None]) -> NDArray[np.bool_]:
-        if self.key is None:
-            return np.ones(len(keys), dtype=bool)
+    def _key_hits(self, get_keys: Callable[[], Sequence[str | None]]) -> NDArray[np.bool_]:
+        assert self.key is not None
+        keys = get_keys()
         glob = any(c in self.key for c in "*?[")
         verdict: dict[str | None, bool] = {}
         for k in set(keys):
@@ -96,9 +96,6 @@ class Rules:
             if action not in ACTIONS:
                 raise ConfigError(f"{path}[{i}].action",
                                   f"{action!r} is not one of {', '.join(ACTIONS)}")
-            if action == "skip_learning":  # needs Detector.process(learn=...): next step
-                raise ConfigError(f"{path}[{i}].action", "skip_learning is not available yet; "
-                                  "use suppress")
             feature, key, when = get("feature"), get("key"), get("when")
             if feature is not None and feature not in names:
                 raise ConfigError(f"{path}[{i}].feature", f"{feature!r} is not one of "
@@ -121,7 +118,8 @@ class Rules:
         """Whether any rule has this action."""
         return any(r.action == action for r in self.rules)
 
-    def matching(self, action: str, X: NDArray[np.float64], keys: Sequence[str | None],
+    def matching(self, action: str, X: NDArray[np.float64],
+                 keys: Sequence[str | None] | Callable[[], Sequence[str | None]],
                  severity: NDArray[np.float64] | None = None) -> NDArray[np.intp]:
         """Per row, the index of the first rule with ``action`` that matches it, else -1.
 
@@ -132,24 +130,33 @@ class Rules:
         X
             Shape (n_rows, n_features), NaN where missing.
         keys
-            The rows' keys (None where an event has none).
+            The rows' keys (None where an event has none), or a callable that returns them
+            (called only if a rule tests the key).
         severity
             Shape (n_rows,), for ``suppress`` rules that test it.
         """
         n = len(X)
         out = np.full(n, -1, dtype=np.intp)
+        cache: list[Sequence[str | None]] = []
+
+        def get_keys() -> Sequence[str | None]:
+            if not cache:
+                cache.append(keys() if callable(keys) else keys)
+            return cache[0]
+
         for j, rule in enumerate(self.rules):
             if rule.action != action:
                 continue
-            hit = rule._key_hits(keys)
+            hit = rule._key_hits(get_keys) if rule.key is not None else np.ones(n, dtype=bool)
             if rule.feature is not None:
                 hit &= ~np.isnan(X[:, rule.feature])
             if rule.when is not None and hit.any():
-                hit &= rule.when.mask(self._columns(rule, X, keys, severity))
+                hit &= rule.when.mask(self._columns(rule, X, get_keys, severity))
             out[(out < 0) & hit] = j
         return out
 
-    def _columns(self, rule: Rule, X: NDArray[np.float64], keys: Sequence[str | None],
+    def _columns(self, rule: Rule, X: NDArray[np.float64],
+                 get_keys: Callable[[], Sequence[str | None]],
                  severity: NDArray[np.float64] | None) -> dict[str, NDArray[Any]]:
         assert rule.when is not None
         cols: dict[str, NDArray[Any]] = {}
@@ -157,6 +164,7 @@ class Rules:
             if f == "value" and rule.feature is not None:
                 cols[f] = X[:, rule.feature]
             elif f == "key":
+                keys = get_keys()
                 arr = np.empty(len(keys), dtype=object)
                 arr[:] = list(keys)
                 cols[f] = arr

@@ -26,7 +26,7 @@ FEATS = ["temperature", "pressure", "flow", "vibration.rms"]
     ({"action": "suppress"}, "rules[0]", "needs key, feature or when"),
     ({"action": "suppress", "when": "value < 3"}, "rules[0].when", "names no feature"),
     ({"action": "suppress", "when": "pressure >"}, "rules[0].when", "at the end"),
-    ({"action": "skip_learning", "key": "a"}, "rules[0].action", "not available yet"),
+    ({"action": "skip_learning", "when": "severity > 90"}, "rules[0].when", "cannot use severity"),
 ])
 def test_bad_rules_name_their_path(rule: dict[str, Any], path: str, message: str) -> None:
     doc = {"source": {"type": "stdin"}, "fields": {"features": FEATS}, "rules": [rule]}
@@ -79,3 +79,50 @@ def test_a_suppress_rule_keeps_a_key_out_of_the_sinks(tmp_path: Path) -> None:
     assert any(d["key"] == "pump-1" for d in anomalies)
     assert [d["id"] for d in kept] == [d["id"] for d in anomalies if d["key"] != "pump-1"]
     assert not any(d.get("key") == "pump-1" for d in ruled)   # no incident for it either
+
+
+def test_detector_never_learns_what_the_learn_mask_excludes() -> None:
+    from streamem.scoring.detector import Detector
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 3))
+    allow = rng.random(3000) > 0.3
+    a, b = Detector(warmup=500, random_state=0), Detector(warmup=500, random_state=0)
+    ra = a.process(X, learn=allow)
+    b.process(X[allow])  # the same model as one that never saw the excluded rows
+    assert not ra.learned[~allow].any()
+    assert np.isfinite(ra.scores[~allow][-100:]).all()      # excluded rows are still scored
+    assert a.n_learned_ == b.n_learned_
+    np.testing.assert_allclose(a.model_.means_, b.model_.means_)
+    with pytest.raises(Exception, match="one bool per row"):
+        a.process(X[:5], learn=allow[:4])
+
+
+def test_skip_learning_rule_in_the_daemon_keeps_events_out_of_the_model(tmp_path: Path) -> None:
+    from streamem.config import parse_config
+
+    def learned(rules: list[dict[str, Any]]) -> int:
+        cfg = yaml.safe_load((REPO / "config.example.yaml").read_text())
+        cfg["source"]["path"] = str(REPO / "examples" / "sensors.jsonl")
+        cfg["sinks"] = []
+        cfg["dead_letter"] = {"type": "file", "path": str(tmp_path / "dead.jsonl")}
+        state = tmp_path / f"state-{len(rules)}"
+        cfg["checkpoint"]["dir"] = str(state)
+        cfg["metrics"]["enabled"] = False
+        cfg["rules"] = rules
+        parse_config(cfg)
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        done = subprocess.run([sys.executable, "-m", "streamem", "run", "-c", str(path)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        out = subprocess.run([sys.executable, "-m", "streamem", "inspect", str(state), "--json"],
+                             capture_output=True, text=True, timeout=120)
+        return int(json.loads(out.stdout)["counters"]["events_learned"])
+
+    lines = (REPO / "examples" / "sensors.jsonl").read_text().splitlines()
+    pump2 = sum(1 for ln in lines if '"pump-2"' in ln)
+    base = learned([])
+    skipped = learned([{"action": "skip_learning", "key": "pump-2"}])
+    assert base - skipped >= pump2 - 20   # pump-2's events (but a few anomalies) are not learned
+    assert skipped < base

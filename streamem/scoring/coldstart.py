@@ -205,7 +205,8 @@ class ColdStart:
         self._since = 0
 
     def process(
-        self, A: Array, smooth: Callable[[Array], Array] | None = None
+        self, A: Array, smooth: Callable[[Array], Array] | None = None,
+        allow: NDArray[np.bool_] | None = None,
     ) -> DetectionResult:
         """Score and learn rows until ``warmup`` events are buffered.
 
@@ -216,6 +217,9 @@ class ColdStart:
         smooth
             Maps the surprises of consecutive events to the values compared with the
             threshold (the detector's trailing mean), or None.
+        allow
+            Shape (n_samples,): rows that may be learned (None: all); the others are scored
+            and never buffered.
 
         Returns
         -------
@@ -232,21 +236,22 @@ class ColdStart:
         """
         parts: list[DetectionResult] = []
         i, n = 0, len(A)
+        ok = np.ones(n, dtype=bool) if allow is None else allow
         while i < n and not self.done:
             if self.blind:
-                take = min(n - i, self.warmup - self.n_buffered_)
-                self._learn(A[i : i + take])
-                parts.append(warming_result(take))
+                take = self._upto(ok[i:], self.warmup - self.n_buffered_)
+                self._learn(A[i : i + take][ok[i : i + take]])
+                parts.append(warming_result(take, ok[i : i + take]))
             elif self.model_ is None:
-                take = min(n - i, MIN_EVENTS - 1 - self.n_buffered_, self.warmup - self.n_buffered_)
-                self._learn(A[i : i + take])
-                parts.append(warming_result(take))
+                take = self._upto(ok[i:], min(MIN_EVENTS - 1, self.warmup) - self.n_buffered_)
+                self._learn(A[i : i + take][ok[i : i + take]])
+                parts.append(warming_result(take, ok[i : i + take]))
                 if self.n_buffered_ >= MIN_EVENTS - 1:
                     self._refit()
             else:
                 take = min(n - i, self.refresh_every - self._since,
-                           self.warmup - self.n_buffered_)
-                parts.append(self._score(A[i : i + take], smooth))
+                           self._upto(ok[i:], self.warmup - self.n_buffered_))
+                parts.append(self._score(A[i : i + take], smooth, ok[i : i + take]))
                 self._since += take
                 if self._since >= self.refresh_every and not self.done:
                     self._refit()
@@ -257,7 +262,16 @@ class ColdStart:
             out = concat_results(out, p)
         return out
 
-    def _score(self, chunk: Array, smooth: Callable[[Array], Array] | None) -> DetectionResult:
+    @staticmethod
+    def _upto(ok: NDArray[np.bool_], need: int) -> int:
+        """How many of the next rows to take so that at most ``need`` of them are learnable."""
+        if need <= 0:
+            return 0
+        learnable = np.flatnonzero(ok)
+        return len(ok) if len(learnable) < need else int(learnable[need - 1]) + 1
+
+    def _score(self, chunk: Array, smooth: Callable[[Array], Array] | None,
+               ok: NDArray[np.bool_]) -> DetectionResult:
         assert self.model_ is not None
         n = len(chunk)
         seen = chunk if self.baseline_ is None else self.baseline_.transform(chunk)
@@ -271,8 +285,8 @@ class ColdStart:
         flagged = u > self.threshold_
         gross = raw > self.threshold_ - math.log10(GROSS)
         self.n_anomalies_ += int(flagged.sum())
-        self._learn(chunk[~gross])
-        self._track(chunk, gross)
+        self._learn(chunk[~gross & ok])
+        self._track(chunk[ok], gross[ok])
         return DetectionResult(
             scores=log_scale - log_dens,
             tail_probability=np.power(10.0, -u),
@@ -280,7 +294,7 @@ class ColdStart:
             threshold=np.full(n, self.alert_rate),
             severity=severity(u, self.threshold_),
             is_anomaly=flagged,
-            learned=~gross,
+            learned=~gross & ok,
             warming_up=np.ones(n, dtype=bool),
         )
 

@@ -247,7 +247,8 @@ class Detector(DetectorReports):
             "cold_start": bool(cold_start), "random_state": random_state,
         }
         self.learn_every = learn_every
-        self._pending: list[tuple[Array, Array, Array, NDArray[np.bool_]]] = []
+        # scored, not yet learned: (Z, log_resp, surprise, flagged, learnable)
+        self._pending: list[tuple[Array, Array, Array, NDArray[np.bool_], NDArray[np.bool_]]] = []
         self._pending_n = 0
         self.alert_rate = alert_rate
         self.warmup = warmup
@@ -295,13 +296,17 @@ class Detector(DetectorReports):
         )
 
     # ------------------------------------------------------------------ processing
-    def process(self, X: ArrayLike) -> DetectionResult:
+    def process(self, X: ArrayLike, learn: ArrayLike | None = None) -> DetectionResult:
         """Score a batch with the current model, flag, then learn from the normal events.
 
         Parameters
         ----------
         X
             Shape (n_samples, n_features); NaN marks a missing reading.
+        learn
+            Shape (n_samples,), bool: events that may be learned (None: all). An event
+            outside it is scored and flagged as usual but never learned (operator rules'
+            ``skip_learning``).
 
         Returns
         -------
@@ -323,14 +328,18 @@ class Detector(DetectorReports):
         """
         A = check_array(X, self.n_features_in_)
         n = A.shape[0]
+        allow = None if learn is None else np.asarray(learn, dtype=bool).reshape(-1)
+        if allow is not None and len(allow) != n:
+            raise InvalidInputError(f"learn has {len(allow)} entries for {n} events; give one "
+                                    "bool per row of X")
         if self.n_features_in_ is None and n:
             self.n_features_in_ = A.shape[1]
         if n == 0:
             return warming_result(0)  # empty arrays; nothing changes
         if self.ready_:
-            return self._score_and_learn(A)
+            return self._score_and_learn(A, allow)
         cold = self.cold_
-        warm = cold.process(A, self._smooth if self.smooth_window > 1 else None)
+        warm = cold.process(A, self._smooth if self.smooth_window > 1 else None, allow)
         take = len(warm)
         self.n_events_ += take
         self.n_anomalies_ += int(np.count_nonzero(warm.is_anomaly))
@@ -340,7 +349,7 @@ class Detector(DetectorReports):
         self._finish_warmup(cold.buffer())
         if take == n:
             return warm
-        rest = self._score_and_learn(A[take:])
+        rest = self._score_and_learn(A[take:], None if allow is None else allow[take:])
         return concat_results(warm, rest)
 
     def _finish_warmup(self, B: Array) -> None:
@@ -386,7 +395,8 @@ class Detector(DetectorReports):
         out: Array = sums / counts
         return out
 
-    def _score_and_learn(self, A: Array) -> DetectionResult:
+    def _score_and_learn(self, A: Array, allow: NDArray[np.bool_] | None = None
+                         ) -> DetectionResult:
         n = A.shape[0]
         if self.baseline_ is not None:
             A = self.baseline_.transform(A)
@@ -401,8 +411,9 @@ class Detector(DetectorReports):
         scores = observed_log_scale - lpn
         thr = self.threshold_model_.threshold_
         flagged = u > thr
-        learn = ~flagged if self.protect_model else np.ones(n, dtype=bool)
-        self._pending.append((Z, log_resp, u, flagged))
+        ok = np.ones(n, dtype=bool) if allow is None else allow
+        learn = (~flagged if self.protect_model else np.ones(n, dtype=bool)) & ok
+        self._pending.append((Z, log_resp, u, flagged, ok))
         self._pending_n += n
         if self._pending_n >= self.learn_every:
             self._flush()
@@ -428,16 +439,17 @@ class Detector(DetectorReports):
         if not self._pending:
             return
         if len(self._pending) == 1:
-            Z, log_resp, u, flagged = self._pending[0]
+            Z, log_resp, u, flagged, allow = self._pending[0]
         else:
             Z = np.vstack([p[0] for p in self._pending])
             # (K, n) layout, as the E-step makes it: the learning kernels run along the events
             log_resp = np.hstack([p[1].T for p in self._pending]).T
             u = np.concatenate([p[2] for p in self._pending])
             flagged = np.concatenate([p[3] for p in self._pending])
+            allow = np.concatenate([p[4] for p in self._pending])
         self._pending = []
         self._pending_n = 0
-        learn = ~flagged if self.protect_model else np.ones(len(u), dtype=bool)
+        learn = (~flagged if self.protect_model else np.ones(len(u), dtype=bool)) & allow
         tracker = self.regime_
         assert tracker is not None
         if tracker.observe(Z, flagged):
@@ -583,10 +595,11 @@ class Detector(DetectorReports):
             det.n_learned_ = int(state["n_learned"])
             det.regime_changes_ = int(state["regime_changes"])
             det.ready_ = bool(state["ready"])
-            det._pending = [
-                (np.asarray(z, dtype=float), np.asarray(r, dtype=float),
-                 np.asarray(u, dtype=float), np.asarray(f, dtype=bool))
-                for z, r, u, f in state["pending"]
+            det._pending = [  # entries of older states have no learnable mask: all learnable
+                (np.asarray(p[0], dtype=float), np.asarray(p[1], dtype=float),
+                 np.asarray(p[2], dtype=float), np.asarray(p[3], dtype=bool),
+                 np.asarray(p[4], dtype=bool) if len(p) > 4 else np.ones(len(p[2]), dtype=bool))
+                for p in state["pending"]
             ]
             det._pending_n = sum(len(p[2]) for p in det._pending)
             baseline = state.get("baseline")

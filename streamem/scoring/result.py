@@ -70,13 +70,15 @@ class DetectionResult:
         return len(self.scores)
 
 
-def warming_result(n: int) -> DetectionResult:
+def warming_result(n: int, learned: NDArray[np.bool_] | None = None) -> DetectionResult:
     """Result for ``n`` events buffered unscored (the first 31): NaN scores, nothing flagged.
 
     Parameters
     ----------
     n
         Number of events.
+    learned
+        Shape (n,): which of them were buffered for learning (None: all).
 
     Returns
     -------
@@ -90,8 +92,8 @@ def warming_result(n: int) -> DetectionResult:
     nan = np.full(n, np.nan)
     yes = np.ones(n, dtype=bool)  # warm-up events are learned by the initial fit
     return DetectionResult(
-        nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.zeros(n, dtype=bool), yes,
-        yes.copy(),
+        nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.zeros(n, dtype=bool),
+        yes.copy() if learned is None else learned.copy(), yes,
     )
 
 
