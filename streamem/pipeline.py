@@ -43,6 +43,8 @@ class MetricsLike(Protocol):
 
     def count_rejected(self, reason: str, n: int = 1) -> None: ...
 
+    def count_incidents_evicted(self, n: int) -> None: ...
+
 
 def new_detector(cfg: Config) -> Detector:
     """A fresh detector from the ``model`` and ``detector`` sections.
@@ -138,7 +140,9 @@ class Pipeline:
         self.metrics = metrics
         self.lane_for = lane_for
         a = cfg.alerting
-        self.incidents = IncidentTracker(a.open_severity, a.resolve_severity, a.cooldown_seconds)
+        self.incidents = IncidentTracker(a.open_severity, a.resolve_severity, a.cooldown_seconds,
+                                         a.max_open_incidents)
+        self._evictions_reported = 0
         self._rate_log = RateLimitedLog(logger, interval=10.0)
         self.totals: dict[str, int] = {"events": 0, "learned": 0, "anomalous": 0, "rejected": 0}
         self._event_clock: float | None = None  # newest event timestamp, when events carry one
@@ -330,6 +334,10 @@ class Pipeline:
         for incident in self.incidents.tick(now):
             if self.sinks is not None:
                 self.sinks.emit_incident(incident)
+        evicted = self.incidents.evicted - self._evictions_reported
+        if evicted and self.metrics is not None:
+            self.metrics.count_incidents_evicted(evicted)
+        self._evictions_reported += evicted
 
     def summary(self) -> dict[str, Any]:
         """Totals since start."""
