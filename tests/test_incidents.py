@@ -210,3 +210,28 @@ def test_max_open_is_validated() -> None:
     for bad in (0, -1, 1.5, True, "10"):
         with pytest.raises(ConfigError, match=r"alerting\.max_open_incidents"):
             IncidentTracker(75, 50, 10, max_open=bad)  # type: ignore[arg-type]
+
+
+def test_the_bound_is_a_config_key_and_evictions_reach_the_metric() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streamem.config import parse_config
+    from streamem.features import FeatureExtractor
+    from streamem.metrics import Metrics
+    from streamem.pipeline import Lane, Pipeline, new_detector
+
+    base = {"source": {"type": "stdin"}, "fields": {"features": ["a"]}}
+    with pytest.raises(ConfigError, match=r"alerting\.max_open_incidents"):
+        parse_config({**base, "alerting": {"max_open_incidents": 0}})
+    assert parse_config(base).alerting.max_open_incidents == 10_000
+    cfg = parse_config({**base, "alerting": {"max_open_incidents": 2}})
+    metrics = Metrics(CollectorRegistry())
+    lane = Lane("global", new_detector(cfg))
+    pipe = Pipeline(cfg, FeatureExtractor(["a"]), None, None, metrics, lambda p: lane)
+    assert pipe.incidents.max_open == 2
+    for i, key in enumerate("abcd"):
+        pipe.incidents.observe(key, 99.0, now=float(i))
+    pipe.tick(now=4.0)
+    assert metrics.value("streamem_incidents_evicted_total") == 2.0
+    pipe.tick(now=5.0)  # reported once
+    assert metrics.value("streamem_incidents_evicted_total") == 2.0
