@@ -22,7 +22,6 @@ import math
 import os
 import re
 import secrets
-import stat
 import threading
 import time
 from pathlib import Path
@@ -33,8 +32,15 @@ import numpy as np
 from streamem.errors import StateError
 from streamem.state.base import Snapshot, SnapshotCheck
 from streamem.state.codec import UnknownSchemaVersionError, decode_snapshot, encode_snapshot
+from streamem.state.files import (
+    create_private_file,
+    fsync_dir,
+    make_private_dirs,
+    read_regular_file,
+    set_aside,
+)
 
-__all__ = ["DirectoryCheckpointStore", "inspect_latest", "read_snapshot_file"]
+__all__ = ["DirectoryCheckpointStore", "inspect_latest"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,44 +82,6 @@ def _is_stale(tmp: Path) -> bool:
     return False
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _set_aside(path: Path) -> None:
-    """Rename a directory found under a snapshot's name out of the way (kept for a human)."""
-    aside = path.with_name(f"{path.name}.unusable-{secrets.token_hex(4)}")
-    logger.warning("%s is a directory, not a snapshot file; renaming it to %s", path, aside.name)
-    os.rename(path, aside)
-
-
-def _make_private_dirs(path: Path) -> None:
-    """Create ``path`` and its missing parents with mode 0700 (the umask can only make it
-    stricter), fsyncing each parent so the new entries are durable; existing ones are kept
-    as they are."""
-    missing = []
-    for d in (path, *path.parents):
-        if d.is_dir():
-            break
-        missing.append(d)
-    for d in reversed(missing):
-        try:
-            os.mkdir(d, 0o700)
-        except FileExistsError:
-            if not d.is_dir():
-                raise
-            continue
-        _fsync_dir(d.parent)
-
-
-_WRITE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-                | getattr(os, "O_CLOEXEC", 0))
-
-
 def _list_snapshots(key_dir: Path, strict: bool = False) -> list[tuple[int, Path]]:
     """``(sequence, path)`` of the final snapshot files in ``key_dir``, newest first.
 
@@ -136,76 +104,13 @@ def _list_snapshots(key_dir: Path, strict: bool = False) -> list[tuple[int, Path
     return sorted(found, reverse=True)
 
 
-_KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symbolic link"), (stat.S_ISFIFO, "FIFO"),
-          (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-          (stat.S_ISBLK, "block device"))
-
-
-def _not_regular(mode: int) -> StateError:
-    kind = next((name for test, name in _KINDS if test(mode)), "special file")
-    return StateError(f"it is a {kind}, not a regular file (streamem writes snapshots only as "
-                      "regular files); move it aside")
-
-
-_READ_FLAGS = (os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
-               | getattr(os, "O_CLOEXEC", 0))
-
-
-def read_snapshot_file(path: Path) -> bytes:
-    """The bytes of the snapshot file ``path``, which must be a regular file.
-
-    Never follows a symbolic link and never blocks: a FIFO, socket, device or directory in
-    its place is refused without reading it (``O_NONBLOCK | O_NOFOLLOW``, then ``fstat``
-    on the open descriptor, so a file swapped in between the checks is refused too).
-
-    Parameters
-    ----------
-    path
-        The file.
-
-    Returns
-    -------
-    bytes
-
-    Raises
-    ------
-    StateError
-        When ``path`` is not a regular file or cannot be read.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     os.mkfifo(f"{d}/x.snap")
-    ...     read_snapshot_file(Path(d) / "x.snap")
-    Traceback (most recent call last):
-    ...
-    streamem.errors.StateError: it is a FIFO, not a regular file ...
-    """
-    try:
-        mode = os.lstat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(mode)
-        fd = os.open(path, _READ_FLAGS)
-    except OSError as exc:
-        raise StateError(f"cannot open it: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fh.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(mode)
-        try:
-            return fh.read()
-        except OSError as exc:
-            raise StateError(f"cannot read it: {exc.strerror or exc}") from exc
-
-
 def _load_newest_valid(key_dir: Path, key: str,
                        check: SnapshotCheck | None = None) -> tuple[Snapshot, Path] | None:
     files = _list_snapshots(key_dir, strict=True)
     errors: list[str] = []
     for seq, path in files:
         try:
-            snap = decode_snapshot(read_snapshot_file(path))
+            snap = decode_snapshot(read_regular_file(path))
             if snap.key != key or snap.sequence != seq:
                 raise StateError(f"it holds key {snap.key!r} sequence {snap.sequence}, "
                                  f"expected {key!r} {seq} (misplaced)")
@@ -261,7 +166,7 @@ class DirectoryCheckpointStore:
         self._closed = False
         try:
             if not self.path.is_dir():
-                _make_private_dirs(self.path)
+                make_private_dirs(self.path)
         except OSError as exc:
             raise StateError(
                 f"cannot create the state directory {self.path}: {exc}; set checkpoint.dir "
@@ -325,16 +230,16 @@ class DirectoryCheckpointStore:
         with self._lock:
             try:
                 if not key_dir.is_dir():
-                    _make_private_dirs(key_dir)
+                    make_private_dirs(key_dir)
                 # 0600 whatever the umask: a snapshot holds what the model learned of the data
-                with open(os.open(tmp, _WRITE_FLAGS, 0o600), "wb") as fh:
+                with create_private_file(tmp) as fh:
                     fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
                 if os.path.isdir(final) and not os.path.islink(final):
-                    _set_aside(final)  # os.replace cannot replace a directory
+                    set_aside(final)  # os.replace cannot replace a directory
                 os.replace(tmp, final)
-                _fsync_dir(key_dir)
+                fsync_dir(key_dir)
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
                 raise StateError(
@@ -354,11 +259,11 @@ class DirectoryCheckpointStore:
         try:
             for path in newer + older[self.keep :]:
                 if path.is_dir() and not path.is_symlink():
-                    _set_aside(path)
+                    set_aside(path)
                 else:
                     path.unlink(missing_ok=True)
             if newer or len(older) > self.keep:
-                _fsync_dir(key_dir)
+                fsync_dir(key_dir)
             self._remove_leftovers([key_dir])
         except OSError as exc:  # the new snapshot is durable; pruning can wait
             logger.warning("cannot prune old checkpoints in %s: %s", key_dir, exc)
