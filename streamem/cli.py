@@ -156,8 +156,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         store = DirectoryCheckpointStore(_existing_state_dir(args.state_dir))
     else:
         raise ConfigError("state_dir", "give the checkpoint directory or --config FILE")
-    with store:
-        snap = store.load_latest(args.key)
+    from streamem.daemon import detector_from_snapshot
+
+    with store:  # what `run` would restore: snapshots it could not use are skipped
+        snap = store.load_latest(args.key, check=detector_from_snapshot)
         keys = store.keys()
     if snap is None:
         raise StateError(f"no valid checkpoint for key {args.key!r} (keys present: "

@@ -64,13 +64,46 @@ from streamem.state.base import CheckpointStore, Snapshot
 from streamem.ui.history import History
 from streamem.ui.store import load_history, save_history
 
-__all__ = ["Daemon", "RunSummary"]
+__all__ = ["Daemon", "RunSummary", "detector_from_snapshot"]
 
 logger = logging.getLogger(__name__)
 
 _SAVE_RETRY_SECONDS = 300.0
 """How long a Kafka state store may fail to save before the daemon gives up (the same
 patience as the Kafka source's ``unavailable_timeout``)."""
+
+
+def detector_from_snapshot(snap: Snapshot) -> Detector:
+    """The detector a snapshot holds; the ``check`` that makes a store skip unusable ones.
+
+    Parameters
+    ----------
+    snap
+        A decoded snapshot (its envelope is already validated by the codec).
+
+    Returns
+    -------
+    Detector
+
+    Raises
+    ------
+    StateError
+        When the detector state misses a key or holds a value of the wrong type or shape.
+
+    Examples
+    --------
+    >>> detector_from_snapshot(Snapshot("global", 1, 0.0, {"version": 1}, {}))
+    Traceback (most recent call last):
+    ...
+    streamem.errors.StateError: Detector state misses key 'params'; the snapshot is incomplete
+    """
+    try:
+        return Detector.from_state(snap.detector)
+    except StateError:
+        raise
+    except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+        raise StateError(f"the detector state is malformed ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); the snapshot is corrupt") from exc
 
 
 @dataclass(frozen=True)
@@ -181,13 +214,25 @@ class Daemon:
         return lane
 
     def _restore(self, key: str) -> Lane:
-        """The lane for ``key`` from its newest valid snapshot, or a fresh one."""
+        """The lane for ``key`` from its newest usable snapshot, or a fresh one.
+
+        A snapshot whose detector state cannot be rebuilt is skipped like a corrupt file (the
+        store warns and falls back to the previous one). The restored positions are committed
+        to the source at once: the kill that may have prevented their commit must not leave
+        the group's committed offsets (and so its lag) behind a durable state until new
+        events arrive.
+        """
         assert self._store is not None
-        snap = self._store.load_latest(key)
+        restored: list[Detector] = []
+
+        def usable(snap: Snapshot) -> None:
+            restored[:] = [detector_from_snapshot(snap)]
+
+        snap = self._store.load_latest(key, check=usable)
         if snap is None:
             logger.info("state %s: no checkpoint, starting a new model", key)
             return Lane(key, new_detector(self.cfg))
-        det = Detector.from_state(snap.detector)
+        det = restored[0]
         n_feat = len(self.cfg.fields.features)
         if det.n_features_in_ is not None and det.n_features_in_ != n_feat:
             raise StateError(
@@ -200,6 +245,8 @@ class Daemon:
             self.metrics.restored_checkpoint(snap.created_at)
         if self._lines is not None:  # the template miner as of this checkpoint
             self._lines.restore(snap.parsing)
+        if snap.positions and self._source is not None:
+            self._source.commit(dict(snap.positions))
         return Lane(key, det, dict(snap.positions), dict(snap.counters), snap.sequence)
 
     # ------------------------------------------------------------------ checkpoints

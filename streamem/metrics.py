@@ -244,6 +244,11 @@ class Metrics(Probes, ScrapeInputs):
             buckets=CHECKPOINT_BUCKETS, registry=r,
         )  # fmt: skip
         self.checkpoints = Counter("streamem_checkpoints", "checkpoints written", registry=r)
+        self.incidents_evicted = Counter(
+            "streamem_incidents_evicted",
+            "open incidents resolved early because alerting.max_open_incidents were open",
+            registry=r,
+        )
         self.ready = Gauge(
             "streamem_ready", "1 once warm-up is done and the model scores", registry=r
         )
@@ -450,6 +455,17 @@ class Metrics(Probes, ScrapeInputs):
         2.0
         """
         self.regime_changes.inc(n)
+
+    def count_incidents_evicted(self, n: int) -> None:
+        """Count ``n`` evicted incidents (``streamem_incidents_evicted_total``).
+
+        Examples
+        --------
+        >>> m = Metrics(CollectorRegistry()); m.count_incidents_evicted(3)
+        >>> m.value("streamem_incidents_evicted_total")
+        3.0
+        """
+        self.incidents_evicted.inc(n)
 
     def observe_checkpoint(self, duration_seconds: float, at: float | None = None) -> None:
         """Record a durable checkpoint written at unix time ``at`` (now when None).

@@ -48,6 +48,8 @@ class MetricsLike(Protocol):
 
     def count_suppressed(self, rule: str) -> None: ...
 
+    def count_incidents_evicted(self, n: int) -> None: ...
+
 
 def new_detector(cfg: Config) -> Detector:
     """A fresh detector from the ``model`` and ``detector`` sections.
@@ -147,7 +149,9 @@ class Pipeline:
         self.metrics = metrics
         self.lane_for = lane_for
         a = cfg.alerting
-        self.incidents = IncidentTracker(a.open_severity, a.resolve_severity, a.cooldown_seconds)
+        self.incidents = IncidentTracker(a.open_severity, a.resolve_severity, a.cooldown_seconds,
+                                         a.max_open_incidents)
+        self._evictions_reported = 0
         self.rules = Rules.from_config(cfg.rules, cfg.fields.features)
         self._rate_log = RateLimitedLog(logger, interval=10.0)
         self.totals: dict[str, int] = {"events": 0, "learned": 0, "anomalous": 0, "rejected": 0}
@@ -378,6 +382,10 @@ class Pipeline:
             now = self._event_clock if self._event_clock is not None else time.time()
         for incident in self.incidents.tick(now):
             self._emit_incident(incident)
+        evicted = self.incidents.evicted - self._evictions_reported
+        if evicted and self.metrics is not None:
+            self.metrics.count_incidents_evicted(evicted)
+        self._evictions_reported += evicted
 
     def summary(self) -> dict[str, Any]:
         """Totals since start."""

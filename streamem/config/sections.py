@@ -113,6 +113,14 @@ class AlertingConfig:
     open_severity: float = 75.0
     resolve_severity: float = 50.0
     cooldown_seconds: float = 300.0
+    max_open_incidents: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.max_open_incidents < 1:
+            from streamem.errors import ConfigError
+
+            raise ConfigError("alerting.max_open_incidents", f"{self.max_open_incidents} must "
+                              "be at least 1; 10000 bounds memory to a few tens of MB")
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ for one model, ``"p<N>"`` for the model of input partition N (``model.scope: par
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["SCHEMA_VERSION", "CheckpointStore", "Snapshot"]
+__all__ = ["SCHEMA_VERSION", "CheckpointStore", "Snapshot", "SnapshotCheck"]
 
 SCHEMA_VERSION = 1
 
@@ -55,6 +56,12 @@ class Snapshot:
     schema_version: int = SCHEMA_VERSION
 
 
+SnapshotCheck = Callable[[Snapshot], object]
+"""The caller's test that a decoded snapshot is usable: it raises
+:class:`~streamem.errors.StateError` to reject one (say, a detector state that misses a key),
+and the store falls back to the previous snapshot as for a corrupt one."""
+
+
 @runtime_checkable
 class CheckpointStore(Protocol):
     """Durable, versioned snapshots. Implementations are context managers."""
@@ -63,8 +70,16 @@ class CheckpointStore(Protocol):
         """Write ``snapshot`` durably; when this returns the snapshot survives kill -9."""
         ...
 
-    def load_latest(self, key: str = "global") -> Snapshot | None:
-        """Newest *valid* snapshot for ``key`` (corrupt ones skipped with a warning), or None."""
+    def load_latest(self, key: str = "global",
+                    check: SnapshotCheck | None = None) -> Snapshot | None:
+        """Newest *valid* snapshot for ``key``, or None when it has none.
+
+        Corrupt ones, and those ``check`` rejects, are skipped with a warning naming them;
+        a snapshot of a newer schema version raises
+        :class:`~streamem.state.codec.UnknownSchemaVersionError` (upgrade, do not roll back);
+        snapshots that exist but none of which is usable raise
+        :class:`~streamem.errors.StateError`.
+        """
         ...
 
     def keys(self) -> list[str]:

@@ -125,19 +125,35 @@ def _encode(obj: Any, where: str) -> Any:
     )
 
 
+_MAX_NDIM = 32  # numpy's limit (before numpy 2.0); our states use at most 3
+
+
+def _decode_shape(shape: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(shape, list) or len(shape) > _MAX_NDIM or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise StateError(
+            f"{where}: array shape {str(shape)[:80]} is not a list of at most {_MAX_NDIM} "
+            "non-negative integers; the snapshot is corrupt"
+        )
+    return tuple(shape)
+
+
 def _decode_array(body: Any, where: str) -> np.ndarray[Any, Any] | np.generic:
     try:
         dtype = np.dtype(body["dtype"])
-        shape = tuple(int(n) for n in body["shape"])
+        shape = _decode_shape(body["shape"], where)
         raw = base64.b64decode(body["data"].encode("ascii"), validate=True)
+    except StateError:
+        raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StateError(
             f"{where}: malformed array record ({exc}); the snapshot is corrupt"
         ) from exc
-    if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None:
+    if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None or dtype.subdtype:
         raise StateError(f"{where}: unsupported array dtype {dtype!r}; the snapshot is corrupt")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected or any(n < 0 for n in shape):
+    # exact (Python int) arithmetic: a claimed shape cannot wrap around to match the data
+    expected = math.prod(shape) * dtype.itemsize
+    if len(raw) != expected:
         raise StateError(
             f"{where}: array of shape {shape} and dtype {dtype.str} needs {expected} bytes but "
             f"has {len(raw)}; the snapshot is corrupt"
@@ -148,9 +164,19 @@ def _decode_array(body: Any, where: str) -> np.ndarray[Any, Any] | np.generic:
     return arr
 
 
-def _decode(obj: Any, where: str) -> Any:
+_MAX_DEPTH = 100
+"""Deepest container nesting :func:`_decode` accepts (what streamem writes nests < 10 deep)."""
+
+
+def _decode(obj: Any, where: str, depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        raise StateError(
+            f"{where[:120]}: containers nested more than {_MAX_DEPTH} deep; the snapshot is "
+            "corrupt (streamem never writes such nesting)"
+        )
+    depth += 1
     if isinstance(obj, list):
-        return [_decode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return [_decode(v, f"{where}[{i}]", depth) for i, v in enumerate(obj)]
     if not isinstance(obj, dict):
         return obj
     if len(obj) == 1:
@@ -163,9 +189,10 @@ def _decode(obj: Any, where: str) -> Any:
                     (f,) = struct.unpack(">d", bytes.fromhex(val))
                     return f
                 if tag == "$tuple":
-                    return tuple(_decode(v, f"{where}[{i}]") for i, v in enumerate(val))
+                    return tuple(_decode(v, f"{where}[{i}]", depth) for i, v in enumerate(val))
                 if tag == "$dict":
-                    return {_decode(k, where): _decode(v, f"{where}[{k!r}]") for k, v in val}
+                    return {_decode(k, where, depth): _decode(v, f"{where}[{k!r}]", depth)
+                            for k, v in val}
                 if tag == "$nd":
                     return _decode_array(val, where)
             except StateError:
@@ -175,7 +202,7 @@ def _decode(obj: Any, where: str) -> Any:
                     f"{where}: malformed {tag} record ({exc}); the snapshot is corrupt"
                 ) from exc
             raise StateError(f"{where}: unknown tag {tag!r}; the snapshot is corrupt or newer")
-    return {k: _decode(v, f"{where}.{k}") for k, v in obj.items()}
+    return {k: _decode(v, f"{where}.{k}", depth) for k, v in obj.items()}
 
 
 def dumps(obj: Any) -> bytes:
@@ -232,9 +259,11 @@ def loads(data: bytes) -> Any:
     (1, nan, None)
     """
     try:
-        raw = json.loads(data)
+        raw = json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise StateError(f"not a streamem state document: {exc}") from exc
+    except RecursionError as exc:
+        raise StateError(f"not a streamem state document: {_TOO_DEEP}") from exc
     return _decode(raw, "$")
 
 
@@ -283,6 +312,15 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
         }
     )
     return f'{head[:-1]},"body":{body_text}}}\n'.encode("ascii")
+
+
+_TOO_DEEP = "JSON nested too deeply to parse (streamem never writes such nesting)"
+
+
+def _refuse_constant(name: str) -> Any:
+    """``json.loads`` hook for ``NaN``/``Infinity`` tokens, which streamem never writes."""
+    raise ValueError(f"non-standard JSON constant {name} (streamem writes non-finite floats "
+                     "as $float records)")
 
 
 def _header(doc: Any, size: int) -> int:
@@ -340,7 +378,7 @@ def decode_snapshot(data: bytes) -> Snapshot:
     if not data:
         raise StateError("empty snapshot (0 bytes); it was never written completely")
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise StateError(f"corrupt snapshot: not ASCII JSON ({exc})") from exc
     except json.JSONDecodeError as exc:
@@ -351,8 +389,10 @@ def decode_snapshot(data: bytes) -> Snapshot:
                 "it was cut off while being written, use an older snapshot"
             ) from exc
         raise StateError(f"corrupt snapshot: invalid JSON at byte {exc.pos} ({exc.msg})") from exc
-    except ValueError as exc:  # e.g. an integer literal beyond the int-digits limit
+    except ValueError as exc:  # an integer literal beyond the int-digits limit, NaN, Infinity
         raise StateError(f"corrupt snapshot: {exc}") from exc
+    except RecursionError as exc:
+        raise StateError(f"corrupt snapshot: {_TOO_DEEP}") from exc
     version = _header(doc, len(data))
     body = doc.get("body")
     expected = doc.get("checksum")
@@ -360,29 +400,56 @@ def decode_snapshot(data: bytes) -> Snapshot:
         canonical = _dump_text(body).encode("ascii")
     except ValueError as exc:  # NaN/Infinity literals never appear in what we write
         raise StateError(f"corrupt snapshot body: {exc}") from exc
+    except RecursionError as exc:
+        raise StateError(f"corrupt snapshot body: {_TOO_DEEP}") from exc
     actual = "sha256:" + hashlib.sha256(canonical).hexdigest()
     if expected != actual:
         raise StateError(
-            f"bad checksum: header says {expected!r} but the body hashes to {actual!r}; "
-            "the snapshot was modified or damaged, use an older snapshot"
+            f"bad checksum: header says {str(expected)[:80]!r} but the body hashes to "
+            f"{actual!r}; the snapshot was modified or damaged, use an older snapshot"
         )
-    try:
-        positions = _decode(body["positions"], "positions")
-        counters = _decode(body["counters"], "counters")
-        snap = Snapshot(
-            key=body["key"],
-            sequence=body["sequence"],
-            created_at=float(body["created_at"]),
-            detector=_decode(body["detector"], "detector"),
-            positions={int(p): int(o) for p, o in positions.items()},
-            counters={str(k): int(v) for k, v in counters.items()},
-            parsing=_decode(body.get("parsing", {}), "parsing"),
-            schema_version=version,
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        if isinstance(exc, StateError):
-            raise
-        raise StateError(f"malformed snapshot body ({exc!r}); the snapshot is corrupt") from exc
-    if not isinstance(snap.key, str) or not isinstance(snap.sequence, int):
-        raise StateError(f"malformed snapshot body: key {snap.key!r}, sequence {snap.sequence!r}")
-    return snap
+    return _snapshot_of(body, version)
+
+
+def _malformed(what: str) -> StateError:
+    return StateError(f"malformed snapshot body: {what}; the snapshot is corrupt")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _snapshot_of(body: Any, version: int) -> Snapshot:
+    """The :class:`Snapshot` in a checksummed ``body``, every field of the expected type."""
+    if not isinstance(body, dict):
+        raise _malformed(f"the body is a {type(body).__name__}, not an object")
+    missing = sorted({"key", "sequence", "created_at", "positions", "counters", "detector"}
+                     - set(body))
+    if missing:
+        raise _malformed(f"it misses the field(s) {', '.join(missing)}")
+    key, sequence, created_at = body["key"], body["sequence"], body["created_at"]
+    if not isinstance(key, str):
+        raise _malformed(f"key {str(key)[:40]!r} is not a string")
+    if not _is_int(sequence) or sequence < 0:
+        raise _malformed(f"sequence {str(sequence)[:40]!r} is not an integer >= 0")
+    if isinstance(created_at, bool) or not isinstance(created_at, (int, float)) \
+            or not math.isfinite(created_at):
+        raise _malformed(f"created_at {str(created_at)[:40]!r} is not a finite number")
+    positions = _decode(body["positions"], "positions")
+    counters = _decode(body["counters"], "counters")
+    detector = _decode(body["detector"], "detector")
+    parsing = _decode(body.get("parsing", {}), "parsing")
+    if not isinstance(positions, dict) or not all(
+            _is_int(p) and _is_int(o) and p >= 0 and o >= 0 for p, o in positions.items()):
+        raise _malformed(f"positions {str(positions)[:80]} are not {{partition: offset}} "
+                         "integers >= 0")
+    if not isinstance(counters, dict) or not all(
+            isinstance(k, str) and _is_int(v) for k, v in counters.items()):
+        raise _malformed(f"counters {str(counters)[:80]} are not {{name: integer}}")
+    if not isinstance(detector, dict):
+        raise _malformed(f"the detector state is a {type(detector).__name__}, not a mapping")
+    if not isinstance(parsing, dict):
+        raise _malformed(f"the parsing state is a {type(parsing).__name__}, not a mapping")
+    return Snapshot(key=key, sequence=sequence, created_at=float(created_at), detector=detector,
+                    positions=dict(positions), counters=dict(counters), parsing=parsing,
+                    schema_version=version)

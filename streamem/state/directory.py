@@ -30,8 +30,15 @@ from typing import Any
 import numpy as np
 
 from streamem.errors import StateError
-from streamem.state.base import Snapshot
+from streamem.state.base import Snapshot, SnapshotCheck
 from streamem.state.codec import UnknownSchemaVersionError, decode_snapshot, encode_snapshot
+from streamem.state.files import (
+    create_private_file,
+    fsync_dir,
+    make_private_dirs,
+    read_regular_file,
+    set_aside,
+)
 
 __all__ = ["DirectoryCheckpointStore", "inspect_latest"]
 
@@ -59,7 +66,7 @@ def _is_stale(tmp: Path) -> bool:
     """
     try:
         pid = int(tmp.name.split(".")[-3])
-        age = time.time() - tmp.stat().st_mtime
+        age = time.time() - tmp.lstat().st_mtime
     except (ValueError, IndexError, OSError):
         return True
     if age > _TMP_MAX_AGE:
@@ -75,40 +82,47 @@ def _is_stale(tmp: Path) -> bool:
     return False
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _list_snapshots(key_dir: Path, strict: bool = False) -> list[tuple[int, Path]]:
+    """``(sequence, path)`` of the final snapshot files in ``key_dir``, newest first.
 
-
-def _list_snapshots(key_dir: Path) -> list[tuple[int, Path]]:
-    """``(sequence, path)`` of the final snapshot files in ``key_dir``, newest first."""
+    A missing ``key_dir`` has none; one that cannot be listed (not a directory, no permission)
+    raises :class:`StateError` when ``strict``, else has none.
+    """
     try:
         names = os.listdir(key_dir)
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        if not strict:
+            return []
+        what = "not a directory" if isinstance(exc, NotADirectoryError) else str(exc)
+        raise StateError(
+            f"cannot list the checkpoints in {key_dir}: {what}; move it aside (streamem keeps "
+            "one directory of snapshots per state key there) or fix its permissions"
+        ) from exc
     found = [(int(m.group(1)), key_dir / n) for n in names if (m := _SNAP_RE.match(n))]
     return sorted(found, reverse=True)
 
 
-def _load_newest_valid(key_dir: Path, key: str) -> tuple[Snapshot, Path] | None:
-    files = _list_snapshots(key_dir)
+def _load_newest_valid(key_dir: Path, key: str,
+                       check: SnapshotCheck | None = None) -> tuple[Snapshot, Path] | None:
+    files = _list_snapshots(key_dir, strict=True)
     errors: list[str] = []
     for seq, path in files:
         try:
-            snap = decode_snapshot(path.read_bytes())
+            snap = decode_snapshot(read_regular_file(path))
+            if snap.key != key or snap.sequence != seq:
+                raise StateError(f"it holds key {snap.key!r} sequence {snap.sequence}, "
+                                 f"expected {key!r} {seq} (misplaced)")
+            if check is not None:
+                check(snap)
         except UnknownSchemaVersionError as exc:
-            raise UnknownSchemaVersionError(f"{path}: {exc}") from exc
-        except (StateError, OSError) as exc:
+            raise UnknownSchemaVersionError(
+                f"{path}: {exc}, or move {path.name} aside to fall back to the older "
+                "snapshots (losing what it learned since)") from exc
+        except StateError as exc:
             logger.warning("skipping unusable checkpoint %s: %s", path, exc)
             errors.append(f"{path.name}: {exc}")
-            continue
-        if snap.key != key or snap.sequence != seq:
-            msg = f"holds key {snap.key!r} sequence {snap.sequence}, expected {key!r} {seq}"
-            logger.warning("skipping misplaced checkpoint %s: it %s", path, msg)
-            errors.append(f"{path.name}: {msg}")
             continue
         if errors:
             logger.warning("restored the older checkpoint %s instead", path)
@@ -152,8 +166,7 @@ class DirectoryCheckpointStore:
         self._closed = False
         try:
             if not self.path.is_dir():
-                self.path.mkdir(parents=True, exist_ok=True)
-                _fsync_dir(self.path.resolve().parent)  # the new directory entry is durable
+                make_private_dirs(self.path)
         except OSError as exc:
             raise StateError(
                 f"cannot create the state directory {self.path}: {exc}; set checkpoint.dir "
@@ -169,9 +182,14 @@ class DirectoryCheckpointStore:
         dirs = key_dirs if key_dirs is not None else [d for d in self.path.iterdir() if d.is_dir()]
         for key_dir in dirs:
             for tmp in key_dir.glob(f".*{_TMP_SUFFIX}"):
-                if _is_stale(tmp):
-                    logger.info("removing leftover temporary checkpoint %s", tmp)
+                if not _is_stale(tmp):
+                    continue
+                logger.info("removing leftover temporary checkpoint %s", tmp)
+                try:
                     tmp.unlink(missing_ok=True)
+                except OSError as exc:  # a directory of that name, say: not ours to delete
+                    logger.warning("cannot remove leftover temporary checkpoint %s: %s", tmp,
+                                   exc)
 
     def _key_dir(self, key: str) -> Path:
         return self.path / _check_key(key)
@@ -212,14 +230,16 @@ class DirectoryCheckpointStore:
         with self._lock:
             try:
                 if not key_dir.is_dir():
-                    key_dir.mkdir(parents=True, exist_ok=True)
-                    _fsync_dir(self.path)
-                with open(tmp, "wb") as fh:
+                    make_private_dirs(key_dir)
+                # 0600 whatever the umask: a snapshot holds what the model learned of the data
+                with create_private_file(tmp) as fh:
                     fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
+                if os.path.isdir(final) and not os.path.islink(final):
+                    set_aside(final)  # os.replace cannot replace a directory
                 os.replace(tmp, final)
-                _fsync_dir(key_dir)
+                fsync_dir(key_dir)
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
                 raise StateError(
@@ -238,23 +258,31 @@ class DirectoryCheckpointStore:
             )
         try:
             for path in newer + older[self.keep :]:
-                path.unlink(missing_ok=True)
+                if path.is_dir() and not path.is_symlink():
+                    set_aside(path)
+                else:
+                    path.unlink(missing_ok=True)
             if newer or len(older) > self.keep:
-                _fsync_dir(key_dir)
+                fsync_dir(key_dir)
             self._remove_leftovers([key_dir])
         except OSError as exc:  # the new snapshot is durable; pruning can wait
             logger.warning("cannot prune old checkpoints in %s: %s", key_dir, exc)
 
-    def load_latest(self, key: str = "global") -> Snapshot | None:
+    def load_latest(self, key: str = "global",
+                    check: SnapshotCheck | None = None) -> Snapshot | None:
         """Newest valid snapshot of ``key``, or None when there is none.
 
-        A corrupt or partial newest file is skipped with a warning naming it, and the
-        previous one is used.
+        A newest file that is corrupt, partial, not a regular file (a FIFO, a directory, a
+        symbolic link: never opened, never followed) or refused by ``check`` is skipped with
+        a warning naming it, and the previous one is used.
 
         Parameters
         ----------
         key
             The state key.
+        check
+            Called with each decoded candidate, newest first; raising :class:`StateError`
+            rejects it (say, a detector state that misses a key).
 
         Returns
         -------
@@ -267,7 +295,8 @@ class DirectoryCheckpointStore:
             When the newest snapshot was written by a newer streamem (upgrade instead of
             silently rolling back).
         StateError
-            When files exist but none of them is usable.
+            When files exist but none of them is usable (the message lists each file and
+            why), or the key's directory cannot be listed.
 
         Examples
         --------
@@ -279,7 +308,7 @@ class DirectoryCheckpointStore:
         None
         1
         """
-        found = _load_newest_valid(self._key_dir(key), key)
+        found = _load_newest_valid(self._key_dir(key), key, check)
         return None if found is None else found[0]
 
     def keys(self) -> list[str]:

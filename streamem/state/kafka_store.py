@@ -22,7 +22,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streamem.errors import ConfigError, StateError
 from streamem.sources.kafka.security import KafkaSecurity
-from streamem.state.base import Snapshot
+from streamem.state.base import Snapshot, SnapshotCheck
 from streamem.state.codec import UnknownSchemaVersionError, decode_snapshot, encode_snapshot
 
 __all__ = ["KafkaCheckpointStore"]
@@ -118,8 +118,10 @@ class KafkaCheckpointStore:
         logger.debug("saved checkpoint %s #%d at %s[%d]@%d (%d bytes)", snapshot.key,
                      snapshot.sequence, self.topic, meta.partition, meta.offset, len(data))
 
-    def load_latest(self, key: str = "global") -> Snapshot | None:
-        """Newest valid snapshot of ``key`` (corrupt ones skipped with a warning), or None.
+    def load_latest(self, key: str = "global",
+                    check: SnapshotCheck | None = None) -> Snapshot | None:
+        """Newest valid snapshot of ``key`` (corrupt ones, and those ``check`` rejects,
+        skipped with a warning), or None.
 
         Raises
         ------
@@ -133,17 +135,17 @@ class KafkaCheckpointStore:
         for offset, data in reversed(values):
             try:
                 snap = decode_snapshot(data)
-            except UnknownSchemaVersionError:
-                raise
+                if snap.key != key:
+                    raise StateError(f"message key {key!r} holds state {snap.key!r} (misplaced)")
+                if check is not None:
+                    check(snap)
+            except UnknownSchemaVersionError as exc:
+                raise UnknownSchemaVersionError(
+                    f"checkpoint {key} at {self.topic} offset {offset}: {exc}") from exc
             except StateError as exc:
                 logger.warning("skipping unusable checkpoint %s at %s offset %d: %s", key,
                                self.topic, offset, exc)
                 errors.append(f"offset {offset}: {exc}")
-                continue
-            if snap.key != key:
-                logger.warning("skipping checkpoint at %s offset %d: message key %r holds "
-                               "state %r", self.topic, offset, key, snap.key)
-                errors.append(f"offset {offset}: holds key {snap.key!r}")
                 continue
             if errors:
                 logger.warning("restored the older checkpoint %s #%d (offset %d) instead", key,

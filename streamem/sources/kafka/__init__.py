@@ -4,7 +4,10 @@ Resuming (the ordering contract of :mod:`streamem.sources.base`):
 
 - offsets are never auto-committed; :meth:`KafkaSource.commit` commits exactly the positions
   the daemon passes, after its checkpoint is durable (the committed offset then drives lag
-  monitoring and is the fallback for partitions no checkpoint covers);
+  monitoring and is the fallback for partitions no checkpoint covers); the daemon also commits
+  the positions of every checkpoint it restores, at once, because a crash may have come
+  between that checkpoint's save and its commit; a commit made before the member joined the
+  group is sent as soon as its partitions are assigned;
 - :meth:`KafkaSource.seek` positions are remembered and applied when their partitions are
   assigned; a rebalance listener's ``on_partitions_assigned`` result wins over them; with
   neither, Kafka's committed offset (else ``auto_offset_reset``) is used.
@@ -14,7 +17,8 @@ calls raise): the listener is called while the thread that called :meth:`KafkaSo
 (or :meth:`KafkaSource.close`) is blocked inside it, so it never runs concurrently with the
 daemon loop. ``on_partitions_revoked`` comes first; :meth:`KafkaSource.commit` called from it
 is sent asynchronously and awaited before the group re-joins. ``on_partitions_assigned``
-returns ``{partition: next_offset}``, which is seeked before any record is fetched.
+returns ``{partition: next_offset}``, which is seeked before any record is fetched; commits
+made while it runs (the restored checkpoints') are sent asynchronously and awaited there.
 
 Outages: a broker that is down or a topic that does not exist yet make :meth:`poll` return
 ``[]``; each is logged (rate-limited) and counted in :attr:`KafkaSource.stats`. After

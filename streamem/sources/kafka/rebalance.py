@@ -9,7 +9,8 @@ runs concurrently with the daemon loop:
   is sent asynchronously, handed to :meth:`RebalanceBridge.defer_commit`, and awaited here
   before the group re-joins;
 - ``on_partitions_assigned`` returns ``{partition: next_offset}``, which the source seeks
-  before any record is fetched;
+  before any record is fetched; commits made while it runs (those of restored checkpoints)
+  are sent asynchronously and awaited here too;
 - an exception raised by the listener is kept and re-raised, unchanged, on the caller's
   thread by :meth:`RebalanceBridge.raise_error`.
 """
@@ -46,7 +47,8 @@ class RebalanceBridge(AsyncConsumerRebalanceListener):  # type: ignore[misc]
     forget
         Called with the revoked (or lost) partitions after the listener ran: drop their state.
     start
-        Called with the assigned partitions and the listener's ``{partition: next_offset}``.
+        Called with the assigned partitions and the listener's ``{partition: next_offset}``
+        (while :attr:`in_callback`: a commit it makes is deferred and awaited).
     commit_failed
         Called with the error of a commit that was sent from the revoke callback and failed.
     """
@@ -85,7 +87,11 @@ class RebalanceBridge(AsyncConsumerRebalanceListener):  # type: ignore[misc]
                 self._commit_failed(exc)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._assigned(assigned)
+        for fut in self._assigned(assigned):
+            try:
+                await fut
+            except Exception as exc:
+                self._commit_failed(exc)
 
     async def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
         # membership lost (session expired): the partitions may already be elsewhere, so
@@ -107,15 +113,22 @@ class RebalanceBridge(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         futures, self._commits = self._commits, []
         return futures
 
-    def _assigned(self, tps: set[TopicPartition]) -> None:
+    def _assigned(self, tps: set[TopicPartition]) -> list[Any]:
         partitions = sorted(tp.partition for tp in tps if tp.topic == self.topic)
         self.stats.rebalances += 1
+        self._commits = []
         offsets: dict[int, int] = {}
         listener = self.listener
         if listener is not None and partitions:
             result = self._call(lambda: listener.on_partitions_assigned(partitions))
             offsets = {int(p): int(o) for p, o in (result or {}).items()}
-        self._start(partitions, offsets)
+        self.in_callback = True  # the start may commit too (positions restored before)
+        try:
+            self._start(partitions, offsets)
+        finally:
+            self.in_callback = False
+        futures, self._commits = self._commits, []
+        return futures
 
     def _call(self, call: Callable[[], _T]) -> _T:
         self.in_callback = True

@@ -121,6 +121,9 @@ class KafkaSource:
         self._budget: _Budget | None = None
         self._next_watch = 0.0
         self._positions = PartitionPositions(name, topic)
+        self._commit_on_assign: dict[int, int] = {}
+        """Commits made before this member joined the group (a checkpoint restored before
+        the first poll): sent as soon as their partitions are assigned."""
         self._next_connect = 0.0
         self._closed = False
         self._warn = RateLimitedLog(logger)
@@ -252,12 +255,18 @@ class KafkaSource:
     def commit(self, positions: Mapping[int, int]) -> None:
         """Commit exactly ``{partition: next_offset}`` for the partitions still assigned.
 
-        Call only after the checkpoint holding these positions is durable. Partitions no
-        longer assigned are left to their new owner. A failed commit is logged and counted
+        Call only after the checkpoint holding these positions is durable (or when it was
+        just restored: its commit may have been prevented by a crash). Partitions no
+        longer assigned are left to their new owner. Before this member has joined the group
+        (no :meth:`poll` yet) the positions are kept and committed as soon as their
+        partitions are assigned. A failed commit is logged and counted
         (``stats.commit_failures``), not raised: the checkpoint, not Kafka, is the truth.
         """
         consumer = self._consumer
-        if consumer is None or not positions:
+        if not positions:
+            return
+        if consumer is None:
+            self._commit_on_assign.update({int(p): int(o) for p, o in positions.items()})
             return
         offsets = self._positions.owned_offsets(consumer, positions)
         if not offsets:
@@ -380,5 +389,11 @@ class KafkaSource:
                            "positions; lag metrics may lag): %r", self.name, exc)
 
     def _start(self, partitions: list[int], offsets: dict[int, int]) -> None:
-        """Seek newly assigned partitions: the listener's offsets win over :meth:`seek`'s."""
+        """Seek newly assigned partitions (the listener's offsets win over :meth:`seek`'s),
+        then commit what was committed before the member joined, for these partitions."""
         self._positions.start(self._consumer, partitions, offsets)
+        due = {p: self._commit_on_assign.pop(p) for p in partitions
+               if p in self._commit_on_assign}
+        if due:
+            logger.info("%s: committing the restored positions %s", self.name, due)
+            self.commit(due)
