@@ -121,7 +121,8 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
     lane = Lane("global", new_detector(cfg))
     fx = FeatureExtractor(cfg.fields.features, timestamp=cfg.fields.timestamp,
                           key=cfg.fields.key, id=cfg.fields.id, format=fmt,
-                          max_event_bytes=cfg.source.max_event_bytes)
+                          max_event_bytes=cfg.source.max_event_bytes,
+                          max_clock_skew=cfg.fields.max_clock_skew_seconds)
     label_fx = FeatureExtractor([labels], format=fmt) if labels else None
     sinks: Any = None
     if report:

@@ -60,6 +60,7 @@ class FieldsConfig:
     timestamp: str | None = None
     key: str | None = None
     id: str | None = None
+    max_clock_skew_seconds: float | None = 86_400.0
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,9 @@ def validate(cfg: Config) -> None:
          "list at least one feature name or dotted path, e.g. [temperature, pressure]")
     need(len(set(cfg.fields.features)) == len(cfg.fields.features), "fields.features",
          "contains a duplicate name; list each feature once")
+    skew = cfg.fields.max_clock_skew_seconds
+    need(skew is None or skew > 0, "fields.max_clock_skew_seconds",
+         "must be a positive number of seconds (86400 is one day) or null for no bound")
     need(cfg.batch.max_events >= 1, "batch.max_events", "must be at least 1")
     need(cfg.batch.max_wait_ms >= 0, "batch.max_wait_ms", "must be 0 or more")
     m = cfg.model
