@@ -38,6 +38,7 @@ _MS_ABOVE = 1e11  # numbers above this are milliseconds since the epoch (year 51
 _KEY_BAD = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NUMERIC = frozenset({int, float, type(None)})
+_FEW_KEYS = 64  # up to this many distinct keys in a batch are checked one by one
 
 
 class Bad(Exception):
@@ -126,9 +127,22 @@ def check_keys(values: Sequence[Any], name: str) -> dict[int, Bad]:
     >>> {i: b.reason for i, b in check_keys(["p1", None, "", "a\\nb", 7, {}], "k").items()}
     {2: 'invalid_key', 3: 'invalid_key', 5: 'invalid_key'}
     """
-    if set(map(type, values)) == {str}:  # the common case, in C: no per-key Python
+    try:
+        distinct = set(values)  # keys repeat: check each distinct one (hashes are cached)
+    except TypeError:  # a list or an object among them
+        return _each(values, _key, name)
+    distinct.discard(None)
+    if len(distinct) <= _FEW_KEYS:
+        bad: dict[Any, Bad] = {}
+        for k in distinct:
+            try:
+                _key(k, name)
+            except Bad as b:
+                bad[k] = b
+        return {i: bad[v] for i, v in enumerate(values) if v in bad} if bad else {}
+    if set(map(type, values)) == {str}:  # many distinct strings: in C, no per-key Python
         joined = "".join(values)
-        if (joined.isascii() and joined.isprintable() and min(map(len, values)) > 0
+        if (joined.isascii() and joined.isprintable() and "" not in distinct
                 and max(map(len, values)) <= MAX_KEY_BYTES):
             return {}
     return _each(values, _key, name)
@@ -202,6 +216,8 @@ def timestamps(values: Sequence[Any], name: str, now: float, max_skew: float | N
     ([5.0, 7.0], [3, 4])
     """
     n = len(values)
+    if not n:
+        return np.empty(0), {}
     out: NDArray[np.float64] | None = None
     bad: dict[int, Bad] = {}
     if set(map(type, values)) <= _NUMERIC:  # numbers (or nulls): one conversion, in C
@@ -210,6 +226,10 @@ def timestamps(values: Sequence[Any], name: str, now: float, max_skew: float | N
         except OverflowError:  # an integer beyond float range: value by value
             out = None
         if out is not None:
+            lo, hi = float(np.minimum.reduce(out)), float(np.maximum.reduce(out))
+            limit = math.inf if max_skew is None else now + max_skew
+            if lo >= 0.0 and hi <= min(limit, _MS_ABOVE):  # the common case: all fine (no NaN)
+                return out, bad
             out = np.where(out > _MS_ABOVE, out / 1000.0, out)
             for i in np.flatnonzero(~np.isfinite(out)).tolist():  # None, or NaN/inf tokens
                 if values[i] is not None:

@@ -17,7 +17,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from streamem.decoded import DecodedBatch, Rejection
 from streamem.errors import InvalidInputError
 from streamem.eventmeta import Bad as _Bad
 from streamem.eventmeta import check_ids, check_keys, timestamps
@@ -47,87 +47,6 @@ REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "w
 _MAX_ABS = 1e100  # the model rejects larger magnitudes (their squares overflow)
 _OPEN = ord("{")
 _first_byte = itemgetter(0)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why event ``index`` of a batch was not used."""
-
-    index: int
-    reason: str
-    detail: str
-
-
-class DecodedBatch:
-    """A decoded batch: rows of ``X`` correspond to ``kept`` indices of the input.
-
-    Keys and ids are read from the decoded records on demand (:meth:`key`, :meth:`id` for one
-    row; :attr:`keys`, :attr:`ids` for all rows), so a batch with no anomalies never pays for
-    them; timestamps were parsed (and checked) while decoding.
-
-    Examples
-    --------
-    >>> b = FeatureExtractor(["a"], key="k", timestamp="t").decode(
-    ...     [b'{"a": 1, "k": "s1", "t": 5}', b'{"a": 2, "t": "1970-01-01T00:00:09Z"}'])
-    >>> b.key(0), b.timestamp(1), b.keys, b.ids
-    ('s1', 9.0, ['s1', None], [None, None])
-    """
-
-    __slots__ = ("X", "_cache", "_fields", "_recs", "_ts", "kept", "rejected")
-
-    def __init__(self, X: NDArray[np.float64], kept: list[int], rejected: list[Rejection],
-                 recs: Sequence[dict[str, Any]] = (),
-                 fields: tuple[tuple[str, ...] | None, ...] = (None, None, None),
-                 ts: NDArray[np.float64] | None = None) -> None:
-        self.X = X
-        self.kept = kept
-        self.rejected = rejected
-        self._recs = recs
-        self._fields = fields  # paths of (key, timestamp, id)
-        self._ts = ts  # seconds per kept row, NaN where none (None: no timestamp field)
-        self._cache: dict[str, list[Any]] = {}
-
-    def key(self, i: int) -> str | None:
-        """The key of kept row ``i`` (None without a key field or value)."""
-        path = self._fields[0]
-        return None if path is None else _str(_lookup(self._recs[i], path))
-
-    def timestamp(self, i: int) -> float | None:
-        """The timestamp of kept row ``i`` in seconds since the epoch, or None."""
-        if self._ts is None:
-            return None
-        t = float(self._ts[i])
-        return None if math.isnan(t) else t
-
-    def id(self, i: int) -> str | None:
-        """The event id of kept row ``i`` (None without an id field or value)."""
-        path = self._fields[2]
-        return None if path is None else _str(_lookup(self._recs[i], path))
-
-    def _all(self, name: str) -> list[Any]:
-        if name not in self._cache:
-            one = getattr(self, name)
-            self._cache[name] = [one(i) for i in range(len(self.kept))]
-        return self._cache[name]
-
-    @property
-    def keys(self) -> list[str | None]:
-        """Keys of every kept row."""
-        return self._all("key")
-
-    @property
-    def timestamps(self) -> list[float | None]:
-        """Timestamps of every kept row."""
-        return self._all("timestamp")
-
-    @property
-    def ids(self) -> list[str | None]:
-        """Event ids of every kept row."""
-        return self._all("id")
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def _path_getter(path: tuple[str, ...]) -> Callable[[Any], Any]:
@@ -383,13 +302,15 @@ class FeatureExtractor:
             return None if recs else np.empty((0, len(self.features)))
         try:
             if self._flat:
-                X = np.array(list(chain.from_iterable(map(self._getter, recs))),
-                             dtype=float).reshape(len(recs), -1)
+                X = np.array(list(chain.from_iterable(map(self._getter, recs))), dtype=float)
             else:  # dotted paths: one column per feature, each read at C speed where flat
                 X = np.array([list(map(get, recs)) for get in self._column_getters],
-                             dtype=float).T.copy()
+                             dtype=float).T
         except (KeyError, TypeError, ValueError, OverflowError):
             return None
+        if X.size != len(recs) * len(self.features) or X.ndim != (1 if self._flat else 2):
+            return None  # lists as values (equal-length ones convert to an extra axis)
+        X = X.reshape(len(recs), -1) if self._flat else X.copy()
         if not np.isfinite(X).all() or (X.size and np.abs(X).max() > _MAX_ABS):
             return None  # NaN/Infinity tokens or absurd magnitudes: the careful path rejects
         return X

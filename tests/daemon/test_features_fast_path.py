@@ -111,3 +111,10 @@ def test_framed_batches_still_take_the_single_parse() -> None:
         assert b.kept == [] and {r.reason for r in b.rejected} == {"wrong_type"}
     finally:
         features._loads = inner
+
+
+def test_equal_length_lists_as_values_are_rejected_not_reshaped() -> None:
+    for payload in (b'{"a": [], "b": []}', b'{"a": [1, 2], "b": [3, 4]}'):
+        for fx in (FeatureExtractor(["a", "b"]), FeatureExtractor(["a", "b"], key="a")):
+            b = fx.decode([payload, payload])
+            assert b.X.shape == (0, 2) and [r.reason for r in b.rejected] == ["wrong_type"] * 2

@@ -119,8 +119,8 @@ def _run(pipe: Pipeline, batches: list[list[bytes]]) -> list[list[int]]:
     kept, offset = [], 0
     for b in batches:
         offs = list(range(offset, offset + len(b)))
-        [out] = pipe.process(EventBatch(b, offs, [o + 1 for o in offs], 0, "f"))
-        kept.append([offs[i] for i in out.decoded.kept])
+        for out in pipe.process(EventBatch(b, offs, [o + 1 for o in offs], 0, "f")):
+            kept.append([offs[i] for i in out.decoded.kept])
         offset += len(b)
     return kept
 

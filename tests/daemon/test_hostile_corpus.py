@@ -36,6 +36,11 @@ HOSTILE: list[tuple[bytes, str]] = [
     (b'{"temperature": ' + b"7" * 5000 + b', "pressure": 3.1}', "invalid_value"),
     (_ev(b', "junk": ' + b"7" * 5000), "invalid_value"),
     (b'{"temperature": 1e400, "pressure": 3.1}', "invalid_value"),
+    # lists as values: equal-length lists once converted to an extra array axis
+    (b'{"temperature": [], "pressure": [], "flow": [], "vibration": {"rms": []}}',
+     "wrong_type"),
+    (b'{"temperature": [1, 2], "pressure": [3, 4], "flow": [5, 6], "vibration": {"rms": [7, 8]}}',
+     "wrong_type"),
     # batch-join smuggling: two records on one line, one record split over two lines
     (b'{"temperature": 61, "pressure": 3.0, "flow": 40},{"temperature": 62, "pressure": 3.1}',
      "parse_error"),
