@@ -207,3 +207,39 @@ def test_streamem_run_dead_letters_each_hostile_line_once_and_learns_the_rest(
     assert learned == len(clean)
     assert json.dumps(a["model"], sort_keys=True) == json.dumps(b["model"], sort_keys=True)
     assert a["threshold"] == b["threshold"]
+
+
+CSV_HOSTILE: list[tuple[bytes, str]] = [
+    (b'1,"' + b"x" * 200_000 + b'",3', "parse_error"),  # beyond csv.field_size_limit: crashed
+    (b"1,2\r3,4,5", "parse_error"),  # two records in one event: the second was dropped
+    (b"1,2", "parse_error"),
+    (b"1,2,3,4", "parse_error"),
+    (b"\xff,2,3", "parse_error"),
+    (b"nan,2,3", "invalid_value"),
+    (b"1e999,2,3", "invalid_value"),
+    (b"warm,2,3", "wrong_type"),
+    (b",,", "no_features"),
+    (b"1,,", "invalid_key"),
+    (b"1,pump\x1b[2J,3", "invalid_key"),
+    (b"1,pump,99000000000", "bad_timestamp"),
+    (b"1,pump,soon", "bad_timestamp"),
+]
+
+
+def test_csv_rows_that_crashed_or_slipped_through_are_rejected() -> None:
+    fx = FeatureExtractor(["a"], key="k", timestamp="t", format="csv", max_event_bytes=1 << 20)
+    fx.set_csv_header(b"a,k,t")
+    good = b"1.5,pump,1700000000"
+    for line, reason in CSV_HOSTILE:
+        b = fx.decode([good, line, good])
+        assert b.kept == [0, 2] and [(r.index, r.reason) for r in b.rejected] == [(1, reason)], \
+            (line[:40], b.rejected)
+    assert fx.decode([b'2,"pump, east",5']).keys == ["pump, east"]
+
+
+@pytest.mark.parametrize("header", [b"", b"   ", b"a,b\rc,d"])
+def test_a_bad_csv_header_is_an_input_error_not_a_traceback(header: bytes) -> None:
+    from streamem.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="header"):
+        FeatureExtractor(["a"], format="csv").set_csv_header(header)
