@@ -195,6 +195,7 @@ class Daemon:
             cfg.fields.features, timestamp=cfg.fields.timestamp, key=cfg.fields.key,
             id=cfg.fields.id, format=cfg.source.format,
             max_event_bytes=cfg.source.max_event_bytes, lines=self._lines,
+            max_clock_skew=cfg.fields.max_clock_skew_seconds,
         )
         header = getattr(self._source, "header", None)
         if cfg.source.format == "csv" and header is not None:

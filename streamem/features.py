@@ -1,10 +1,12 @@
-"""Turn raw events into feature vectors (pure: stdlib + numpy).
+"""Turn raw events into feature vectors (stdlib + numpy; the one module that uses orjson).
 
 A batch of raw payloads becomes a float matrix (NaN where a reading is missing or null) plus,
 for every event that cannot be used, a reason from :data:`REJECT_REASONS`. The common case, a
-batch of well-formed JSON lines with numeric values, is decoded with one ``json.loads`` call
-and one ``np.array`` conversion; anything odd falls back to careful per-event decoding, so one
-bad line never costs the rest of the batch.
+batch of well-formed JSON lines with numeric values, is decoded with one ``orjson.loads`` call
+over the lines joined into an array and one ``np.array`` conversion. That parse is used only
+when it provably took each record from exactly one line (see :func:`_framed`); anything odd
+falls back to per-event decoding, so one bad line never costs the rest of the batch and never
+merges with its neighbours. Keys, ids and timestamps are checked by :mod:`streamem.eventmeta`.
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ import csv
 import io
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from streamem.decoded import DecodedBatch, Rejection
+from streamem.errors import InvalidInputError
+from streamem.eventmeta import Bad as _Bad
+from streamem.eventmeta import check_ids, check_keys, timestamps
+from streamem.eventmeta import lookup as _lookup
 
 try:  # orjson parses JSON ~3x faster than the stdlib; the stdlib is the fallback
     import orjson
@@ -32,107 +39,16 @@ except ImportError:  # pragma: no cover - orjson is a dependency, this is for od
 
 __all__ = ["REJECT_REASONS", "DecodedBatch", "FeatureExtractor", "Rejection"]
 
+#: Every reason an event can be rejected for (the ``reason`` label of the rejected-events
+#: metric and the first word of a dead letter's reason); ``docs/contracts.md`` says what each
+#: one means.
+REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "wrong_type",
+                  "invalid_key", "invalid_id", "bad_timestamp")
+_MAX_ABS = 1e100  # the model rejects larger magnitudes (their squares overflow)
 #: a text format's decoder (:class:`streamem.parsing.LineDecoder`)
 LinesToRecords = Callable[[Sequence[bytes]], Sequence["dict[str, Any] | tuple[str, str]"]]
-REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "wrong_type")
-_MAX_ABS = 1e100  # the model rejects larger magnitudes (their squares overflow)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why event ``index`` of a batch was not used."""
-
-    index: int
-    reason: str
-    detail: str
-
-
-class DecodedBatch:
-    """A decoded batch: rows of ``X`` correspond to ``kept`` indices of the input.
-
-    Keys, timestamps and ids are read from the decoded records on demand (:meth:`key`,
-    :meth:`timestamp`, :meth:`id` for one row; :attr:`keys`, :attr:`timestamps`, :attr:`ids`
-    for all rows), so a batch with no anomalies never pays for them.
-
-    Examples
-    --------
-    >>> b = FeatureExtractor(["a"], key="k", timestamp="t").decode(
-    ...     [b'{"a": 1, "k": "s1", "t": 5}', b'{"a": 2, "t": "1970-01-01T00:00:09Z"}'])
-    >>> b.key(0), b.timestamp(1), b.keys, b.ids
-    ('s1', 9.0, ['s1', None], [None, None])
-    """
-
-    __slots__ = ("X", "_cache", "_fields", "_recs", "kept", "rejected")
-
-    def __init__(self, X: NDArray[np.float64], kept: list[int], rejected: list[Rejection],
-                 recs: Sequence[dict[str, Any]] = (),
-                 fields: tuple[tuple[str, ...] | None, ...] = (None, None, None)) -> None:
-        self.X = X
-        self.kept = kept
-        self.rejected = rejected
-        self._recs = recs
-        self._fields = fields  # paths of (key, timestamp, id)
-        self._cache: dict[str, list[Any]] = {}
-
-    def key(self, i: int) -> str | None:
-        """The key of kept row ``i`` (None without a key field or value)."""
-        path = self._fields[0]
-        return None if path is None else _str(_lookup(self._recs[i], path))
-
-    def timestamp(self, i: int) -> float | None:
-        """The timestamp of kept row ``i`` in seconds since the epoch, or None."""
-        path = self._fields[1]
-        return None if path is None else _parse_time(_lookup(self._recs[i], path))
-
-    def id(self, i: int) -> str | None:
-        """The event id of kept row ``i`` (None without an id field or value)."""
-        path = self._fields[2]
-        return None if path is None else _str(_lookup(self._recs[i], path))
-
-    def _all(self, name: str) -> list[Any]:
-        if name not in self._cache:
-            one = getattr(self, name)
-            self._cache[name] = [one(i) for i in range(len(self.kept))]
-        return self._cache[name]
-
-    def record(self, i: int) -> dict[str, Any]:
-        """The decoded record of kept row ``i`` (all its fields)."""
-        return self._recs[i]
-
-    @property
-    def keys(self) -> list[str | None]:
-        """Keys of every kept row."""
-        return self._all("key")
-
-    @property
-    def timestamps(self) -> list[float | None]:
-        """Timestamps of every kept row."""
-        return self._all("timestamp")
-
-    @property
-    def ids(self) -> list[str | None]:
-        """Event ids of every kept row."""
-        return self._all("id")
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-class _Bad(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason, self.detail = reason, detail
-
-
-def _lookup(record: Any, path: tuple[str, ...]) -> Any:
-    node = record
-    for part in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-        if node is None:
-            return None
-    return node
+_OPEN = ord("{")
+_first_byte = itemgetter(0)
 
 
 def _path_getter(path: tuple[str, ...]) -> Callable[[Any], Any]:
@@ -158,7 +74,11 @@ def _to_float(value: Any, name: str) -> float:
     if value is None or value == "":
         return math.nan
     if isinstance(value, (int, float)):  # booleans read as 0/1
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise _Bad("invalid_value", f"{name} is an integer beyond ±{_MAX_ABS:g}; rescale "
+                       "the sensor") from None
     elif isinstance(value, str):
         try:
             v = float(value)
@@ -171,24 +91,6 @@ def _to_float(value: Any, name: str) -> float:
     if abs(v) > _MAX_ABS:
         raise _Bad("invalid_value", f"{name}={v:g} is beyond ±{_MAX_ABS:g}; rescale the sensor")
     return v
-
-
-def _parse_time(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        v = float(value)
-        return v / 1000.0 if v > 1e11 else v  # milliseconds since the epoch
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
 
 
 class FeatureExtractor:
@@ -209,6 +111,11 @@ class FeatureExtractor:
         For text formats: maps raw lines to records (dicts of typed fields) or to
         ``(reason, detail)`` (a :class:`streamem.parsing.LineDecoder`); its ``timestamp``
         field is the default of ``timestamp``.
+    max_clock_skew
+        Events whose timestamp is more than this many seconds ahead of ``clock()`` are
+        rejected as ``bad_timestamp``; None: no bound.
+    clock
+        The wall clock (seconds since the epoch).
 
     Examples
     --------
@@ -228,6 +135,8 @@ class FeatureExtractor:
         format: str = "jsonl",
         max_event_bytes: int = 1_048_576,
         lines: LinesToRecords | None = None,
+        max_clock_skew: float | None = 86_400.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.lines = lines
         timestamp = timestamp or getattr(lines, "timestamp", None)
@@ -240,55 +149,86 @@ class FeatureExtractor:
         self._ts = tuple(timestamp.split(".")) if timestamp else None
         self._key = tuple(key.split(".")) if key else None
         self._id = tuple(id.split(".")) if id else None
+        self._meta = [(f, tuple(f.split(".")) if f else ()) for f in (key, timestamp, id)]
         self.format = format
         self.max_event_bytes = max_event_bytes
+        self.max_clock_skew = max_clock_skew
+        self.clock = clock
         self._csv_header: list[str] | None = None
 
     def set_csv_header(self, header: bytes) -> None:
-        """Use this CSV header row to name the columns of later rows."""
-        self._csv_header = next(csv.reader([header.decode("utf-8", "replace").strip()]))
+        """Use this CSV header row to name the columns of later rows.
+
+        Raises
+        ------
+        InvalidInputError
+            The header is not one CSV row of names.
+        """
+        try:
+            rows = list(csv.reader(io.StringIO(header.decode("utf-8", "replace").strip())))
+        except csv.Error as exc:
+            raise InvalidInputError(f"the CSV header row is not valid CSV ({exc}); fix the "
+                                    "first line of the input") from None
+        if len(rows) != 1 or not rows[0]:
+            raise InvalidInputError(f"the CSV header row {header[:80]!r} is not one row of "
+                                    "column names; fix the first line of the input")
+        self._csv_header = rows[0]
 
     # ------------------------------------------------------------------ decoding
+    def _parse_csv(self, text: str) -> dict[str, Any]:
+        if self._csv_header is None:
+            raise _Bad("parse_error", "CSV row before the header row")
+        try:
+            rows = list(csv.reader(io.StringIO(text.strip())))
+        except csv.Error as exc:  # e.g. a field beyond csv.field_size_limit()
+            raise _Bad("parse_error", f"invalid CSV: {exc}") from None
+        if len(rows) != 1:
+            raise _Bad("parse_error", f"{len(rows)} CSV records in one event (a line break "
+                       "outside quotes); send one row per event")
+        row = rows[0]
+        if len(row) != len(self._csv_header):
+            raise _Bad("parse_error", f"{len(row)} columns, header has "
+                       f"{len(self._csv_header)}")
+        return dict(zip(self._csv_header, row, strict=True))
+
     def _parse_one(self, payload: bytes) -> dict[str, Any]:
         if len(payload) > self.max_event_bytes:
             raise _Bad("too_large", f"{len(payload)} bytes > max_event_bytes="
                        f"{self.max_event_bytes}")
+        if self.format != "csv":
+            try:  # the strict parser first: bounded depth, no NaN, no huge numbers
+                rec = _loads(payload)
+            except ValueError:
+                rec = _lenient_json(payload)  # to say exactly what is wrong
+            if not isinstance(rec, dict):
+                raise _Bad("wrong_type", f"a JSON {type(rec).__name__}, not an object")
+            return rec
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _Bad("parse_error", f"not UTF-8 at byte {exc.start}") from None
-        if self.format == "csv":
-            if self._csv_header is None:
-                raise _Bad("parse_error", "CSV row before the header row")
-            row = next(csv.reader(io.StringIO(text.strip())), [])
-            if len(row) != len(self._csv_header):
-                raise _Bad("parse_error", f"{len(row)} columns, header has "
-                           f"{len(self._csv_header)}")
-            return dict(zip(self._csv_header, row, strict=True))
-        try:
-            rec = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _Bad("parse_error", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-        if not isinstance(rec, dict):
-            raise _Bad("wrong_type", f"a JSON {type(rec).__name__}, not an object")
-        return rec
+        return self._parse_csv(text)
 
     def _parse_batch(self, payloads: Sequence[bytes]
                      ) -> tuple[list[dict[str, Any] | _Bad], bool]:
         """Parsed payloads (or why not), and whether all of them are JSON objects."""
         if self.lines is not None:  # a text format: streamem.parsing maps lines to records
-            recs = self.lines(payloads)
-            if set(map(type, recs)) <= {dict}:
-                return list(recs), True  # type: ignore[arg-type]  # (all dicts)
-            return [r if type(r) is dict else _Bad(*r) for r in recs], False
-        if self.format == "jsonl" and payloads and max(map(len, payloads)) <= \
-                self.max_event_bytes:
-            try:
-                recs = _loads(b"[" + b",".join(payloads) + b"]")
-                if len(recs) == len(payloads) and set(map(type, recs)) == {dict}:
+            parsed = self.lines(payloads)
+            if set(map(type, parsed)) <= {dict}:
+                return list(parsed), True  # type: ignore[arg-type]  # (all dicts)
+            return [r if type(r) is dict else _Bad(*r) for r in parsed], False
+        n = len(payloads)
+        if self.format == "jsonl" and n:
+            doc = b"[" + b",".join(payloads) + b"]"
+            if len(doc) - n - 1 <= self.max_event_bytes or \
+                    max(map(len, payloads)) <= self.max_event_bytes:
+                try:
+                    recs = _loads(doc)
+                except ValueError:  # orjson's decode errors are ValueErrors
+                    recs = None
+                if recs is not None and len(recs) == n and set(map(type, recs)) == {dict} \
+                        and _framed(doc, payloads):
                     return recs, True
-            except ValueError:  # orjson's and json's decode errors are ValueErrors
-                pass
         out: list[dict[str, Any] | _Bad] = []
         for p in payloads:
             try:
@@ -337,8 +277,39 @@ class FeatureExtractor:
                     rejected.append(Rejection(i, bad.reason, bad.detail))
             good, recs = keep_good, keep_recs
             X = np.array(rows, dtype=float).reshape(len(rows), len(self.features))
+        ts, unusable = self._check_meta(recs)
+        if unusable:
+            keep = np.ones(len(recs), dtype=bool)
+            keep[list(unusable)] = False
+            rejected.extend(Rejection(good[j], b.reason, b.detail) for j, b in unusable.items())
+            X = X[keep]
+            ts = None if ts is None else ts[keep]
+            good = [g for g, k in zip(good, keep.tolist(), strict=True) if k]
+            recs = [r for r, k in zip(recs, keep.tolist(), strict=True) if k]
         rejected.sort(key=lambda r: r.index)
-        return DecodedBatch(X, good, rejected, recs, (self._key, self._ts, self._id))
+        return DecodedBatch(X, good, rejected, recs, (self._key, self._ts, self._id), ts)
+
+    def _column(self, recs: list[dict[str, Any]], path: tuple[str, ...]) -> list[Any]:
+        if len(path) == 1:  # dict.get per record, at C speed
+            return list(map(dict.get, recs, repeat(path[0])))
+        return [_lookup(r, path) for r in recs]
+
+    def _check_meta(self, recs: list[dict[str, Any]]
+                    ) -> tuple[NDArray[np.float64] | None, dict[int, _Bad]]:
+        """Timestamps of ``recs`` (None without a timestamp field) and ``{position: why}``
+        for the records whose key, timestamp or id is unusable (the first problem wins)."""
+        (kname, kpath), (tname, tpath), (iname, ipath) = self._meta
+        bad: dict[int, _Bad] = {}
+        ts = None
+        if kname:
+            bad = check_keys(self._column(recs, kpath), kname)
+        if tname:
+            ts, bad_ts = timestamps(self._column(recs, tpath), tname, self.clock(),
+                                    self.max_clock_skew)
+            bad = {**bad_ts, **bad}
+        if iname:
+            bad = {**check_ids(self._column(recs, ipath), iname), **bad}
+        return ts, dict(sorted(bad.items()))
 
     def _fast_matrix(self, recs: list[dict[str, Any]]) -> NDArray[np.float64] | None:
         """One conversion for a clean batch; None when any value needs the careful path."""
@@ -346,13 +317,60 @@ class FeatureExtractor:
             return None if recs else np.empty((0, len(self.features)))
         try:
             if self._flat:
-                X = np.array(list(chain.from_iterable(map(self._getter, recs))),
-                             dtype=float).reshape(len(recs), -1)
+                X = np.array(list(chain.from_iterable(map(self._getter, recs))), dtype=float)
             else:  # dotted paths: one column per feature, each read at C speed where flat
                 X = np.array([list(map(get, recs)) for get in self._column_getters],
-                             dtype=float).T.copy()
-        except (KeyError, TypeError, ValueError):
+                             dtype=float).T
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None
+        if X.size != len(recs) * len(self.features) or X.ndim != (1 if self._flat else 2):
+            return None  # lists as values (equal-length ones convert to an extra axis)
+        X = X.reshape(len(recs), -1) if self._flat else X.copy()
         if not np.isfinite(X).all() or (X.size and np.abs(X).max() > _MAX_ABS):
             return None  # NaN/Infinity tokens or absurd magnitudes: the careful path rejects
         return X
+
+
+def _framed(doc: bytes, payloads: Sequence[bytes]) -> bool:
+    """True when the parse of ``doc`` (``[`` + the payloads joined by ``,`` + ``]``), which
+    gave exactly one JSON object per payload, took each object from exactly one payload.
+
+    It holds when every payload starts with ``{`` and ``doc`` holds no other ``{``: each of
+    the N objects needs an opening ``{`` of its own outside strings, so all N braces open
+    top-level objects, object j opens at the start of payload j, and it must close before
+    object j+1 opens, so inside payload j (a payload with anything but whitespace after its
+    object would have given more values, or a parse error). Braces inside strings or nested
+    objects fail the test; such batches are decoded per payload.
+
+    Examples
+    --------
+    >>> lines = [b'{"a":1},{"a":2}', b'{"a":3', b'"b":4}']
+    >>> _framed(b"[" + b",".join(lines) + b"]", lines)
+    False
+    >>> _framed(b'[{"a":1},{"a":2}]', [b'{"a":1}', b'{"a":2}'])
+    True
+    """
+    try:
+        if bytes(map(_first_byte, payloads)) != b"{" * len(payloads):
+            return False
+    except IndexError:  # an empty payload
+        return False
+    return int(np.count_nonzero(np.frombuffer(doc, np.uint8) == _OPEN)) == len(payloads)
+
+
+def _lenient_json(payload: bytes) -> Any:
+    """Parse with the stdlib (which reads NaN, Infinity and big integers, so the caller can
+    name the bad value); every failure becomes a ``_Bad``, never an exception of its own."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Bad("parse_error", f"not UTF-8 at byte {exc.start}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Bad("parse_error", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise _Bad("parse_error", "JSON nested too deeply (over 1000 levels); flatten the "
+                   "event") from None
+    except ValueError as exc:  # an integer of more digits than int() takes
+        raise _Bad("invalid_value", f"invalid number: {str(exc)[:80]}") from None

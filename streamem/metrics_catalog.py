@@ -6,6 +6,8 @@ metric; :class:`streamem.metrics.Metrics` builds its metrics from these. Pure da
 
 from __future__ import annotations
 
+from streamem.features import REJECT_REASONS  # defined once, where events are rejected
+
 __all__ = [
     "BATCH_BUCKETS",
     "CHECKPOINT_BUCKETS",
@@ -23,7 +25,6 @@ __all__ = [
 
 EVENT_OUTCOMES = ("learned", "anomalous", "rejected", "skipped")
 FEEDBACK_VERDICTS = ("false_positive", "true_positive")
-REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "wrong_type")
 LOG_LIKELIHOOD_BUCKETS = (
     -200.0, -150.0, -100.0, -75.0, -50.0, -40.0, -30.0, -25.0, -20.0, -15.0,
     -10.0, -7.5, -5.0, -2.5, 0.0, 2.5, 5.0, 10.0,

@@ -123,7 +123,8 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
     fx = FeatureExtractor(cfg.fields.features, timestamp=cfg.fields.timestamp,
                           key=cfg.fields.key, id=cfg.fields.id, format=fmt,
                           max_event_bytes=cfg.source.max_event_bytes,
-                          lines=parsing.from_config(cfg))
+                          lines=parsing.from_config(cfg),
+                          max_clock_skew=cfg.fields.max_clock_skew_seconds)
     label_fx = FeatureExtractor([labels], format=fmt, lines=parsing.from_config(
         dataclasses.replace(cfg, fields=dataclasses.replace(cfg.fields, template=None)))
     ) if labels else None

@@ -174,6 +174,9 @@ def validate(cfg: Config) -> None:
     rule_names = [r.name for r in cfg.rules if r.name]
     dup = next((n for n in rule_names if rule_names.count(n) > 1), None)
     need(dup is None, "rules", f"the rule name {dup!r} is used twice; names label a metric")
+    skew = cfg.fields.max_clock_skew_seconds
+    need(skew is None or skew > 0, "fields.max_clock_skew_seconds",
+         "must be a positive number of seconds (86400 is one day) or null for no bound")
     need(cfg.batch.max_events >= 1, "batch.max_events", "must be at least 1")
     need(cfg.batch.max_wait_ms >= 0, "batch.max_wait_ms", "must be 0 or more")
     m = cfg.model
