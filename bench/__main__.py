@@ -2,6 +2,8 @@
 
 Options: ``--quick`` (CI, about a minute; writes a scratch file, not the docs),
 ``--only throughput,null`` (a subset), ``--skab PATH`` (default ../shared/data/skab),
+``--adbench PATH`` / ``--nab PATH`` (default ../shared/data/adbench-dev, nab-dev),
+``--adbench-cap N`` (events per ADBench set, 50,000; quick 2,000),
 ``--minutes M`` (memory soak length), ``--out FILE`` (where to write).
 """
 
@@ -12,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from bench import e2e, null, scenarios, skab, soak, throughput
+from bench import adbench, e2e, nab, null, scenarios, skab, soak, throughput
 from bench.common import (
     DEFAULT_SKAB,
     ORDER,
@@ -21,11 +23,12 @@ from bench.common import (
     default_doc,
     md_table,
     read_facts,
+    shared_data,
     sync_readme_table,
     write_section,
 )
 
-ALL = ("throughput", "kafka", "skab", "scenarios", "null", "e2e", "soak")
+ALL = ("throughput", "kafka", "adbench", "nab", "skab", "scenarios", "null", "e2e", "soak")
 
 
 def _broker_up() -> bool:
@@ -55,6 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="short runs for CI (about a minute)")
     p.add_argument("--only", default=",".join(ALL), help=f"comma list of {', '.join(ALL)}")
     p.add_argument("--skab", type=Path, default=DEFAULT_SKAB, help="SKAB data folder")
+    p.add_argument("--adbench", type=Path, default=shared_data("adbench-dev"),
+                   help="ADBench dev folder (*.npz)")
+    p.add_argument("--adbench-cap", type=int, default=None,
+                   help="events per ADBench set (50,000; quick 2,000)")
+    p.add_argument("--nab", type=Path, default=shared_data("nab-dev"), help="NAB dev folder")
     p.add_argument("--minutes", type=float, default=None,
                    help="daemon soak minutes (30; quick 0.17)")
     p.add_argument(
@@ -83,6 +91,17 @@ def main(argv: list[str] | None = None) -> None:
             from bench import kafka
 
             sec, _ = kafka.measure(args.quick)
+        elif name == "adbench":
+            if not args.adbench.exists():
+                print(f"   skipped: no ADBench data at {args.adbench} (pass --adbench PATH)")
+                continue
+            cap = args.adbench_cap or (2_000 if args.quick else adbench.CAP)
+            sec = adbench.measure(args.adbench, cap)
+        elif name == "nab":
+            if not args.nab.exists():
+                print(f"   skipped: no NAB data at {args.nab} (pass --nab PATH)")
+                continue
+            sec = nab.measure(args.nab, quick=args.quick)
         elif name == "skab":
             if not args.skab.exists():
                 print(f"   skipped: no SKAB data at {args.skab} (pass --skab PATH)")
