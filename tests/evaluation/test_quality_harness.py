@@ -211,3 +211,22 @@ def test_nab_loader_maps_window_timestamps_to_indices(tmp_path: Path) -> None:
     (s,) = nab.load(tmp_path)
     assert s.windows == [(5, 8)] and s.in_window.sum() == 4 and s.category == "cat"
     assert nab.shingles(s.values).shape == (13, 8)
+
+
+def test_python_m_bench_only_adbench_writes_its_section_and_headline(tmp_path: Path) -> None:
+    main = _bench("__main__")
+    data = tmp_path / "adbench"
+    data.mkdir()
+    X, k = _outlier_set(n=1300, at=1250)
+    y = np.zeros(len(X), int)
+    y[[k, 1100]] = 1
+    X[1100] = -9.0
+    np.savez(data / "synthetic.npz", X=X, y=y)
+    doc = tmp_path / "b.md"
+    main.main(["--quick", "--only", "adbench", "--adbench", str(data), "--out", str(doc)])
+    text = doc.read_text()
+    assert "<!-- bench:adbench:start -->" in text and "| synthetic | 1,300 | 3 | 2 |" in text
+    facts = _bench("common").read_facts(doc)
+    assert set(facts) == {"adbench"}  # the headline section carries no facts of its own
+    assert "<!-- bench:headline:start -->" in text
+    assert "ADBench dev, mean ROC-AUC / PR-AUC (streamem defaults)" in facts["adbench"]
