@@ -186,7 +186,8 @@ HEADER = """# streamem benchmarks
 
 Written by `python -m bench` (each section also by its own script, e.g.
 `python -m bench.throughput`). Do not edit the sections by hand: rerun the script.
-Install the peers with `pip install -e .[bench]`.
+Install the peers with `pip install -e .[bench]`; the Random Cut Forest peer also needs Java 17+
+and Maven (bench/rcf.py builds its runner once into ~/.cache/streamem/rcf).
 """
 
 

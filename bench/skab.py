@@ -541,6 +541,14 @@ honest out-of-the-box figure.
             f"{r_all.nab.standard:.1f}; unseen files F1 {r_chk.binary[0]:.2f} / FAR "
             f"{r_chk.binary[1]:.1f} %"
         )
+    short = {"PySAD LODA (q=0.99)": "LODA q=0.99",
+             "river HalfSpaceTrees after MinMaxScaler (q=0.99)": "HST q=0.99",
+             RCF_ROW: "RCF grade > 0"}
+    if all(n in results for n in short):
+        facts["SKAB peers, same protocol: F1 / FAR"] = "; ".join(
+            f"{label} {results[n].binary[0]:.2f} / {results[n].binary[1]:.1f} %"
+            for n, label in short.items()
+        )
     six = results.get("streamem, defaults, 6 sensors, 5-event trailing mean")
     if six is not None:
         facts[
