@@ -3,6 +3,8 @@
 Options: ``--quick`` (CI, about a minute; writes a scratch file, not the docs),
 ``--only throughput,null`` (a subset), ``--skab PATH`` (default ../shared/data/skab),
 ``--loghub PATH`` (default ../shared/data/loghub),
+``--adbench PATH`` / ``--nab PATH`` (default ../shared/data/adbench-dev, nab-dev),
+``--adbench-cap N`` (events per ADBench set, 50,000; quick 2,000),
 ``--minutes M`` (memory soak length), ``--out FILE`` (where to write).
 """
 
@@ -13,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from bench import e2e, logs, null, scenarios, skab, soak, throughput
+from bench import adbench, e2e, logs, nab, null, scenarios, skab, soak, throughput
 from bench.common import (
     DEFAULT_SKAB,
     ORDER,
@@ -22,11 +24,13 @@ from bench.common import (
     default_doc,
     md_table,
     read_facts,
+    shared_data,
     sync_readme_table,
     write_section,
 )
 
-ALL = ("throughput", "kafka", "skab", "scenarios", "null", "e2e", "logs", "soak")
+ALL = ("throughput", "kafka", "adbench", "nab", "skab", "scenarios", "null", "e2e", "logs",
+       "soak")
 
 
 def _broker_up() -> bool:
@@ -58,6 +62,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skab", type=Path, default=DEFAULT_SKAB, help="SKAB data folder")
     p.add_argument("--loghub", type=Path, default=logs.DEFAULT_LOGHUB,
                    help="Loghub 2k samples folder")
+    p.add_argument("--adbench", type=Path, default=shared_data("adbench-dev"),
+                   help="ADBench dev folder (*.npz)")
+    p.add_argument("--adbench-cap", type=int, default=None,
+                   help="events per ADBench set (50,000; quick 2,000)")
+    p.add_argument("--nab", type=Path, default=shared_data("nab-dev"), help="NAB dev folder")
     p.add_argument("--minutes", type=float, default=None,
                    help="daemon soak minutes (30; quick 0.17)")
     p.add_argument(
@@ -86,6 +95,17 @@ def main(argv: list[str] | None = None) -> None:
             from bench import kafka
 
             sec, _ = kafka.measure(args.quick)
+        elif name == "adbench":
+            if not args.adbench.exists():
+                print(f"   skipped: no ADBench data at {args.adbench} (pass --adbench PATH)")
+                continue
+            cap = args.adbench_cap or (2_000 if args.quick else adbench.CAP)
+            sec = adbench.measure(args.adbench, cap)
+        elif name == "nab":
+            if not args.nab.exists():
+                print(f"   skipped: no NAB data at {args.nab} (pass --nab PATH)")
+                continue
+            sec = nab.measure(args.nab, quick=args.quick)
         elif name == "skab":
             if not args.skab.exists():
                 print(f"   skipped: no SKAB data at {args.skab} (pass --skab PATH)")

@@ -18,7 +18,20 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
-DEFAULT_SKAB = (REPO / ".." / "shared" / "data" / "skab").resolve()
+
+
+def shared_data(name: str) -> Path:
+    """``shared/data/<name>`` in the nearest parent of the repository that has it (a git
+    worktree sits one level deeper than the main checkout); ``../shared/data/<name>`` if none.
+    """
+    for parent in REPO.parents:
+        cand = parent / "shared" / "data" / name
+        if cand.exists():
+            return cand
+    return (REPO / ".." / "shared" / "data" / name).resolve()
+
+
+DEFAULT_SKAB = shared_data("skab")
 
 
 def default_doc(quick: bool) -> Path:
@@ -54,7 +67,7 @@ def blas_info() -> str:
     )
 
 
-def machine_lines(command: str, pinned: str = "one core") -> str:
+def machine_lines(command: str, pinned: str = "one core", timing: bool = True) -> str:
     """The markdown block every section starts with."""
     return (
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n"
@@ -65,7 +78,8 @@ def machine_lines(command: str, pinned: str = "one core") -> str:
         f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')} and threadpoolctl)\n"
         f"- command: `{command}`\n"
         "- the 2-core machine was shared with other jobs while this ran; "
-        "figures are medians of repeats but can be noisy\n"
+        + ("figures are medians of repeats but can be noisy\n" if timing
+           else "times are indicative only (the quality figures do not depend on it)\n")
     )
 
 
@@ -166,12 +180,14 @@ def sync_readme_table(table: str, readme: Path) -> bool:
     return True
 
 
-ORDER = ["headline", "throughput", "kafka", "skab", "scenarios", "null", "e2e", "logs", "soak"]
+ORDER = ["headline", "throughput", "kafka", "adbench", "nab", "skab", "scenarios", "null", "e2e",
+         "logs", "soak"]
 HEADER = """# streamem benchmarks
 
 Written by `python -m bench` (each section also by its own script, e.g.
 `python -m bench.throughput`). Do not edit the sections by hand: rerun the script.
-Install the peers with `pip install -e .[bench]`.
+Install the peers with `pip install -e .[bench]`; the Random Cut Forest peer also needs Java 17+
+and Maven (bench/rcf.py builds its runner once into ~/.cache/streamem/rcf).
 """
 
 

@@ -14,6 +14,7 @@ Run: ``python -m bench.skab [PATH] [--quick]`` (PATH defaults to ../shared/data/
 from __future__ import annotations
 
 import argparse
+import bisect
 import itertools
 import time
 import warnings
@@ -107,6 +108,7 @@ def streamem_detect(batch: int = 1, smooth: int = 1, **params: Any) -> Detect:
     return detect
 
 
+RCF_ROW = "RCF (AWS, OpenSearch settings: 50 trees, sample 256), anomaly grade > 0"
 SLOW_SENSORS = ("Temperature", "Thermocouple")
 
 
@@ -159,6 +161,37 @@ def peer_detect(kind: str, q: float) -> Detect:
     ) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
         peer = RiverHST(train, online_scaling=True) if kind == "HST" else PysadModel(kind)
         return run_peer(peer, train, test, q)
+
+    return detect
+
+
+def rcf_detect(shingle: int = 1, q: float | None = None) -> Detect:
+    """AWS Random Cut Forest (:mod:`bench.rcf`, OpenSearch's settings) on one file.
+
+    The forest streams the training rows and then the test rows, score then update. With
+    ``q`` None a test row is flagged where RCF's own thresholder gives it an anomaly grade
+    above 0 (what OpenSearch reports as an anomaly); otherwise where its RCF score exceeds
+    the ``q`` quantile of every score before it (the shared peer rule, minus the
+    skip-learning part: the Java forest learns every row).
+    """
+
+    def detect(
+        train: NDArray[np.float64], test: NDArray[np.float64]
+    ) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+        from bench import rcf
+
+        out = rcf.run(np.vstack([train, test]), shingle=shingle)
+        score = np.nan_to_num(out.score, nan=0.0)
+        if q is None:
+            flags = np.nan_to_num(out.grade, nan=0.0) > 0
+        else:
+            flags = np.zeros(score.size, dtype=bool)
+            seen: list[float] = []
+            for i, v in enumerate(score):
+                if i >= len(train) and seen:
+                    flags[i] = v > seen[min(int(q * len(seen)), len(seen) - 1)]
+                bisect.insort(seen, float(v))
+        return flags[len(train) :], score[len(train) :]
 
     return detect
 
@@ -266,6 +299,7 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
             DEFAULT_ROW: streamem_detect(**DEFAULT),
             "river HalfSpaceTrees after MinMaxScaler (q=0.99)": peer_detect("HST", 0.99),
             "PySAD LODA (q=0.99)": peer_detect("LODA", 0.99),
+            RCF_ROW: rcf_detect(),
             "T-squared, re-implemented here (harness check)": hotelling_t2,
         }
         if quick
@@ -289,6 +323,9 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
             "river HalfSpaceTrees after MinMaxScaler (q=0.9)": peer_detect("HST", 0.9),
             "PySAD LODA (q=0.99)": peer_detect("LODA", 0.99),
             "PySAD LODA (q=0.9)": peer_detect("LODA", 0.9),
+            RCF_ROW: rcf_detect(),
+            "RCF (AWS, OpenSearch settings), shingle 8, anomaly grade > 0": rcf_detect(8),
+            "RCF (AWS, OpenSearch settings), RCF score above q=0.99": rcf_detect(q=0.99),
             "T-squared, re-implemented here (harness check)": hotelling_t2,
         }
     )
@@ -394,7 +431,8 @@ def measure(path: Path, quick: bool) -> tuple[Section, dict[str, SkabResult]]:
         if grid_rows
         else "(grid skipped in --quick mode)\n"
     )
-    peers = f"river {version('river')}, PySAD {version('pysad')}"
+    peers = (f"river {version('river')}, PySAD {version('pysad')}, randomcutforest 4.2.0 "
+             "(Java)")
     body = f"""{machine_lines(cmd, pinned)}- peers: {peers}
 - data: {len(files)} labelled files, {sum(len(f.X) - 400 for f in files):,} test rows, \
 {sum(int(f.changepoint[400:].sum()) for f in files)} changepoints in the test parts
@@ -406,7 +444,12 @@ the event, then (if not flagged) learned; nothing ever sees a label. "Frozen" fe
 whole test part in one `process` call, so every test row is scored by the model fitted on
 the 400 training rows (what the leaderboard models do). River HST and LODA have no
 calibrated threshold: they flag a score above the q quantile of all scores seen so far
-(training rows included) and skip learning flagged events. Predicted changepoints are
+(training rows included) and skip learning flagged events. RCF is AWS's Java
+`ThresholdedRandomCutForest` with OpenSearch's settings (see the ADBench section): it
+streams the training rows, then the test rows, score then update (it learns every row),
+and flags a row where its own thresholder gives an anomaly grade above 0, as OpenSearch
+reports an anomaly (shingle 1, and 8 as OpenSearch's default); the "q=0.99" row ranks by
+its RCF score with the shared expanding-quantile rule instead. Predicted changepoints are
 `|diff(flags)|` as in the SKAB notebooks. Leaderboard rows are copied from SOURCE.md, not
 re-run. FAR and MAR are in percent; NAB is 100 for a perfect detector, 0 for the null one.
 NAB uses the 60 s right windows. "Missed CPs" and "FPs" are counted as the leaderboard
@@ -497,6 +540,14 @@ honest out-of-the-box figure.
             f"all files F1 {r_all.binary[0]:.2f} / FAR {r_all.binary[1]:.1f} % / NAB "
             f"{r_all.nab.standard:.1f}; unseen files F1 {r_chk.binary[0]:.2f} / FAR "
             f"{r_chk.binary[1]:.1f} %"
+        )
+    short = {"PySAD LODA (q=0.99)": "LODA q=0.99",
+             "river HalfSpaceTrees after MinMaxScaler (q=0.99)": "HST q=0.99",
+             RCF_ROW: "RCF grade > 0"}
+    if all(n in results for n in short):
+        facts["SKAB peers, same protocol: F1 / FAR"] = "; ".join(
+            f"{label} {results[n].binary[0]:.2f} / {results[n].binary[1]:.1f} %"
+            for n, label in short.items()
         )
     six = results.get("streamem, defaults, 6 sensors, 5-event trailing mean")
     if six is not None:
