@@ -22,6 +22,7 @@ import hmac
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from streamem.sinks.base import Incident
@@ -37,7 +38,10 @@ from streamem.sinks.payload import (
 from streamem.sinks.spool import Delivery
 from streamem.types import AnomalyRecord
 
-__all__ = ["WebhookSink", "sign"]
+__all__ = ["MAX_COOLDOWN_KEYS", "WebhookSink", "sign"]
+
+MAX_COOLDOWN_KEYS = 100_000
+"""Most keys a webhook sink holds in their cool-down at once (bounded memory)."""
 
 
 def sign(secret: str | bytes, body: bytes) -> str:
@@ -84,7 +88,9 @@ class WebhookSink(QueuedHttpSink):
     backoff_base_seconds, backoff_max_seconds
         Retry backoff ceilings (full jitter below them).
     cooldown_seconds
-        Per key, at most one anomaly per this many seconds (0 disables it).
+        Per key, at most one anomaly per this many seconds (0 disables it). At most
+        :data:`MAX_COOLDOWN_KEYS` keys are held in their cool-down; past that the oldest one's
+        ends early (counted in ``cooldown_evictions``).
     queue_size
         Deliveries held in memory before they go straight to the spool.
     spool_dir
@@ -121,7 +127,10 @@ class WebhookSink(QueuedHttpSink):
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._secret = secret.encode("utf-8") if secret else None
         self.cooldown_seconds = float(cooldown_seconds)
-        self._last_sent: dict[str | None, float] = {}
+        # key -> time of its last sent anomaly, oldest first (the clock never goes back), so
+        # expired keys leave from the front; at most MAX_COOLDOWN_KEYS are held
+        self._last_sent: OrderedDict[str | None, float] = OrderedDict()
+        self.cooldown_evictions = 0
         self._cooldown_lock = threading.Lock()
         super().__init__(name, url, spool_dir=spool_dir, timeout_seconds=timeout_seconds,
                          max_retries=max_retries, backoff_base_seconds=backoff_base_seconds,
@@ -133,14 +142,18 @@ class WebhookSink(QueuedHttpSink):
         if self.cooldown_seconds <= 0:
             return True
         now = self._clock()
+        sent = self._last_sent
         with self._cooldown_lock:
-            last = self._last_sent.get(key)
+            last = sent.get(key)
             if last is not None and now - last < self.cooldown_seconds:
                 return False
-            if len(self._last_sent) > 10000:  # bound memory: forget expired keys
-                self._last_sent = {k: t for k, t in self._last_sent.items()
-                                   if now - t < self.cooldown_seconds}
-            self._last_sent[key] = now
+            while sent and now - next(iter(sent.values())) >= self.cooldown_seconds:
+                sent.popitem(last=False)  # expired: O(1) each, never a scan of all keys
+            sent.pop(key, None)
+            sent[key] = now
+            if len(sent) > MAX_COOLDOWN_KEYS:  # more keys alerting within one cool-down
+                sent.popitem(last=False)      # than the bound: the oldest cool-down ends early
+                self.cooldown_evictions += 1
         return True
 
     def _anomaly_delivery(self, record: AnomalyRecord) -> Delivery | None:

@@ -282,3 +282,28 @@ def test_kill_9_after_flush_then_restart_delivers_everything(receiver: Receiver,
         assert receiver.wait_accepted(25, 15.0)
         assert wait_for(lambda: sink.stats.spool_size == 0)
     assert receiver.ids() == {f"events:0:{i}": 1 for i in range(25)}
+
+
+def test_cooldown_map_is_bounded_and_expires_from_the_front(tmp_path: Path) -> None:
+    """10^6 distinct keys: the cool-down map holds only keys within their cool-down, never
+    more than MAX_COOLDOWN_KEYS, and a key whose cool-down ran out is sent again."""
+    from streamem.sinks import webhook as wh
+
+    now = [0.0]
+    sink = wh.WebhookSink("hook", "http://127.0.0.1:1/hook", cooldown_seconds=10.0,
+                          spool_dir=tmp_path, clock=lambda: now[0])
+    try:
+        for i in range(1_000_000):
+            now[0] = i * 2e-4          # 10^6 keys in 200 s: ~5 * 10^4 inside one cool-down
+            assert sink._allowed(f"k{i}")
+        assert 49_000 <= len(sink._last_sent) <= 51_000 and sink.cooldown_evictions == 0
+        assert not sink._allowed("k999999")            # still cooling down
+        for i in range(200_000):                       # a burst beyond the bound at once
+            assert sink._allowed(f"burst{i}")
+            assert len(sink._last_sent) <= wh.MAX_COOLDOWN_KEYS
+        assert sink.cooldown_evictions > 0
+        now[0] += 10.0
+        assert sink._allowed("k999999")                # cool-down over: sent again
+        assert len(sink._last_sent) == 1               # every other key expired
+    finally:
+        sink.close()
