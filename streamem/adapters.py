@@ -176,7 +176,7 @@ def health_for_metrics(lane: Lane) -> dict[str, Any]:
         "model_generation": float(lane.sequence),
     }
     if det.ready_:
-        out["threshold"] = det.log_likelihood_threshold()
+        out["threshold"] = h["threshold_surprise"]  # surprise units, as docs/contracts.md says
         out["model_components"] = h["n_components"]
         out["component_weight"] = np.asarray(h["weights"])
         out["component_mean_shift"] = np.asarray(h["mean_shift"])

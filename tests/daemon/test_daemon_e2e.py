@@ -94,7 +94,8 @@ def test_anomalies_reach_file_and_webhook_and_metrics(tmp_path: Path,
     assert val("streamem_model_components") == 2
     assert val("streamem_alert_rate_target") == 0.001
     assert val("streamem_log_likelihood_bucket", le="+Inf") == 5000  # warm-up: not scored
-    assert -30 < val("streamem_threshold") < 0  # log-likelihood units of this data
+    # surprise units (docs/contracts.md), as Detector.health() reports it
+    assert 0 < val("streamem_threshold") < 30
     assert val("streamem_sink_deliveries_total", sink="hook") >= len(injected)
     dead = read_jsonl(tmp_path / "dead.jsonl")
     assert [d["reason"].split(":")[0] for d in dead] == ["wrong_type", "parse_error"]
