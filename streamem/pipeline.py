@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -387,6 +387,3 @@ class Pipeline:
             self.metrics.count_incidents_evicted(evicted)
         self._evictions_reported += evicted
 
-    def summary(self) -> dict[str, Any]:
-        """Totals since start."""
-        return dict(self.totals)

@@ -99,7 +99,6 @@ class FileSource:
             line = self._read_stdin_header() if path == "-" else self._fh.readline()
             self.header = line.rstrip(b"\r\n")
             self._offset = len(line)
-        self._data_start = self._offset
 
     # ------------------------------------------------------------------ protocol
     @property

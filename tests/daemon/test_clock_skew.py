@@ -49,7 +49,7 @@ def test_a_far_future_event_is_rejected_and_cannot_pin_an_incident() -> None:
     assert "ahead of the wall clock" in out.decoded.rejected[0].detail
     assert out.anomalies == [] and pipe.incidents.open_incidents() == []
     pipe.tick()
-    assert pipe.summary()["rejected"] == 1
+    assert pipe.totals["rejected"] == 1
     [out] = pipe.process(_batch(spike, [T0 + 400], 401))  # a real spike opens an incident
     assert out.anomalies and pipe.incidents.open_incidents()
     t, off = T0 + 401, 402
