@@ -1,16 +1,16 @@
 """Values exported at scrape time from where they already live: sink stats and source lag.
 
 :class:`ScrapeInputs` is what :class:`~streamem.metrics.Metrics` inherits to be told where
-those values are (:meth:`ScrapeInputs.attach_sinks`, :meth:`ScrapeInputs.set_source_lag`,
-:meth:`ScrapeInputs.set_lag_provider`); its scrape-time collector reads them back
-(:attr:`ScrapeInputs.sinks`, :meth:`ScrapeInputs.source_lag`), so keeping them current costs
-the daemon loop nothing. Pure: no prometheus_client here.
+those values are (:meth:`ScrapeInputs.attach_sinks`, :meth:`ScrapeInputs.set_source_lag`);
+its scrape-time collector reads them back (:attr:`ScrapeInputs.sinks`,
+:meth:`ScrapeInputs.source_lag`), so keeping them current costs the daemon loop nothing.
+Pure: no prometheus_client here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from streamem.metrics_catalog import MAX_LAG_PARTITIONS
@@ -41,7 +41,6 @@ class ScrapeInputs:
 
     def __init__(self) -> None:
         self._sinks: list[HasSinkStats] = []
-        self._lag_provider: Callable[[], Mapping[int, int]] | None = None
         self._lag: dict[int, int] = {}
 
     @property
@@ -74,9 +73,10 @@ class ScrapeInputs:
     def set_source_lag(self, lag: Mapping[int, int]) -> None:
         """Store ``{partition: lag}`` measured by the daemon loop, exported at scrape time.
 
-        The safe choice for sources that are not thread-safe: ``KafkaSource.lag()`` queries
-        the consumer, so call it on the loop thread (say, every status interval) and pass
-        the result here rather than handing it to :meth:`set_lag_provider`.
+        ``KafkaSource.lag()`` queries the consumer, which is not thread-safe: call it on the
+        loop thread (say, every status interval) and pass the result here; the HTTP thread
+        only reads the stored copy. Beyond :data:`MAX_LAG_PARTITIONS` partitions, only the
+        first ones are kept (logged).
 
         Parameters
         ----------
@@ -90,46 +90,13 @@ class ScrapeInputs:
         >>> m.value("streamem_source_lag_events", partition="1")
         2.0
         """
-        self._lag = {int(p): int(v) for p, v in lag.items()}
-
-    def set_lag_provider(self, provider: Callable[[], Mapping[int, int]] | None) -> None:
-        """Call ``provider()`` at each scrape for ``{partition: lag}``.
-
-        It runs on the HTTP thread: it must be thread-safe and must not block (read cached
-        values; a Kafka consumer is not thread-safe, see :meth:`set_source_lag`). Errors it
-        raises are logged and the scrape goes on without lag samples. While a provider is
-        set, values from :meth:`set_source_lag` are not used.
-
-        Parameters
-        ----------
-        provider
-            Returns events behind per partition; None stops exporting lag.
-
-        Examples
-        --------
-        >>> from streamem.metrics import Metrics
-        >>> m = Metrics(); m.set_lag_provider(lambda: {0: 12})
-        >>> m.value("streamem_source_lag_events", partition="0")
-        12.0
-        """
-        self._lag_provider = provider
+        stored = {int(p): int(v) for p, v in lag.items()}
+        if len(stored) > MAX_LAG_PARTITIONS:
+            logger.warning("source lag: %d partitions, exporting the first %d",
+                           len(stored), MAX_LAG_PARTITIONS)  # fmt: skip
+            stored = dict(sorted(stored.items())[:MAX_LAG_PARTITIONS])
+        self._lag = stored
 
     def source_lag(self) -> dict[int, int]:
-        """``{partition: lag}`` to export now: the provider's (when set), else the stored one.
-
-        A failing provider is logged and gives ``{}``; beyond :data:`MAX_LAG_PARTITIONS`
-        partitions, only the first ones are kept (logged).
-        """
-        provider = self._lag_provider
-        if provider is None:
-            return self._lag
-        try:
-            lag = {int(p): int(v) for p, v in provider().items()}
-        except Exception as exc:  # a scrape must never fail because the source is unhappy
-            logger.warning("source lag unavailable for /metrics: %r", exc)
-            return {}
-        if len(lag) > MAX_LAG_PARTITIONS:
-            logger.warning("source lag: %d partitions, exporting the first %d",
-                           len(lag), MAX_LAG_PARTITIONS)  # fmt: skip
-            lag = dict(sorted(lag.items())[:MAX_LAG_PARTITIONS])
-        return lag
+        """``{partition: lag}`` to export now, as last stored by :meth:`set_source_lag`."""
+        return self._lag

@@ -83,7 +83,7 @@ def populated() -> tuple[Metrics, list[Sink]]:
     m.count_suppressed("known-pump")  # label values: the config's rule names
     sinks = [Sink("anomalies-file"), Sink("ops-webhook")]
     m.attach_sinks(sinks)
-    m.set_lag_provider(lambda: {0: 12, 1: 0})
+    m.set_source_lag({0: 12, 1: 0})
     return m, sinks
 
 
@@ -254,18 +254,6 @@ def test_checkpoint_age_is_computed_at_scrape_time() -> None:
     m.restored_checkpoint(1090.0)
     assert m.value("streamem_checkpoint_age_seconds") == 10.0
     assert m.value("streamem_checkpoints_total") == 1.0
-
-
-def test_failing_lag_provider_does_not_break_the_scrape(served: Any) -> None:
-    m, _, srv = served
-
-    def broken() -> dict[int, int]:
-        raise RuntimeError("consumer closed")
-
-    m.set_lag_provider(broken)
-    fams = scrape(srv)
-    assert fams["streamem_source_lag_events"].samples == []
-    assert fams["streamem_up"].samples
 
 
 def test_bad_reason_and_unknown_health_key(caplog: pytest.LogCaptureFixture) -> None:
@@ -477,6 +465,12 @@ def test_source_lag_pushed_by_the_loop_replaces_the_previous_set() -> None:
     m.set_source_lag({1: 0})  # partition 0 revoked
     assert m.value("streamem_source_lag_events", partition="0") is None
     assert m.value("streamem_source_lag_events", partition="1") == 0.0
-    m.set_lag_provider(lambda: {7: 3})  # a provider takes precedence while set
-    assert m.value("streamem_source_lag_events", partition="7") == 3.0
-    assert m.value("streamem_source_lag_events", partition="1") is None
+
+
+def test_source_lag_beyond_the_partition_cap_keeps_the_first_partitions() -> None:
+    from streamem.metrics_catalog import MAX_LAG_PARTITIONS
+
+    m = Metrics(CollectorRegistry())
+    m.set_source_lag({p: 1 for p in range(MAX_LAG_PARTITIONS + 5)})
+    assert sorted(m.source_lag()) == list(range(MAX_LAG_PARTITIONS))
+    assert m.value("streamem_source_lag_events", partition=str(MAX_LAG_PARTITIONS)) is None
