@@ -173,7 +173,8 @@ def health_for_metrics(lane: Lane) -> dict[str, Any]:
         "tail_shape": h["tail_shape"], "tail_scale": h["tail_scale"],
         "tail_peaks": h["tail_peaks"], "drift_cusum": h["drift_cusum"],
         "drift_divergence": h["drift_divergence"], "drift_detected": h["drift_detected"],
-        "model_generation": float(lane.sequence),
+        "model_generation": float(lane.sequence),  # the checkpoint sequence
+        "model_updates": float(h["generation"]),  # M-steps
     }
     if det.ready_:
         out["threshold"] = h["threshold_surprise"]  # surprise units, as docs/contracts.md says

@@ -41,7 +41,8 @@ HEALTH_GAUGES = {
     "drift_divergence": "symmetric KL bound between the reference and the live model",
     "drift_detected": "1 while drift is flagged, else 0",
     "model_components": "number of mixture components K",
-    "model_generation": "model generation (increments on checkpoint)",
+    "model_generation": "model generation: the checkpoint sequence (increments on checkpoint)",
+    "model_updates": "M-steps applied to the model (Detector.health()['generation'])",
     "log_likelihood_mean": "exponentially weighted mean log-likelihood of recent events",
 }
 """Scalar keys of ``Metrics.update_health``: the metric name without ``streamem_``."""
@@ -51,7 +52,7 @@ COMPONENT_ARRAYS = {
 }
 HEALTH_ALIASES = {
     "threshold_surprise": "threshold",
-    "generation": "model_generation",
+    "generation": "model_updates",
     "n_components": "model_components",
     "weights": "component_weight",
     "mean_shift": "component_mean_shift",

@@ -369,7 +369,8 @@ def test_detector_health_feeds_the_metrics_directly() -> None:
     m.update_health(health)
     assert m.value("streamem_ready") == 1.0
     assert m.value("streamem_threshold") == health["threshold_surprise"]
-    assert m.value("streamem_model_generation") == health["generation"]
+    assert m.value("streamem_model_updates") == health["generation"]  # M-steps
+    assert math.isnan(m.value("streamem_model_generation") or 0.0)  # checkpoints: daemon only
     assert m.value("streamem_model_components") == len(health["weights"])
     for k, w in enumerate(health["weights"]):
         assert m.value("streamem_component_weight", component=str(k)) == w

@@ -96,6 +96,10 @@ def test_anomalies_reach_file_and_webhook_and_metrics(tmp_path: Path,
     assert val("streamem_log_likelihood_bucket", le="+Inf") == 5000  # warm-up: not scored
     # surprise units (docs/contracts.md), as Detector.health() reports it
     assert 0 < val("streamem_threshold") < 30
+    # one meaning each: the checkpoint sequence, and the M-steps (one per learned chunk, > 0)
+    (lane,) = daemon.lanes.values()
+    assert val("streamem_model_generation") <= lane.sequence
+    assert 0 < val("streamem_model_updates") <= lane.detector.health()["generation"]
     assert val("streamem_sink_deliveries_total", sink="hook") >= len(injected)
     dead = read_jsonl(tmp_path / "dead.jsonl")
     assert [d["reason"].split(":")[0] for d in dead] == ["wrong_type", "parse_error"]
