@@ -105,17 +105,17 @@ class _FastRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
     def _maybe_skip_record(self, record: Any) -> bool:
         return False  # decode_records drops offsets below the fetch offset itself
 
-    def _unpack_records(self, tp: TopicPartition, records: Any, key_deserializer: Any,
-                        value_deserializer: Any) -> Iterator[RecordColumns]:
+    def _unpack_records(self, tp: TopicPartition, records: Any, key_deserializer: None,
+                        value_deserializer: None) -> Iterator[RecordColumns]:
+        # streamem never configures deserializers (raw bytes only), so both are always None
         raw = getattr(records, "_buffer", None)
         buf = b"" if raw is None else bytes(raw)  # no copy when it already is bytes
         try:
             headers = list(iter_batches(buf))
         except RecordDecodeError as exc:
             raise CorruptRecordError(f"partition {tp}: {exc}") from exc
-        if raw is None or key_deserializer is not None or value_deserializer is not None or \
-                any(h.magic != 2 for h in headers):
-            yield from self._public(tp, records, key_deserializer, value_deserializer)
+        if raw is None or any(h.magic != 2 for h in headers):
+            yield from self._public(tp, records)
             return
         read_committed = self.isolation_level == IsolationLevel.READ_COMMITTED
         checksum = calc_crc32c if self.check_crcs else None
@@ -158,10 +158,9 @@ class _FastRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
             raise CorruptRecordError(f"partition {tp}: {exc}") from exc
         return bool(cols.keys) and (cols.keys[0] or b"")[:4] == _ABORT_MARKER
 
-    def _public(self, tp: TopicPartition, records: Any, key_deserializer: Any,
-                value_deserializer: Any) -> Iterator[RecordColumns]:
-        """kafka-python's own decoding (legacy message formats, deserializers)."""
-        for rec in super()._unpack_records(tp, records, key_deserializer, value_deserializer):
+    def _public(self, tp: TopicPartition, records: Any) -> Iterator[RecordColumns]:
+        """kafka-python's own decoding, for legacy message formats (magic 0 and 1)."""
+        for rec in super()._unpack_records(tp, records, None, None):
             if rec.offset < self.fetch_offset:
                 continue
             cols = RecordColumns()
