@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.errors import InvalidInputError, StateError
+from streamem.errors import InvalidInputError
 from streamem.logs import RateLimitedLog
 from streamem.model._validation import MAX_ABS
+from streamem.model._versioned import StateReader
 from streamem.model.gmm import OnlineGMM
 
 try:
@@ -386,7 +387,7 @@ class GMMAnomalyDetector(base.AnomalyDetector):
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> GMMAnomalyDetector:
+    def from_state(cls, state: Mapping[str, Any]) -> GMMAnomalyDetector:
         """Rebuild a detector from :meth:`to_state`; it continues bit for bit.
 
         Parameters
@@ -403,20 +404,14 @@ class GMMAnomalyDetector(base.AnomalyDetector):
         StateError
             Unknown version or missing keys.
         """
-        if state.get("version") != STATE_VERSION:
-            raise StateError(
-                f"GMMAnomalyDetector state version {state.get('version')!r} is not "
-                f"{STATE_VERSION}; it was written by another streamem version"
-            )
-        try:
-            det = cls(**state["params"])
-            det.model_ = OnlineGMM.from_state(state["model"])
-            det.features = list(state["features"])
+        r = StateReader.of(state, "GMMAnomalyDetector", version=STATE_VERSION)
+        with r.guard():
+            det = cls(**r["params"])
+            det.model_ = OnlineGMM.from_state(r.sub("model"))
+            det.features = list(r["features"])
             det._index = {name: j for j, name in enumerate(det.features)}
-            pending = np.asarray(state["pending"], dtype=float)
+            pending = r.array("pending")
             det._pending = list(pending) if pending.size else []
             (det.n_learned, det.n_skipped, det.n_invalid_values,
-             det.n_unseen_features) = (int(c) for c in state["counters"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"GMMAnomalyDetector state is incomplete: {exc!r}") from exc
+             det.n_unseen_features) = (int(c) for c in r["counters"])
         return det

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from streamem.errors import InvalidInputError, NotFittedError, StateError
+from streamem.errors import InvalidInputError, NotFittedError
 from streamem.model._gaussian import factorize
 from streamem.model._gmm_state import STATE_VERSION, dump_state, load_state
 from streamem.model._init import (
@@ -22,6 +23,7 @@ from streamem.model._scorer import Scorer
 from streamem.model._sklearn import SklearnEstimatorMixin
 from streamem.model._stats import centred_update, sufficient_statistics
 from streamem.model._validation import check_array
+from streamem.model._versioned import StateReader
 
 __all__ = ["OnlineGMM"]
 
@@ -517,7 +519,7 @@ class OnlineGMM(SklearnEstimatorMixin):
         return dump_state(self)
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> OnlineGMM:
+    def from_state(cls, state: Mapping[str, Any]) -> OnlineGMM:
         """Rebuild a model from :meth:`to_state` output; it continues bit for bit.
 
         Parameters
@@ -540,17 +542,15 @@ class OnlineGMM(SklearnEstimatorMixin):
         Traceback (most recent call last):
         ...
         streamem.errors.StateError: OnlineGMM state version 0 is not 1; ...written by another...
+        >>> OnlineGMM.from_state({"version": 1, "params": {"half_life": -1}})
+        Traceback (most recent call last):
+        ...
+        streamem.errors.StateError: malformed OnlineGMM state: InvalidInputError(...half_life=-1...
         """
-        if state.get("version") != STATE_VERSION:
-            raise StateError(
-                f"OnlineGMM state version {state.get('version')!r} is not {STATE_VERSION}; "
-                "it was written by another streamem version"
-            )
-        try:
-            m = cls(**state["params"])
-        except (KeyError, TypeError) as exc:
-            raise StateError(f"OnlineGMM state has no valid params: {exc!r}") from exc
-        load_state(m, state)
+        r = StateReader.of(state, "OnlineGMM", version=STATE_VERSION)
+        with r.guard():
+            m = cls(**r["params"])
+        load_state(m, r)
         return m
 
     def __repr__(self) -> str:

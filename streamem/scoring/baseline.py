@@ -28,12 +28,14 @@ one, so nothing has to be tuned per stream.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from streamem.model._numeric import has_nan
+from streamem.model._versioned import StateReader
 
 __all__ = ["AUTO_HALF_LIVES", "SlowBaseline", "fit_half_life", "lag1_autocorrelation"]
 
@@ -327,7 +329,7 @@ class SlowBaseline:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> SlowBaseline:
+    def from_state(cls, state: Mapping[str, Any]) -> SlowBaseline:
         """Rebuild from :meth:`to_state`.
 
         Parameters
@@ -344,13 +346,15 @@ class SlowBaseline:
         >>> SlowBaseline.from_state(SlowBaseline(half_life=5.0).to_state()).half_life
         5.0
         """
-        hl = state["half_life"]
-        b = cls("auto" if hl == "auto" else float(hl), float(state["min_autocorr"]))
-        b.autocorr_ = np.asarray(state["autocorr"], dtype=float).copy()
-        b.slow_ = np.asarray(state["slow"], dtype=bool).copy()
-        b.level_ = np.asarray(state["level"], dtype=float).copy()
-        if "half_lives" in state:
-            b.half_lives_ = np.asarray(state["half_lives"], dtype=float).copy()
+        r = StateReader.of(state, "SlowBaseline")
+        hl = r["half_life"]
+        with r.guard():
+            b = cls("auto" if hl == "auto" else r.number("half_life"), r.number("min_autocorr"))
+        b.autocorr_ = r.array("autocorr").copy()
+        b.slow_ = r.array("slow", bool).copy()
+        b.level_ = r.array("level").copy()
+        if "half_lives" in r:
+            b.half_lives_ = r.array("half_lives").copy()
         else:  # written before per-feature half-lives: one half-life for all
-            b.half_lives_ = np.full(len(b.slow_), float(hl))
+            b.half_lives_ = np.full(len(b.slow_), r.number("half_life"))
         return b

@@ -9,12 +9,14 @@ and the threshold for risk ``q`` is
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.errors import InvalidInputError, StateError
+from streamem.errors import InvalidInputError
+from streamem.model._versioned import StateReader
 from streamem.scoring.gpd import fit_gpd, gpd_log_likelihood
 
 __all__ = ["FixedThreshold", "SpotThreshold", "fit_gpd", "gpd_log_likelihood"]
@@ -311,7 +313,7 @@ class SpotThreshold:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> SpotThreshold:
+    def from_state(cls, state: Mapping[str, Any]) -> SpotThreshold:
         """Rebuild from :meth:`to_state`.
 
         Parameters
@@ -333,20 +335,18 @@ class SpotThreshold:
         >>> SpotThreshold.from_state(SpotThreshold(q=1e-4).to_state()).threshold_
         4.0
         """
-        try:
-            s = cls(state["q"], level=state["level"], max_excess=state["max_excess"],
-                    refit_every=state["refit_every"],
-                    gross_factor=state.get("gross_factor", 0.01),
-                    n_init=state.get("n_init", 2000))
-            calib = np.asarray(state.get("calib", np.empty(0)), dtype=float)
-            s._calib = [calib] if calib.size else []
-            s.t_, s.gamma_, s.sigma_ = state["t"], state["gamma"], state["sigma"]
-            s.n_, s.n_peaks_ = state["n"], state["n_peaks"]
-            s._peaks = np.asarray(state["peaks"], dtype=float)
-            s._head, s._since_fit = int(state["head"]), int(state["since_fit"])
-            s._z, s.fitted_ = float(state["z"]), bool(state["fitted"])
-        except KeyError as exc:
-            raise StateError(f"SPOT state misses key {exc}; the snapshot is incomplete") from exc
+        r = StateReader.of(state, "SpotThreshold", kind="spot")
+        with r.guard():
+            s = cls(r["q"], level=r["level"], max_excess=r["max_excess"],
+                    refit_every=r["refit_every"], gross_factor=r.get("gross_factor", 0.01),
+                    n_init=r.get("n_init", 2000))
+        calib = r.array("calib", default=np.empty(0))
+        s._calib = [calib] if calib.size else []
+        s.t_, s.gamma_, s.sigma_ = r["t"], r["gamma"], r["sigma"]
+        s.n_, s.n_peaks_ = r["n"], r["n_peaks"]
+        s._peaks = r.array("peaks")
+        s._head, s._since_fit = r.integer("head"), r.integer("since_fit")
+        s._z, s.fitted_ = r.number("z"), r.flag("fitted")
         return s
 
 
@@ -418,7 +418,7 @@ class FixedThreshold:
         return {"kind": "fixed", "q": self.q}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> FixedThreshold:
+    def from_state(cls, state: Mapping[str, Any]) -> FixedThreshold:
         """Rebuild from :meth:`to_state`.
 
         Parameters
@@ -435,4 +435,6 @@ class FixedThreshold:
         >>> FixedThreshold.from_state({"kind": "fixed", "q": 0.01}).threshold_
         2.0
         """
-        return cls(state["q"])
+        r = StateReader.of(state, "FixedThreshold", kind="fixed")
+        with r.guard():
+            return cls(r.number("q"))
