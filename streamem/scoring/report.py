@@ -20,7 +20,7 @@ from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.explain import conditional_zscores
 from streamem.scoring.scaler import RobustScaler
-from streamem.scoring.spot import SpotThreshold
+from streamem.scoring.threshold import Threshold
 from streamem.types import FeatureContribution
 
 __all__ = ["DetectorReports"]
@@ -42,7 +42,7 @@ class DetectorReports:
     model_: OnlineGMM
     scaler_: RobustScaler
     baseline_: SlowBaseline | None
-    threshold_model_: SpotThreshold
+    threshold_model_: Threshold
     drift_: DriftMonitor
     feature_names: list[str] | None
     n_features_in_: int | None
@@ -162,7 +162,7 @@ class DetectorReports:
             "learned": float(self.n_learned_),
             "alert_rate_target": self.alert_rate,
             "threshold_surprise": float(t.threshold_) if self.ready_ else math.nan,
-            "tail_shape": t.gamma_, "tail_scale": t.sigma_, "tail_peaks": float(len(t.peaks_)),
+            **t.health(),
             "drift_cusum": self.drift_.cusum_, "drift_divergence": self.drift_.divergence_,
             "drift_detected": float(self.drift_.drift_detected_),
             "drift_alarms": float(self.drift_.alarms_),

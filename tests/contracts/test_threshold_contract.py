@@ -1,4 +1,4 @@
-"""Contract suite for every ``Threshold`` implementation in ``streamem.scoring.spot``.
+"""Contract suite for every ``Threshold`` implementation in ``streamem.scoring.threshold``.
 
 To add an implementation, append a factory to ``IMPLEMENTATIONS``. Scores are surprises
 ``u = -log10(tail probability)``; for a calibrated model ``u ~ Exp(ln 10)``, so the right
@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from streamem.errors import InvalidInputError
-from streamem.scoring.base import Threshold
-from streamem.scoring.spot import FixedThreshold, SpotThreshold
+from streamem.scoring.threshold import FixedThreshold, SpotThreshold, Threshold
 
 Factory = Callable[[float], Any]
 IMPLEMENTATIONS: dict[str, Factory] = {

@@ -133,7 +133,7 @@ def test_nested_errors_name_the_path() -> None:
     bad = {**state, "threshold": {**state["threshold"], "head": "x"}}
     with pytest.raises(StateError, match=r"threshold.head"):
         Detector.from_state(bad)
-    del bad["threshold"]["z"]
+    bad = {**state, "threshold": {k: v for k, v in state["threshold"].items() if k != "z"}}
     with pytest.raises(StateError, match=r"'threshold.z' is missing"):
         Detector.from_state(bad)
 

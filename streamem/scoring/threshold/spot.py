@@ -17,9 +17,9 @@ from numpy.typing import NDArray
 
 from streamem.errors import InvalidInputError
 from streamem.model._versioned import StateReader
-from streamem.scoring.gpd import fit_gpd, gpd_log_likelihood
+from streamem.scoring.threshold.gpd import fit_gpd
 
-__all__ = ["FixedThreshold", "SpotThreshold", "fit_gpd", "gpd_log_likelihood"]
+__all__ = ["SpotThreshold"]
 
 Array = NDArray[np.float64]
 
@@ -293,6 +293,17 @@ class SpotThreshold:
             self._peaks[slots] = new
             self._head = int((self._head + new.size) % self.max_excess)
 
+    def health(self) -> dict[str, float]:
+        """The fitted tail: GPD shape and scale, peaks held.
+
+        Examples
+        --------
+        >>> SpotThreshold(q=1e-3).health()
+        {'tail_shape': 0.0, 'tail_scale': 1.0, 'tail_peaks': 0.0}
+        """
+        return {"tail_shape": float(self.gamma_), "tail_scale": float(self.sigma_),
+                "tail_peaks": float(len(self._peaks))}
+
     def to_state(self) -> dict[str, Any]:
         """Plain scalars and arrays (see :meth:`from_state`).
 
@@ -348,93 +359,3 @@ class SpotThreshold:
         s._head, s._since_fit = r.integer("head"), r.integer("since_fit")
         s._z, s.fitted_ = r.number("z"), r.flag("fitted")
         return s
-
-
-class FixedThreshold:
-    """The model-calibrated threshold ``u > -log10(q)`` with no tail fit.
-
-    Exact when the mixture describes the data (the chi-square bound is conservative).
-
-    Examples
-    --------
-    >>> FixedThreshold(q=1e-3).threshold_
-    3.0
-    """
-
-    def __init__(self, q: float = 1e-3) -> None:
-        if not 0 < q < 0.5:
-            raise InvalidInputError(f"alert_rate q={q!r} must be in (0, 0.5); 1e-3 is typical")
-        self.q = q
-
-    @property
-    def threshold_(self) -> float:
-        """``-log10(q)``.
-
-        Examples
-        --------
-        >>> FixedThreshold(q=1e-2).threshold_
-        2.0
-        """
-        return -math.log10(self.q)
-
-    def fit(self, scores: Array) -> None:
-        """Nothing to calibrate.
-
-        Parameters
-        ----------
-        scores
-            Ignored.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> t = FixedThreshold(q=1e-3); t.fit(np.ones(10)); t.threshold_
-        3.0
-        """
-
-    def update(self, scores: Array, is_anomaly: NDArray[np.bool_]) -> None:
-        """Nothing to learn.
-
-        Parameters
-        ----------
-        scores, is_anomaly
-            Ignored.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> t = FixedThreshold(q=1e-3); t.update(np.ones(2), np.zeros(2, bool)); t.threshold_
-        3.0
-        """
-
-    def to_state(self) -> dict[str, Any]:
-        """Plain scalars.
-
-        Examples
-        --------
-        >>> FixedThreshold(q=1e-3).to_state()
-        {'kind': 'fixed', 'q': 0.001}
-        """
-        return {"kind": "fixed", "q": self.q}
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> FixedThreshold:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        FixedThreshold
-
-        Examples
-        --------
-        >>> FixedThreshold.from_state({"kind": "fixed", "q": 0.01}).threshold_
-        2.0
-        """
-        r = StateReader.of(state, "FixedThreshold", kind="fixed")
-        with r.guard():
-            return cls(r.number("q"))
