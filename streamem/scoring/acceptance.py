@@ -3,8 +3,16 @@
 :class:`~streamem.scoring.regime.RegimeTracker` says when to look (nearly every recent
 event flagged, or a share of ``regime_fraction`` over ``regime_patience`` events); this
 module decides whether the flagged events form a coherent, stationary new cluster
-(:func:`is_coherent`) and adds it to the mixture (:func:`accept_regime`), which keeps the
-old regime known and the calibrated threshold in force.
+(:func:`is_coherent`) and adds it to the mixture (:func:`accept_regime`).
+
+A detector accepts a new regime instead of alarming forever: early (after
+``regime_min_events``) when nearly every recent event is flagged and the flagged events
+form a coherent cluster (a mixture fitted to the older half of them explains the newer
+half: fewer than 10 % fall in its 1 % tail), at the latest after ``regime_patience``
+events whatever they look like. It then *adds* components fitted to the new regime (the
+old regime stays known, so a recurring regime is not alarmed again) and keeps its
+calibrated threshold. A burst or an incident shorter than ``regime_min_events`` is flagged
+throughout and never learned.
 """
 
 from __future__ import annotations

@@ -23,6 +23,13 @@ on the warm-up data, i.e. simple exponential smoothing fitted by least squares, 
 estimator of an ARIMA(0,1,1) model. A near random walk (a temperature sampled every second)
 gets a half-life of an event or two, a smooth signal with more measurement noise a longer
 one, so nothing has to be tuned per stream.
+
+Detrending is off by default in the :class:`~streamem.Detector` because it changes what an
+alarm means for every slow feature: a fault that holds a slow reading at a wrong level
+alarms only until the baseline has caught up (tens of events at half-life 10), and on
+streams whose slow features carry the anomalies it can raise false alarms (residuals are
+noisier than levels). Turn it on (10 is a good start) where slow drift of some sensors
+causes most false alarms.
 """
 
 from __future__ import annotations

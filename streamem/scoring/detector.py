@@ -19,12 +19,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError
-from streamem.model._numeric import has_nan
 from streamem.model._validation import check_array
 from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.detector_state import dump_state, load_state
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.learning import Pending, PendingEvents, learn_pending, learnable
+from streamem.scoring.live import score_batch
 from streamem.scoring.params import check_params, resolve_threshold
 from streamem.scoring.regime import RegimeTracker
 from streamem.scoring.report import DetectorReports
@@ -48,29 +48,11 @@ class Detector(DetectorReports):
     whose tail probability is below the threshold, then learns from the normal ones
     (``protect_model``).
 
-    The model grows with the data, and every event from the 32nd on is scored:
-
-    * events 1-31: buffered, not scored (NaN scores, ``warming_up``): no feature scale can
-      be estimated from fewer;
-    * events 32 to ``warmup``: a single shrunk Gaussian, the Normal-Inverse-Wishart posterior
-      predictive (multivariate Student-t) of the normal events so far, refitted every
-      ``learn_every`` events (``warming_up`` is set). Its tail probability is exact under the
-      model (``delta^2 / d ~ F(d, n + 3)``), so the threshold is ``alert_rate`` itself; it
-      is conservative while ``n`` is small. Gross outliers (tail probability below
-      ``alert_rate / 100``) are not learned, milder alarms are (the provisional model is too
-      simple to judge them). See :mod:`streamem.scoring.coldstart`;
-    * from ``warmup`` normal events on: the mixture (batch EM on the buffer, K by BIC), then
-      online EM. Its tail probability is the chi-square mixture bound; the threshold is
-      ``alert_rate`` again until 2000 *live* (out-of-sample) surprises are collected, then
-      the SPOT (generalised Pareto) fit to their tail, refitted as scores arrive. Nothing is
-      ever calibrated on the in-sample scores of the data a model was fitted to.
-
-    When anomalies persist the detector accepts a new regime instead of alarming forever:
-    early (after ``regime_min_events``) when nearly every recent event is flagged and the
-    flagged events form a coherent, stationary cluster, at the latest after
-    ``regime_patience`` events. It then *adds* components fitted to the new regime to the
-    mixture (the old regime stays known, so a recurring regime is not alarmed again) and
-    keeps its calibrated threshold.
+    The first 31 events are buffered; from the 32nd to ``warmup`` a provisional Student-t
+    model scores them (:mod:`~streamem.scoring.warmup`), then the mixture, learned online,
+    with a threshold calibrated on live surprises only. When anomalies persist, a coherent
+    new regime is *added* to the mixture (:mod:`~streamem.scoring.acceptance`): the old
+    regime stays known, and the threshold stays calibrated.
 
     Parameters
     ----------
@@ -119,22 +101,12 @@ class Detector(DetectorReports):
         this many events have been scored, then done as one vectorised step. Scoring always
         uses the model as it was; the deferral is deterministic and part of the state.
     detrend_half_life
-        Drift tolerance for slowly varying features. At warm-up, every feature whose lag-1
-        autocorrelation is at least ``detrend_min_autocorr`` (a smooth trajectory: a
-        temperature, a level) is classified as slow; from then on the model sees a slow
-        feature as its residual from an exponentially weighted moving baseline with this
-        half-life (events), updated with **every** event, flagged or not. Slow drifts of such
-        a feature therefore never raise alarms, while abrupt jumps still do (for a few
-        half-lives, until the baseline has caught up) and fast features keep their levels.
-        ``None`` (default) turns it off. Streams without slow features are not affected. It
-        is off by default because it changes what an alarm means for every slow feature: a
-        fault that holds a slow reading at a wrong level alarms only until the baseline has
-        caught up (tens of events at half-life 10), and on streams whose slow features carry
-        the anomalies it can raise false alarms (residuals are noisier than levels). Turn it
-        on (10 is a good start) where slow drift of some sensors causes most false alarms.
-        ``"auto"`` fits one half-life per slow feature on the warm-up data: the one whose
-        EWMA forecasts that feature best one step ahead (least squares over a ladder of
-        half-lives from 0.5 to 100 events; see :mod:`streamem.scoring.baseline`).
+        Drift tolerance for slowly varying features (:mod:`~streamem.scoring.baseline`): a
+        feature whose warm-up lag-1 autocorrelation is at least ``detrend_min_autocorr`` is
+        seen as its residual from a moving baseline with this half-life (events), so slow
+        drifts never alarm while abrupt jumps still do. ``"auto"`` fits one half-life per
+        slow feature. ``None`` (default): off, since a fault that holds a slow reading at a
+        wrong level then alarms only until the baseline has caught up.
     detrend_min_autocorr
         Lag-1 autocorrelation (warm-up) from which a feature counts as slow.
     smooth_window
@@ -210,28 +182,17 @@ class Detector(DetectorReports):
         cold_start: bool = True,
         random_state: int | None = None,
     ) -> None:
+        # the keywords in signature order (the state's params); the threshold's state is
+        # saved on its own
+        args = {k: v for k, v in locals().items() if k not in ("self", "threshold")}
         threshold, alert_rate = resolve_threshold(threshold, alert_rate)
-        #: Constructor arguments but ``threshold`` (its state is saved on its own).
-        self.params: dict[str, Any] = check_params({
-            "n_components": n_components, "covariance_type": covariance_type,
-            "half_life": half_life, "alert_rate": alert_rate, "warmup": warmup,
-            "max_components": max_components, "reg_covar": reg_covar,
-            "protect_model": protect_model, "regime_patience": regime_patience,
-            "regime_fraction": regime_fraction, "regime_min_events": regime_min_events,
-            "feature_names": feature_names,
-            "drift_window": drift_window, "learn_every": learn_every,
-            "detrend_half_life": detrend_half_life,
-            "detrend_min_autocorr": detrend_min_autocorr, "smooth_window": smooth_window,
-            "cold_start": bool(cold_start), "random_state": random_state,
-        })
-        self.alert_rate = alert_rate
-        self.warmup = warmup
-        self.learn_every = learn_every
-        self.protect_model = protect_model
-        self.regime_patience = regime_patience
-        self.regime_fraction = regime_fraction
+        self.params: dict[str, Any] = check_params(
+            {**args, "alert_rate": alert_rate, "cold_start": bool(cold_start)}
+        )
+        self.alert_rate, self.warmup, self.learn_every = alert_rate, warmup, learn_every
+        self.protect_model, self.feature_names = protect_model, feature_names
+        self.regime_patience, self.regime_fraction = regime_patience, regime_fraction
         self.regime_min_events = None if regime_min_events is None else int(regime_min_events)
-        self.feature_names = feature_names
         self.smooth_window = int(smooth_window)
         self.baseline_: SlowBaseline | None = (
             SlowBaseline(detrend_half_life, detrend_min_autocorr)
@@ -246,10 +207,7 @@ class Detector(DetectorReports):
         self.cold_ = new_cold_start(self.params)
         self.regime_: RegimeTracker | None = None
         self.n_features_in_: int | None = None
-        self.n_events_ = 0
-        self.n_anomalies_ = 0
-        self.n_learned_ = 0
-        self.regime_changes_ = 0
+        self.n_events_ = self.n_anomalies_ = self.n_learned_ = self.regime_changes_ = 0
         self.ready_ = False
 
     # ------------------------------------------------------------------ processing
@@ -316,17 +274,8 @@ class Detector(DetectorReports):
     def _score_and_learn(self, A: Array, allow: NDArray[np.bool_] | None) -> DetectionResult:
         """Score with the mixture, flag, and queue the batch for learning."""
         n = A.shape[0]
-        if self.baseline_ is not None:
-            A = self.baseline_.transform(A)
-        nan = has_nan(A)
-        Z = self.scaler_.transform(A)
-        m = self.model_
-        lpn, log_resp, lnc, do = m._estimate(Z, not nan)
-        u = -m._scorer.log_tail(lnc, lpn, do) / _LN10
-        if self.smoother_.active:
-            u = self.smoother_(u)
-        observed_log_scale = (
-            (~np.isnan(A)) @ self.scaler_.log_scale() if nan else self.scaler_.log_scale_sum()
+        Z, log_resp, u, scores = score_batch(
+            A, self.model_, self.scaler_, self.baseline_, self.smoother_
         )
         thr = self.threshold_model_.threshold_
         flagged = u > thr
@@ -336,7 +285,7 @@ class Detector(DetectorReports):
         self.n_events_ += n
         self.n_anomalies_ += int(np.count_nonzero(flagged))
         return DetectionResult(
-            scores=observed_log_scale - lpn,
+            scores=scores,
             tail_probability=np.power(10.0, -u),
             surprise=u,
             threshold=np.full(n, 10.0**-thr),

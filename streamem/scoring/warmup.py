@@ -1,10 +1,26 @@
 """The warm-up of a detector: its provisional cold start, and the handover to the mixture.
 
-Until ``warmup`` normal events are learned, :class:`~streamem.scoring.coldstart.ColdStart`
-scores with a provisional Student-t model (or, blind, only buffers). Its buffer then fixes
-the moving baselines of slow features and the robust scaling, and a mixture is fitted to it
-(K by BIC, covariance structure by BIC; :mod:`streamem.scoring.structure`).
-:func:`hand_over` does that step; the mixture is then learned online.
+The model grows with the data, and every event from the 32nd on is scored:
+
+* events 1-31: buffered, not scored (NaN scores, ``warming_up``): no feature scale can be
+  estimated from fewer;
+* events 32 to ``warmup``: a single shrunk Gaussian, the Normal-Inverse-Wishart posterior
+  predictive (multivariate Student-t) of the normal events so far, refitted every
+  ``learn_every`` events (``warming_up`` is set). Its tail probability is exact under the
+  model (``delta^2 / d ~ F(d, n + 3)``), so the threshold is ``alert_rate`` itself; it is
+  conservative while ``n`` is small. Gross outliers (tail probability below
+  ``alert_rate / 100``) are not learned, milder alarms are (the provisional model is too
+  simple to judge them). See :class:`~streamem.scoring.coldstart.ColdStart`;
+* from ``warmup`` normal events on: the mixture (batch EM on the buffer, K by BIC, the
+  covariance structure by BIC, :mod:`streamem.scoring.structure`), fitted by
+  :func:`hand_over`, then online EM. Its tail probability is the chi-square mixture bound;
+  the default threshold is ``alert_rate`` again until 2000 *live* (out-of-sample)
+  surprises are collected, then the SPOT (generalised Pareto) fit to their tail, refitted
+  as scores arrive. Nothing is ever calibrated on the in-sample scores of the data a model
+  was fitted to.
+
+With ``cold_start=False`` the warm-up is blind: the first ``warmup`` events are a trusted
+normal reference, learned without being scored.
 """
 
 from __future__ import annotations
