@@ -119,10 +119,7 @@ class SklearnEstimatorMixin:
         return self
 
     def _check_params(self) -> None:
-        """Validate the parameters (the class's own rule); called by :meth:`set_params`."""
-        validate = getattr(self, "_validate_params", None)
-        if validate is not None:
-            validate()
+        """Validate the parameters; called by :meth:`set_params` (the class overrides it)."""
 
     def fit(self, X: ArrayLike, y: object = None) -> Any:
         """Forget everything, then fit the batch mixture to all rows of ``X``.

@@ -59,10 +59,8 @@ class Detector(DetectorReports):
     n_components
         Mixture size, or ``"auto"`` (BIC on the warm-up data).
     covariance_type
-        ``"full"``, ``"diag"`` or ``"auto"`` (default): the structure with the lower BIC on
-        the warm-up data, where a full covariance is a candidate only if the events can
-        support one (``d (d + 3) / 2 + 1 <= warmup``); when they cannot, a warning names the
-        structure chosen. See :mod:`streamem.scoring.structure`.
+        ``"full"``, ``"diag"`` or ``"auto"`` (default): the lower BIC on the warm-up data
+        among the structures it can support (:mod:`streamem.scoring.structure`).
     half_life
         Forgetting, in events.
     threshold
@@ -85,21 +83,17 @@ class Detector(DetectorReports):
         Fraction of flagged events among the last ``regime_patience`` that declares one,
         whatever the flagged events look like.
     regime_min_events
-        The early path: a new regime is declared once at least 90 % of the last
-        ``regime_min_events`` events were flagged *and* they form a stationary new cluster
-        (see :mod:`streamem.scoring.acceptance`). Used only when smaller than
-        ``regime_patience``. ``None`` (default) turns it off: a *sustained* coherent fault (a
-        stuck valve) would otherwise be accepted as normal and remembered, so the same fault
-        would not alarm when it recurs. Turn it on (400 is a good start) for streams whose
-        regime changes are frequent and legitimate.
+        The early path: a new regime once 90 % of the last ``regime_min_events`` events are
+        flagged *and* form a stationary new cluster (:mod:`streamem.scoring.acceptance`).
+        ``None`` (default): off, or a sustained coherent fault (a stuck valve) would become
+        normal. Turn it on (400) for streams whose regime changes are frequent and legitimate.
     feature_names
         Names used in explanations.
     drift_window
         Events per drift-test window.
     learn_every
-        With small batches, learning (and the threshold and drift updates) is deferred until
-        this many events have been scored, then done as one vectorised step. Scoring always
-        uses the model as it was; the deferral is deterministic and part of the state.
+        Learning (and the threshold and drift updates) waits until this many events are
+        scored, then is one vectorised step (:mod:`streamem.scoring.learning`).
     detrend_half_life
         Drift tolerance for slowly varying features (:mod:`~streamem.scoring.baseline`): a
         feature whose warm-up lag-1 autocorrelation is at least ``detrend_min_autocorr`` is
@@ -110,13 +104,10 @@ class Detector(DetectorReports):
     detrend_min_autocorr
         Lag-1 autocorrelation (warm-up) from which a feature counts as slow.
     smooth_window
-        Compare the trailing mean of the last ``smooth_window`` surprises (this event and
-        the ones before it, across batches) with the threshold instead of the event's own
-        surprise (:mod:`streamem.scoring.smoothing`). Sustained anomalies then stand out
-        from isolated noise; the threshold is fitted on the smoothed values, so the flagged
-        fraction on normal data stays about ``alert_rate``. A single extreme event is still
-        flagged when its surprise exceeds ``smooth_window`` times the threshold. ``1``
-        (default) scores every event on its own.
+        Flag on the trailing mean of the last ``smooth_window`` surprises (across batches;
+        :mod:`streamem.scoring.smoothing`): sustained anomalies stand out from isolated
+        noise, and the threshold is fitted on the smoothed values. A single event is still
+        flagged when its surprise exceeds ``smooth_window`` times the threshold. ``1``: off.
     cold_start
         Score the warm-up (from the 32nd event on) with the provisional model, flag and
         protect as later (default). ``False``: a blind warm-up; the first ``warmup`` events
