@@ -1,7 +1,7 @@
 """scikit-learn's estimator conventions for :class:`~streamem.OnlineGMM`, duck-typed.
 
 scikit-learn finds what it needs by name: ``get_params``/``set_params`` (read from the
-``__init__`` signature, as ``sklearn.base.BaseEstimator`` does), ``fit``,
+``__init__`` signature, as ``sklearn.base.BaseEstimator`` does), ``fit``, ``score``, ``predict``,
 ``__sklearn_is_fitted__`` and ``__sklearn_tags__``. This mixin provides them without
 importing scikit-learn, so the model keeps to numpy and scipy: ``__sklearn_tags__`` is only
 ever called by scikit-learn itself and takes its ``Tags`` classes from the already imported
@@ -14,7 +14,8 @@ import inspect
 import sys
 from typing import Any
 
-from numpy.typing import ArrayLike
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError
 from streamem.model._validation import check_array
@@ -23,12 +24,14 @@ __all__ = ["SklearnEstimatorMixin"]
 
 
 class SklearnEstimatorMixin:
-    """``get_params``, ``set_params``, ``fit`` and the scikit-learn tags of a density model.
+    """``get_params``, ``set_params``, ``fit``, ``score``, ``predict`` and the scikit-learn tags
+    of a density model.
 
     ``fit(X)`` starts afresh (parameters as set, the generator reseeded from
     ``random_state``) and fits the batch mixture to all of ``X`` at once, however many rows
     it has; ``partial_fit`` then continues online. The class must store every ``__init__``
-    parameter verbatim under its own name and provide ``_initialise(X)`` (the warm-up fit).
+    parameter verbatim under its own name and provide ``_initialise(X)`` (the warm-up fit),
+    ``score_samples`` and ``predict_proba``.
 
     Examples
     --------
@@ -159,6 +162,64 @@ class SklearnEstimatorMixin:
         self.__dict__.update(type(self)(**self.get_params()).__dict__)
         self._initialise(A)  # type: ignore[attr-defined]
         return self
+
+    def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Log density of each sample (the class provides it)."""
+        raise NotImplementedError
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Responsibilities (the class provides them)."""
+        raise NotImplementedError
+
+    def score(self, X: ArrayLike, y: object = None) -> float:
+        """Mean log-likelihood of ``X``.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features).
+        y
+            Ignored (scikit-learn convention).
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(500, 1))
+        >>> from streamem import OnlineGMM
+        >>> m = OnlineGMM(n_components=1, n_warmup=500, random_state=0).partial_fit(X)
+        >>> round(m.score(X), 1)   # -1/2 log(2 pi e) for a standard normal
+        -1.4
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        """Most responsible component per sample.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features); NaN = missing.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.vstack([rng.normal(-5, 1, (100, 1)), rng.normal(5, 1, (100, 1))])
+        >>> from streamem import OnlineGMM
+        >>> m = OnlineGMM(n_components=2, n_warmup=200, random_state=0).partial_fit(X)
+        >>> labels = m.predict([[-5.0], [5.0]])
+        >>> bool(labels[0] != labels[1])
+        True
+        """
+        return np.asarray(self.predict_proba(X).argmax(axis=1), dtype=np.int64)
 
     def __sklearn_is_fitted__(self) -> bool:
         """True once the mixture can score (what ``sklearn.utils.validation`` asks).

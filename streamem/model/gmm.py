@@ -224,12 +224,9 @@ class OnlineGMM(SklearnEstimatorMixin):
     def add_components(self, X: ArrayLike, weight: float = 0.5) -> OnlineGMM:
         """Add components fitted to ``X`` (a new regime) without forgetting the others.
 
-        A batch mixture (K by BIC, the model's own prior) is fitted to ``X`` and appended
-        with total weight ``weight``; the existing components keep their parameters and
-        share ``1 - weight``. When more than ``max(max_components, n_components_)``
-        components result, the cheapest pairs are merged (moment matching, Runnalls' cost),
-        so light or redundant components go first and distinct regimes stay apart. The
-        decaying statistics then forget a regime that does not come back.
+        They get total weight ``weight``; the existing components share the rest, and the
+        cheapest pairs are merged when there are too many (see
+        :func:`~streamem.model._lifecycle.add_components`).
 
         Parameters
         ----------
@@ -361,30 +358,6 @@ class OnlineGMM(SklearnEstimatorMixin):
         lpn, _, _, _ = self._estimate(check_array(X, self.n_features_in_))
         return lpn
 
-    def score(self, X: ArrayLike, y: object = None) -> float:
-        """Mean log-likelihood of ``X``.
-
-        Parameters
-        ----------
-        X
-            Shape (n_samples, n_features).
-        y
-            Ignored (scikit-learn convention).
-
-        Returns
-        -------
-        float
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> X = np.random.default_rng(0).normal(size=(500, 1))
-        >>> m = OnlineGMM(n_components=1, n_warmup=500, random_state=0).partial_fit(X)
-        >>> round(m.score(X), 1)   # -1/2 log(2 pi e) for a standard normal
-        -1.4
-        """
-        return float(np.mean(self.score_samples(X)))
-
     def predict_proba(self, X: ArrayLike) -> Array:
         """Responsibilities ``p(k | x)``.
 
@@ -408,30 +381,6 @@ class OnlineGMM(SklearnEstimatorMixin):
         """
         _, log_resp, _, _ = self._estimate(check_array(X, self.n_features_in_))
         return np.exp(log_resp)
-
-    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
-        """Most responsible component per sample.
-
-        Parameters
-        ----------
-        X
-            Shape (n_samples, n_features); NaN = missing.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> X = np.vstack([rng.normal(-5, 1, (100, 1)), rng.normal(5, 1, (100, 1))])
-        >>> m = OnlineGMM(n_components=2, n_warmup=200, random_state=0).partial_fit(X)
-        >>> labels = m.predict([[-5.0], [5.0]])
-        >>> bool(labels[0] != labels[1])
-        True
-        """
-        return np.asarray(self.predict_proba(X).argmax(axis=1), dtype=np.int64)
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
