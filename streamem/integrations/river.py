@@ -24,7 +24,6 @@ True
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -33,6 +32,7 @@ from numpy.typing import NDArray
 
 from streamem.errors import InvalidInputError
 from streamem.logs import RateLimitedLog
+from streamem.model._numeric import LN10
 from streamem.model._validation import MAX_ABS
 from streamem.model._versioned import StateReader
 from streamem.model.gmm import OnlineGMM
@@ -50,7 +50,6 @@ __all__ = ["GMMAnomalyDetector"]
 
 Array = NDArray[np.float64]
 STATE_VERSION = 1
-_LN10 = math.log(10.0)
 _LOG = RateLimitedLog(logging.getLogger(__name__), interval=60.0)
 
 
@@ -316,9 +315,7 @@ class GMMAnomalyDetector(base.AnomalyDetector):
 
     def _surprise(self, A: Array) -> Array:
         # the same calibrated tail as Detector's (E-step, then the chi-square mixture bound)
-        m = self.model_
-        lpn, _, lnc, do = m._estimate(A)
-        out: Array = np.maximum(-m._scorer.log_tail(lnc, lpn, do) / _LN10, 0.0)
+        out: Array = np.maximum(-self.model_._estimate_tail(A)[2] / LN10, 0.0)
         return out
 
     def learn_many(self, X: Any) -> None:

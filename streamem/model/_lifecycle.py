@@ -208,8 +208,7 @@ def unexplained(m: OnlineGMM) -> NDArray[np.int64]:
     """
     if len(m._reservoir) == 0:
         return np.zeros(0, dtype=np.int64)
-    lpn, _, lnc, do = m._estimate(m._reservoir)
-    log_tail = m._scorer.log_tail(lnc, lpn, do)
+    log_tail = m._estimate_tail(m._reservoir)[2]
     order = np.argsort(log_tail, kind="stable")
     cut = np.log(0.1 / len(m._reservoir))
     return np.asarray(order[log_tail[order] < cut], dtype=np.int64)

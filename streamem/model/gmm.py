@@ -305,6 +305,13 @@ class OnlineGMM(SklearnEstimatorMixin):
             )
         return self._scorer.estimate(X, complete)
 
+    def _estimate_tail(
+        self, X: Array, complete: bool | None = None
+    ) -> tuple[Array, Array, Array]:
+        """E-step and tail: ``log f(x)``, log responsibilities, ``log P(f(Y) <= f(x))``."""
+        lpn, log_resp, lnc, do = self._estimate(X, complete)
+        return lpn, log_resp, self._scorer.log_tail(lnc, lpn, do)
+
     def _learn(self, X: Array, resp: Array) -> None:
         """Move the decaying statistics towards the batch statistics (centred form)."""
         B = X.shape[0]

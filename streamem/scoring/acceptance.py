@@ -112,8 +112,7 @@ def is_coherent(E: Array, model: OnlineGMM) -> bool:
         log_spread(model.covariances_).max() + 2.0 * math.log(COMPACT_RATIO)
     ):
         return False  # broader than any known component: scattered faults, not a regime
-    lpn, _, lnc, do = probe._estimate(E[half:])
-    log_tau = probe._scorer.log_tail(lnc, lpn, do)
+    log_tau = probe._estimate_tail(E[half:])[2]
     return float(np.mean(log_tau < math.log(0.01))) < COHERENT_MISS
 
 

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from streamem.model._numeric import LN10
 from streamem.model._student import StudentT
 from streamem.model._versioned import StateReader
 from streamem.scoring.baseline import SlowBaseline
@@ -55,7 +56,6 @@ from streamem.scoring.structure import full_feasible
 __all__ = ["GROSS", "MIN_EVENTS", "ColdStart"]
 
 Array = NDArray[np.float64]
-_LN10 = math.log(10.0)
 #: The first event scored (1-based): the provisional model needs ``MIN_EVENTS - 1`` events.
 MIN_EVENTS = 32
 #: Flagged events with a tail probability below ``GROSS * alert_rate`` are not learned.
@@ -278,7 +278,7 @@ class ColdStart:
         seen = chunk if self.baseline_ is None else self.baseline_.transform(chunk)
         Z = self.scaler_.transform(seen)
         log_dens, log_tail = self.model_.estimate(Z)
-        raw = -log_tail / _LN10
+        raw = -log_tail / LN10
         u = smooth(raw) if smooth is not None else raw
         nan = np.isnan(chunk)
         log_scale = (~nan) @ self.scaler_.log_scale() if nan.any() else \

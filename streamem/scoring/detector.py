@@ -11,7 +11,6 @@ snapshot (:mod:`~streamem.scoring.detector_state`) and the read-only reports
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -38,7 +37,6 @@ from streamem.scoring.warmup import hand_over, new_cold_start, new_model
 __all__ = ["DetectionResult", "Detector"]
 
 Array = NDArray[np.float64]
-_LN10 = math.log(10.0)
 
 
 class Detector(DetectorReports):

@@ -8,13 +8,12 @@ chi-square mixture bound, :mod:`streamem.model._tail`), optionally averaged over
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.model._numeric import has_nan
+from streamem.model._numeric import LN10, has_nan
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.scaler import RobustScaler
@@ -23,7 +22,6 @@ from streamem.scoring.smoothing import SurpriseSmoother
 __all__ = ["Scored", "score_batch"]
 
 Array = NDArray[np.float64]
-_LN10 = math.log(10.0)
 
 
 class Scored(NamedTuple):
@@ -77,8 +75,8 @@ def score_batch(A: Array, model: OnlineGMM, scaler: RobustScaler,
         A = baseline.transform(A)
     nan = has_nan(A)
     Z = scaler.transform(A)
-    lpn, log_resp, lnc, do = model._estimate(Z, not nan)
-    u = -model._scorer.log_tail(lnc, lpn, do) / _LN10
+    lpn, log_resp, log_tail = model._estimate_tail(Z, not nan)
+    u = -log_tail / LN10
     if smoother.active:
         u = smoother(u)
     observed_log_scale = (~np.isnan(A)) @ scaler.log_scale() if nan else scaler.log_scale_sum()

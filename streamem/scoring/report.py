@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.model._gaussian import LOG_2PI, log_det_cholesky
+from streamem.model._numeric import LN10
 from streamem.model._tail import mixture_log_tail
 from streamem.model._validation import check_array
 from streamem.model.gmm import OnlineGMM
@@ -26,7 +27,6 @@ from streamem.types import FeatureContribution
 __all__ = ["DetectorReports"]
 
 Array = NDArray[np.float64]
-_LN10 = math.log(10.0)
 
 
 class DetectorReports:
@@ -129,7 +129,7 @@ class DetectorReports:
         m = self.model_
         d = m.n_features_in_ or 1
         lnc_k = log_det_cholesky(m.precisions_cholesky_, m.covariance_type) - 0.5 * d * LOG_2PI
-        target = -self.threshold_model_.threshold_ * _LN10
+        target = -self.threshold_model_.threshold_ * LN10
         hi = float(np.max(m._log_weights + lnc_k))
         lo = hi - 10.0
         while mixture_log_tail(m._log_weights, lnc_k, np.array([lo]), float(d))[0] > target:
