@@ -1,7 +1,7 @@
 """Read-only views of a :class:`~streamem.Detector`: explanations, health, LL threshold.
 
-A mixin so that ``detector.py`` stays about the processing loop; every method only reads
-the detector's fitted state.
+Every method only reads the detector's fitted state; :class:`~streamem.Detector` inherits
+them.
 """
 
 from __future__ import annotations
