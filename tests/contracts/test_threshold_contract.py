@@ -215,7 +215,7 @@ def test_threshold_and_alert_rate_must_agree() -> None:
     from streamem import Detector
 
     assert Detector(threshold=SpotThreshold(q=1e-2), alert_rate=1e-2).alert_rate == 1e-2
-    with pytest.raises(InvalidInputError, match="contradicts the threshold's q=0.01"):
+    with pytest.raises(InvalidInputError, match=r"contradicts the threshold's q=0\.01"):
         Detector(threshold=SpotThreshold(q=1e-2), alert_rate=1e-3)
     with pytest.raises(InvalidInputError, match="is not a Threshold"):
         Detector(threshold=0.01)  # type: ignore[arg-type]
