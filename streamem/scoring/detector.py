@@ -22,7 +22,7 @@ from streamem.model._validation import check_array
 from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.detector_state import dump_state, load_state
 from streamem.scoring.drift import DriftMonitor
-from streamem.scoring.learning import Pending, PendingEvents, learn_pending, learnable
+from streamem.scoring.learning import PendingEvents, learn_pending, learnable
 from streamem.scoring.live import score_batch
 from streamem.scoring.params import check_params, resolve_threshold
 from streamem.scoring.regime import RegimeTracker
@@ -269,7 +269,7 @@ class Detector(DetectorReports):
         thr = self.threshold_model_.threshold_
         flagged = u > thr
         ok = np.ones(n, dtype=bool) if allow is None else allow
-        if self.pending_.add(Pending(Z, log_resp, u, flagged, ok)):
+        if self.pending_.add(Z, log_resp, u, flagged, ok):
             self._flush()
         self.n_events_ += n
         self.n_anomalies_ += int(np.count_nonzero(flagged))

@@ -73,11 +73,9 @@ class PendingEvents:
     --------
     >>> import numpy as np
     >>> q = PendingEvents(learn_every=3)
-    >>> q.add(Pending(np.zeros((2, 1)), np.zeros((2, 1)), np.ones(2), np.zeros(2, bool),
-    ...               np.ones(2, bool)))
+    >>> q.add(np.zeros((2, 1)), np.zeros((2, 1)), np.ones(2), np.zeros(2, bool), np.ones(2, bool))
     False
-    >>> q.add(Pending(np.ones((2, 1)), np.zeros((2, 1)), np.ones(2), np.zeros(2, bool),
-    ...               np.ones(2, bool)))
+    >>> q.add(np.ones((2, 1)), np.zeros((2, 1)), np.ones(2), np.zeros(2, bool), np.ones(2, bool))
     True
     >>> q.take().Z[:, 0].tolist(), len(q)
     ([0.0, 0.0, 1.0, 1.0], 0)
@@ -85,33 +83,36 @@ class PendingEvents:
 
     def __init__(self, learn_every: int) -> None:
         self.learn_every = learn_every
-        self._batches: list[Pending] = []
+        # plain tuples in Pending's field order (a NamedTuple per scored batch costs more)
+        self._batches: list[tuple[Array, Array, Array, Mask, Mask]] = []
         self._n = 0
 
     def __len__(self) -> int:
         return self._n
 
-    def add(self, batch: Pending) -> bool:
-        """Queue a scored batch; True when a learning step is due."""
-        self._batches.append(batch)
-        self._n += len(batch.surprise)
+    def add(self, Z: Array, log_resp: Array, surprise: Array, flagged: Mask, allow: Mask
+            ) -> bool:
+        """Queue a scored batch (the fields of :class:`Pending`); True when a learning step
+        is due."""
+        self._batches.append((Z, log_resp, surprise, flagged, allow))
+        self._n += len(surprise)
         return self._n >= self.learn_every
 
     def take(self) -> Pending | None:
         """All queued events as one batch (None when empty); the queue is emptied."""
         if not self._batches:
             return None
-        if len(self._batches) == 1:
-            out = self._batches[0]
+        b = self._batches
+        if len(b) == 1:
+            out = Pending(*b[0])
         else:
-            b = self._batches
             out = Pending(
-                np.vstack([p.Z for p in b]),
+                np.vstack([p[0] for p in b]),
                 # (K, n) layout, as the E-step makes it: the learning kernels run along events
-                np.hstack([p.log_resp.T for p in b]).T,
-                np.concatenate([p.surprise for p in b]),
-                np.concatenate([p.flagged for p in b]),
-                np.concatenate([p.allow for p in b]),
+                np.hstack([p[1].T for p in b]).T,
+                np.concatenate([p[2] for p in b]),
+                np.concatenate([p[3] for p in b]),
+                np.concatenate([p[4] for p in b]),
             )
         self._batches = []
         self._n = 0
@@ -125,13 +126,12 @@ class PendingEvents:
         """Restore :meth:`to_state` output (entries of older states have no ``allow``: all
         their events are learnable)."""
         self._batches = [
-            Pending(np.asarray(p[0], dtype=float), np.asarray(p[1], dtype=float),
-                    np.asarray(p[2], dtype=float), np.asarray(p[3], dtype=bool),
-                    np.asarray(p[4], dtype=bool) if len(p) > 4
-                    else np.ones(len(p[2]), dtype=bool))
+            (np.asarray(p[0], dtype=float), np.asarray(p[1], dtype=float),
+             np.asarray(p[2], dtype=float), np.asarray(p[3], dtype=bool),
+             np.asarray(p[4], dtype=bool) if len(p) > 4 else np.ones(len(p[2]), dtype=bool))
             for p in state
         ]
-        self._n = sum(len(p.surprise) for p in self._batches)
+        self._n = sum(len(p[2]) for p in self._batches)
 
 
 def learn_pending(batch: Pending, model: OnlineGMM, drift: DriftMonitor,

@@ -8,8 +8,6 @@ chi-square mixture bound, :mod:`streamem.model._tail`), optionally averaged over
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numpy.typing import NDArray
 
@@ -19,26 +17,14 @@ from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.scaler import RobustScaler
 from streamem.scoring.smoothing import SurpriseSmoother
 
-__all__ = ["Scored", "score_batch"]
+__all__ = ["score_batch"]
 
 Array = NDArray[np.float64]
 
 
-class Scored(NamedTuple):
-    """What scoring a batch gives the detector (n events, K components, d features)."""
-
-    Z: Array
-    """Shape (n, d): the events in scaled units (residuals for slow features)."""
-    log_resp: Array
-    """Shape (n, K): log responsibilities."""
-    surprise: Array
-    """Shape (n,): ``-log10`` tail probability, smoothed when asked."""
-    scores: Array
-    """Shape (n,): negative log-likelihood in original units."""
-
-
 def score_batch(A: Array, model: OnlineGMM, scaler: RobustScaler,
-                baseline: SlowBaseline | None, smoother: SurpriseSmoother) -> Scored:
+                baseline: SlowBaseline | None, smoother: SurpriseSmoother
+                ) -> tuple[Array, Array, Array, Array]:
     """Score events (original units, NaN = missing) with a fitted mixture.
 
     The baseline (when given) and the smoother carry state across batches and are updated.
@@ -58,7 +44,14 @@ def score_batch(A: Array, model: OnlineGMM, scaler: RobustScaler,
 
     Returns
     -------
-    Scored
+    Z
+        Shape (n, n_features): the events in scaled units (residuals for slow features).
+    log_resp
+        Shape (n, n_components): log responsibilities.
+    surprise
+        Shape (n,): ``-log10`` tail probability, smoothed when asked.
+    scores
+        Shape (n,): negative log-likelihood in original units.
 
     Examples
     --------
@@ -67,8 +60,9 @@ def score_batch(A: Array, model: OnlineGMM, scaler: RobustScaler,
     >>> sc = RobustScaler().fit(rng.normal(size=(300, 2)))
     >>> m = OnlineGMM(n_components=1, n_warmup=300, random_state=0)
     >>> _ = m.partial_fit(sc.transform(rng.normal(size=(300, 2))))
-    >>> s = score_batch(np.array([[0.0, 0.0], [6.0, 6.0]]), m, sc, None, SurpriseSmoother(1))
-    >>> bool(s.surprise[1] > 5 > 1 > s.surprise[0]), bool(s.scores[1] > s.scores[0])
+    >>> _, _, u, s = score_batch(np.array([[0.0, 0.0], [6.0, 6.0]]), m, sc, None,
+    ...                          SurpriseSmoother(1))
+    >>> bool(u[1] > 5 > 1 > u[0]), bool(s[1] > s[0])
     (True, True)
     """
     if baseline is not None:
@@ -80,4 +74,4 @@ def score_batch(A: Array, model: OnlineGMM, scaler: RobustScaler,
     if smoother.active:
         u = smoother(u)
     observed_log_scale = (~np.isnan(A)) @ scaler.log_scale() if nan else scaler.log_scale_sum()
-    return Scored(Z, log_resp, u, observed_log_scale - lpn)
+    return Z, log_resp, u, observed_log_scale - lpn
