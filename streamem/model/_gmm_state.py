@@ -95,39 +95,36 @@ def load_state(m: OnlineGMM, state: Mapping[str, Any]) -> None:
     r = StateReader.of(state, "OnlineGMM")
     with r.guard():
         m._rng.bit_generator.state = r["rng"]
-    m.n_features_in_ = r["n_features_in"]
-    m.n_seen_ = r.integer("n_seen")
-    m.n_reseeds_ = r.integer("n_reseeds")
-    floor = r.array("var_floor", default=0.0)
-    m._var_floor = floor if floor.ndim else float(floor)
-    if not r.flag("fitted"):
-        buf = r.array("buffer")
-        m._buffer = [buf] if buf.size else []
-        m.generation_ = r.integer("generation")
-        return
-    m._s0 = r.array("s0")
-    m._mu = r.array("mu")
-    m._C = r.array("C")
-    m.n0_ = r.number("n0")
-    m._prior_cov = r.array("prior_cov")
-    m._kappa = r.number("kappa")
-    m._reservoir = r.array("reservoir")
-    m._reservoir_offered = r.integer("reservoir_offered")
-    m.converged_ = r.flag("converged")
-    m.n_components_ = len(m._s0)
-    m._fitted = True
-    m.weights_ = r.array("weights")
-    m.means_ = r.array("means")
-    m.covariances_ = r.array("covariances")
-    with r.guard():
+        m.n_features_in_ = r["n_features_in"]
+        m.n_seen_ = r.integer("n_seen")
+        m.n_reseeds_ = r.integer("n_reseeds")
+        floor = r.array("var_floor", default=0.0)
+        m._var_floor = floor if floor.ndim else float(floor)
+        if not r.flag("fitted"):
+            buf = r.array("buffer")
+            m._buffer = [buf] if buf.size else []
+            m.generation_ = r.integer("generation")
+            return
+        d = r.integer("n_features_in")
+        m._s0 = r.array("s0")
+        k = len(m._s0)
+        cov = (k, d, d) if m.covariance_type == "full" else (k, d)
+        m._mu = r.shaped("mu", (k, d))
+        m._C = r.shaped("C", cov)
+        m.n0_ = r.number("n0")
+        m._prior_cov = r.shaped("prior_cov", cov[1:])
+        m._kappa = r.number("kappa")
+        m._reservoir = r.array("reservoir")
+        m._reservoir_offered = r.integer("reservoir_offered")
+        m.converged_ = r.flag("converged")
+        m.n_components_ = k
+        m._fitted = True
+        m.weights_ = r.shaped("weights", (k,))
+        m.means_ = r.shaped("means", (k, d))
+        m.covariances_ = r.shaped("covariances", cov)
         m.precisions_cholesky_ = precision_cholesky(
             m.covariances_, m.covariance_type, m.reg_covar
         )
         m._rescore()
-    m._pending = r.integer("pending")
-    m.generation_ = r.integer("generation")
-    d = m.n_features_in_ or 0
-    if m._mu.shape != (m.n_components_, d):
-        raise r.error(
-            f"'mu' has shape {m._mu.shape}, expected ({m.n_components_}, {d})"
-        )
+        m._pending = r.integer("pending")
+        m.generation_ = r.integer("generation")

@@ -22,8 +22,9 @@ T = TypeVar("T")
 #: The fix named by default: a snapshot is only ever written by streamem itself.
 FIX = "the snapshot is corrupt or was written by another streamem version"
 _MISSING: Any = object()
-#: What a malformed value raises while it is converted (a ``StateError`` passes through).
-_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError)
+#: What a malformed value raises while it is converted (a ``StateError`` passes through):
+#: any failure, numpy's and LAPACK's included, since a snapshot holds no code.
+_MALFORMED = (Exception,)
 
 
 class StateReader(Mapping[str, Any]):
@@ -84,7 +85,10 @@ class StateReader(Mapping[str, Any]):
         if kind is not None and state.get("kind", kind) != kind:
             raise StateError(f"{owner} state{self._at()} has kind {state.get('kind')!r}, "
                              f"expected {kind!r}; {fix}")
-        self._state: Mapping[str, Any] = state if upgrade is None else upgrade(dict(state))
+        self._state: Mapping[str, Any] = state
+        if upgrade is not None:
+            with self.guard():
+                self._state = upgrade(dict(state))
 
     @classmethod
     def of(cls, state: Mapping[str, Any], owner: str, **checks: Any) -> StateReader:
@@ -190,6 +194,22 @@ class StateReader(Mapping[str, Any]):
         (1, 2)
         """
         return self.value(field, lambda v: np.asarray(v, dtype=dtype), "an array", default)
+
+    def shaped(self, field: str, shape: tuple[int, ...], dtype: DTypeLike = float
+               ) -> NDArray[Any]:
+        """:meth:`array`, which must have exactly ``shape``.
+
+        Examples
+        --------
+        >>> StateReader({"a": [1.0, 2.0]}, "Thing").shaped("a", (3,))
+        Traceback (most recent call last):
+        ...
+        streamem.errors.StateError: malformed Thing state: 'a' has shape (2,), expected (3,); ...
+        """
+        out = self.array(field, dtype)
+        if out.shape != shape:
+            raise self.error(f"{self.path + field!r} has shape {out.shape}, expected {shape}")
+        return out
 
     def sub(self, field: str) -> StateReader:
         """The nested state ``state[field]``, read with this owner and a longer path.

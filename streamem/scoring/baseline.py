@@ -354,14 +354,14 @@ class SlowBaseline:
         5.0
         """
         r = StateReader.of(state, "SlowBaseline")
-        hl = r["half_life"]
         with r.guard():
+            hl = r["half_life"]
             b = cls("auto" if hl == "auto" else r.number("half_life"), r.number("min_autocorr"))
-        b.autocorr_ = r.array("autocorr").copy()
-        b.slow_ = r.array("slow", bool).copy()
-        b.level_ = r.array("level").copy()
-        if "half_lives" in r:
-            b.half_lives_ = r.array("half_lives").copy()
-        else:  # written before per-feature half-lives: one half-life for all
-            b.half_lives_ = np.full(len(b.slow_), r.number("half_life"))
-        return b
+            b.autocorr_ = r.array("autocorr").copy()
+            b.slow_ = r.array("slow", bool).copy()
+            b.level_ = r.array("level").copy()
+            if "half_lives" in r:
+                b.half_lives_ = r.array("half_lives").copy()
+            else:  # written before per-feature half-lives: one half-life for all
+                b.half_lives_ = np.full(len(b.slow_), r.number("half_life"))
+            return b

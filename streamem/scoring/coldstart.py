@@ -351,36 +351,36 @@ class ColdStart:
         True
         """
         r = StateReader.of(state, "ColdStart")
-        buf = r.array("buffer")
-        self._buffer = [buf] if buf.size else []
-        self.n_buffered_ = len(buf) if buf.size else 0
-        self.covariance_type = r.text("covariance_type")
-        self.n_anomalies_ = r.integer("n_anomalies")
-        self.n_events_ = r.integer("n_events")
-        self._recent = r.array("recent", bool)
-        self._rejected = r.array("rejected")
-        self._since = r.integer("since")
-        has_baseline = r.get("baseline") is not None
-        self.baseline_ = SlowBaseline.from_state(r.sub("baseline")) if has_baseline else None
-        if "scaler" not in r:  # an older snapshot's blind warm-up buffer: replay it
-            rows, self._buffer, self.n_buffered_ = buf, [], 0
-            if buf.size:
-                self._learn(rows)
-                if not self.blind and self.n_buffered_ >= MIN_EVENTS - 1:
-                    self._refit()
-            return
-        self.scaler_ = RobustScaler.from_state(r.sub("scaler"))
-        self._n_scaler = r.integer("n_scaler")
-        self._ref = r.array("ref")
         with r.guard():
+            buf = r.array("buffer")
+            self._buffer = [buf] if buf.size else []
+            self.n_buffered_ = len(buf) if buf.size else 0
+            self.covariance_type = r.text("covariance_type")
+            self.n_anomalies_ = r.integer("n_anomalies")
+            self.n_events_ = r.integer("n_events")
+            self._recent = r.array("recent", bool)
+            self._rejected = r.array("rejected")
+            self._since = r.integer("since")
+            has_baseline = r.get("baseline") is not None
+            self.baseline_ = SlowBaseline.from_state(r.sub("baseline")) if has_baseline else None
+            if "scaler" not in r:  # an older snapshot's blind warm-up buffer: replay it
+                rows, self._buffer, self.n_buffered_ = buf, [], 0
+                if buf.size:
+                    self._learn(rows)
+                    if not self.blind and self.n_buffered_ >= MIN_EVENTS - 1:
+                        self._refit()
+                return
+            self.scaler_ = RobustScaler.from_state(r.sub("scaler"))
+            self._n_scaler = r.integer("n_scaler")
+            self._ref = r.array("ref")
             cnt, s1, s2 = (np.asarray(v, dtype=float) for v in r["moments"])
-        self._moments = (cnt, s1, s2)
-        if r["model"] is None:
-            self.model_ = None
-            return
-        m = r.sub("model")
-        n_m = m.array("n")
-        with m.guard():
-            self.model_ = StudentT.from_moments(
-                n_m if n_m.ndim else float(n_m), m.array("xbar"), m.array("scatter"),
-                m.text("covariance_type"))
+            self._moments = (cnt, s1, s2)
+            if r["model"] is None:
+                self.model_ = None
+                return
+            m = r.sub("model")
+            n_m = m.array("n")
+            with m.guard():
+                self.model_ = StudentT.from_moments(
+                    n_m if n_m.ndim else float(n_m), m.array("xbar"), m.array("scatter"),
+                    m.text("covariance_type"))

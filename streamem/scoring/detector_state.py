@@ -101,22 +101,20 @@ def load_state(cls: type[Detector], state: Mapping[str, Any]) -> Detector:
     r = StateReader.of(state, "Detector", version=STATE_VERSION, upgrade=upgrade_state)
     with r.guard():
         det = cls(**r["params"])
-    det.model_ = OnlineGMM.from_state(r.sub("model"))
-    det.scaler_ = RobustScaler.from_state(r.sub("scaler"))
-    det.threshold_model_ = load_threshold(r.sub("threshold"))
-    det.drift_ = DriftMonitor.from_state(r.sub("drift"))
-    with r.guard():
+        det.model_ = OnlineGMM.from_state(r.sub("model"))
+        det.scaler_ = RobustScaler.from_state(r.sub("scaler"))
+        det.threshold_model_ = load_threshold(r.sub("threshold"))
+        det.drift_ = DriftMonitor.from_state(r.sub("drift"))
         det.cold_.load_state(r.sub("cold"))
-    det.regime_ = RegimeTracker.from_state(r.sub("regime")) if r["regime"] is not None else None
-    det.n_features_in_ = r["n_features_in"]
-    det.n_events_ = r.integer("n_events")
-    det.n_anomalies_ = r.integer("n_anomalies")
-    det.n_learned_ = r.integer("n_learned")
-    det.regime_changes_ = r.integer("regime_changes")
-    det.ready_ = r.flag("ready")
-    with r.guard():
+        det.regime_ = RegimeTracker.from_state(r.sub("regime")) if r["regime"] is not None else None
+        det.n_features_in_ = r["n_features_in"]
+        det.n_events_ = r.integer("n_events")
+        det.n_anomalies_ = r.integer("n_anomalies")
+        det.n_learned_ = r.integer("n_learned")
+        det.regime_changes_ = r.integer("regime_changes")
+        det.ready_ = r.flag("ready")
         det.pending_.load_state(r["pending"])
-    baseline = r["baseline"]
-    det.baseline_ = SlowBaseline.from_state(r.sub("baseline")) if baseline is not None else None
-    det.smoother_.recent_ = r.array("recent_surprise", default=np.zeros(0)).copy()
-    return det
+        baseline = r["baseline"]
+        det.baseline_ = SlowBaseline.from_state(r.sub("baseline")) if baseline is not None else None
+        det.smoother_.recent_ = r.array("recent_surprise", default=np.zeros(0)).copy()
+        return det

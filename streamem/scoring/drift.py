@@ -334,20 +334,20 @@ class DriftMonitor:
         r = StateReader.of(state, "DriftMonitor")
         with r.guard():
             m = cls(r["window"], r["stride"], r["k"], r["h"], r["hold"])
-        m.cusum_hi_, m.cusum_lo_ = r["cusum_hi"], r["cusum_lo"]
-        m.alarms_, m._divergence = r.integer("alarms"), r.number("divergence")
-        m._hold_left, m._sum = r.integer("hold_left"), r["sum"]
-        m._count, m._events = r.integer("count"), r.integer("events")
-        m._phase = r.integer("phase")
-        m._mu0, m._sd0 = r["mu0"], r["sd0"]
-        m._ref = dict(r.sub("ref")) if r["ref"] else None
-        if m._ref is not None and "prec_chol" not in m._ref:
-            ref = r.sub("ref")
-            with ref.guard():
-                m._ref["prec_chol"] = precision_cholesky(
-                    ref["covariances"], ref["covariance_type"], ref["reg_covar"]
-                )
-        m._weight_change = r.array("weight_change")
-        m._mean_shift = r.array("mean_shift")
-        m.drift_detected_ = m._hold_left > 0
-        return m
+            m.cusum_hi_, m.cusum_lo_ = r["cusum_hi"], r["cusum_lo"]
+            m.alarms_, m._divergence = r.integer("alarms"), r.number("divergence")
+            m._hold_left, m._sum = r.integer("hold_left"), r["sum"]
+            m._count, m._events = r.integer("count"), r.integer("events")
+            m._phase = r.integer("phase")
+            m._mu0, m._sd0 = r["mu0"], r["sd0"]
+            m._ref = dict(r.sub("ref")) if r["ref"] else None
+            if m._ref is not None and "prec_chol" not in m._ref:
+                ref = r.sub("ref")
+                with ref.guard():
+                    m._ref["prec_chol"] = precision_cholesky(
+                        ref["covariances"], ref["covariance_type"], ref["reg_covar"]
+                    )
+            m._weight_change = r.array("weight_change")
+            m._mean_shift = r.array("mean_shift")
+            m.drift_detected_ = m._hold_left > 0
+            return m

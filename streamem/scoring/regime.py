@@ -241,16 +241,16 @@ class RegimeTracker:
         (12, 3)
         """
         r = StateReader.of(state, "RegimeTracker")
-        recent = r.array("recent")
-        # min_events is absent in snapshots from before the early path
-        min_events = None if r.get("min_events") is None else r.integer("min_events")
         with r.guard():
+            recent = r.array("recent")
+            # min_events is absent in snapshots from before the early path
+            min_events = None if r.get("min_events") is None else r.integer("min_events")
             tr = cls(r.integer("patience"), r.number("fraction"), recent.shape[1], min_events,
                      r.number("persistence", 0.9))
-        tr.recent = recent.copy()
-        tr.flags = r.array("recent_flags", bool).copy()
-        tr.pos = r.integer("recent_pos")
-        tr.full = r.flag("recent_full")
-        tr.n_since_reset = r.integer("n_since_reset", 0)
-        tr.n_since_check = r.integer("n_since_check", 0)
-        return tr
+            tr.recent = recent.copy()
+            tr.flags = r.array("recent_flags", bool).copy()
+            tr.pos = r.integer("recent_pos")
+            tr.full = r.flag("recent_full")
+            tr.n_since_reset = r.integer("n_since_reset", 0)
+            tr.n_since_check = r.integer("n_since_check", 0)
+            return tr

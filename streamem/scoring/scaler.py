@@ -286,9 +286,10 @@ class RobustScaler:
         [1.0]
         """
         r = StateReader.of(state, "RobustScaler")
-        s = cls()
-        s.center_ = r.array("center")
-        s.scale_ = r.array("scale")
-        # older snapshots: no resolution known, every feature counts as continuous
-        s.resolution_ = r.array("resolution", default=np.zeros_like(s.scale_))
-        return s
+        with r.guard():
+            s = cls()
+            s.center_ = r.array("center")
+            s.scale_ = r.array("scale")
+            # older snapshots: no resolution known, every feature counts as continuous
+            s.resolution_ = r.array("resolution", default=np.zeros_like(s.scale_))
+            return s

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streamem import Detector, OnlineGMM, StateError
 from streamem.model._versioned import StateReader
@@ -143,3 +145,47 @@ def test_reader_rejects_a_non_mapping_and_an_unknown_kind() -> None:
         StateReader([1, 2], "Thing")
     with pytest.raises(StateError, match=r"kind 'spot'.*expected 'fixed'"):
         StateReader({"kind": "spot"}, "Thing", kind="fixed")
+
+
+def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path into the nested dicts of a state."""
+    out: list[tuple[Any, ...]] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.append((*prefix, k))
+            out.extend(_paths(v, (*prefix, k)))
+    return out
+
+
+def _edited(state: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    """A copy of ``state`` with ``path`` set to ``value`` (deleted for ``_DELETE``)."""
+    top = dict(state)
+    node = top
+    for k in path[:-1]:
+        node[k] = dict(node[k])
+        node = node[k]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return top
+
+
+_DELETE = object()
+_STATES = {name: load(name)["state"] for name in
+           ("detector_cold", "detector_ready", "detector_regime")}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_damaged_field_is_a_state_error_or_loads(data: st.DataObject) -> None:
+    """Hostile snapshots: a deleted or garbage field never raises anything but StateError."""
+    name = data.draw(st.sampled_from(sorted(_STATES)))
+    state = _STATES[name]
+    path = data.draw(st.sampled_from(_paths(state)))
+    value = data.draw(st.sampled_from(
+        [_DELETE, None, "x", -1, 1e308, [], {}, [[1, 2], [3]], {"a": 1}, True]))
+    try:
+        Detector.from_state(_edited(state, path, value))
+    except StateError as exc:
+        assert str(exc)

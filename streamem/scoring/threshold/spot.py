@@ -351,11 +351,11 @@ class SpotThreshold:
             s = cls(r["q"], level=r["level"], max_excess=r["max_excess"],
                     refit_every=r["refit_every"], gross_factor=r.get("gross_factor", 0.01),
                     n_init=r.get("n_init", 2000))
-        calib = r.array("calib", default=np.empty(0))
-        s._calib = [calib] if calib.size else []
-        s.t_, s.gamma_, s.sigma_ = r["t"], r["gamma"], r["sigma"]
-        s.n_, s.n_peaks_ = r["n"], r["n_peaks"]
-        s._peaks = r.array("peaks")
-        s._head, s._since_fit = r.integer("head"), r.integer("since_fit")
-        s._z, s.fitted_ = r.number("z"), r.flag("fitted")
-        return s
+            calib = r.array("calib", default=np.empty(0))
+            s._calib = [calib] if calib.size else []
+            s.t_, s.gamma_, s.sigma_ = r["t"], r["gamma"], r["sigma"]
+            s.n_, s.n_peaks_ = r["n"], r["n_peaks"]
+            s._peaks = r.array("peaks")
+            s._head, s._since_fit = r.integer("head"), r.integer("since_fit")
+            s._z, s.fitted_ = r.number("z"), r.flag("fitted")
+            return s
