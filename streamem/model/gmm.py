@@ -339,56 +339,6 @@ class OnlineGMM(SklearnEstimatorMixin):
             1.0 / (1.0 - 2.0 ** (-1.0 / self.half_life)),
         )
 
-    # ------------------------------------------------------------------ scoring
-    def score_samples(self, X: ArrayLike) -> Array:
-        """Log density of each sample; with NaN, the log marginal density of the observed part.
-
-        Parameters
-        ----------
-        X
-            Shape (n_samples, n_features).
-
-        Returns
-        -------
-        log_prob
-            Shape (n_samples,).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> m = OnlineGMM(n_components=1, n_warmup=200, random_state=0)
-        >>> m = m.partial_fit(np.random.default_rng(0).normal(size=(200, 2)))
-        >>> lp = m.score_samples([[0.0, 0.0], [0.0, np.nan]])
-        >>> bool(lp[0] < lp[1])   # the 1-D marginal density is higher
-        True
-        """
-        lpn, _, _, _ = self._estimate(check_array(X, self.n_features_in_))
-        return lpn
-
-    def predict_proba(self, X: ArrayLike) -> Array:
-        """Responsibilities ``p(k | x)``.
-
-        Parameters
-        ----------
-        X
-            Shape (n_samples, n_features); NaN = missing.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_components_)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> X = np.vstack([rng.normal(-5, 1, (100, 1)), rng.normal(5, 1, (100, 1))])
-        >>> m = OnlineGMM(n_components=2, n_warmup=200, random_state=0).partial_fit(X)
-        >>> np.round(m.predict_proba([[-5.0], [5.0]]).max(axis=1), 3).tolist()
-        [1.0, 1.0]
-        """
-        _, log_resp, _, _ = self._estimate(check_array(X, self.n_features_in_))
-        return np.exp(log_resp)
-
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
         """Everything needed to continue exactly: plain arrays and scalars, versioned.
