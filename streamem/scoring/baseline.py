@@ -337,16 +337,7 @@ class SlowBaseline:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> SlowBaseline:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        SlowBaseline
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------

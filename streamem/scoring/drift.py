@@ -315,16 +315,7 @@ class DriftMonitor:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> DriftMonitor:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        DriftMonitor
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------

@@ -224,16 +224,7 @@ class RegimeTracker:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> RegimeTracker:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        RegimeTracker
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------

@@ -267,16 +267,7 @@ class RobustScaler:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> RobustScaler:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        RobustScaler
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_gmm_invariants import assert_state_equal
 
 from streamem import Detector, OnlineGMM, StateError
 from streamem.model._versioned import StateReader
@@ -39,23 +40,6 @@ def decode(obj: Any) -> Any:
 def load(name: str) -> dict[str, Any]:
     out: dict[str, Any] = decode(json.loads((FIXTURES / f"{name}.json").read_text()))
     return out
-
-
-def assert_state_equal(a: Any, b: Any, path: str = "") -> None:
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), path
-        for k in a:
-            assert_state_equal(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_state_equal(x, y, f"{path}[{i}]")
-    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True), path
-    elif isinstance(a, float) and a != a:
-        assert b != b, path
-    else:
-        assert a == b, path
 
 
 @pytest.mark.parametrize("name", ["detector_cold", "detector_blind", "detector_ready",

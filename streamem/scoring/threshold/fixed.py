@@ -96,16 +96,7 @@ class FixedThreshold:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> FixedThreshold:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        FixedThreshold
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------

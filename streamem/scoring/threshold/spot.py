@@ -325,21 +325,7 @@ class SpotThreshold:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> SpotThreshold:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        SpotThreshold
-
-        Raises
-        ------
-        StateError
-            A key is missing.
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------
