@@ -121,7 +121,8 @@ def snapshot_summary(snap: Any) -> dict[str, Any]:
                         "covariance_type": m.covariance_type, "n_seen": m.n_seen_}
         out["threshold"] = {"surprise": t.threshold_, "tail_probability": 10 ** -t.threshold_,
                             "log_likelihood": det.log_likelihood_threshold(),
-                            "tail_shape": t.gamma_, "tail_scale": t.sigma_}
+                            "tail_shape": t.health()["tail_shape"],
+                            "tail_scale": t.health()["tail_scale"]}
     return dict(_plain(out))
 
 

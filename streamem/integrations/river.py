@@ -24,16 +24,17 @@ True
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.errors import InvalidInputError, StateError
+from streamem.errors import InvalidInputError
 from streamem.logs import RateLimitedLog
+from streamem.model._numeric import LN10
 from streamem.model._validation import MAX_ABS
+from streamem.model._versioned import StateReader
 from streamem.model.gmm import OnlineGMM
 
 try:
@@ -49,7 +50,6 @@ __all__ = ["GMMAnomalyDetector"]
 
 Array = NDArray[np.float64]
 STATE_VERSION = 1
-_LN10 = math.log(10.0)
 _LOG = RateLimitedLog(logging.getLogger(__name__), interval=60.0)
 
 
@@ -315,9 +315,7 @@ class GMMAnomalyDetector(base.AnomalyDetector):
 
     def _surprise(self, A: Array) -> Array:
         # the same calibrated tail as Detector's (E-step, then the chi-square mixture bound)
-        m = self.model_
-        lpn, _, lnc, do = m._estimate(A)
-        out: Array = np.maximum(-m._scorer.log_tail(lnc, lpn, do) / _LN10, 0.0)
+        out: Array = np.maximum(-self.model_._estimate_tail(A)[2] / LN10, 0.0)
         return out
 
     def learn_many(self, X: Any) -> None:
@@ -386,7 +384,7 @@ class GMMAnomalyDetector(base.AnomalyDetector):
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> GMMAnomalyDetector:
+    def from_state(cls, state: Mapping[str, Any]) -> GMMAnomalyDetector:
         """Rebuild a detector from :meth:`to_state`; it continues bit for bit.
 
         Parameters
@@ -403,20 +401,14 @@ class GMMAnomalyDetector(base.AnomalyDetector):
         StateError
             Unknown version or missing keys.
         """
-        if state.get("version") != STATE_VERSION:
-            raise StateError(
-                f"GMMAnomalyDetector state version {state.get('version')!r} is not "
-                f"{STATE_VERSION}; it was written by another streamem version"
-            )
-        try:
-            det = cls(**state["params"])
-            det.model_ = OnlineGMM.from_state(state["model"])
-            det.features = list(state["features"])
+        r = StateReader.of(state, "GMMAnomalyDetector", version=STATE_VERSION)
+        with r.guard():
+            det = cls(**r["params"])
+            det.model_ = OnlineGMM.from_state(r.sub("model"))
+            det.features = list(r["features"])
             det._index = {name: j for j, name in enumerate(det.features)}
-            pending = np.asarray(state["pending"], dtype=float)
+            pending = r.array("pending")
             det._pending = list(pending) if pending.size else []
             (det.n_learned, det.n_skipped, det.n_invalid_values,
-             det.n_unseen_features) = (int(c) for c in state["counters"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"GMMAnomalyDetector state is incomplete: {exc!r}") from exc
+             det.n_unseen_features) = (int(c) for c in r["counters"])
         return det

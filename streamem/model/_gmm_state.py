@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from streamem.errors import StateError
 from streamem.model._gaussian import precision_cholesky
+from streamem.model._versioned import StateReader
 
 if TYPE_CHECKING:
     from streamem.model.gmm import OnlineGMM
@@ -68,7 +69,7 @@ def dump_state(m: OnlineGMM) -> dict[str, Any]:
     return state
 
 
-def load_state(m: OnlineGMM, state: dict[str, Any]) -> None:
+def load_state(m: OnlineGMM, state: Mapping[str, Any]) -> None:
     """Restore ``state`` (from :func:`dump_state`) into ``m``, a model built from its params.
 
     Parameters
@@ -91,43 +92,39 @@ def load_state(m: OnlineGMM, state: dict[str, Any]) -> None:
     >>> m.is_fitted
     False
     """
-    try:
-        m._rng.bit_generator.state = state["rng"]
-        m.n_features_in_ = state["n_features_in"]
-        m.n_seen_ = int(state["n_seen"])
-        m.n_reseeds_ = int(state["n_reseeds"])
-        floor = np.asarray(state.get("var_floor", 0.0), dtype=float)
+    r = StateReader.of(state, "OnlineGMM")
+    with r.guard():
+        m._rng.bit_generator.state = r["rng"]
+        m.n_features_in_ = r["n_features_in"]
+        m.n_seen_ = r.integer("n_seen")
+        m.n_reseeds_ = r.integer("n_reseeds")
+        floor = r.array("var_floor", default=0.0)
         m._var_floor = floor if floor.ndim else float(floor)
-        if not state["fitted"]:
-            buf = np.asarray(state["buffer"], dtype=float)
+        if not r.flag("fitted"):
+            buf = r.array("buffer")
             m._buffer = [buf] if buf.size else []
-            m.generation_ = int(state["generation"])
+            m.generation_ = r.integer("generation")
             return
-        m._s0 = np.asarray(state["s0"], dtype=float)
-        m._mu = np.asarray(state["mu"], dtype=float)
-        m._C = np.asarray(state["C"], dtype=float)
-        m.n0_ = float(state["n0"])
-        m._prior_cov = np.asarray(state["prior_cov"], dtype=float)
-        m._kappa = float(state["kappa"])
-        m._reservoir = np.asarray(state["reservoir"], dtype=float)
-        m._reservoir_offered = int(state["reservoir_offered"])
-        m.converged_ = bool(state["converged"])
-        m.n_components_ = len(m._s0)
+        d = r.integer("n_features_in")
+        m._s0 = r.array("s0")
+        k = len(m._s0)
+        cov = (k, d, d) if m.covariance_type == "full" else (k, d)
+        m._mu = r.shaped("mu", (k, d))
+        m._C = r.shaped("C", cov)
+        m.n0_ = r.number("n0")
+        m._prior_cov = r.shaped("prior_cov", cov[1:])
+        m._kappa = r.number("kappa")
+        m._reservoir = r.array("reservoir")
+        m._reservoir_offered = r.integer("reservoir_offered")
+        m.converged_ = r.flag("converged")
+        m.n_components_ = k
         m._fitted = True
-        m.weights_ = np.asarray(state["weights"], dtype=float)
-        m.means_ = np.asarray(state["means"], dtype=float)
-        m.covariances_ = np.asarray(state["covariances"], dtype=float)
+        m.weights_ = r.shaped("weights", (k,))
+        m.means_ = r.shaped("means", (k, d))
+        m.covariances_ = r.shaped("covariances", cov)
         m.precisions_cholesky_ = precision_cholesky(
             m.covariances_, m.covariance_type, m.reg_covar
         )
         m._rescore()
-        m._pending = int(state["pending"])
-        m.generation_ = int(state["generation"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StateError(f"OnlineGMM state is incomplete or malformed: {exc!r}") from exc
-    d = m.n_features_in_ or 0
-    if m._mu.shape != (m.n_components_, d):
-        raise StateError(
-            f"OnlineGMM state means have shape {m._mu.shape}, expected ({m.n_components_}, {d})"
-        )
-
+        m._pending = r.integer("pending")
+        m.generation_ = r.integer("generation")

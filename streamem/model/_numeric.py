@@ -1,16 +1,21 @@
-"""Private numeric helpers: NaN test and the exponential of log-sum-exp."""
+"""Private numeric helpers: NaN test, constants, ufunc reductions and the exponential of
+log-sum-exp."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["EXP_FLOOR", "LOG_2PI", "amax", "amin", "asum", "exp_shifted", "has_nan"]
+__all__ = ["EXP_FLOOR", "LN10", "LOG_2PI", "amax", "amin", "asum", "exp_shifted", "has_nan"]
 
 Array = NDArray[np.float64]
 LOG_2PI = float(np.log(2.0 * np.pi))
+#: ``ln 10``: a surprise is ``-log_tail / LN10`` (base-10 units of tail probability).
+LN10 = math.log(10.0)
 #: ufunc reductions without the ndarray-method wrappers: the same loops (bit-identical to
-#: ``.max()`` / ``.min()`` / ``.sum()``), ~0.5 us less per call, which adds up per event
+#: ``.max()`` / ``.min()`` / ``.sum()``) with less call overhead, which adds up per event
 amax = np.maximum.reduce
 amin = np.minimum.reduce
 asum = np.add.reduce

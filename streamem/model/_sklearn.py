@@ -1,7 +1,8 @@
 """scikit-learn's estimator conventions for :class:`~streamem.OnlineGMM`, duck-typed.
 
 scikit-learn finds what it needs by name: ``get_params``/``set_params`` (read from the
-``__init__`` signature, as ``sklearn.base.BaseEstimator`` does), ``fit``,
+``__init__`` signature, as ``sklearn.base.BaseEstimator`` does), ``fit``, ``score_samples``,
+``predict_proba``, ``score``, ``predict``,
 ``__sklearn_is_fitted__`` and ``__sklearn_tags__``. This mixin provides them without
 importing scikit-learn, so the model keeps to numpy and scipy: ``__sklearn_tags__`` is only
 ever called by scikit-learn itself and takes its ``Tags`` classes from the already imported
@@ -14,7 +15,8 @@ import inspect
 import sys
 from typing import Any
 
-from numpy.typing import ArrayLike
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError
 from streamem.model._validation import check_array
@@ -23,12 +25,15 @@ __all__ = ["SklearnEstimatorMixin"]
 
 
 class SklearnEstimatorMixin:
-    """``get_params``, ``set_params``, ``fit`` and the scikit-learn tags of a density model.
+    """scikit-learn's API of a density model: ``get_params``, ``set_params``, ``fit``,
+    ``score_samples``, ``predict_proba``, ``score``, ``predict`` and the tags.
 
     ``fit(X)`` starts afresh (parameters as set, the generator reseeded from
     ``random_state``) and fits the batch mixture to all of ``X`` at once, however many rows
     it has; ``partial_fit`` then continues online. The class must store every ``__init__``
-    parameter verbatim under its own name and provide ``_initialise(X)`` (the warm-up fit).
+    parameter verbatim under its own name and provide ``_initialise(X)`` (the warm-up fit)
+    and ``_estimate`` (the E-step), from which ``score_samples``, ``predict_proba``,
+    ``score`` and ``predict`` follow.
 
     Examples
     --------
@@ -119,10 +124,7 @@ class SklearnEstimatorMixin:
         return self
 
     def _check_params(self) -> None:
-        """Validate the parameters (the class's own rule); called by :meth:`set_params`."""
-        validate = getattr(self, "_validate_params", None)
-        if validate is not None:
-            validate()
+        """Validate the parameters; called by :meth:`set_params` (the class overrides it)."""
 
     def fit(self, X: ArrayLike, y: object = None) -> Any:
         """Forget everything, then fit the batch mixture to all rows of ``X``.
@@ -162,6 +164,115 @@ class SklearnEstimatorMixin:
         self.__dict__.update(type(self)(**self.get_params()).__dict__)
         self._initialise(A)  # type: ignore[attr-defined]
         return self
+
+    n_features_in_: int | None
+
+    def _estimate(self, X: NDArray[np.float64], complete: bool | None = None
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+                             NDArray[np.float64] | float]:
+        """The E-step (the class provides it): ``log f(x)``, log responsibilities, ..."""
+        raise NotImplementedError
+
+    def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Log density of each sample; with NaN, the log marginal density of the observed part.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features).
+
+        Returns
+        -------
+        log_prob
+            Shape (n_samples,).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from streamem import OnlineGMM
+        >>> m = OnlineGMM(n_components=1, n_warmup=200, random_state=0)
+        >>> m = m.partial_fit(np.random.default_rng(0).normal(size=(200, 2)))
+        >>> lp = m.score_samples([[0.0, 0.0], [0.0, np.nan]])
+        >>> bool(lp[0] < lp[1])   # the 1-D marginal density is higher
+        True
+        """
+        lpn, _, _, _ = self._estimate(check_array(X, self.n_features_in_))
+        return lpn
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Responsibilities ``p(k | x)``.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features); NaN = missing.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components_)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.vstack([rng.normal(-5, 1, (100, 1)), rng.normal(5, 1, (100, 1))])
+        >>> from streamem import OnlineGMM
+        >>> m = OnlineGMM(n_components=2, n_warmup=200, random_state=0).partial_fit(X)
+        >>> np.round(m.predict_proba([[-5.0], [5.0]]).max(axis=1), 3).tolist()
+        [1.0, 1.0]
+        """
+        _, log_resp, _, _ = self._estimate(check_array(X, self.n_features_in_))
+        return np.exp(log_resp)
+
+    def score(self, X: ArrayLike, y: object = None) -> float:
+        """Mean log-likelihood of ``X``.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features).
+        y
+            Ignored (scikit-learn convention).
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(500, 1))
+        >>> from streamem import OnlineGMM
+        >>> m = OnlineGMM(n_components=1, n_warmup=500, random_state=0).partial_fit(X)
+        >>> round(m.score(X), 1)   # -1/2 log(2 pi e) for a standard normal
+        -1.4
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        """Most responsible component per sample.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features); NaN = missing.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.vstack([rng.normal(-5, 1, (100, 1)), rng.normal(5, 1, (100, 1))])
+        >>> from streamem import OnlineGMM
+        >>> m = OnlineGMM(n_components=2, n_warmup=200, random_state=0).partial_fit(X)
+        >>> labels = m.predict([[-5.0], [5.0]])
+        >>> bool(labels[0] != labels[1])
+        True
+        """
+        return np.asarray(self.predict_proba(X).argmax(axis=1), dtype=np.int64)
 
     def __sklearn_is_fitted__(self) -> bool:
         """True once the mixture can score (what ``sklearn.utils.validation`` asks).

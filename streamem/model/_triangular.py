@@ -1,8 +1,7 @@
 """Block-triangular GEMMs for many features: the E-step's ``U_k^T`` is lower triangular and
 the scatter matrices are symmetric, so from 12 features on splitting the features into
-blocks of ~5 skips most of the zeros (d = 30: 6 blocks, 58 % of the flops; measured
-E-step 436 -> 380 us, scatter 516 -> 378 us per 1024 events, K = 8; d = 14: 161 -> 142
-and 176 -> 118 us). Below 12 features, or 512 samples, one dense GEMM is faster.
+blocks of ~5 skips most of the zeros (d = 30: 6 blocks, 58 % of the flops). Below 12
+features, or 512 samples, one dense GEMM is faster.
 """
 
 from __future__ import annotations

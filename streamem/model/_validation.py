@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError
 from streamem.model._numeric import amax, amin
 
-__all__ = ["MAX_ABS", "check_array"]
+__all__ = ["MAX_ABS", "check_array", "check_gmm_params"]
 
 Array = NDArray[np.float64]
 #: Largest magnitude accepted (squares must not overflow float64).
@@ -82,3 +84,37 @@ def check_array(X: ArrayLike, n_features: int | None) -> Array:
         row = int(np.flatnonzero(np.isnan(A).all(axis=1))[0])
         raise InvalidInputError(f"row {row} has every feature missing; drop it before scoring")
     return A
+
+
+def check_gmm_params(m: Any) -> None:
+    """Validate the constructor arguments of an :class:`~streamem.OnlineGMM`.
+
+    Raises
+    ------
+    InvalidInputError
+        The first invalid value, named with a fix.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> check_gmm_params(SimpleNamespace(n_components=0, covariance_type="full"))
+    Traceback (most recent call last):
+    ...
+    streamem.errors.InvalidInputError: n_components=0 is invalid; use a positive integer or "auto"
+    """
+
+    def bad(name: str, value: object, fix: str) -> InvalidInputError:
+        return InvalidInputError(f"{name}={value!r} is invalid; {fix}")
+
+    if m.n_components != "auto" and (not isinstance(m.n_components, int) or m.n_components < 1):
+        raise bad("n_components", m.n_components, 'use a positive integer or "auto"')
+    if m.covariance_type not in ("full", "diag"):
+        raise bad("covariance_type", m.covariance_type, 'use "full" or "diag"')
+    if not m.half_life > 0:
+        raise bad("half_life", m.half_life, "use a positive number of events")
+    if not m.reg_covar >= 0:
+        raise bad("reg_covar", m.reg_covar, "use a non-negative float such as 1e-6")
+    if m.n_warmup < 2:
+        raise bad("n_warmup", m.n_warmup, "use at least 2 (ideally 10x the parameters)")
+    if not 0 < m.rho_max <= 1:
+        raise bad("rho_max", m.rho_max, "use a value in (0, 1]")

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from streamem.errors import InvalidInputError, NotFittedError, StateError
+from streamem.errors import NotFittedError
+from streamem.model._batch_em import map_covariances
 from streamem.model._gaussian import factorize
 from streamem.model._gmm_state import STATE_VERSION, dump_state, load_state
-from streamem.model._init import (
-    map_covariances,
-    merge_components,
-    select_components,
-    split_component,
-    warm_up_fit,
-)
+from streamem.model._init import warm_up_fit
+from streamem.model._lifecycle import add_components, reseed_dead
 from streamem.model._reservoir import reservoir_update
 from streamem.model._scorer import Scorer
 from streamem.model._sklearn import SklearnEstimatorMixin
 from streamem.model._stats import centred_update, sufficient_statistics
-from streamem.model._validation import check_array
+from streamem.model._validation import check_array, check_gmm_params
+from streamem.model._versioned import StateReader
 
 __all__ = ["OnlineGMM"]
 
@@ -131,7 +129,7 @@ class OnlineGMM(SklearnEstimatorMixin):
         self.refresh_every = refresh_every
         self.reservoir_size = reservoir_size
         self.random_state = random_state
-        self._validate_params()
+        self._check_params()
         self._rng = np.random.default_rng(random_state)
         self._buffer: list[Array] = []
         self._fitted = False
@@ -143,25 +141,8 @@ class OnlineGMM(SklearnEstimatorMixin):
         #: quantisation variance of discrete features, set by the Detector from its scaler.
         self._var_floor: Array | float = 0.0
 
-    # ------------------------------------------------------------------ validation
-    def _validate_params(self) -> None:
-        def bad(name: str, value: object, fix: str) -> InvalidInputError:
-            return InvalidInputError(f"{name}={value!r} is invalid; {fix}")
-
-        if self.n_components != "auto" and (
-            not isinstance(self.n_components, int) or self.n_components < 1
-        ):
-            raise bad("n_components", self.n_components, 'use a positive integer or "auto"')
-        if self.covariance_type not in ("full", "diag"):
-            raise bad("covariance_type", self.covariance_type, 'use "full" or "diag"')
-        if not self.half_life > 0:
-            raise bad("half_life", self.half_life, "use a positive number of events")
-        if not self.reg_covar >= 0:
-            raise bad("reg_covar", self.reg_covar, "use a non-negative float such as 1e-6")
-        if self.n_warmup < 2:
-            raise bad("n_warmup", self.n_warmup, "use at least 2 (ideally 10x the parameters)")
-        if not 0 < self.rho_max <= 1:
-            raise bad("rho_max", self.rho_max, "use a value in (0, 1]")
+    def _check_params(self) -> None:
+        check_gmm_params(self)
 
     # ------------------------------------------------------------------ fitting
     @property
@@ -243,12 +224,9 @@ class OnlineGMM(SklearnEstimatorMixin):
     def add_components(self, X: ArrayLike, weight: float = 0.5) -> OnlineGMM:
         """Add components fitted to ``X`` (a new regime) without forgetting the others.
 
-        A batch mixture (K by BIC, the model's own prior) is fitted to ``X`` and appended
-        with total weight ``weight``; the existing components keep their parameters and
-        share ``1 - weight``. When more than ``max(max_components, n_components_)``
-        components result, the cheapest pairs are merged (moment matching, Runnalls' cost),
-        so light or redundant components go first and distinct regimes stay apart. The
-        decaying statistics then forget a regime that does not come back.
+        They get total weight ``weight``; the existing components share the rest, and the
+        cheapest pairs are merged when there are too many (see
+        :func:`~streamem.model._lifecycle.add_components`).
 
         Parameters
         ----------
@@ -280,24 +258,7 @@ class OnlineGMM(SklearnEstimatorMixin):
         >>> np.round(m.means_[1]).tolist()
         [8.0, 8.0]
         """
-        A = check_array(X, self.n_features_in_)
-        if not self._fitted:
-            raise NotFittedError("add_components needs a fitted model; call partial_fit first")
-        if not 0.0 < weight < 1.0:
-            raise InvalidInputError(f"weight={weight!r} must be in (0, 1); try 0.5")
-        if len(A) < 2:
-            raise InvalidInputError(f"add_components needs at least 2 rows, got {len(A)}")
-        fit = select_components(
-            A, self.max_components, self.covariance_type, self.reg_covar, self._prior_cov,
-            self._kappa, self._rng, self.n_init, var_floor=self._var_floor,
-        )
-        s0 = np.concatenate([(1.0 - weight) * self._s0, weight * fit.weights])
-        mu = np.vstack([self._mu, fit.means])
-        C = np.concatenate([self._C, fit.ml_covariances])
-        s0, mu, C = merge_components(s0, mu, C, max(self.max_components, self.n_components_))
-        self._s0, self._mu, self._C = s0 / s0.sum(), mu, C
-        self.n_components_ = len(s0)
-        self._refresh()
+        add_components(self, check_array(X, self.n_features_in_), weight)
         return self
 
     def _n_eff(self) -> float:
@@ -344,6 +305,13 @@ class OnlineGMM(SklearnEstimatorMixin):
             )
         return self._scorer.estimate(X, complete)
 
+    def _estimate_tail(
+        self, X: Array, complete: bool | None = None
+    ) -> tuple[Array, Array, Array]:
+        """E-step and tail: ``log f(x)``, log responsibilities, ``log P(f(Y) <= f(x))``."""
+        lpn, log_resp, lnc, do = self._estimate(X, complete)
+        return lpn, log_resp, self._scorer.log_tail(lnc, lpn, do)
+
     def _learn(self, X: Array, resp: Array) -> None:
         """Move the decaying statistics towards the batch statistics (centred form)."""
         B = X.shape[0]
@@ -363,143 +331,13 @@ class OnlineGMM(SklearnEstimatorMixin):
         self._pending += B
         if self._pending >= self.refresh_every:
             self._refresh()
-            self._reseed_dead()
-
-    def _unexplained(self) -> NDArray[np.int64]:
-        """Reservoir rows far in the model's tail (``tau < 0.1 / n``: not chance)."""
-        if len(self._reservoir) == 0:
-            return np.zeros(0, dtype=np.int64)
-        lpn, _, lnc, do = self._estimate(self._reservoir)
-        log_tail = self._scorer.log_tail(lnc, lpn, do)
-        order = np.argsort(log_tail, kind="stable")
-        cut = np.log(0.1 / len(self._reservoir))
-        return np.asarray(order[log_tail[order] < cut], dtype=np.int64)
+            reseed_dead(self)
 
     def _update_reservoir(self, X: Array) -> None:
         self._reservoir, self._reservoir_offered = reservoir_update(
             self._reservoir, self._reservoir_offered, X, self.reservoir_size, self._rng,
             1.0 / (1.0 - 2.0 ** (-1.0 / self.half_life)),
         )
-
-    def _reseed_dead(self) -> None:
-        """Revive starved components: at recent normal points the model does not explain
-        (a new mode), else by splitting the heaviest component (a redundant component)."""
-        d = self.n_features_in_ or 1
-        counts = self._n_eff() * self._s0
-        min_count = 2 * (d + 1) if self.covariance_type == "full" else 2
-        dead = np.flatnonzero((counts < min_count) | (self._s0 < 1e-3 / self.n_components_))
-        if dead.size == 0 or self.n_components_ == 1:
-            return
-        unexplained = self._unexplained()[: dead.size].tolist()
-        alive = np.setdiff1d(np.arange(self.n_components_), dead)
-        for j, k in enumerate(dead):
-            if j < len(unexplained):
-                self._mu[k] = self._reservoir[unexplained[j]]
-                self._C[k] = self._prior_cov
-                self._s0[k] = 1.0 / (10.0 * self.n_components_)
-            else:
-                split_component(self._s0, self._mu, self._C, int(k), alive)
-            self.n_reseeds_ += 1
-        self._s0 /= self._s0.sum()
-        self._refresh()
-
-    # ------------------------------------------------------------------ scoring
-    def score_samples(self, X: ArrayLike) -> Array:
-        """Log density of each sample; with NaN, the log marginal density of the observed part.
-
-        Parameters
-        ----------
-        X
-            Shape (n_samples, n_features).
-
-        Returns
-        -------
-        log_prob
-            Shape (n_samples,).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> m = OnlineGMM(n_components=1, n_warmup=200, random_state=0)
-        >>> m = m.partial_fit(np.random.default_rng(0).normal(size=(200, 2)))
-        >>> lp = m.score_samples([[0.0, 0.0], [0.0, np.nan]])
-        >>> bool(lp[0] < lp[1])   # the 1-D marginal density is higher
-        True
-        """
-        lpn, _, _, _ = self._estimate(check_array(X, self.n_features_in_))
-        return lpn
-
-    def score(self, X: ArrayLike, y: object = None) -> float:
-        """Mean log-likelihood of ``X``.
-
-        Parameters
-        ----------
-        X
-            Shape (n_samples, n_features).
-        y
-            Ignored (scikit-learn convention).
-
-        Returns
-        -------
-        float
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> X = np.random.default_rng(0).normal(size=(500, 1))
-        >>> m = OnlineGMM(n_components=1, n_warmup=500, random_state=0).partial_fit(X)
-        >>> round(m.score(X), 1)   # -1/2 log(2 pi e) for a standard normal
-        -1.4
-        """
-        return float(np.mean(self.score_samples(X)))
-
-    def predict_proba(self, X: ArrayLike) -> Array:
-        """Responsibilities ``p(k | x)``.
-
-        Parameters
-        ----------
-        X
-            Shape (n_samples, n_features); NaN = missing.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_components_)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> X = np.vstack([rng.normal(-5, 1, (100, 1)), rng.normal(5, 1, (100, 1))])
-        >>> m = OnlineGMM(n_components=2, n_warmup=200, random_state=0).partial_fit(X)
-        >>> np.round(m.predict_proba([[-5.0], [5.0]]).max(axis=1), 3).tolist()
-        [1.0, 1.0]
-        """
-        _, log_resp, _, _ = self._estimate(check_array(X, self.n_features_in_))
-        return np.exp(log_resp)
-
-    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
-        """Most responsible component per sample.
-
-        Parameters
-        ----------
-        X
-            Shape (n_samples, n_features); NaN = missing.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> X = np.vstack([rng.normal(-5, 1, (100, 1)), rng.normal(5, 1, (100, 1))])
-        >>> m = OnlineGMM(n_components=2, n_warmup=200, random_state=0).partial_fit(X)
-        >>> labels = m.predict([[-5.0], [5.0]])
-        >>> bool(labels[0] != labels[1])
-        True
-        """
-        return np.asarray(self.predict_proba(X).argmax(axis=1), dtype=np.int64)
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
@@ -517,7 +355,7 @@ class OnlineGMM(SklearnEstimatorMixin):
         return dump_state(self)
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> OnlineGMM:
+    def from_state(cls, state: Mapping[str, Any]) -> OnlineGMM:
         """Rebuild a model from :meth:`to_state` output; it continues bit for bit.
 
         Parameters
@@ -540,17 +378,15 @@ class OnlineGMM(SklearnEstimatorMixin):
         Traceback (most recent call last):
         ...
         streamem.errors.StateError: OnlineGMM state version 0 is not 1; ...written by another...
+        >>> OnlineGMM.from_state({"version": 1, "params": {"half_life": -1}})
+        Traceback (most recent call last):
+        ...
+        streamem.errors.StateError: malformed OnlineGMM state: InvalidInputError(...half_life=-1...
         """
-        if state.get("version") != STATE_VERSION:
-            raise StateError(
-                f"OnlineGMM state version {state.get('version')!r} is not {STATE_VERSION}; "
-                "it was written by another streamem version"
-            )
-        try:
-            m = cls(**state["params"])
-        except (KeyError, TypeError) as exc:
-            raise StateError(f"OnlineGMM state has no valid params: {exc!r}") from exc
-        load_state(m, state)
+        r = StateReader.of(state, "OnlineGMM", version=STATE_VERSION)
+        with r.guard():
+            m = cls(**r["params"])
+        load_state(m, r)
         return m
 
     def __repr__(self) -> str:

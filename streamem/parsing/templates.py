@@ -16,13 +16,13 @@ most ``max_chars`` characters of a message are mined.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from drain3.drain import Drain, LogCluster
 from drain3.masking import LogMasker, MaskingInstruction
 
-from streamem.errors import StateError
+from streamem.model._versioned import StateReader
 
 __all__ = ["DEFAULT_MASKS", "STATE_VERSION", "TemplateMiner"]
 
@@ -132,7 +132,7 @@ class TemplateMiner:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> TemplateMiner:
+    def from_state(cls, state: Mapping[str, Any]) -> TemplateMiner:
         """Rebuild a miner from :meth:`to_state`; it continues exactly where that one was.
 
         Raises
@@ -140,24 +140,20 @@ class TemplateMiner:
         StateError
             An unknown version or a malformed state.
         """
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            got = state.get("version") if isinstance(state, dict) else state
-            raise StateError(f"template miner state version {got!r} is not {STATE_VERSION}; "
-                             "it was written by another streamem version")
-        try:
-            miner = cls(str(state["field"]), masks=[tuple(m) for m in state["masks"]],
-                        **{k: state["params"][k] for k in _PARAMS})
+        r = StateReader.of(state, "template miner", version=STATE_VERSION,
+                           fix="the snapshot is corrupt")
+        with r.guard():
+            params = r.sub("params")
+            miner = cls(r.text("field"), masks=[tuple(m) for m in r["masks"]],
+                        **{k: params[k] for k in _PARAMS})
             drain = miner._drain
-            for cid, size, tokens in state["clusters"]:
+            for cid, size, tokens in r["clusters"]:
                 cluster = LogCluster([str(t) for t in tokens], int(cid))
                 cluster.size = int(size)
                 drain.id_to_cluster[cluster.cluster_id] = cluster  # in LRU order
                 miner._used[cluster.cluster_id] = None
-            drain.clusters_counter = int(state["clusters_counter"])
-            drain.root_node = _load_node(state["tree"], drain)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"malformed template miner state ({exc!r}); the snapshot is "
-                             "corrupt") from exc
+            drain.clusters_counter = r.integer("clusters_counter")
+            drain.root_node = _load_node(r["tree"], drain)
         return miner
 
 

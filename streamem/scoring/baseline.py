@@ -23,17 +23,26 @@ on the warm-up data, i.e. simple exponential smoothing fitted by least squares, 
 estimator of an ARIMA(0,1,1) model. A near random walk (a temperature sampled every second)
 gets a half-life of an event or two, a smooth signal with more measurement noise a longer
 one, so nothing has to be tuned per stream.
+
+Detrending is off by default in the :class:`~streamem.Detector` because it changes what an
+alarm means for every slow feature: a fault that holds a slow reading at a wrong level
+alarms only until the baseline has caught up (tens of events at half-life 10), and on
+streams whose slow features carry the anomalies it can raise false alarms (residuals are
+noisier than levels). Turn it on (10 is a good start) where slow drift of some sensors
+causes most false alarms.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from streamem.model._numeric import has_nan
+from streamem.model._versioned import StateReader
 
 __all__ = ["AUTO_HALF_LIVES", "SlowBaseline", "fit_half_life", "lag1_autocorrelation"]
 
@@ -327,30 +336,23 @@ class SlowBaseline:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> SlowBaseline:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        SlowBaseline
+    def from_state(cls, state: Mapping[str, Any]) -> SlowBaseline:
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------
         >>> SlowBaseline.from_state(SlowBaseline(half_life=5.0).to_state()).half_life
         5.0
         """
-        hl = state["half_life"]
-        b = cls("auto" if hl == "auto" else float(hl), float(state["min_autocorr"]))
-        b.autocorr_ = np.asarray(state["autocorr"], dtype=float).copy()
-        b.slow_ = np.asarray(state["slow"], dtype=bool).copy()
-        b.level_ = np.asarray(state["level"], dtype=float).copy()
-        if "half_lives" in state:
-            b.half_lives_ = np.asarray(state["half_lives"], dtype=float).copy()
-        else:  # written before per-feature half-lives: one half-life for all
-            b.half_lives_ = np.full(len(b.slow_), float(hl))
-        return b
+        r = StateReader.of(state, "SlowBaseline")
+        with r.guard():
+            hl = r["half_life"]
+            b = cls("auto" if hl == "auto" else r.number("half_life"), r.number("min_autocorr"))
+            b.autocorr_ = r.array("autocorr").copy()
+            b.slow_ = r.array("slow", bool).copy()
+            b.level_ = r.array("level").copy()
+            if "half_lives" in r:
+                b.half_lives_ = r.array("half_lives").copy()
+            else:  # written before per-feature half-lives: one half-life for all
+                b.half_lives_ = np.full(len(b.slow_), r.number("half_life"))
+            return b

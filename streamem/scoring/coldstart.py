@@ -38,13 +38,15 @@ are learned as well, as the mixture's regime logic would do later.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from streamem.model._numeric import LN10
 from streamem.model._student import StudentT
+from streamem.model._versioned import StateReader
 from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.result import DetectionResult, concat_results, warming_result
 from streamem.scoring.scaler import RobustScaler
@@ -54,7 +56,6 @@ from streamem.scoring.structure import full_feasible
 __all__ = ["GROSS", "MIN_EVENTS", "ColdStart"]
 
 Array = NDArray[np.float64]
-_LN10 = math.log(10.0)
 #: The first event scored (1-based): the provisional model needs ``MIN_EVENTS - 1`` events.
 MIN_EVENTS = 32
 #: Flagged events with a tail probability below ``GROSS * alert_rate`` are not learned.
@@ -277,7 +278,7 @@ class ColdStart:
         seen = chunk if self.baseline_ is None else self.baseline_.transform(chunk)
         Z = self.scaler_.transform(seen)
         log_dens, log_tail = self.model_.estimate(Z)
-        raw = -log_tail / _LN10
+        raw = -log_tail / LN10
         u = smooth(raw) if smooth is not None else raw
         nan = np.isnan(chunk)
         log_scale = (~nan) @ self.scaler_.log_scale() if nan.any() else \
@@ -332,7 +333,7 @@ class ColdStart:
                 "covariance_type": m.covariance_type},
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`to_state` output (the constructor's arguments must match).
 
         Parameters
@@ -349,31 +350,37 @@ class ColdStart:
         >>> bool(np.array_equal(a.process(X).scores, b.process(X).scores))
         True
         """
-        buf = np.asarray(state["buffer"], dtype=float)
-        self._buffer = [buf] if buf.size else []
-        self.n_buffered_ = len(buf) if buf.size else 0
-        self.covariance_type = str(state["covariance_type"])
-        self.n_anomalies_ = int(state["n_anomalies"])
-        self.n_events_ = int(state["n_events"])
-        self._recent = np.asarray(state["recent"], dtype=bool)
-        self._rejected = np.asarray(state["rejected"], dtype=float)
-        self._since = int(state["since"])
-        baseline = state.get("baseline")
-        self.baseline_ = SlowBaseline.from_state(baseline) if baseline is not None else None
-        if "scaler" not in state:  # an older snapshot's blind warm-up buffer: replay it
-            rows, self._buffer, self.n_buffered_ = buf, [], 0
-            if buf.size:
-                self._learn(rows)
-                if not self.blind and self.n_buffered_ >= MIN_EVENTS - 1:
-                    self._refit()
-            return
-        self.scaler_ = RobustScaler.from_state(state["scaler"])
-        self._n_scaler = int(state["n_scaler"])
-        self._ref = np.asarray(state["ref"], dtype=float)
-        cnt, s1, s2 = (np.asarray(v, dtype=float) for v in state["moments"])
-        self._moments = (cnt, s1, s2)
-        m = state["model"]
-        n_m = np.asarray(m["n"], dtype=float) if m is not None else np.zeros(0)
-        self.model_ = None if m is None else StudentT.from_moments(
-            n_m if n_m.ndim else float(n_m), np.asarray(m["xbar"], dtype=float),
-            np.asarray(m["scatter"], dtype=float), str(m["covariance_type"]))
+        r = StateReader.of(state, "ColdStart")
+        with r.guard():
+            buf = r.array("buffer")
+            self._buffer = [buf] if buf.size else []
+            self.n_buffered_ = len(buf) if buf.size else 0
+            self.covariance_type = r.text("covariance_type")
+            self.n_anomalies_ = r.integer("n_anomalies")
+            self.n_events_ = r.integer("n_events")
+            self._recent = r.array("recent", bool)
+            self._rejected = r.array("rejected")
+            self._since = r.integer("since")
+            has_baseline = r.get("baseline") is not None
+            self.baseline_ = SlowBaseline.from_state(r.sub("baseline")) if has_baseline else None
+            if "scaler" not in r:  # an older snapshot's blind warm-up buffer: replay it
+                rows, self._buffer, self.n_buffered_ = buf, [], 0
+                if buf.size:
+                    self._learn(rows)
+                    if not self.blind and self.n_buffered_ >= MIN_EVENTS - 1:
+                        self._refit()
+                return
+            self.scaler_ = RobustScaler.from_state(r.sub("scaler"))
+            self._n_scaler = r.integer("n_scaler")
+            self._ref = r.array("ref")
+            cnt, s1, s2 = (np.asarray(v, dtype=float) for v in r["moments"])
+            self._moments = (cnt, s1, s2)
+            if r["model"] is None:
+                self.model_ = None
+                return
+            m = r.sub("model")
+            n_m = m.array("n")
+            with m.guard():
+                self.model_ = StudentT.from_moments(
+                    n_m if n_m.ndim else float(n_m), m.array("xbar"), m.array("scatter"),
+                    m.text("covariance_type"))

@@ -9,6 +9,7 @@ identity-pairing bound on the symmetric KL divergence, and per-component weight 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 
 from streamem.model._gaussian import precision_cholesky
 from streamem.model._scorer import Scorer
+from streamem.model._versioned import StateReader
 
 __all__ = ["DriftMonitor", "gaussian_kl"]
 
@@ -312,36 +314,31 @@ class DriftMonitor:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> DriftMonitor:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        DriftMonitor
+    def from_state(cls, state: Mapping[str, Any]) -> DriftMonitor:
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------
         >>> DriftMonitor.from_state(DriftMonitor(window=10).to_state()).window
         10
         """
-        m = cls(state["window"], state["stride"], state["k"], state["h"], state["hold"])
-        m.cusum_hi_, m.cusum_lo_ = state["cusum_hi"], state["cusum_lo"]
-        m.alarms_, m._divergence = int(state["alarms"]), float(state["divergence"])
-        m._hold_left, m._sum = int(state["hold_left"]), state["sum"]
-        m._count, m._events = int(state["count"]), int(state["events"])
-        m._phase = int(state["phase"])
-        m._mu0, m._sd0 = state["mu0"], state["sd0"]
-        m._ref = dict(state["ref"]) if state["ref"] else None
-        if m._ref is not None and "prec_chol" not in m._ref:
-            m._ref["prec_chol"] = precision_cholesky(
-                m._ref["covariances"], m._ref["covariance_type"], m._ref["reg_covar"]
-            )
-        m._weight_change = np.asarray(state["weight_change"], dtype=float)
-        m._mean_shift = np.asarray(state["mean_shift"], dtype=float)
-        m.drift_detected_ = m._hold_left > 0
-        return m
+        r = StateReader.of(state, "DriftMonitor")
+        with r.guard():
+            m = cls(r["window"], r["stride"], r["k"], r["h"], r["hold"])
+            m.cusum_hi_, m.cusum_lo_ = r["cusum_hi"], r["cusum_lo"]
+            m.alarms_, m._divergence = r.integer("alarms"), r.number("divergence")
+            m._hold_left, m._sum = r.integer("hold_left"), r["sum"]
+            m._count, m._events = r.integer("count"), r.integer("events")
+            m._phase = r.integer("phase")
+            m._mu0, m._sd0 = r["mu0"], r["sd0"]
+            m._ref = dict(r.sub("ref")) if r["ref"] else None
+            if m._ref is not None and "prec_chol" not in m._ref:
+                ref = r.sub("ref")
+                with ref.guard():
+                    m._ref["prec_chol"] = precision_cholesky(
+                        ref["covariances"], ref["covariance_type"], ref["reg_covar"]
+                    )
+            m._weight_change = r.array("weight_change")
+            m._mean_shift = r.array("mean_shift")
+            m.drift_detected_ = m._hold_left > 0
+            return m

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from streamem.model._versioned import StateReader
 
 __all__ = ["RegimeTracker"]
 
@@ -220,34 +223,25 @@ class RegimeTracker:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> RegimeTracker:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        RegimeTracker
+    def from_state(cls, state: Mapping[str, Any]) -> RegimeTracker:
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------
         >>> RegimeTracker.from_state(RegimeTracker(12, 0.5, 3).to_state()).recent.shape
         (12, 3)
         """
-        recent = np.asarray(state["recent"], dtype=float)
-        min_events = state.get("min_events")  # absent in snapshots from before the early path
-        tr = cls(
-            int(state["patience"]), float(state["fraction"]), recent.shape[1],
-            None if min_events is None else int(min_events),
-            float(state.get("persistence", 0.9)),
-        )
-        tr.recent = recent.copy()
-        tr.flags = np.asarray(state["recent_flags"], dtype=bool).copy()
-        tr.pos = int(state["recent_pos"])
-        tr.full = bool(state["recent_full"])
-        tr.n_since_reset = int(state.get("n_since_reset", 0))
-        tr.n_since_check = int(state.get("n_since_check", 0))
-        return tr
+        r = StateReader.of(state, "RegimeTracker")
+        with r.guard():
+            recent = r.array("recent")
+            # min_events is absent in snapshots from before the early path
+            min_events = None if r.get("min_events") is None else r.integer("min_events")
+            tr = cls(r.integer("patience"), r.number("fraction"), recent.shape[1], min_events,
+                     r.number("persistence", 0.9))
+            tr.recent = recent.copy()
+            tr.flags = r.array("recent_flags", bool).copy()
+            tr.pos = r.integer("recent_pos")
+            tr.full = r.flag("recent_full")
+            tr.n_since_reset = r.integer("n_since_reset", 0)
+            tr.n_since_check = r.integer("n_since_check", 0)
+            return tr

@@ -1,7 +1,7 @@
 """Read-only views of a :class:`~streamem.Detector`: explanations, health, LL threshold.
 
-A mixin so that ``detector.py`` stays about the processing loop; every method only reads
-the detector's fitted state.
+Every method only reads the detector's fitted state; :class:`~streamem.Detector` inherits
+them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.model._gaussian import LOG_2PI, log_det_cholesky
+from streamem.model._numeric import LN10
 from streamem.model._tail import mixture_log_tail
 from streamem.model._validation import check_array
 from streamem.model.gmm import OnlineGMM
@@ -20,13 +21,12 @@ from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.explain import conditional_zscores
 from streamem.scoring.scaler import RobustScaler
-from streamem.scoring.spot import SpotThreshold
+from streamem.scoring.threshold import Threshold
 from streamem.types import FeatureContribution
 
 __all__ = ["DetectorReports"]
 
 Array = NDArray[np.float64]
-_LN10 = math.log(10.0)
 
 
 class DetectorReports:
@@ -42,7 +42,7 @@ class DetectorReports:
     model_: OnlineGMM
     scaler_: RobustScaler
     baseline_: SlowBaseline | None
-    threshold_model_: SpotThreshold
+    threshold_model_: Threshold
     drift_: DriftMonitor
     feature_names: list[str] | None
     n_features_in_: int | None
@@ -129,7 +129,7 @@ class DetectorReports:
         m = self.model_
         d = m.n_features_in_ or 1
         lnc_k = log_det_cholesky(m.precisions_cholesky_, m.covariance_type) - 0.5 * d * LOG_2PI
-        target = -self.threshold_model_.threshold_ * _LN10
+        target = -self.threshold_model_.threshold_ * LN10
         hi = float(np.max(m._log_weights + lnc_k))
         lo = hi - 10.0
         while mixture_log_tail(m._log_weights, lnc_k, np.array([lo]), float(d))[0] > target:
@@ -162,7 +162,7 @@ class DetectorReports:
             "learned": float(self.n_learned_),
             "alert_rate_target": self.alert_rate,
             "threshold_surprise": float(t.threshold_) if self.ready_ else math.nan,
-            "tail_shape": t.gamma_, "tail_scale": t.sigma_, "tail_peaks": float(len(t.peaks_)),
+            **t.health(),
             "drift_cusum": self.drift_.cusum_, "drift_divergence": self.drift_.divergence_,
             "drift_detected": float(self.drift_.drift_detected_),
             "drift_alarms": float(self.drift_.alarms_),

@@ -4,10 +4,13 @@ constant features (the scale has a floor from each feature's resolution)."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from streamem.model._versioned import StateReader
 
 __all__ = ["RobustScaler", "resolution"]
 
@@ -263,17 +266,8 @@ class RobustScaler:
                 "resolution": self.resolution_.copy()}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> RobustScaler:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        RobustScaler
+    def from_state(cls, state: Mapping[str, Any]) -> RobustScaler:
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------
@@ -282,9 +276,11 @@ class RobustScaler:
         >>> RobustScaler.from_state(s.to_state()).center_.tolist()
         [1.0]
         """
-        s = cls()
-        s.center_ = np.asarray(state["center"], dtype=float)
-        s.scale_ = np.asarray(state["scale"], dtype=float)
-        # older snapshots: no resolution known, every feature counts as continuous
-        s.resolution_ = np.asarray(state.get("resolution", np.zeros_like(s.scale_)), dtype=float)
-        return s
+        r = StateReader.of(state, "RobustScaler")
+        with r.guard():
+            s = cls()
+            s.center_ = r.array("center")
+            s.scale_ = r.array("scale")
+            # older snapshots: no resolution known, every feature counts as continuous
+            s.resolution_ = r.array("resolution", default=np.zeros_like(s.scale_))
+            return s

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from streamem.errors import StateError
 from streamem.metrics_catalog import FEEDBACK_VERDICTS
+from streamem.model._versioned import StateReader
 from streamem.scoring.result import DetectionResult
 from streamem.sinks.base import Incident
 from streamem.types import AnomalyRecord
@@ -277,26 +277,21 @@ class History:
         StateError
             The state is not a history state of a version this code reads.
         """
-        if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
-            found = state.get("version") if isinstance(state, Mapping) else type(state).__name__
-            raise StateError(f"ui history state version {found!r} is not {_STATE_VERSION}; "
-                             "delete the history file to start an empty history")
+        r = StateReader.of(state, "ui history", version=_STATE_VERSION,
+                           fix="delete the history file to start an empty history")
         h = cls(**kwargs)
-        try:
-            for rec in _tail(state["anomalies"], h.max_anomalies):
+        with r.guard():
+            for rec in _tail(r["anomalies"], h.max_anomalies):
                 h._anomalies[str(rec["id"])] = dict(rec)
-            for inc in _tail(state["incidents"], h.max_anomalies):
+            for inc in _tail(r["incidents"], h.max_anomalies):
                 h._incidents[str(inc["id"])] = dict(inc)
-            for row in _tail(state["keys"], h.max_keys):
+            for row in _tail(r["keys"], h.max_keys):
                 h._keys["" if row["key"] is None else str(row["key"])] = dict(row)
-            h._points.extend(dict(p) for p in state["points"])
-            h._models.extend(dict(m) for m in state["models"])
-            h._feedback.extend(dict(f) for f in state["feedback"])
+            h._points.extend(dict(p) for p in r["points"])
+            h._models.extend(dict(m) for m in r["models"])
+            h._feedback.extend(dict(f) for f in r["feedback"])
             for v in VERDICTS:
-                h._verdicts[v] = int(state["verdicts"].get(v, 0))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StateError(f"ui history state is malformed ({exc!r}); delete the history "
-                             "file to start an empty history") from exc
+                h._verdicts[v] = int(r["verdicts"].get(v, 0))
         return h
 
 

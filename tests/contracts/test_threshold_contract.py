@@ -1,4 +1,4 @@
-"""Contract suite for every ``Threshold`` implementation in ``streamem.scoring.spot``.
+"""Contract suite for every ``Threshold`` implementation in ``streamem.scoring.threshold``.
 
 To add an implementation, append a factory to ``IMPLEMENTATIONS``. Scores are surprises
 ``u = -log10(tail probability)``; for a calibrated model ``u ~ Exp(ln 10)``, so the right
@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from streamem.errors import InvalidInputError
-from streamem.scoring.base import Threshold
-from streamem.scoring.spot import FixedThreshold, SpotThreshold
+from streamem.scoring.threshold import FixedThreshold, SpotThreshold, Threshold
 
 Factory = Callable[[float], Any]
 IMPLEMENTATIONS: dict[str, Factory] = {
@@ -132,3 +131,93 @@ def test_state_is_plain_data(make: Factory) -> None:
     _run(th, np.random.default_rng(6), 5)
     for v in th.to_state().values():
         assert v is None or isinstance(v, (bool, int, float, str, np.ndarray)), type(v)
+
+
+def test_health_names_the_tail_figures(make: Factory) -> None:
+    th = make(1e-3)
+    _run(th, np.random.default_rng(7), 3)
+    health = th.health()
+    assert set(health) == {"tail_shape", "tail_scale", "tail_peaks"}
+    assert all(isinstance(v, float) for v in health.values())
+    assert th.q == 1e-3
+
+
+class _Median:
+    """The smallest threshold that honours the protocol and nothing more: the q-quantile of
+    every score seen so far (a test double for the detector's side of the seam)."""
+
+    def __init__(self, q: float = 1e-3) -> None:
+        self.q = q
+        self._seen: list[np.ndarray] = []
+        self.calls: list[str] = []
+
+    @property
+    def threshold_(self) -> float:
+        if not self._seen:
+            return -math.log10(self.q)
+        return float(np.quantile(np.concatenate(self._seen), 1.0 - self.q))
+
+    def fit(self, scores: np.ndarray) -> None:
+        self._seen = [np.asarray(scores, dtype=float)]
+
+    def update(self, scores: np.ndarray, is_anomaly: np.ndarray) -> None:
+        self.calls.append("update")
+        self._seen.append(np.asarray(scores)[~is_anomaly])
+
+    def health(self) -> dict[str, float]:
+        return {"tail_shape": math.nan, "tail_scale": math.nan, "tail_peaks": math.nan}
+
+    def to_state(self) -> dict[str, Any]:
+        return {"kind": "median", "q": self.q}
+
+
+def _detector(th: Any) -> Any:
+    from streamem import Detector
+
+    return Detector(warmup=300, threshold=th, random_state=0)
+
+
+def test_detector_uses_any_protocol_implementation() -> None:
+    rng = np.random.default_rng(8)
+    th = _Median(1e-2)
+    det = _detector(th)
+    X = rng.normal(size=(3000, 2))
+    flags = np.concatenate([det.process(X[i : i + 100]).is_anomaly for i in range(0, 3000, 100)])
+    assert det.threshold_model_ is th and det.alert_rate == 1e-2
+    assert len(th.calls) == 27  # every live batch reported back (learn_every=32 < 100)
+    assert 0.002 < flags[300:].mean() < 0.05
+    assert det.health()["tail_shape"] != det.health()["tail_shape"]  # NaN from health()
+
+
+@pytest.mark.parametrize("name", ["spot", "fixed"])
+def test_detector_state_restores_the_threshold_kind(name: str) -> None:
+    from streamem import Detector
+
+    rng = np.random.default_rng(9)
+    det = _detector(IMPLEMENTATIONS[name](1e-2))
+    det.process(rng.normal(size=(2500, 2)))
+    back = Detector.from_state(det.to_state())
+    assert type(back.threshold_model_) is type(det.threshold_model_)
+    X = rng.normal(size=(700, 2))
+    np.testing.assert_array_equal(det.process(X).is_anomaly, back.process(X).is_anomaly)
+    assert back.threshold_model_.threshold_ == det.threshold_model_.threshold_
+
+
+def test_unknown_threshold_kind_is_a_state_error_with_the_fix() -> None:
+    from streamem import Detector, StateError
+
+    state = _detector(_Median()).to_state()
+    with pytest.raises(StateError, match=r"kind 'median' is not one of \['fixed', 'spot'\]"):
+        Detector.from_state(state)
+
+
+def test_threshold_and_alert_rate_must_agree() -> None:
+    from streamem import Detector
+
+    assert Detector(threshold=SpotThreshold(q=1e-2), alert_rate=1e-2).alert_rate == 1e-2
+    with pytest.raises(InvalidInputError, match=r"contradicts the threshold's q=0\.01"):
+        Detector(threshold=SpotThreshold(q=1e-2), alert_rate=1e-3)
+    with pytest.raises(InvalidInputError, match="is not a Threshold"):
+        Detector(threshold=0.01)  # type: ignore[arg-type]
+    assert type(Detector(alert_rate=1e-4).threshold_model_) is SpotThreshold
+    assert Detector(alert_rate=1e-4).threshold_model_.q == 1e-4

@@ -13,8 +13,8 @@ from gmm_testkit import naive_conditional, random_pd
 from scipy.special import gammaln, logsumexp
 from scipy.stats import chi2, multivariate_normal
 
+from streamem.model._batch_em import map_covariances
 from streamem.model._gaussian import estimate_log_gaussian_prob, precision_cholesky
-from streamem.model._init import map_covariances
 from streamem.model._missing import conditional_fill, estimate_log_gaussian_prob_missing
 from streamem.model._stats import estimate_weighted_log_prob, log_normalize, sufficient_statistics
 from streamem.model._tail import log_chi2_sf, mixture_log_tail

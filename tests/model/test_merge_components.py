@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from streamem.model._init import merge_components
+from streamem.model._lifecycle import merge_components
 
 
 def test_singular_and_empty_components_merge_without_nan() -> None:

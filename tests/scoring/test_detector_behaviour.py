@@ -151,7 +151,7 @@ def test_bad_input_raises_and_leaves_the_detector_untouched(phase: str) -> None:
     det.process(rng.normal(size=(50 if phase == "warming" else 300, 3)))
     if phase == "pending":
         det.process(rng.normal(size=(5, 3)))
-        assert det._pending
+        assert len(det.pending_)
     for X, word in _bad_batches(3):
         before = det.to_state()
         with pytest.raises(InvalidInputError) as err:

@@ -6,16 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamem.scoring.gpd import (
+from streamem.scoring.regime import RegimeTracker
+from streamem.scoring.scaler import RobustScaler
+from streamem.scoring.threshold import SpotThreshold
+from streamem.scoring.threshold.gpd import (
     _grimshaw_w,
     _grimshaw_w1,
     _log_likelihoods,
     fit_gpd,
     gpd_log_likelihood,
 )
-from streamem.scoring.regime import RegimeTracker
-from streamem.scoring.scaler import RobustScaler
-from streamem.scoring.spot import SpotThreshold
 
 
 def _push_loop(

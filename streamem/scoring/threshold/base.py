@@ -1,7 +1,10 @@
-"""The ``Threshold`` protocol: turns calibrated scores into decisions.
+"""The ``Threshold`` protocol: the decision rule a :class:`~streamem.Detector` is given.
 
 Scores here are *surprises* ``u = -log10(tail probability)``: higher means more anomalous,
-and on a well-calibrated model ``P(u > t) <= 10**-t``.
+and on a well-calibrated model ``P(u > t) <= 10**-t``. The detector reads
+:attr:`Threshold.threshold_`, flags ``u > threshold_`` and reports the batch back through
+:meth:`Threshold.update`; it uses nothing else of the threshold but :attr:`Threshold.q`,
+:meth:`Threshold.health` and :meth:`Threshold.to_state`.
 """
 
 from __future__ import annotations
@@ -18,19 +21,23 @@ __all__ = ["Threshold"]
 class Threshold(Protocol):
     """An adaptive decision threshold on surprise scores.
 
-    Contract: :meth:`fit` once on initial scores, then for every batch read
+    Contract: optionally :meth:`fit` once on initial scores, then for every batch read
     :attr:`threshold_` (the value in force), decide ``u > threshold_``, and call
     :meth:`update` with the batch and the decisions (flagged scores are not learned).
-    Before :meth:`fit` the threshold is the model-calibrated ``-log10(q)``. Implementations
-    also provide ``from_state`` (a classmethod) and pass
+    Before any calibration the threshold is the model-calibrated ``-log10(q)``.
+    Implementations also provide ``from_state`` (a classmethod), write a ``"kind"`` in
+    their state (see :func:`~streamem.scoring.threshold.load_threshold`) and pass
     ``tests/contracts/test_threshold_contract.py``.
 
     Examples
     --------
-    >>> from streamem.scoring.spot import FixedThreshold, SpotThreshold
+    >>> from streamem.scoring.threshold import FixedThreshold, SpotThreshold
     >>> isinstance(SpotThreshold(q=1e-3), Threshold), isinstance(FixedThreshold(), Threshold)
     (True, True)
     """
+
+    #: Target fraction of normal events flagged (the detector's ``alert_rate``).
+    q: float
 
     @property
     def threshold_(self) -> float:
@@ -38,7 +45,7 @@ class Threshold(Protocol):
 
         Examples
         --------
-        >>> from streamem.scoring.spot import SpotThreshold
+        >>> from streamem.scoring.threshold import SpotThreshold
         >>> SpotThreshold(q=1e-4).threshold_
         4.0
         """
@@ -55,7 +62,7 @@ class Threshold(Protocol):
         Examples
         --------
         >>> import numpy as np
-        >>> from streamem.scoring.spot import SpotThreshold
+        >>> from streamem.scoring.threshold import SpotThreshold
         >>> t = SpotThreshold(q=1e-2); t.fit(np.random.default_rng(0).exponential(0.434, 5000))
         >>> round(t.threshold_)
         2
@@ -75,19 +82,30 @@ class Threshold(Protocol):
         Examples
         --------
         >>> import numpy as np
-        >>> from streamem.scoring.spot import FixedThreshold
+        >>> from streamem.scoring.threshold import FixedThreshold
         >>> t = FixedThreshold(q=1e-3); t.update(np.array([1.0, 5.0]), np.array([False, True]))
         >>> t.threshold_
         3.0
         """
         ...
 
-    def to_state(self) -> dict[str, Any]:
-        """Plain arrays and scalars.
+    def health(self) -> dict[str, float]:
+        """Figures for metrics: ``tail_shape``, ``tail_scale``, ``tail_peaks`` (NaN: none).
 
         Examples
         --------
-        >>> from streamem.scoring.spot import FixedThreshold
+        >>> from streamem.scoring.threshold import SpotThreshold
+        >>> sorted(SpotThreshold().health())
+        ['tail_peaks', 'tail_scale', 'tail_shape']
+        """
+        ...
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain arrays and scalars, with a ``"kind"``.
+
+        Examples
+        --------
+        >>> from streamem.scoring.threshold import FixedThreshold
         >>> FixedThreshold(q=1e-3).to_state()
         {'kind': 'fixed', 'q': 0.001}
         """

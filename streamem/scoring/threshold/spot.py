@@ -9,15 +9,17 @@ and the threshold for risk ``q`` is
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.errors import InvalidInputError, StateError
-from streamem.scoring.gpd import fit_gpd, gpd_log_likelihood
+from streamem.errors import InvalidInputError
+from streamem.model._versioned import StateReader
+from streamem.scoring.threshold.gpd import fit_gpd
 
-__all__ = ["FixedThreshold", "SpotThreshold", "fit_gpd", "gpd_log_likelihood"]
+__all__ = ["SpotThreshold"]
 
 Array = NDArray[np.float64]
 
@@ -291,6 +293,17 @@ class SpotThreshold:
             self._peaks[slots] = new
             self._head = int((self._head + new.size) % self.max_excess)
 
+    def health(self) -> dict[str, float]:
+        """The fitted tail: GPD shape and scale, peaks held.
+
+        Examples
+        --------
+        >>> SpotThreshold(q=1e-3).health()
+        {'tail_shape': 0.0, 'tail_scale': 1.0, 'tail_peaks': 0.0}
+        """
+        return {"tail_shape": float(self.gamma_), "tail_scale": float(self.sigma_),
+                "tail_peaks": float(len(self._peaks))}
+
     def to_state(self) -> dict[str, Any]:
         """Plain scalars and arrays (see :meth:`from_state`).
 
@@ -311,128 +324,24 @@ class SpotThreshold:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> SpotThreshold:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        SpotThreshold
-
-        Raises
-        ------
-        StateError
-            A key is missing.
+    def from_state(cls, state: Mapping[str, Any]) -> SpotThreshold:
+        """Rebuild from :meth:`to_state` (a defect raises :class:`~streamem.StateError`).
 
         Examples
         --------
         >>> SpotThreshold.from_state(SpotThreshold(q=1e-4).to_state()).threshold_
         4.0
         """
-        try:
-            s = cls(state["q"], level=state["level"], max_excess=state["max_excess"],
-                    refit_every=state["refit_every"],
-                    gross_factor=state.get("gross_factor", 0.01),
-                    n_init=state.get("n_init", 2000))
-            calib = np.asarray(state.get("calib", np.empty(0)), dtype=float)
+        r = StateReader.of(state, "SpotThreshold", kind="spot")
+        with r.guard():
+            s = cls(r["q"], level=r["level"], max_excess=r["max_excess"],
+                    refit_every=r["refit_every"], gross_factor=r.get("gross_factor", 0.01),
+                    n_init=r.get("n_init", 2000))
+            calib = r.array("calib", default=np.empty(0))
             s._calib = [calib] if calib.size else []
-            s.t_, s.gamma_, s.sigma_ = state["t"], state["gamma"], state["sigma"]
-            s.n_, s.n_peaks_ = state["n"], state["n_peaks"]
-            s._peaks = np.asarray(state["peaks"], dtype=float)
-            s._head, s._since_fit = int(state["head"]), int(state["since_fit"])
-            s._z, s.fitted_ = float(state["z"]), bool(state["fitted"])
-        except KeyError as exc:
-            raise StateError(f"SPOT state misses key {exc}; the snapshot is incomplete") from exc
-        return s
-
-
-class FixedThreshold:
-    """The model-calibrated threshold ``u > -log10(q)`` with no tail fit.
-
-    Exact when the mixture describes the data (the chi-square bound is conservative).
-
-    Examples
-    --------
-    >>> FixedThreshold(q=1e-3).threshold_
-    3.0
-    """
-
-    def __init__(self, q: float = 1e-3) -> None:
-        if not 0 < q < 0.5:
-            raise InvalidInputError(f"alert_rate q={q!r} must be in (0, 0.5); 1e-3 is typical")
-        self.q = q
-
-    @property
-    def threshold_(self) -> float:
-        """``-log10(q)``.
-
-        Examples
-        --------
-        >>> FixedThreshold(q=1e-2).threshold_
-        2.0
-        """
-        return -math.log10(self.q)
-
-    def fit(self, scores: Array) -> None:
-        """Nothing to calibrate.
-
-        Parameters
-        ----------
-        scores
-            Ignored.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> t = FixedThreshold(q=1e-3); t.fit(np.ones(10)); t.threshold_
-        3.0
-        """
-
-    def update(self, scores: Array, is_anomaly: NDArray[np.bool_]) -> None:
-        """Nothing to learn.
-
-        Parameters
-        ----------
-        scores, is_anomaly
-            Ignored.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> t = FixedThreshold(q=1e-3); t.update(np.ones(2), np.zeros(2, bool)); t.threshold_
-        3.0
-        """
-
-    def to_state(self) -> dict[str, Any]:
-        """Plain scalars.
-
-        Examples
-        --------
-        >>> FixedThreshold(q=1e-3).to_state()
-        {'kind': 'fixed', 'q': 0.001}
-        """
-        return {"kind": "fixed", "q": self.q}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> FixedThreshold:
-        """Rebuild from :meth:`to_state`.
-
-        Parameters
-        ----------
-        state
-            The snapshot.
-
-        Returns
-        -------
-        FixedThreshold
-
-        Examples
-        --------
-        >>> FixedThreshold.from_state({"kind": "fixed", "q": 0.01}).threshold_
-        2.0
-        """
-        return cls(state["q"])
+            s.t_, s.gamma_, s.sigma_ = r["t"], r["gamma"], r["sigma"]
+            s.n_, s.n_peaks_ = r["n"], r["n_peaks"]
+            s._peaks = r.array("peaks")
+            s._head, s._since_fit = r.integer("head"), r.integer("since_fit")
+            s._z, s.fitted_ = r.number("z"), r.flag("fitted")
+            return s
