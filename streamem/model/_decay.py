@@ -49,7 +49,8 @@ def parse_half_life(value: object, path: str) -> tuple[str, float]:
     streamem.errors.ConfigError: model.half_life: '-3' is not a positive number of events ...
     """
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if number or (isinstance(value, str) and value.strip().replace(".", "", 1).lstrip("-").isdigit()):
+    digits = isinstance(value, str) and value.strip().replace(".", "", 1).lstrip("-").isdigit()
+    if number or digits:
         n = float(value)  # type: ignore[arg-type]
     else:
         from streamem.config.durations import parse_duration  # config pulls in yaml: lazy
