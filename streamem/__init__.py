@@ -24,6 +24,7 @@ from streamem.errors import (
 )
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.detector import DetectionResult, Detector
+from streamem.scoring.threshold import FixedThreshold, SpotThreshold, Threshold
 
 __version__ = "0.1.0"
 
@@ -31,12 +32,15 @@ __all__ = (
     "ConfigError",
     "DetectionResult",
     "Detector",
+    "FixedThreshold",
     "InvalidInputError",
     "NotFittedError",
     "OnlineGMM",
     "SinkError",
     "SourceError",
+    "SpotThreshold",
     "StateError",
     "StreamemError",
+    "Threshold",
     "__version__",
 )
