@@ -40,7 +40,7 @@ BOOTSTRAP = os.environ.get(
     "STREAMEM_KAFKA_BOOTSTRAP", f"127.0.0.1:{os.environ.get('STREAMEM_KAFKA_PORT', '19092')}"
 )
 """The broker to use: ``STREAMEM_KAFKA_BOOTSTRAP``, else ``127.0.0.1:$STREAMEM_KAFKA_PORT``
-(default port 19092), as in tests/kafka_support.py."""
+(default port 19092), as in tests/testkit/broker.py."""
 TARGET = 100_000
 FEATURES = ["temperature", "pressure", "flow", "vibration.rms"]
 

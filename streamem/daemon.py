@@ -95,7 +95,7 @@ def detector_from_snapshot(snap: Snapshot) -> Detector:
     >>> detector_from_snapshot(Snapshot("global", 1, 0.0, {"version": 1}, {}))
     Traceback (most recent call last):
     ...
-    streamem.errors.StateError: Detector state misses key 'params'; the snapshot is incomplete
+    streamem.errors.StateError: malformed Detector state: 'params' is missing ...
     """
     try:
         return Detector.from_state(snap.detector)

@@ -6,16 +6,14 @@ opens a *new* store instance on the *same* location each time it is called (so t
 check that what one instance saved, the next one loads).
 
 The Kafka store runs against the real test broker (``scripts/kafka-broker``): its factory calls
-``kafka_support.ensure_broker()``, which fails under CI=true and skips elsewhere when the broker
+``testkit.broker.ensure_broker()``, which fails under CI=true and skips elsewhere when the broker
 cannot run, and uses a fresh topic per test (the store creates it compacted).
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +23,7 @@ from streamem.errors import StateError
 from streamem.state.base import CheckpointStore, Snapshot
 from streamem.state.directory import DirectoryCheckpointStore
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for kafka_support
-kafka_support = importlib.import_module("kafka_support")
+kafka_support = importlib.import_module("testkit.broker")
 
 OpenStore = Callable[[], Any]
 

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import importlib
 import io
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sinks"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # kafka_support
-
-from sink_testkit import Receiver, make_incident, make_record
+from testkit.sinks import Receiver, make_incident, make_record
 
 from streamem.errors import SinkError
 from streamem.sinks.alertmanager import AlertmanagerSink
@@ -38,7 +33,7 @@ def _kafka(tmp: Path, url: str) -> Sink:
     """A KafkaSink on the real test broker (started by the script when needed), own topic."""
     from streamem.sinks.kafka import KafkaSink
 
-    kafka_support = importlib.import_module("kafka_support")
+    kafka_support = importlib.import_module("testkit.broker")
     bootstrap = kafka_support.ensure_broker()
     topic = kafka_support.create_topic(bootstrap, kafka_support.unique_name("sink-contract"))
     return KafkaSink([bootstrap], topic, name="kafka")

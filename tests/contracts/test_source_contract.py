@@ -21,8 +21,7 @@ from streamem.sources.base import Source
 from streamem.sources.file import FileSource
 from streamem.types import RawEvent
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-kafka_support = importlib.import_module("kafka_support")
+kafka_support = importlib.import_module("testkit.broker")
 
 N = 50
 PAYLOADS = [f'{{"i": {i}, "x": {i * 0.5}}}'.encode() for i in range(N)]

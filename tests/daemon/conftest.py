@@ -1,17 +1,11 @@
-"""Fixtures of the daemon tests (helpers live in daemon_testkit.py)."""
+"""Fixtures of the daemon tests (helpers live in testkit/daemon.py)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sinks"))
-
-from sink_testkit import Receiver
+from testkit.sinks import Receiver
 
 
 @pytest.fixture

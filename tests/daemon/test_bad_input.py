@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from daemon_testkit import FEATURES, inspect, make_stream, read_jsonl, write_config
+from testkit.daemon import FEATURES, inspect, make_stream, read_jsonl, write_config
 
 from streamem.config import load_config
 from streamem.daemon import Daemon

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from daemon_testkit import cli, inspect, make_stream, write_config
+from testkit.daemon import cli, inspect, make_stream, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_testkit import cli, make_stream, write_config
+from testkit.daemon import cli, make_stream, write_config
 
 HOOK = {"type": "webhook", "url": "http://127.0.0.1:9/hook"}
 AM = {"type": "alertmanager", "url": "http://127.0.0.1:9/"}

@@ -11,9 +11,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from daemon_testkit import make_stream, read_jsonl, write_config
 from prometheus_client.parser import text_string_to_metric_families
-from sink_testkit import Receiver
+from testkit.daemon import make_stream, read_jsonl, write_config
+from testkit.sinks import Receiver
 
 from streamem.config import load_config
 from streamem.daemon import Daemon

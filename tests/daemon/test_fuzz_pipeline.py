@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from daemon_testkit import cli, inspect, make_stream, read_jsonl, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit.daemon import cli, inspect, make_stream, read_jsonl, write_config
 
 from streamem.config import parse_config
 from streamem.features import REJECT_REASONS, FeatureExtractor

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from daemon_testkit import FEATURES, cli, inspect, make_stream, read_jsonl, write_config
+from testkit.daemon import FEATURES, cli, inspect, make_stream, read_jsonl, write_config
 
 from streamem.features import REJECT_REASONS, FeatureExtractor
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from daemon_testkit import inspect, make_stream, write_config
+from testkit.daemon import inspect, make_stream, write_config
 
 
 def _run(cfg: Path) -> subprocess.Popen[bytes]:

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from daemon_testkit import inspect, make_stream, write_config
-from sink_testkit import Receiver
+from testkit.daemon import inspect, make_stream, write_config
+from testkit.sinks import Receiver
 
 
 def test_sigterm_final_checkpoint_and_summary(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from daemon_testkit import cli, make_stream, write_config
-from sink_testkit import Receiver
+from testkit.daemon import cli, make_stream, write_config
+from testkit.sinks import Receiver
 
 PATH_TOKEN = "Zq9vXw2LmN4oPq7RsT1uVw3x"
 QUERY_TOKEN = "qtok0123456789abcdef"

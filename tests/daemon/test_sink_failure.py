@@ -21,8 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from daemon_testkit import cli, inspect, make_stream, read_jsonl, write_config
-from sink_testkit import Receiver
+from testkit.daemon import cli, inspect, make_stream, read_jsonl, write_config
+from testkit.sinks import Receiver
 
 ANOMALIES = tuple(range(1500, 6000, 150))
 N_EVENTS = 6000

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from daemon_testkit import write_config
+from testkit.daemon import write_config
 
 RATE = 3000  # events per second
 SECONDS = 45

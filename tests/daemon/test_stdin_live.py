@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from daemon_testkit import inspect, make_stream, write_config
+from testkit.daemon import inspect, make_stream, write_config
 
 
 def test_idle_stdin_is_scored_and_sigterm_stops_the_daemon(tmp_path: Path) -> None:

@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import testkit.broker as kafka_support
 import yaml
-from _observability import ALERTMANAGER_CONFIG, Alertmanager, http_get, wait_until
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for kafka_support
-
-import kafka_support
+from testkit.observability import ALERTMANAGER_CONFIG, Alertmanager, http_get, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.prometheus, pytest.mark.timeout(240)]
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 import yaml
-from _observability import (
+from testkit.observability import (
     ALERTMANAGER_CONFIG,
     ALERTMANAGER_PORT,
     DEPLOY,

@@ -12,11 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+import testkit.broker as kafka_support
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for kafka_support
-
-import kafka_support
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 

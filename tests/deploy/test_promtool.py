@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _observability import ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG, REPO, RULES, find_tool
+from testkit.observability import ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG, REPO, RULES, find_tool
 
 pytestmark = pytest.mark.prometheus
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from _observability import (
+from testkit.observability import (
     DASHBOARD,
     DEPLOY,
     REPO,

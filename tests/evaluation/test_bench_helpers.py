@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,8 +13,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench(name: str) -> ModuleType:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     return importlib.import_module(f"bench.{name}")
 
 

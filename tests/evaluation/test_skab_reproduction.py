@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,8 +29,6 @@ def test_t_squared_row_is_reproduced_exactly() -> None:
         if os.environ.get("CI"):
             pytest.fail(msg + " (CI must have the shared/ copy beside the clone)")
         pytest.skip(msg)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     bench_skab = importlib.import_module("bench.skab")
     r = run_protocol(load_skab(SKAB), bench_skab.hotelling_t2)
     f1, far, mar = r.binary

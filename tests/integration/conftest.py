@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for kafka_support
-
-import kafka_support
+import testkit.broker as kafka_support
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka_support import run_script, unavailable
+from testkit.broker import run_script, unavailable
 
 pytestmark = pytest.mark.kafka
 

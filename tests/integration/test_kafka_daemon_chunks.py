@@ -9,7 +9,7 @@ import random
 
 import numpy as np
 import pytest
-from test_kafka_daemon_kit import FEATURES, assert_same_state, events
+from testkit.kafka_daemon import FEATURES, assert_same_state, events
 
 from streamem.config import Config, parse_config
 from streamem.eventruns import EventRuns

@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kafka_support import create_topic, unique_name
 from prometheus_client.parser import text_string_to_metric_families
-from test_kafka_daemon_kit import (
+from testkit.broker import create_topic, unique_name
+from testkit.kafka_daemon import (
     end_offsets,
     events,
     kafka_config,

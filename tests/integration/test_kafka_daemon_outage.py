@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka_support import SCRIPT, create_topic, unique_name
-from test_kafka_daemon_kit import (
+from testkit.broker import SCRIPT, create_topic, unique_name
+from testkit.kafka_daemon import (
     end_offsets,
     events,
     inspect,

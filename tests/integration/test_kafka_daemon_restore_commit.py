@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kafka_support import create_topic, unique_name
-from test_kafka_daemon_kit import (
+from testkit.broker import create_topic, unique_name
+from testkit.kafka_daemon import (
     committed,
     end_offsets,
     events,

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from test_kafka_daemon_kit import FEATURES
+from testkit.kafka_daemon import FEATURES
 
 from streamem import daemon as daemon_module
 from streamem.config import parse_config

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.codec import has_lz4, has_zstd
-from kafka_support import create_topic, unique_name
+from testkit.broker import create_topic, unique_name
 
 from streamem.sources.kafka import KafkaSource, install_fast_records
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 import pytest
-from kafka_support import create_topic, produce, run_script, unavailable, unique_name
+from testkit.broker import create_topic, produce, run_script, unavailable, unique_name
 
 from streamem.sources.kafka import KafkaSource
 from streamem.types import RawEvent

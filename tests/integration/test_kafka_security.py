@@ -8,7 +8,7 @@ import time
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import UserScramCredentialUpsertion
-from kafka_support import create_topic, produce, unique_name
+from testkit.broker import create_topic, produce, unique_name
 
 from streamem.errors import ConfigError, SourceError
 from streamem.sinks.kafka import KafkaSink

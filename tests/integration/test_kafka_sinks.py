@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer
-from kafka_support import create_topic, unique_name
+from testkit.broker import create_topic, unique_name
 
 from streamem.errors import SinkError
 from streamem.sinks.base import DeadLetterSink, Incident, Sink

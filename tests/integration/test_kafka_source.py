@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka_support import create_topic, produce, unique_name
+from testkit.broker import create_topic, produce, unique_name
 
 from streamem.errors import StateError
 from streamem.sources.base import Source

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
-from kafka_support import produce, unique_name
+from testkit.broker import produce, unique_name
 
 from streamem.errors import StateError
 from streamem.state.base import CheckpointStore, Snapshot

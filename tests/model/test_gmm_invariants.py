@@ -12,44 +12,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from testkit.gmm import assert_state_equal, check_parameters
 
 from streamem.model import OnlineGMM
 
 BOUND = 1e6
-
-
-def assert_state_equal(a: Any, b: Any, path: str = "state") -> None:
-    """Deep, exact equality of plain states (dicts, lists, arrays, scalars; NaN == NaN)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), f"{path}: keys differ"
-        for k in a:
-            assert_state_equal(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"{path}: length differs"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_state_equal(x, y, f"{path}[{i}]")
-    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        x, y = np.asarray(a), np.asarray(b)
-        assert x.shape == y.shape and x.dtype == y.dtype, f"{path}: {x.shape} vs {y.shape}"
-        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f"{path}: values differ"
-    elif isinstance(a, float) and np.isnan(a):
-        assert isinstance(b, float) and np.isnan(b), path
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
-
-
-def check_parameters(m: OnlineGMM) -> None:
-    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
-        assert np.all(np.isfinite(getattr(m, name))), name
-    assert np.all(np.isfinite(m._s0)) and np.all(np.isfinite(m._mu)) and np.all(np.isfinite(m._C))
-    assert abs(m.weights_.sum() - 1.0) < 1e-9 and np.all(m.weights_ > 0)
-    if m.covariance_type == "full":
-        for c in m.covariances_:
-            assert np.allclose(c, c.T)
-            np.linalg.cholesky(c)  # raises if not positive definite
-            assert np.linalg.eigvalsh(c).min() > 0
-    else:
-        assert np.all(m.covariances_ > 0)
 
 
 @st.composite

@@ -9,9 +9,9 @@ from typing import Literal
 
 import numpy as np
 import pytest
-from gmm_testkit import naive_conditional, random_pd
 from scipy.special import gammaln, logsumexp
 from scipy.stats import chi2, multivariate_normal
+from testkit.gmm import naive_conditional, random_pd
 
 from streamem.model._batch_em import map_covariances
 from streamem.model._gaussian import estimate_log_gaussian_prob, precision_cholesky

@@ -6,8 +6,8 @@ from typing import Literal
 
 import numpy as np
 import pytest
-from gmm_testkit import Mixture, random_mixture, random_pd
 from sklearn.mixture import GaussianMixture  # type: ignore[import-untyped]
+from testkit.gmm import Mixture, random_mixture, random_pd
 
 from streamem.model import OnlineGMM
 

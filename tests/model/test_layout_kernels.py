@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gmm_testkit import random_pd
 from scipy.special import logsumexp
 from scipy.stats import chi2, multivariate_normal
+from testkit.gmm import random_pd
 
 from streamem.model._factor import (
     condition_covariances,

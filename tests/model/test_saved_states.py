@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_gmm_invariants import assert_state_equal
+from testkit.gmm import assert_state_equal
 
 from streamem import Detector, OnlineGMM, StateError
 from streamem.model._versioned import StateReader

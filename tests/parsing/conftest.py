@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from logs_testkit import loghub_dir
+from testkit.logs import loghub_dir
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from daemon_testkit import read_jsonl, write_config
-from logs_testkit import nginx_access_log, read_log
+from testkit.daemon import read_jsonl, write_config
+from testkit.logs import nginx_access_log, read_log
 
 from streamem.config import load_config
 from streamem.daemon import Daemon

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from logs_testkit import read_log
+from testkit.logs import read_log
 
 from streamem.parsing import PRESETS, LineDecoder, regex_format
 from streamem.parsing.formats import TextFormat

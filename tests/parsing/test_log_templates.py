@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from logs_testkit import ROOT, read_log
+from testkit.logs import read_log
 
 from streamem.errors import StateError
 from streamem.parsing import PRESETS
@@ -75,8 +74,6 @@ def test_annotate_adds_id_and_text_and_skips_records_without_a_text_field() -> N
 
 
 def test_grouping_accuracy_on_loghub(loghub: Path) -> None:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     bench_logs = importlib.import_module("bench.logs")
     rows = {r[0]: float(r[6]) for r in bench_logs.accuracy(loghub)}
     assert len(rows) == 14
@@ -86,8 +83,6 @@ def test_grouping_accuracy_on_loghub(loghub: Path) -> None:
 
 
 def test_grouping_accuracy_definition() -> None:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     ga = importlib.import_module("bench.logs").grouping_accuracy
     assert ga(["a", "a", "b"], [1, 1, 2]) == 1.0
     assert ga(["a", "a", "b"], [1, 1, 1]) == 0.0  # one mined group mixes two true ones

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gmm_testkit import Mixture, random_mixture
 from sklearn.mixture import GaussianMixture  # type: ignore[import-untyped]
+from testkit.gmm import Mixture, random_mixture
 
 from streamem import Detector, InvalidInputError, OnlineGMM
 from streamem.scoring.result import DetectionResult

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from test_gmm_invariants import check_parameters
+from testkit.gmm import check_parameters
 
 from streamem import Detector
 

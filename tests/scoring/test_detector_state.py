@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_gmm_invariants import assert_state_equal
+from testkit.gmm import assert_state_equal, same_result
 
 from streamem import Detector, StateError
-from streamem.scoring.result import DetectionResult
-
-
-def _same_result(a: DetectionResult, b: DetectionResult) -> None:
-    for f in fields(a):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
 
 
 def _stream(seed: int, sizes: list[int]) -> list[np.ndarray]:
@@ -49,7 +40,7 @@ def test_restored_detector_continues_bit_for_bit(sizes: list[int], split: int, s
     b = Detector.from_state(state)
     assert_state_equal(b.to_state(), state)
     for X in batches[cut:]:
-        _same_result(a.process(X), b.process(X))
+        same_result(a.process(X), b.process(X))
     assert_state_equal(a.to_state(), b.to_state())
     assert a.health().keys() == b.health().keys()
 
@@ -64,7 +55,7 @@ def test_round_trip_covers_pending_and_regime_changes() -> None:
         mid_warmup |= not a.ready_ and len(state["cold"]["buffer"]) > 0
         pending |= bool(state["pending"])
         b = Detector.from_state(state)
-        _same_result(a.process(X), b.process(X))
+        same_result(a.process(X), b.process(X))
         assert_state_equal(a.to_state(), b.to_state())
     assert mid_warmup and pending and a.regime_changes_ >= 1
 
@@ -83,7 +74,7 @@ def test_round_trip_across_an_early_regime_change() -> None:
         state = a.to_state()
         b = Detector.from_state(state)
         assert_state_equal(b.to_state(), state)
-        _same_result(a.process(X_b), b.process(X_b))
+        same_result(a.process(X_b), b.process(X_b))
         assert_state_equal(a.to_state(), b.to_state())
         changes_at.append(a.regime_changes_)
     first = changes_at.index(1) * 13

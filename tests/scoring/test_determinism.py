@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gmm_testkit import random_mixture
+from testkit.gmm import random_mixture
 
 from streamem import Detector, OnlineGMM
 

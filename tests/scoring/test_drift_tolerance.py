@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_detector_state import _same_result
-from test_gmm_invariants import assert_state_equal
+from testkit.gmm import assert_state_equal, same_result
 
 from streamem import Detector, InvalidInputError
 from streamem.evaluation.scenarios import null_stream
@@ -59,7 +58,7 @@ def test_streams_without_slow_features_are_not_affected() -> None:
     X = null_stream(5000, 4, 0).X
     a = Detector(warmup=WARM, random_state=0, detrend_half_life=10)
     b = Detector(warmup=WARM, random_state=0)  # the default: off
-    _same_result(a.process(X), b.process(X))
+    same_result(a.process(X), b.process(X))
     assert a.baseline_ is not None and not a.baseline_.active
 
 
@@ -187,7 +186,7 @@ def test_round_trip_with_a_slow_feature_and_smoothing(half_life: float | str) ->
         assert_state_equal(b.to_state(), state)
         batch = X[pos : pos + n]
         pos += n
-        _same_result(a.process(batch), b.process(batch))
+        same_result(a.process(batch), b.process(batch))
         assert_state_equal(a.to_state(), b.to_state())
     assert a.baseline_ is not None and a.baseline_.active
 
@@ -202,7 +201,7 @@ def test_snapshots_from_before_drift_tolerance_load_with_it_off() -> None:
     restored = Detector.from_state(old)
     assert restored.baseline_ is None and restored.smooth_window == 1
     X = null_stream(100, 2, 1).X
-    _same_result(det.process(X), restored.process(X))
+    same_result(det.process(X), restored.process(X))
 
 
 @pytest.mark.parametrize(

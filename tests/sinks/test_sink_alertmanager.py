@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sink_testkit import Receiver, make_incident, make_record
+from testkit.sinks import Receiver, make_incident, make_record
 
 from streamem.errors import ConfigError
 from streamem.sinks.alertmanager import AlertmanagerSink

@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from sink_testkit import make_incident, make_record
+from testkit.sinks import make_incident, make_record
 
 from streamem.sinks.base import Incident, SinkStats
 from streamem.sinks.fanout import FanoutSink

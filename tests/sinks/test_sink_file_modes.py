@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sink_testkit import Receiver, make_record
+from testkit.sinks import Receiver, make_record
 
 from streamem.sinks.deadletter import FileDeadLetterSink
 from streamem.sinks.jsonl import FileSink

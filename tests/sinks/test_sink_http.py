@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sink_testkit import Receiver
+from testkit.sinks import Receiver
 
 from streamem.errors import SinkError
 from streamem.sinks.http import HttpTransport, parse_retry_after, redact_url

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from sink_testkit import make_incident, make_record
+from testkit.sinks import make_incident, make_record
 
 from streamem.errors import SinkError
 from streamem.sinks.jsonl import FileSink, StdoutSink

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote
 
-from sink_testkit import Receiver, Request, make_record
+from testkit.sinks import Receiver, Request, make_record
 
 from streamem.sinks.alertmanager import AlertmanagerSink
 from streamem.sinks.payload import header_id
@@ -89,7 +89,7 @@ def test_hostile_ids_are_all_delivered_with_a_safe_header(receiver: Receiver,
 
 def test_alertmanager_delivers_incidents_of_hostile_keys(receiver: Receiver,
                                                          tmp_path: Path) -> None:
-    from sink_testkit import make_incident
+    from testkit.sinks import make_incident
 
     keys = ["pump\r\n1", "ü-pump", "pump\x002"]
     with AlertmanagerSink("am", receiver.url, spool_dir=tmp_path, max_retries=1,
@@ -199,7 +199,7 @@ def test_alertmanager_spool_that_cannot_be_written_keeps_alerts(receiver: Receiv
     """The same for incidents on the Alertmanager sink: held, flush() False, then all sent."""
     import resource
 
-    from sink_testkit import make_incident
+    from testkit.sinks import make_incident
 
     receiver.stop()
     keys = [f"pump-{i}" for i in range(30)]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sink_testkit import Receiver, make_incident, make_record
+from testkit.sinks import Receiver, make_incident, make_record
 
 from streamem.sinks.webhook import WebhookSink
 
@@ -255,7 +255,7 @@ def test_secret_and_url_path_never_logged(receiver: Receiver, tmp_path: Path,
 _CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[3])
-from sink_testkit import make_record
+from testkit.sinks import make_record
 from streamem.sinks.webhook import WebhookSink
 sink = WebhookSink("hook", sys.argv[1], spool_dir=sys.argv[2], cooldown_seconds=0,
                    max_retries=1, backoff_base_seconds=0.02, backoff_max_seconds=0.1)
@@ -270,7 +270,7 @@ time.sleep(60)  # killed here, without close()
 def test_kill_9_after_flush_then_restart_delivers_everything(receiver: Receiver,
                                                              tmp_path: Path) -> None:
     receiver.stop()
-    here = str(Path(__file__).resolve().parent)
+    here = str(Path(__file__).resolve().parents[1])  # tests/, for the testkit package
     child = subprocess.Popen([sys.executable, "-c", _CHILD, receiver.url + "/hook",
                               str(tmp_path), here], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from state_testkit import BodyEdit, reseal
+from testkit.state import BodyEdit, reseal
 
 from streamem.errors import StateError
 from streamem.state.base import Snapshot

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_testkit import cli, inspect, make_stream, write_config
-from state_testkit import reseal
+from testkit.daemon import cli, inspect, make_stream, write_config
+from testkit.state import reseal
 
 N = 6000
 CHECKPOINT = {"every_events": 1000, "keep": 3}

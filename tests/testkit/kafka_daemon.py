@@ -1,6 +1,6 @@
 """Test kit of the daemon-on-Kafka tests (no tests here): streams, configs, group offsets.
 
-The events are those of ``tests/daemon/daemon_testkit.make_stream`` (two correlated operating
+The events are those of ``testkit.daemon.make_stream`` (two correlated operating
 modes; an injected anomaly has its pressure far off its correlation with flow), produced
 keyed by sensor so that Kafka's default partitioner spreads the sensors over the partitions.
 """

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "kafka-broker"
 BOOTSTRAP = os.environ.get(
     "STREAMEM_KAFKA_BOOTSTRAP", f"127.0.0.1:{os.environ.get('STREAMEM_KAFKA_PORT', '19092')}"
