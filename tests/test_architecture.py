@@ -1,5 +1,5 @@
 """Architecture rules that a refactor must not break: the pure core, one adapter per outside
-library, and a public API that is exactly what ``__all__`` says."""
+library, no import cycles, and a public API that is exactly what ``__all__`` says."""
 
 from __future__ import annotations
 
@@ -85,3 +85,78 @@ def test_public_api_is_exactly_all() -> None:
     assert public == set(streamem.__all__) - {"__version__"}
     for name in streamem.__all__:
         assert getattr(streamem, name) is not None
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """streamem's modules and the streamem modules each imports at module level (imports
+    inside functions, the deliberate lazy ones, and ``if TYPE_CHECKING:`` blocks excluded)."""
+    mods: dict[str, Path] = {}
+    for p in PKG.rglob("*.py"):
+        parts = ("streamem", *p.relative_to(PKG).with_suffix("").parts)
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph: dict[str, set[str]] = {}
+    for name, p in mods.items():
+        deps: set[str] = set()
+        for node in ast.parse(p.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    deps.add(sub if sub in mods else node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        graph[name] = {d for d in deps if d in mods and d != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(graph[w]))))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles() -> None:
+    graph = _module_graph()
+    assert "streamem.scoring.detector" in graph["streamem"]  # the graph sees real imports
+    assert _cycles(graph) == [], "import cycles among streamem modules"
