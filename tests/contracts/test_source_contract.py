@@ -2,7 +2,8 @@
 broker).
 
 A source hands out events in order with positions; seeking to a stored position resumes
-exactly at the next event; commit does not change what is read; close is idempotent.
+exactly at the next event; commit does not change what is read; close is idempotent, and a
+closed source refuses to poll.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from streamem.errors import SourceError
 from streamem.sources.base import Source
 from streamem.sources.file import FileSource
 from streamem.types import RawEvent
@@ -96,6 +98,17 @@ def test_commit_and_lag_do_not_change_what_is_read(factory: Factory) -> None:
 def test_close_is_idempotent(factory: Factory) -> None:
     src = factory()
     src.close()
+    src.close()
+
+
+def test_poll_after_close_raises_source_error(factory: Factory) -> None:
+    """A closed source refuses to read (it never hands out events from a released file or
+    consumer), with a SourceError that says to open a new one; close stays idempotent."""
+    src = factory()
+    assert _drain(src, 1)
+    src.close()
+    with pytest.raises(SourceError, match="clos.*new"):
+        src.poll(10, 0.1)
     src.close()
 
 
