@@ -107,7 +107,7 @@ def test_poll_after_close_raises_source_error(factory: Factory) -> None:
     src = factory()
     assert _drain(src, 1)
     src.close()
-    with pytest.raises(SourceError, match="clos.*new"):
+    with pytest.raises(SourceError, match=r"clos.*new"):
         src.poll(10, 0.1)
     src.close()
 
