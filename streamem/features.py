@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.decoded import DecodedBatch, Rejection
+from streamem.events import DecodedBatch, Rejection
 from streamem.errors import InvalidInputError
 from streamem.eventmeta import Bad as _Bad
 from streamem.eventmeta import check_ids, check_keys, timestamps

@@ -1,6 +1,6 @@
 """The ``Source`` protocol: where raw events come from.
 
-A source hands out :class:`~streamem.types.RawEvent` batches and knows how to resume from
+A source hands out :class:`~streamem.events.EventBatch` batches and knows how to resume from
 positions stored in a checkpoint. Positions are ``{partition: next_offset}``; a file source
 has the single partition ``0`` whose offset is a byte offset.
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from streamem.types import RawEvent
+from streamem.events import EventBatch
 
-__all__ = ["RebalanceListener", "Source"]
+__all__ = ["RebalanceListener", "Rebalancing", "Source"]
 
 
 class RebalanceListener(Protocol):
@@ -47,12 +47,10 @@ class Source(Protocol):
 
     name: str
 
-    def poll(self, max_events: int, timeout: float) -> Sequence[RawEvent]:
+    def poll(self, max_events: int, timeout: float) -> EventBatch:
         """Return up to ``max_events`` events, waiting at most ``timeout`` seconds.
 
-        An empty sequence means nothing arrived in time (or the source is exhausted). Fast
-        sources may return an :class:`~streamem.types.EventBatch` (column-wise, no per-event
-        objects) instead of a list.
+        An empty batch means nothing arrived in time (or the source is exhausted).
         """
         ...
 
@@ -73,10 +71,6 @@ class Source(Protocol):
         """Events between the read position and the end, per partition (best effort)."""
         ...
 
-    def set_rebalance_listener(self, listener: RebalanceListener) -> None:
-        """Register the daemon's listener; sources without rebalances ignore it."""
-        ...
-
     def close(self) -> None:
         """Release the source; safe to call twice."""
         ...
@@ -84,3 +78,11 @@ class Source(Protocol):
     def __enter__(self) -> Source: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class Rebalancing(Protocol):
+    """A source whose partitions are assigned dynamically (a Kafka consumer group member)."""
+
+    def set_rebalance_listener(self, listener: RebalanceListener) -> None:
+        """Register the daemon's listener, called from inside :meth:`Source.poll`."""
+        ...

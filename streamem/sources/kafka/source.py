@@ -18,7 +18,6 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from streamem.errors import ConfigError, SourceError
-from streamem.eventruns import EventRuns
 from streamem.logs import RateLimitedLog
 from streamem.sources.base import RebalanceListener
 from streamem.sources.kafka.fetch import _Budget, install_fast_records
@@ -27,7 +26,7 @@ from streamem.sources.kafka.rebalance import RebalanceBridge
 from streamem.sources.kafka.security import KafkaSecurity
 from streamem.sources.kafka.stats import Outages, SourceStats
 from streamem.sources.kafka_records import RecordColumns
-from streamem.types import EventBatch, Position, RawEvent
+from streamem.events import EventBatch
 
 __all__ = ["KafkaSource"]
 
@@ -153,7 +152,7 @@ class KafkaSource:
         """
         self._rebalance.listener = listener
 
-    def poll(self, max_events: int, timeout: float) -> Sequence[RawEvent]:
+    def poll(self, max_events: int, timeout: float) -> EventBatch:
         """Return up to ``max_events`` records, waiting at most about ``timeout`` seconds.
 
         Returns ``[]`` while the broker is unreachable or the topic does not exist yet.
@@ -166,7 +165,7 @@ class KafkaSource:
         """
         consumer = self._ensure_consumer(timeout)
         if consumer is None:
-            return []
+            return EventBatch([], [], [], 0, self.topic)
         if self._budget is not None:
             return self._poll_fast(consumer, max(1, max_events), timeout)
         try:
@@ -179,26 +178,29 @@ class KafkaSource:
         self._rebalance.raise_error(None)
         # records in hand are returned even during an outage (their offsets are consumed)
         self._watch_connection(consumer, may_raise=not batches)
-        events: list[RawEvent] = []
+        runs: list[EventBatch] = []
         next_offsets = self._positions.next_offsets
         for tp in sorted(batches, key=lambda t: t.partition):
-            for rec in batches[tp]:
-                ts = rec.timestamp / 1000.0 if rec.timestamp is not None and rec.timestamp >= 0 \
-                    else None
-                events.append(RawEvent(payload=rec.value if rec.value is not None else b"",
-                                       position=Position(tp.partition, rec.offset, tp.topic),
-                                       key=rec.key, timestamp=ts, next_offset=rec.offset + 1))
-                next_offsets[tp.partition] = rec.offset + 1
+            recs = batches[tp]
+            if not recs:
+                continue
+            offsets = [rec.offset for rec in recs]
+            runs.append(EventBatch(
+                [rec.value if rec.value is not None else b"" for rec in recs], offsets,
+                [o + 1 for o in offsets], tp.partition, tp.topic, [rec.key for rec in recs],
+                [rec.timestamp if rec.timestamp is not None else -1 for rec in recs]))
+            next_offsets[tp.partition] = offsets[-1] + 1
+        events = EventBatch.join(runs) if runs else EventBatch([], [], [], 0, self.topic)
         self.stats.events += len(events)
         if not events and not consumer.assignment():
             self._check_topic(consumer)
         return events
 
     def _poll_fast(self, consumer: KafkaConsumer, max_events: int,
-                   timeout: float) -> EventRuns:
+                   timeout: float) -> EventBatch:
         """:meth:`poll` through :class:`_FastRecords`: each ``consumer.poll(max_records=1)``
         returns one partition's ``RecordColumns`` of at most ``budget.records`` records; they
-        stay columns (:class:`~streamem.eventruns.EventRuns`), no object per event."""
+        stay columns (one :class:`~streamem.events.EventBatch`), no object per event."""
         budget = self._budget
         assert budget is not None
         runs: list[EventBatch] = []
@@ -217,7 +219,7 @@ class KafkaSource:
             for tp, chunks in got.items():
                 for cols in chunks:
                     n += self._append_run(runs, tp, cols)
-        events = EventRuns(runs)
+        events = EventBatch.join(runs) if runs else EventBatch([], [], [], 0, self.topic)
         if error is not None:
             self._rebalance.raise_error(error)
             self._handle_error(error, "poll")
