@@ -192,7 +192,7 @@ def daemon(bootstrap: str, topic: str, n: int, scope: str, tmp: Path) -> Row:
     from prometheus_client import CollectorRegistry
 
     from streamem.config import load_config
-    from streamem.daemon import Daemon
+    from streamem.runtime.daemon import Daemon
 
     out = _topic(bootstrap, "bench-anomalies", 1)
     cfg: dict[str, Any] = {

@@ -27,7 +27,8 @@ from streamem.ui.app import UiApp
 from streamem.ui.history import History
 
 if TYPE_CHECKING:
-    from streamem.metrics import Metrics, MetricsServer
+    from streamem.metrics.recorder import Metrics
+    from streamem.metrics.server import MetricsServer
 
 __all__ = ["Input", "make_dead_letter", "make_metrics", "make_sinks", "make_source",
            "make_store", "make_ui", "new_detector", "new_extractor"]
@@ -197,7 +198,8 @@ def make_metrics(cfg: Config, registry: Any, sinks: FanoutSink,
                  history: History | None = None) -> tuple[Metrics, MetricsServer]:
     """``(Metrics, MetricsServer)`` for the ``metrics`` section; with a ``history`` the server
     also serves the operator page and ``/api/v1`` (the ``ui`` section)."""
-    from streamem.metrics import Metrics, MetricsServer
+    from streamem.metrics.recorder import Metrics
+    from streamem.metrics.server import MetricsServer
 
     metrics = Metrics(registry)
     metrics.attach_sinks(sinks.sinks)

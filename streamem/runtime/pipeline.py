@@ -50,6 +50,7 @@ class MetricsLike(Protocol):
     def count_incidents_evicted(self, n: int) -> None: ...
 
 
+@dataclass
 class BatchOutcome:
     """What one batch did (for replay reports and tests)."""
 

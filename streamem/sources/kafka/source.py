@@ -18,6 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from streamem.errors import ConfigError, SourceError
+from streamem.events import EventBatch
 from streamem.logs import RateLimitedLog
 from streamem.sources.base import RebalanceListener
 from streamem.sources.kafka.fetch import _Budget, install_fast_records
@@ -26,7 +27,6 @@ from streamem.sources.kafka.rebalance import RebalanceBridge
 from streamem.sources.kafka.security import KafkaSecurity
 from streamem.sources.kafka.stats import Outages, SourceStats
 from streamem.sources.kafka_records import RecordColumns
-from streamem.events import EventBatch
 
 __all__ = ["KafkaSource"]
 
