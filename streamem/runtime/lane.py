@@ -91,7 +91,7 @@ class Lane:
 
     Examples
     --------
-    >>> lane = Lane("p0", Detector(warmup=10), {0: 10}, sequence=3)
+    >>> lane = Lane("p0", Detector(warmup=20), {0: 10}, sequence=3)
     >>> lane.dirty, lane.sequence
     (False, 3)
     >>> lane.progress.advance({0: 12}, {"events_seen": 2}); lane.dirty, lane.positions
@@ -141,7 +141,7 @@ class Lanes:
 
     Examples
     --------
-    >>> lanes = Lanes("partition", lambda key: Lane(key, Detector(warmup=10)))
+    >>> lanes = Lanes("partition", lambda key: Lane(key, Detector(warmup=20)))
     >>> lanes.lane_for(2).key, list(lanes), lanes.get("p1"), lanes.pop("p2").key, len(lanes)
     ('p2', ['p2'], None, 'p2', 0)
     """

@@ -35,7 +35,7 @@ class LaneRebalancer:
     Examples
     --------
     >>> from streamem.scoring.detector import Detector
-    >>> lanes = Lanes("partition", lambda key: Lane(key, Detector(warmup=10), {3: 40}))
+    >>> lanes = Lanes("partition", lambda key: Lane(key, Detector(warmup=20), {3: 40}))
     >>> saved = []
     >>> rb = LaneRebalancer(lanes, saved.extend)
     >>> rb.on_partitions_assigned([3, 4]), list(lanes)
