@@ -199,6 +199,8 @@ class EventBatch(Sequence[RawEvent]):
     def _bounds(self) -> list[tuple[int, int, int]]:
         """``(partition, start, stop)`` of each non-empty run."""
         runs = self._runs()
+        if not runs:
+            return []
         ends = [*(s for _, s in runs[1:]), len(self.payloads)]
         return [(p, s, e) for (p, s), e in zip(runs, ends, strict=True)]
 
