@@ -22,7 +22,7 @@ from types import FrameType
 
 __all__ = ["EXIT_FORCED", "RunSummary", "StatusLog", "capture_signals"]
 
-logger = logging.getLogger("streamem.lifecycle")
+logger = logging.getLogger(__name__)
 _daemon_log = logging.getLogger("streamem.daemon")  # the status line: the daemon's logger
 
 EXIT_FORCED = 130

@@ -34,7 +34,7 @@ from streamem.ui.history import History
 
 __all__ = ["BatchOutcome", "MetricsLike", "Pipeline"]
 
-logger = logging.getLogger("streamem.pipeline")  # the name operators filter on
+logger = logging.getLogger(__name__)
 
 
 class MetricsLike(Protocol):
