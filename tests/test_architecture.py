@@ -160,3 +160,51 @@ def test_no_import_cycles() -> None:
     graph = _module_graph()
     assert "streamem.scoring.detector" in graph["streamem"]  # the graph sees real imports
     assert _cycles(graph) == [], "import cycles among streamem modules"
+
+
+# a package and the packages it must not import, lazily or not: alerting makes the records
+# that the sinks deliver, so it never depends on a sink (or on the runtime that wires them)
+LAYERS = {
+    "streamem.alerting": ("streamem.sinks", "streamem.sources", "streamem.state",
+                          "streamem.pipeline", "streamem.daemon", "streamem.runtime"),
+}
+
+
+def _all_streamem_imports(path: Path) -> set[str]:
+    """Every ``streamem...`` module a file imports, at module level or inside functions."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m.split(".")[0] == "streamem"}
+
+
+def _layer_violations(imports: dict[str, set[str]],
+                      layers: dict[str, tuple[str, ...]]) -> list[str]:
+    """``"importer -> imported"`` for each import a layer rule forbids."""
+    def under(mod: str, pkg: str) -> bool:
+        return mod == pkg or mod.startswith(pkg + ".")
+
+    return sorted(f"{mod} -> {dep}" for mod, deps in imports.items() for dep in deps
+                  for pkg, banned in layers.items() if under(mod, pkg)
+                  for b in banned if under(dep, b))
+
+
+def test_layer_checker_finds_a_planted_violation() -> None:
+    planted = {"streamem.alerting.records": {"streamem.errors"},
+               "streamem.alerting.incidents": {"streamem.sinks.base", "streamem.logs"},
+               "streamem.sinks.base": {"streamem.alerting.records"}}
+    assert _layer_violations(planted, LAYERS) == [
+        "streamem.alerting.incidents -> streamem.sinks.base"]
+
+
+def test_leaf_packages_do_not_import_their_users() -> None:
+    imports = {}
+    for p in PKG.rglob("*.py"):
+        parts = ("streamem", *p.relative_to(PKG).with_suffix("").parts)
+        imports[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = \
+            _all_streamem_imports(p)
+    assert "streamem.alerting.records" in imports["streamem.sinks.base"]  # sees real imports
+    assert _layer_violations(imports, LAYERS) == []

@@ -26,12 +26,12 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.errors import ConfigError, SinkError
 from streamem.logs import RateLimitedLog
-from streamem.sinks.base import Incident, SinkStats
+from streamem.sinks.base import SinkStats
 from streamem.sinks.payload import anomaly_document, dumps, incident_document
 from streamem.sources.kafka.security import KafkaSecurity
-from streamem.types import AnomalyRecord
 
 __all__ = ["KafkaDeadLetterSink", "KafkaSink"]
 
