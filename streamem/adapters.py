@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 def _security(cfg: Config) -> Any:
-    from streamem.sources.kafka.security import KafkaSecurity
+    from streamem.kafka.settings import KafkaSecurity
 
     s = cfg.source
     return KafkaSecurity(

@@ -95,7 +95,7 @@ def validate_sink(sink: SinkConfig, where: str) -> None:
 
 
 def _kafka_security(cfg: Config) -> None:
-    from streamem.sources.kafka.security import KafkaSecurity
+    from streamem.kafka.settings import KafkaSecurity
 
     s = cfg.source
     KafkaSecurity(security_protocol=s.security_protocol, sasl_mechanism=s.sasl_mechanism,

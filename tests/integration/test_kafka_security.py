@@ -12,8 +12,9 @@ from testkit.broker import create_topic, produce, unique_name
 
 from streamem.alerting.records import AnomalyRecord
 from streamem.errors import ConfigError, SourceError
+from streamem.kafka.settings import KafkaSecurity
 from streamem.sinks.kafka import KafkaSink
-from streamem.sources.kafka import KafkaSecurity, KafkaSource
+from streamem.sources.kafka import KafkaSource
 from streamem.state.base import Snapshot
 from streamem.state.kafka_store import KafkaCheckpointStore
 
