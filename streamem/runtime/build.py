@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamem import parsing
+from streamem.alerting.rules import Rules
 from streamem.config import Config
 from streamem.features import FeatureExtractor
-from streamem.rules import Rules
+from streamem.kafka.settings import KafkaSecurity
 from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.sinks.fanout import FanoutSink
@@ -87,9 +88,7 @@ def new_extractor(cfg: Config, header: bytes | None = None,
     return fx
 
 
-def _security(cfg: Config) -> Any:
-    from streamem.sources.kafka.security import KafkaSecurity
-
+def _security(cfg: Config) -> KafkaSecurity:
     s = cfg.source
     return KafkaSecurity(
         security_protocol=s.security_protocol, sasl_mechanism=s.sasl_mechanism,

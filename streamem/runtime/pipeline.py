@@ -18,18 +18,18 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from streamem.alerting.incidents import IncidentTracker
+from streamem.alerting.records import AnomalyRecord, Incident
+from streamem.alerting.rules import Rules
 from streamem.config import Config
 from streamem.events import DecodedBatch, EventBatch, RawEvent
 from streamem.features import FeatureExtractor
-from streamem.incidents import IncidentTracker
 from streamem.logs import RateLimitedLog
 from streamem.parsing import evidence
-from streamem.rules import Rules
 from streamem.runtime.chunking import Chunker
 from streamem.runtime.lane import Lane
 from streamem.scoring.detector import DetectionResult
-from streamem.sinks.base import DeadLetterSink, Incident, Sink
-from streamem.types import AnomalyRecord
+from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.ui.history import History
 
 __all__ = ["BatchOutcome", "MetricsLike", "Pipeline"]
