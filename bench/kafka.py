@@ -9,8 +9,8 @@ Rows (all read the same 4-partition topic of JSON sensor events, keyed by sensor
 - *consumer ceiling*: a bare ``KafkaConsumer`` (assigned, from the beginning) that only polls,
   with kafka-python's default ``fetch_max_wait_ms`` (500) and with the source's 50, and one
   that polls and ``json.loads`` every value;
-- *KafkaSource*: streamem's source alone (group member, fast record path, one ``RawEvent``
-  per record);
+- *KafkaSource*: streamem's source alone (group member, fast record path, one column-wise
+  ``EventBatch`` per poll);
 - *daemon*: ``Daemon`` in-process with a Kafka source, a Kafka anomaly sink and directory
   checkpoints, in ``model.scope: partition`` and ``global``; events/s counted from its first
   processed event to its last (the group join is reported separately).
