@@ -4,14 +4,10 @@ A source hands out :class:`~streamem.events.EventBatch` batches and knows how to
 positions stored in a checkpoint. Positions are ``{partition: next_offset}``; a file source
 has the single partition ``0`` whose offset is a byte offset.
 
-Ordering contract (what makes "nothing accepted is lost" hold):
-
-1. the daemon polls events, scores and learns them;
-2. it writes a checkpoint holding the model *and* ``next_offset`` of the last event learned;
-3. only then does it call :meth:`Source.commit` with those positions.
-
-On start the daemon calls :meth:`Source.seek` with the positions of the snapshot it restored,
-so model state and input position never disagree.
+:meth:`Source.commit` is called only after a durable checkpoint holds those positions, and
+:meth:`Source.seek` on start with the positions of the restored one (the ordering is
+:mod:`streamem.runtime.checkpoint`'s). Sources whose partitions are assigned dynamically
+(Kafka) are also :class:`Rebalancing`.
 """
 
 from __future__ import annotations
