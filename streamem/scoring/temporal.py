@@ -1,0 +1,262 @@
+"""Sequence-aware detection: :class:`HMMDetector` scores each event by the predictive surprise
+of an :class:`~streamem.model.hmm.OnlineHMM` and explains it by its least expected transition.
+
+An event is anomalous when it is unlikely *given the events before it*: a reading normal by
+itself but arriving in the wrong order (a cycle that skips a stage) has a small predictive
+density ``p(x_t | x_1..t-1) = sum_k P(s_t = k | x_1..t-1) N(x_t; mu_k, Sigma_k)`` because the
+chain gives its state little predictive weight. The density is calibrated to a tail
+probability by the chi-square mixture bound of the i.i.d. detector, with the predictive state
+distribution as the mixture weights, and the surprise ``-log10(tail probability)`` goes to the
+same :class:`~streamem.scoring.threshold.Threshold` protocol.
+
+Entry point for ``Detector(temporal="hmm")`` and ``model.temporal: hmm``:
+:func:`make_temporal` builds the detector for a kind; :meth:`HMMDetector.process` has the
+contract of :meth:`streamem.Detector.process` (plus ``timestamps``) and returns a
+:class:`TemporalResult`, a :class:`~streamem.scoring.result.DetectionResult` with the
+transition of every event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from streamem.errors import ConfigError, InvalidInputError
+from streamem.model._missing import estimate_log_gaussian_prob_missing
+from streamem.model._numeric import LOG_2PI
+from streamem.model._tail import log_chi2_sf
+from streamem.model._versioned import StateReader
+from streamem.model.hmm import HMMPass, OnlineHMM
+from streamem.scoring.params import resolve_threshold
+from streamem.scoring.result import DetectionResult
+from streamem.scoring.severity import severity
+from streamem.scoring.threshold import Threshold, load_threshold
+
+__all__ = ["KINDS", "HMMDetector", "TemporalResult", "explain_transition", "make_temporal",
+           "predictive_log_tail"]
+
+Array = NDArray[np.float64]
+
+#: The temporal models :func:`make_temporal` knows.
+KINDS = ("hmm",)
+
+
+@dataclass(frozen=True)
+class TemporalResult(DetectionResult):
+    """:class:`DetectionResult` plus the most probable transition into each event.
+
+    Attributes
+    ----------
+    source, target
+        Hidden states before and at the event, shape (n_samples,); -1 while warming up.
+    transition_probability
+        ``A[source, target]`` in force when the event was scored, shape (n_samples,).
+    """
+
+    source: NDArray[np.int64] | None = None
+    target: NDArray[np.int64] | None = None
+    transition_probability: Array | None = None
+
+
+def explain_transition(source: int, target: int, probability: float) -> str:
+    """The explanation of an event by its transition.
+
+    Examples
+    --------
+    >>> explain_transition(2, 0, 0.0031)
+    'state 2 -> state 0, probability 0.003'
+    """
+    return f"state {source} -> state {target}, probability {probability:.3g}"
+
+
+def predictive_log_tail(hmm: OnlineHMM, X: Array, p: HMMPass) -> Array:
+    """Log of the chi-square mixture bound on ``P(f_t(X) <= f_t(x_t))`` for every event.
+
+    ``f_t`` is the predictive density with weights ``w_tk = P(s_t = k | x_1..t-1)``:
+    ``tau_t <= sum_k w_tk S_{chi2_d}(2 (log w_tk + log|U_k| - d/2 log 2 pi - log f_t(x_t)))``,
+    over the observed dimensions of the event.
+
+    Parameters
+    ----------
+    hmm
+        The fitted model the pass was run with.
+    X
+        The batch, shape (n_samples, n_features).
+    p
+        Its forward pass.
+
+    Returns
+    -------
+    Shape (n_samples,), in ``(-inf, 0]``; NaN for all-NaN events.
+    """
+    nan = np.isnan(X)
+    df = (~nan).sum(axis=1).astype(float)
+    em = hmm._em
+    lnc = np.broadcast_to(em.log_det - 0.5 * X.shape[1] * LOG_2PI, p.log_b.shape).copy()
+    partial = nan.any(axis=1) & p.observed
+    if partial.any():
+        _, lnc[partial] = estimate_log_gaussian_prob_missing(
+            X[partial], em.means, em.covariances, "full", em.reg_covar)
+    logw = np.log(np.maximum(p.pred, 1e-300))
+    c = 2.0 * (logw + lnc - p.log_pred[:, None])
+    terms = log_chi2_sf(c, np.maximum(df, 1.0)[:, None]) + logw
+    top = terms.max(axis=1)
+    out = np.log(np.exp(terms - top[:, None]).sum(axis=1)) + top
+    return np.where(p.observed, np.minimum(out, 0.0), np.nan)
+
+
+class HMMDetector:
+    """Streaming anomaly detector on an online HMM: predictive surprise, SPOT threshold.
+
+    Parameters
+    ----------
+    n_components
+        Hidden states.
+    half_life
+        Events, ``math.inf`` or a duration in event time (``"7d"``; then pass timestamps).
+    alert_rate
+        Target fraction of normal events flagged (default 1e-3 via the threshold).
+    threshold
+        A :class:`~streamem.scoring.threshold.Threshold` (default SPOT at ``alert_rate``).
+    n_warmup
+        Events buffered before the HMM is fitted (scored NaN, not flagged).
+    reg_covar
+        Added to covariance diagonals.
+    random_state
+        Seed of the start values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> cycle = np.repeat(np.tile([0.0, 5.0, 10.0], 400), 10)   # stages 0 -> 5 -> 10 -> 0
+    >>> X = (cycle + rng.normal(0, 0.5, cycle.size))[:, None]
+    >>> X[9005:9010] = 10.0 + rng.normal(0, 0.5, (5, 1))         # 0 -> 10: stage 5 skipped
+    >>> det = HMMDetector(n_components=3, alert_rate=1e-3, random_state=0)
+    >>> res = [det.process(X[i:i + 1000]) for i in range(0, 12000, 1000)]
+    >>> bool(res[9].is_anomaly[5]), det.explain(res[9], 5)
+    (True, 'state 1 -> state 2, probability 0.000118')
+    """
+
+    def __init__(
+        self,
+        n_components: int = 4,
+        half_life: float | str = 50_000.0,
+        *,
+        alert_rate: float | None = None,
+        threshold: Threshold | None = None,
+        n_warmup: int = 1000,
+        reg_covar: float = 1e-6,
+        random_state: int | None = None,
+    ) -> None:
+        self.threshold, self.alert_rate = resolve_threshold(threshold, alert_rate)
+        self.hmm = OnlineHMM(n_components, half_life, n_warmup=n_warmup, reg_covar=reg_covar,
+                             random_state=random_state)
+
+    def process(self, X: ArrayLike, timestamps: ArrayLike | None = None) -> TemporalResult:
+        """Score, decide and learn one batch in arrival order.
+
+        Parameters
+        ----------
+        X
+            Shape (n_samples, n_features), NaN for missing.
+        timestamps
+            Seconds, shape (n_samples,); required for a half-life in event time.
+
+        Returns
+        -------
+        TemporalResult
+        """
+        A = np.asarray(X, dtype=float)
+        if A.ndim != 2:
+            raise InvalidInputError(f"X has shape {A.shape}; pass shape (n_samples, n_features)")
+        n = A.shape[0]
+        if not self.hmm.is_fitted:
+            self.hmm.partial_fit(A, timestamps)
+            return _warming(n)
+        p = self.hmm.forward(A)
+        trans = self.hmm.transmat_
+        log_tail = predictive_log_tail(self.hmm, A, p)
+        tail = np.exp(log_tail)
+        surprise = -log_tail / math.log(10.0)
+        thr = self.threshold.threshold_
+        flagged = np.nan_to_num(surprise, nan=-np.inf) > thr
+        self.hmm.update(p, A, learn=~flagged, timestamps=timestamps)
+        scored = p.observed
+        self.threshold.update(surprise[scored], flagged[scored])
+        src, dst, prob = p.transitions(trans)
+        scores = np.where(scored, -p.log_pred, np.nan)
+        return TemporalResult(
+            scores, tail, surprise, np.full(n, 10.0 ** -thr), severity(surprise, thr),
+            flagged, scored & ~flagged, np.zeros(n, dtype=bool), src, dst, prob)
+
+    def explain(self, result: TemporalResult, i: int) -> str:
+        """The transition of event ``i`` of ``result`` in words.
+
+        Examples
+        --------
+        >>> HMMDetector().explain(_warming(1), 0)
+        'warming up: no transition yet'
+        """
+        if result.source is None or result.target is None or result.source[i] < 0:
+            return "warming up: no transition yet"
+        assert result.transition_probability is not None
+        return explain_transition(int(result.source[i]), int(result.target[i]),
+                                  float(result.transition_probability[i]))
+
+    def to_state(self) -> dict[str, Any]:
+        """Versioned plain data: the HMM's state and the threshold's."""
+        return {"version": 1, "kind": "hmm_detector", "hmm": self.hmm.to_state(),
+                "threshold": self.threshold.to_state()}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> HMMDetector:
+        """Rebuild a detector from :meth:`to_state`; it continues exactly.
+
+        Raises
+        ------
+        StateError
+            A malformed snapshot.
+        """
+        r = StateReader.of(state, "HMMDetector", version=1, kind="hmm_detector")
+        det = cls.__new__(cls)
+        det.hmm = OnlineHMM.from_state(r.sub("hmm"))
+        det.threshold = load_threshold(r.sub("threshold"))
+        det.alert_rate = det.threshold.q
+        return det
+
+
+def _warming(n: int) -> TemporalResult:
+    nan = np.full(n, np.nan)
+    no = np.zeros(n, dtype=bool)
+    minus = np.full(n, -1, dtype=np.int64)
+    return TemporalResult(nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), no, ~no,
+                          ~no, minus, minus.copy(), nan.copy())
+
+
+def make_temporal(kind: str, **params: Any) -> HMMDetector:
+    """The temporal detector of ``kind`` (``Detector(temporal=...)``, ``model.temporal``).
+
+    Raises
+    ------
+    ConfigError
+        An unknown kind.
+
+    Examples
+    --------
+    >>> type(make_temporal("hmm", n_components=3)).__name__
+    'HMMDetector'
+    >>> make_temporal("lstm")
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ConfigError: model.temporal: 'lstm' is not one of ('hmm',); ...
+    """
+    if kind not in KINDS:
+        raise ConfigError("model.temporal", f"{kind!r} is not one of {KINDS}; use 'hmm' or "
+                          "leave it out for the i.i.d. model")
+    return HMMDetector(**params)
