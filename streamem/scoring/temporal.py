@@ -58,9 +58,9 @@ class TemporalResult(DetectionResult):
         ``A[source, target]`` in force when the event was scored, shape (n_samples,).
     """
 
-    source: NDArray[np.int64] | None = None
-    target: NDArray[np.int64] | None = None
-    transition_probability: Array | None = None
+    source: NDArray[np.int64]
+    target: NDArray[np.int64]
+    transition_probability: Array
 
 
 def explain_transition(source: int, target: int, probability: float) -> str:
@@ -203,9 +203,8 @@ class HMMDetector:
         >>> HMMDetector().explain(_warming(1), 0)
         'warming up: no transition yet'
         """
-        if result.source is None or result.target is None or result.source[i] < 0:
+        if result.source[i] < 0:
             return "warming up: no transition yet"
-        assert result.transition_probability is not None
         return explain_transition(int(result.source[i]), int(result.target[i]),
                                   float(result.transition_probability[i]))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamem import Detector
-from streamem.scoring.temporal import HMMDetector
+from streamem.scoring.temporal import HMMDetector, TemporalResult
 from streamem.state.codec import dumps, loads
 
 
@@ -18,7 +18,7 @@ def cycle_stream(seed: int, n_cycles: int = 600) -> np.ndarray:
                             rng.normal(0, 1.0, stages.size)])
 
 
-def run(det: HMMDetector, X: np.ndarray, batch: int = 500) -> list:
+def run(det: HMMDetector, X: np.ndarray, batch: int = 500) -> list[TemporalResult]:
     return [det.process(X[i:i + batch]) for i in range(0, len(X), batch)]
 
 
