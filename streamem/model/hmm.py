@@ -91,16 +91,21 @@ class HMMPass:
     prev: Array
     observed: NDArray[np.bool_]
 
-    def transitions(self, trans: Array) -> tuple[NDArray[np.int64], NDArray[np.int64], Array]:
-        """Most probable transition into each event, and its prior probability ``A[i, j]``.
+    def transitions(self, trans: Array, rows: NDArray[np.intp] | None = None
+                    ) -> tuple[NDArray[np.int64], NDArray[np.int64], Array]:
+        """Transition into each event, and its prior probability ``A[i, j]``.
 
-        The pair ``(i, j)`` maximises ``P(s_{t-1}=i, s_t=j | x_1..t)``, which is proportional
-        to ``alpha_{t-1}(i) A_ij b_t(j)``.
+        For ``rows`` (default: every event) the pair ``(i, j)`` maximises
+        ``P(s_{t-1}=i, s_t=j | x_1..t)``, proportional to ``alpha_{t-1}(i) A_ij b_t(j)``;
+        the other events get the filtered MAP states ``argmax alpha_{t-1}``, ``argmax alpha_t``
+        (cheaper, and the same pair unless the event is ambiguous).
 
         Parameters
         ----------
         trans
             The transition matrix the pass was run with, shape (K, K).
+        rows
+            Indices of the events to explain exactly (the flagged ones).
 
         Returns
         -------
@@ -111,11 +116,16 @@ class HMMPass:
         """
         K = trans.shape[0]
         before = np.vstack([self.prev[None, :], self.alpha[:-1]])
-        b = np.exp(self.log_b - self.log_b.max(axis=1, keepdims=True))
-        pair = before[:, :, None] * trans[None, :, :] * b[:, None, :]
-        flat = np.argmax(pair.reshape(len(b), K * K), axis=1)
-        src, dst = np.divmod(flat, K)
-        return src.astype(np.int64), dst.astype(np.int64), trans[src, dst]
+        src = np.argmax(before, axis=1).astype(np.int64)
+        dst = np.argmax(self.alpha, axis=1).astype(np.int64)
+        idx = np.arange(len(src)) if rows is None else np.asarray(rows, dtype=np.intp)
+        if idx.size:
+            lb = self.log_b[idx]
+            b = np.exp(lb - lb.max(axis=1, keepdims=True))
+            pair = before[idx, :, None] * trans[None, :, :] * b[:, None, :]
+            s, d = np.divmod(np.argmax(pair.reshape(idx.size, K * K), axis=1), K)
+            src[idx], dst[idx] = s, d
+        return src, dst, trans[src, dst]
 
 
 class OnlineHMM:
@@ -307,11 +317,11 @@ class OnlineHMM:
         w = np.where(mask, w, 0.0)
         s0, sx, sxx = batch_statistics(A, self._shift, hmm_pass.alpha, w, self._em)
         # pair posteriors: xi_t = alpha_{t-1} (x) b_t / c_t  (.) A, summed with weights
-        before = np.vstack([hmm_pass.prev[None, :], hmm_pass.alpha[:-1]])
         wp = w * np.concatenate([[self._prev is not None], hmm_pass.observed[:-1]])
         ratio = np.minimum(hmm_pass.log_b - hmm_pass.log_pred[:, None], 700.0)
         scale = np.exp(ratio) * wp[:, None]
-        xi = self.transmat_ * (before.T @ scale)
+        pairs = np.outer(hmm_pass.prev, scale[0]) + hmm_pass.alpha[:-1].T @ scale[1:]
+        xi = self.transmat_ * pairs
         self._s0 = self._s0 * total + s0
         self._sx = self._sx * total + sx
         self._sxx = self._sxx * total + sxx

@@ -104,7 +104,9 @@ def predictive_log_tail(hmm: OnlineHMM, X: Array, p: HMMPass) -> Array:
             X[partial], em.means, em.covariances, "full", em.reg_covar)
     logw = np.log(np.maximum(p.pred, 1e-300))
     c = 2.0 * (logw + lnc - p.log_pred[:, None])
-    terms = log_chi2_sf(c, np.maximum(df, 1.0)[:, None]) + logw
+    full = bool(df.min() == X.shape[1])
+    terms = log_chi2_sf(c, float(X.shape[1]) if full else np.maximum(df, 1.0)[:, None])
+    terms += logw
     top = terms.max(axis=1)
     out = np.log(np.exp(terms - top[:, None]).sum(axis=1)) + top
     return np.where(p.observed, np.minimum(out, 0.0), np.nan)
@@ -189,7 +191,7 @@ class HMMDetector:
         self.hmm.update(p, A, learn=~flagged, timestamps=timestamps)
         scored = p.observed
         self.threshold.update(surprise[scored], flagged[scored])
-        src, dst, prob = p.transitions(trans)
+        src, dst, prob = p.transitions(trans, np.flatnonzero(flagged))
         scores = np.where(scored, -p.log_pred, np.nan)
         return TemporalResult(
             scores, tail, surprise, np.full(n, 10.0 ** -thr), severity(surprise, thr),
