@@ -27,9 +27,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import ConfigError, InvalidInputError
+from streamem.model._conditional import row_mixture_log_tail
 from streamem.model._missing import estimate_log_gaussian_prob_missing
 from streamem.model._numeric import LOG_2PI
-from streamem.model._tail import log_chi2_sf
 from streamem.model._versioned import StateReader
 from streamem.model.hmm import HMMPass, OnlineHMM
 from streamem.scoring.params import resolve_threshold
@@ -103,13 +103,10 @@ def predictive_log_tail(hmm: OnlineHMM, X: Array, p: HMMPass) -> Array:
         _, lnc[partial] = estimate_log_gaussian_prob_missing(
             X[partial], em.means, em.covariances, "full", em.reg_covar)
     logw = np.log(np.maximum(p.pred, 1e-300))
-    c = 2.0 * (logw + lnc - p.log_pred[:, None])
     full = bool(df.min() == X.shape[1])
-    terms = log_chi2_sf(c, float(X.shape[1]) if full else np.maximum(df, 1.0)[:, None])
-    terms += logw
-    top = terms.max(axis=1)
-    out = np.log(np.exp(terms - top[:, None]).sum(axis=1)) + top
-    return np.where(p.observed, np.minimum(out, 0.0), np.nan)
+    out = row_mixture_log_tail(logw, lnc, p.log_pred,
+                               float(X.shape[1]) if full else np.maximum(df, 1.0))
+    return np.where(p.observed, out, np.nan)
 
 
 class HMMDetector:
