@@ -12,7 +12,7 @@ import streamem
 
 PKG = Path(streamem.__file__).resolve().parent
 OUTSIDE = {"kafka", "prometheus_client", "yaml", "httpx", "orjson", "matplotlib", "river",
-           "sklearn", "drain3", "jsonpickle"}
+           "sklearn", "drain3", "jsonpickle", "croniter", "icalendar", "dateutil"}
 # the only modules allowed to import each outside library; an entry ending in "/" is an adapter
 # package (one adapter split into modules): any module inside it may import the library
 ADAPTERS = {
@@ -27,6 +27,9 @@ ADAPTERS = {
     "sklearn": set(),
     "drain3": {"parsing/templates.py"},
     "jsonpickle": set(),  # Drain3's persistence format: never imported (state is plain JSON)
+    "croniter": {"calendars/_cron.py"},
+    "icalendar": {"calendars/_ics.py"},
+    "dateutil": {"calendars/_ics.py"},  # RRULE expansion of iCalendar events
 }
 
 
