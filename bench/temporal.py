@@ -288,8 +288,8 @@ maintenance scenario the calendar (`cron: 0 2 * * *`, `duration: 1h`, `mute_and_
 removes the window's events from every detector's input and output; the last row shows the
 i.i.d. detector without it. The HMM has as many states as the cycle has stages (K=4
 elsewhere); with more states than stages an extra state absorbs the skipped transition
-(row K=4 of `skipped_stage`), so K matters for sequence anomalies. **Labels**: the first three events of every injected anomaly.
-**Delay**: events from the start of a labelled run to its first alarm.
+(row K=4 of `skipped_stage`), so K matters for sequence anomalies. **Labels**: the first
+three events of every injected anomaly. **Delay**: events from the start of a labelled run to its first alarm.
 
 {table}
 **Throughput** (d=10, K=8, batch 1024, best of interleaved rounds): i.i.d. `Detector`
