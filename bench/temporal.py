@@ -110,7 +110,7 @@ def out_of_order(n: int, seed: int) -> TemporalScenario:
 
 def maintenance(n_days: int, seed: int) -> TemporalScenario:
     """Every 5 min N(10, 1); a nightly 02:00-03:00 backup lifts x to 20 (in the calendar);
-    six real incidents (x = 16, three events) outside it."""
+    up to six real incidents (x = 16, three events) outside it."""
     rng = np.random.default_rng(seed)
     t = np.arange(0.0, n_days * DAY, 300.0)
     X = np.column_stack([rng.normal(10, 1, t.size), rng.normal(0, 1, t.size)])
@@ -289,7 +289,8 @@ removes the window's events from every detector's input and output; the last row
 i.i.d. detector without it. The HMM has as many states as the cycle has stages (K=4
 elsewhere); with more states than stages an extra state absorbs the skipped transition
 (row K=4 of `skipped_stage`), so K matters for sequence anomalies. **Labels**: the first
-three events of every injected anomaly. **Delay**: events from the start of a labelled run to its first alarm.
+three events of every injected anomaly. **Delay**: events from the start of a labelled run
+to its first alarm.
 
 {table}
 **Throughput** (d=10, K=8, batch 1024, best of interleaved rounds): i.i.d. `Detector`
