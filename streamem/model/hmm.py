@@ -121,7 +121,8 @@ class HMMPass:
         idx = np.arange(len(src)) if rows is None else np.asarray(rows, dtype=np.intp)
         if idx.size:
             lb = self.log_b[idx]
-            b = np.exp(lb - lb.max(axis=1, keepdims=True))
+            top = lb.max(axis=1, keepdims=True)
+            b = np.exp(np.maximum(lb - np.where(np.isfinite(top), top, 0.0), -700.0))
             pair = before[idx, :, None] * trans[None, :, :] * b[:, None, :]
             s, d = np.divmod(np.argmax(pair.reshape(idx.size, K * K), axis=1), K)
             src[idx], dst[idx] = s, d
@@ -228,6 +229,8 @@ class OnlineHMM:
         if self.n_features_in_ is not None and A.shape[1] != self.n_features_in_:
             raise InvalidInputError(f"X has {A.shape[1]} features, the model has "
                                     f"{self.n_features_in_}; send the same columns every batch")
+        if not np.isfinite(A[~np.isnan(A)]).all():  # +-inf would poison the carried filter
+            A = np.where(np.isinf(A), np.nan, A)
         return A
 
     def forward(self, X: ArrayLike) -> HMMPass:
@@ -251,7 +254,8 @@ class OnlineHMM:
             raise NotFittedError(f"the HMM has {self.n_seen_} of its n_warmup={self.n_warmup} "
                                  "warm-up events; call partial_fit until is_fitted")
         A = self._check(X)
-        log_b = emission_log_prob(A, self._em)
+        with np.errstate(over="ignore"):  # an absurd reading: density 0, flagged downstream
+            log_b = emission_log_prob(A, self._em)
         prev = self._prev if self._prev is not None else stationary_distribution(self.transmat_)
         pred0 = prev @ self.transmat_
         alpha, log_pred = forward_filter(log_b, self.transmat_, pred0, self.block)

@@ -66,3 +66,19 @@ def test_detector_state_round_trip_continues_exactly() -> None:
     for x, y in zip(ra, rb, strict=True):
         np.testing.assert_array_equal(x.scores, y.scores)
         np.testing.assert_array_equal(x.is_anomaly, y.is_anomaly)
+
+
+def test_hostile_values_do_not_poison_the_carried_filter() -> None:
+    X = cycle_stream(3, 200)
+    det = HMMDetector(n_components=3, random_state=0)
+    run(det, X[:3000])
+    bad = X[3000:3500].copy()
+    bad[10] = [np.inf, 0.0]   # read as missing
+    bad[20] = [1e300, -1e300]  # absurd but finite: flagged, not learned
+    bad[30] = [np.nan, -np.inf]
+    r = det.process(bad)
+    assert r.is_anomaly[20] and not r.learned[20]
+    assert np.isnan(r.scores[30]) and np.isfinite(r.scores[10])
+    assert np.isfinite(det.hmm.means_).all() and np.isfinite(det.hmm.transmat_).all()
+    after = det.process(X[3500:4000])
+    assert np.isfinite(after.scores).all() and after.is_anomaly.sum() <= 5
