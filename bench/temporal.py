@@ -333,8 +333,8 @@ positive anomaly grade. The first {WARMUP:,} events are left out of every figure
 maintenance scenario the calendar (`cron: 0 2 * * *`, `duration: 1h`, `mute_and_freeze`)
 removes the window's events from every detector's input and output; the last row shows the
 i.i.d. detector without it. The HMM has as many states as the cycle has stages (K=4
-elsewhere); with more states than stages an extra state absorbs the skipped transition
-(row K=4 of `skipped_stage`), so K matters for sequence anomalies. **Labels**: the first
+elsewhere); the row K=4 of `skipped_stage` shows it with a spare state, which can absorb the
+skipped transition (1/6 found in the 8,000-event `--quick` run, 6/6 on 24,000 events). **Labels**: the first
 three events of every injected anomaly. **Delay**: events from the start of a labelled run
 to its first alarm.
 
