@@ -334,9 +334,9 @@ maintenance scenario the calendar (`cron: 0 2 * * *`, `duration: 1h`, `mute_and_
 removes the window's events from every detector's input and output; the last row shows the
 i.i.d. detector without it. The HMM has as many states as the cycle has stages (K=4
 elsewhere); the row K=4 of `skipped_stage` shows it with a spare state, which can absorb the
-skipped transition (1/6 found in the 8,000-event `--quick` run, 6/6 on 24,000 events). **Labels**: the first
-three events of every injected anomaly. **Delay**: events from the start of a labelled run
-to its first alarm.
+skipped transition (1/6 found in the 8,000-event `--quick` run, 6/6 on 24,000 events).
+**Labels**: the first three events of every injected anomaly. **Delay**: events from the
+start of a labelled run to its first alarm.
 
 {table}
 **SKAB** (first 400 rows of each file train, the rest streamed one event per call; the HMM
