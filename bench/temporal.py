@@ -146,6 +146,15 @@ def run_hmm(X: Array, t: Array, n_components: int = 4) -> Flags:
                            for i in range(0, len(X), BATCH)])
 
 
+def run_hmm_seasonal(X: Array, t: Array) -> Flags:
+    from streamem.scoring.temporal import HMMDetector
+
+    det = HMMDetector(n_components=4, alert_rate=ALERT_RATE, n_warmup=WARMUP, random_state=0,
+                      seasonality=["1d"])
+    return np.concatenate([det.process(X[i:i + BATCH], t[i:i + BATCH]).is_anomaly
+                           for i in range(0, len(X), BATCH)])
+
+
 def run_seasonal(X: Array, t: Array) -> Flags:
     from streamem.model.seasonality import SeasonalModel
     from streamem.scoring.threshold import SpotThreshold
@@ -181,7 +190,8 @@ def run_rcf(X: Array, t: Array) -> Flags:
 
 
 DETECTORS: dict[str, Callable[[Array, Array], Flags]] = {
-    "streamem i.i.d.": run_iid, "streamem HMM": run_hmm, "streamem seasonal": run_seasonal,
+    "streamem i.i.d.": run_iid, "streamem HMM": run_hmm, "streamem HMM + 1d": run_hmm_seasonal,
+    "streamem seasonal": run_seasonal,
     "river HST": run_hst, "RCF (shingle 8)": run_rcf,
 }
 
@@ -295,7 +305,8 @@ def measure(quick: bool) -> Section:
         warnings.simplefilter("ignore")
         for s in scenarios:
             for name in DETECTORS:
-                if name == "streamem seasonal" and s.name in ("skipped_stage", "out_of_order"):
+                if name in ("streamem seasonal", "streamem HMM + 1d") and s.name in (
+                        "skipped_stage", "out_of_order"):
                     continue  # no time of day in a cycle of regular steps
                 r = run_scenario(s, name)
                 label = f"{name} (K={s.n_states})" if name == "streamem HMM" else name

@@ -25,12 +25,19 @@ from streamem.errors import InvalidInputError, NotFittedError
 from streamem.model._conditional import conditional_log_prob, phase_features
 from streamem.model.gmm import OnlineGMM
 
-__all__ = ["SeasonalModel"]
+__all__ = ["SeasonalModel", "period_seconds"]
 
 Array = NDArray[np.float64]
 
 
-def _seconds(period: float | str) -> float:
+def period_seconds(period: float | str) -> float:
+    """Seconds of a seasonality period given as a duration (``"1d"``) or seconds.
+
+    Examples
+    --------
+    >>> period_seconds("7d"), period_seconds(3600)
+    (604800.0, 3600.0)
+    """
     if isinstance(period, (int, float)) and not isinstance(period, bool):
         value = float(period)
     else:
@@ -83,7 +90,7 @@ class SeasonalModel:
         if not periods:
             raise InvalidInputError("seasonality needs at least one period, e.g. ['1d']")
         self.periods = list(periods)
-        self.seconds = np.array([_seconds(p) for p in periods])
+        self.seconds = np.array([period_seconds(p) for p in periods])
         self.gmm = OnlineGMM(n_components, covariance_type="full", half_life=half_life,
                              **gmm_params)
         self.first_: float = math.nan

@@ -19,7 +19,7 @@ transition of every event.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +27,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import ConfigError, InvalidInputError
-from streamem.model._conditional import row_mixture_log_tail
+from streamem.model._conditional import phase_features, row_mixture_log_tail
+from streamem.model._hmm_stats import Emission, emission_log_prob
 from streamem.model._missing import estimate_log_gaussian_prob_missing
 from streamem.model._numeric import LOG_2PI
 from streamem.model._versioned import StateReader
 from streamem.model.hmm import HMMPass, OnlineHMM
+from streamem.model.seasonality import period_seconds
 from streamem.scoring.params import resolve_threshold
 from streamem.scoring.result import DetectionResult
 from streamem.scoring.severity import severity
@@ -74,39 +76,58 @@ def explain_transition(source: int, target: int, probability: float) -> str:
     return f"state {source} -> state {target}, probability {probability:.3g}"
 
 
-def predictive_log_tail(hmm: OnlineHMM, X: Array, p: HMMPass) -> Array:
-    """Log of the chi-square mixture bound on ``P(f_t(X) <= f_t(x_t))`` for every event.
+def predictive_log_tail(hmm: OnlineHMM, Z: Array, p: HMMPass, n_context: int = 0
+                        ) -> tuple[Array, Array]:
+    """Predictive log density of the readings and the chi-square mixture bound on its tail.
 
-    ``f_t`` is the predictive density with weights ``w_tk = P(s_t = k | x_1..t-1)``:
-    ``tau_t <= sum_k w_tk S_{chi2_d}(2 (log w_tk + log|U_k| - d/2 log 2 pi - log f_t(x_t)))``,
-    over the observed dimensions of the event.
+    The last ``n_context`` columns of ``Z`` are context (phase features): observed, filtered
+    on, but not scored. With ``w_tk ∝ P(s_t = k | x_1..t-1) N(c_t; mu_c,k, S_cc,k)`` the
+    score is ``log f_t(x_t) = log p(x_t, c_t | past) - log p(c_t | past)`` and
+    ``tau_t <= sum_k w_tk S_{chi2_d}(2 (log w_tk + log|U_k,x|c| - d/2 log 2 pi - log f_t))``
+    over the observed readings, with ``|U_x|c| = |U| / |U_cc|`` (Schur complement).
 
     Parameters
     ----------
     hmm
         The fitted model the pass was run with.
-    X
-        The batch, shape (n_samples, n_features).
+    Z
+        The batch, readings then context, shape (n_samples, n_features).
     p
         Its forward pass.
+    n_context
+        Trailing context columns.
 
     Returns
     -------
-    Shape (n_samples,), in ``(-inf, 0]``; NaN for all-NaN events.
+    log_f
+        Shape (n_samples,); NaN for events without a reading.
+    log_tail
+        Shape (n_samples,), in ``(-inf, 0]``; NaN for events without a reading.
     """
-    nan = np.isnan(X)
-    df = (~nan).sum(axis=1).astype(float)
+    dx = Z.shape[1] - n_context
+    nan = np.isnan(Z)
+    df = (~nan[:, :dx]).sum(axis=1).astype(float)
     em = hmm._em
-    lnc = np.broadcast_to(em.log_det - 0.5 * X.shape[1] * LOG_2PI, p.log_b.shape).copy()
+    lnc = np.broadcast_to(em.log_det - 0.5 * Z.shape[1] * LOG_2PI, p.log_b.shape).copy()
     partial = nan.any(axis=1) & p.observed
     if partial.any():
         _, lnc[partial] = estimate_log_gaussian_prob_missing(
-            X[partial], em.means, em.covariances, "full", em.reg_covar)
+            Z[partial], em.means, em.covariances, "full", em.reg_covar)
     logw = np.log(np.maximum(p.pred, 1e-300))
-    full = bool(df.min() == X.shape[1])
-    out = row_mixture_log_tail(logw, lnc, p.log_pred,
-                               float(X.shape[1]) if full else np.maximum(df, 1.0))
-    return np.where(p.observed, out, np.nan)
+    log_f = p.log_pred
+    if n_context:
+        ctx = Emission(em.means[:, dx:], em.covariances[:, dx:, dx:], em.reg_covar)
+        log_c = emission_log_prob(Z[:, dx:], ctx)
+        logw = logw + log_c
+        norm = np.logaddexp.reduce(logw, axis=1)
+        logw -= norm[:, None]
+        log_f = log_f - norm
+        lnc -= ctx.log_det - 0.5 * n_context * LOG_2PI
+    scored = df > 0
+    full = bool(df.min() == dx)
+    out = row_mixture_log_tail(logw, lnc, np.where(scored, log_f, 0.0),
+                               float(dx) if full else np.maximum(df, 1.0))
+    return np.where(scored, log_f, np.nan), np.where(scored, out, np.nan)
 
 
 class HMMDetector:
@@ -128,6 +149,11 @@ class HMMDetector:
         Added to covariance diagonals.
     random_state
         Seed of the start values.
+    seasonality
+        Periods (``["1d", "7d"]`` or seconds): the phase features of each event join the
+        emissions as context, so states can be phase-specific; the readings are scored
+        given the phase (``process`` then needs timestamps). The HMM conditions on every
+        period from its warm-up on, so let the warm-up span the longest one.
 
     Examples
     --------
@@ -152,10 +178,25 @@ class HMMDetector:
         n_warmup: int = 1000,
         reg_covar: float = 1e-6,
         random_state: int | None = None,
+        seasonality: Sequence[float | str] = (),
     ) -> None:
         self.threshold, self.alert_rate = resolve_threshold(threshold, alert_rate)
         self.hmm = OnlineHMM(n_components, half_life, n_warmup=n_warmup, reg_covar=reg_covar,
                              random_state=random_state)
+        self.seasonality = list(seasonality)
+        self._periods = np.array([period_seconds(q) for q in self.seasonality])
+
+    def _with_context(self, A: Array, timestamps: ArrayLike | None) -> Array:
+        if not self.seasonality:
+            return A
+        if timestamps is None:
+            raise InvalidInputError(f"seasonality={self.seasonality!r} needs timestamps "
+                                    "(seconds) with every batch")
+        ts = np.asarray(timestamps, dtype=float)
+        if ts.shape != (A.shape[0],) or not np.isfinite(ts).all():
+            raise InvalidInputError(f"timestamps have shape {ts.shape} for {A.shape[0]} events "
+                                    "or are not finite; pass one time in seconds per event")
+        return np.hstack([A, phase_features(ts, self._periods)])
 
     def process(self, X: ArrayLike, timestamps: ArrayLike | None = None) -> TemporalResult:
         """Score, decide and learn one batch in arrival order.
@@ -175,21 +216,23 @@ class HMMDetector:
         if A.ndim != 2:
             raise InvalidInputError(f"X has shape {A.shape}; pass shape (n_samples, n_features)")
         n = A.shape[0]
+        A = np.where(np.isinf(A), np.nan, A)  # +-inf is read as missing (as by the HMM)
+        Z = self._with_context(A, timestamps)
         if not self.hmm.is_fitted:
-            self.hmm.partial_fit(A, timestamps)
+            self.hmm.partial_fit(Z, timestamps)
             return _warming(n)
-        p = self.hmm.forward(A)
+        p = self.hmm.forward(Z)
         trans = self.hmm.transmat_
-        log_tail = predictive_log_tail(self.hmm, A, p)
+        log_f, log_tail = predictive_log_tail(self.hmm, Z, p, Z.shape[1] - A.shape[1])
         tail = np.exp(log_tail)
         surprise = -log_tail / math.log(10.0)
         thr = self.threshold.threshold_
         flagged = np.nan_to_num(surprise, nan=-np.inf) > thr
-        self.hmm.update(p, A, learn=~flagged, timestamps=timestamps)
-        scored = p.observed
+        self.hmm.update(p, Z, learn=~flagged, timestamps=timestamps)
+        scored = np.isfinite(log_f)
         self.threshold.update(surprise[scored], flagged[scored])
         src, dst, prob = p.transitions(trans, np.flatnonzero(flagged))
-        scores = np.where(scored, -p.log_pred, np.nan)
+        scores = -log_f
         return TemporalResult(
             scores, tail, surprise, np.full(n, 10.0 ** -thr), severity(surprise, thr),
             flagged, scored & ~flagged, np.zeros(n, dtype=bool), src, dst, prob)
@@ -210,7 +253,7 @@ class HMMDetector:
     def to_state(self) -> dict[str, Any]:
         """Versioned plain data: the HMM's state and the threshold's."""
         return {"version": 1, "kind": "hmm_detector", "hmm": self.hmm.to_state(),
-                "threshold": self.threshold.to_state()}
+                "threshold": self.threshold.to_state(), "seasonality": list(self.seasonality)}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> HMMDetector:
@@ -226,6 +269,9 @@ class HMMDetector:
         det.hmm = OnlineHMM.from_state(r.sub("hmm"))
         det.threshold = load_threshold(r.sub("threshold"))
         det.alert_rate = det.threshold.q
+        with r.guard():
+            det.seasonality = list(r.get("seasonality", []))
+            det._periods = np.array([period_seconds(q) for q in det.seasonality])
         return det
 
 

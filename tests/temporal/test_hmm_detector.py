@@ -4,8 +4,10 @@ warm-up, missing rows, state round trip."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from streamem import Detector
+from streamem.errors import InvalidInputError
 from streamem.scoring.temporal import HMMDetector, TemporalResult
 from streamem.state.codec import dumps, loads
 
@@ -82,3 +84,23 @@ def test_hostile_values_do_not_poison_the_carried_filter() -> None:
     assert np.isfinite(det.hmm.means_).all() and np.isfinite(det.hmm.transmat_).all()
     after = det.process(X[3500:4000])
     assert np.isfinite(after.scores).all() and after.is_anomaly.sum() <= 5
+
+
+def test_hmm_with_seasonality_scores_readings_given_the_time_of_day() -> None:
+    rng = np.random.default_rng(4)
+    t = np.arange(0.0, 14 * 86400.0, 300.0)
+    x = 10.0 + 4.0 * np.cos(2 * np.pi * (t - 43200.0) / 86400.0) + rng.normal(0, 0.5, t.size)
+    X = np.column_stack([x, rng.normal(0, 1, t.size)])
+    night, noon = int((10 * 86400 + 3 * 3600) // 300), int((11 * 86400 + 12 * 3600) // 300)
+    X[night, 0], X[noon, 0] = 14.0, 6.0
+    seasonal = HMMDetector(n_components=4, n_warmup=1000, random_state=0, seasonality=["1d"])
+    res = [seasonal.process(X[i:i + 288], t[i:i + 288]) for i in range(0, len(X), 288)]
+    flagged = np.concatenate([r.is_anomaly for r in res])
+    assert flagged[night] and flagged[noon]
+    assert flagged[1000:].sum() <= 2 + 0.003 * (len(X) - 1000)
+    with pytest.raises(InvalidInputError, match="needs timestamps"):
+        seasonal.process(X[:5])
+    back = HMMDetector.from_state(loads(dumps(seasonal.to_state())))
+    a, b = seasonal.process(X[:288], t[:288] + 14 * 86400), back.process(X[:288],
+                                                                     t[:288] + 14 * 86400)
+    np.testing.assert_array_equal(a.scores, b.scores)
