@@ -91,7 +91,7 @@ def test_hmm_with_seasonality_scores_readings_given_the_time_of_day() -> None:
     t = np.arange(0.0, 14 * 86400.0, 300.0)
     x = 10.0 + 4.0 * np.cos(2 * np.pi * (t - 43200.0) / 86400.0) + rng.normal(0, 0.5, t.size)
     X = np.column_stack([x, rng.normal(0, 1, t.size)])
-    night, noon = int((10 * 86400 + 3 * 3600) // 300), int((11 * 86400 + 12 * 3600) // 300)
+    night, noon = (10 * 86400 + 3 * 3600) // 300, (11 * 86400 + 12 * 3600) // 300
     X[night, 0], X[noon, 0] = 14.0, 6.0
     seasonal = HMMDetector(n_components=4, n_warmup=1000, random_state=0, seasonality=["1d"])
     res = [seasonal.process(X[i:i + 288], t[i:i + 288]) for i in range(0, len(X), 288)]
