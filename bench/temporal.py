@@ -262,6 +262,58 @@ def skab_rows(path: Any, quick: bool) -> list[list[str]]:
     return rows
 
 
+# ---------------------------------------------------------------- NAB
+def hmm_nab_scores(values: Array, batch: int = 64) -> Array:
+    """HMMDetector (K=4) on a NAB series' raw value, standardised by its first points."""
+    from streamem.scoring.temporal import HMMDetector
+
+    warm = min(1000, max(len(values) // 4, 64))
+    mu, sd = float(np.mean(values[:warm])), float(np.std(values[:warm]))
+    z = ((values - mu) / (sd if sd > 0 else 1.0))[:, None]
+    det = HMMDetector(n_components=4, alert_rate=ALERT_RATE, n_warmup=warm, reg_covar=1e-3,
+                      random_state=0)
+    return np.concatenate([det.process(z[i:i + batch]).scores
+                           for i in range(0, len(z), batch)])
+
+
+def nab_rows(path: Any, quick: bool) -> list[list[str]]:
+    """NAB dev categories: the i.i.d. Detector on the raw value (d=1) against HMMDetector
+    (K=4, d=1), both in mini-batches of 64; mean ROC-AUC over categories, NAB standard."""
+    from bench.nab import RAW_ROW, _head, load, running_percentile
+    from bench.quality import StreamemPeer, auc_pair
+    from streamem.evaluation import numenta
+
+    series = load(path)
+    if quick:
+        first: dict[str, Any] = {}
+        for ser in series:
+            first.setdefault(ser.category, ser)
+        series = [_head(ser, 1000) for ser in first.values()]
+    files = {ser.name: numenta.nab_file(ser.values.size, ser.windows) for ser in series}
+    rows = []
+    for name, run in ((RAW_ROW + ", defaults", lambda v: StreamemPeer().run(v[:, None])),
+                      ("streamem HMM (K=4), d=1", hmm_nab_scores)):
+        t0 = time.perf_counter()
+        pct, roc = {}, {}
+        for ser in series:
+            raw = run(ser.values)
+            pct[ser.name] = running_percentile(raw)
+            if ser.in_window.any() and not ser.in_window.all():
+                roc[ser.name] = auc_pair(ser.in_window, raw)[0]
+        names = [ser.name for ser in series]
+        fs = [files[k] for k in names]
+        thr = numenta.best_threshold(fs, [pct[k] for k in names], "standard")[0]
+        nab = numenta.normalised(numenta.raw_score(fs, [pct[k] for k in names], thr,
+                                                   "standard"),
+                                 sum(f.n_windows for f in fs), "standard")
+        cats = sorted({k.split("/")[0] for k in roc})
+        mean_roc = float(np.mean([np.mean([v for k, v in roc.items() if k.startswith(c + "/")])
+                                  for c in cats]))
+        rows.append([name, f"{len(series)}", f"{mean_roc:.3f}", f"{nab:.1f}",
+                     f"{time.perf_counter() - t0:.0f}"])
+    return rows
+
+
 # ---------------------------------------------------------------- throughput
 def throughput(quick: bool) -> tuple[float, float]:
     """Events/s of the i.i.d. Detector and of HMMDetector at d=10, K=8, batch 1024."""
@@ -322,12 +374,19 @@ def measure(quick: bool) -> Section:
                              r["delay"], r["fa"]])
         from bench.common import DEFAULT_SKAB
 
+        from bench.common import shared_data
+
         skab = skab_rows(DEFAULT_SKAB, quick) if DEFAULT_SKAB.exists() else []
+        nab_path = shared_data("nab-dev")
+        nab = nab_rows(nab_path, quick) if nab_path.exists() else []
         iid, hmm = throughput(quick)
     elapsed = time.perf_counter() - t0
     skab_table = (md_table(["SKAB (leaderboard protocol)", "files", "F1", "FAR %", "MAR %",
                             "NAB standard", "seconds"], skab) if skab
                   else f"SKAB not found at {DEFAULT_SKAB}: not run.\n")
+    nab_table = (md_table(["NAB dev (all categories but realKnownCause)", "files",
+                           "mean ROC-AUC (categories)", "NAB standard", "seconds"], nab)
+                 if nab else "NAB dev data not found: not run.\n")
     facts["temporal: HMM / i.i.d. throughput (d=10, K=8, b=1024)"] = (
         f"{fmt_rate(hmm)} / {fmt_rate(iid)} = {hmm / iid:.2f}x")
     table = md_table(["scenario", "detector", "events found", "mean delay (events)",
@@ -355,6 +414,11 @@ standardised by the training rows' mean and deviation). The i.i.d. row is `bench
 default row. SKAB's faults are level shifts of the sensors more than order anomalies.
 
 {skab_table}
+**NAB** (the raw value, d=1, for both; mini-batches of 64; scores ranked by their causal
+running percentile as in `bench.nab`, whose table also has the shingled i.i.d. rows; the HMM
+standardised by the first quarter of each file up to 1,000 points, its warm-up).
+
+{nab_table}
 **Throughput** (d=10, K=8, batch 1024, best of interleaved rounds): i.i.d. `Detector`
 {fmt_rate(iid)}, `HMMDetector` {fmt_rate(hmm)}: **{hmm / iid:.2f}x** (target 0.5x).
 """
