@@ -24,7 +24,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.common import Section, fmt_rate, machine_lines, md_table, one_core
+from bench.common import (
+    DEFAULT_SKAB,
+    Section,
+    fmt_rate,
+    machine_lines,
+    md_table,
+    one_core,
+    shared_data,
+)
 from bench.peers import RiverHST, run_peer, version
 from streamem.evaluation.metrics import event_metrics
 
@@ -372,10 +380,6 @@ def measure(quick: bool) -> Section:
                 r = run_scenario(s, "streamem i.i.d.", calendar=False)
                 rows.append([f"`{s.name}`", "streamem i.i.d., no calendar", r["found"],
                              r["delay"], r["fa"]])
-        from bench.common import DEFAULT_SKAB
-
-        from bench.common import shared_data
-
         skab = skab_rows(DEFAULT_SKAB, quick) if DEFAULT_SKAB.exists() else []
         nab_path = shared_data("nab-dev")
         nab = nab_rows(nab_path, quick) if nab_path.exists() else []
