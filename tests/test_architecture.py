@@ -12,7 +12,7 @@ import streamem
 
 PKG = Path(streamem.__file__).resolve().parent
 OUTSIDE = {"kafka", "prometheus_client", "yaml", "httpx", "orjson", "matplotlib", "river",
-           "sklearn", "drain3", "jsonpickle"}
+           "sklearn", "drain3", "jsonpickle", "datasketches"}
 # the only modules allowed to import each outside library; an entry ending in "/" is an adapter
 # package (one adapter split into modules): any module inside it may import the library
 ADAPTERS = {
@@ -26,6 +26,7 @@ ADAPTERS = {
     # OnlineGMM follows scikit-learn's conventions duck-typed: no module imports it
     "sklearn": set(),
     "drain3": {"parsing/templates.py"},
+    "datasketches": {"aggregate/sketches.py"},
     "jsonpickle": set(),  # Drain3's persistence format: never imported (state is plain JSON)
 }
 
