@@ -254,6 +254,8 @@ class Aggregator:
             elif f.fn in ("min", "max"):
                 assert x is not None
                 (np.minimum if f.fn == "min" else np.maximum).at(part[:, o], gi, x[m])
+            elif not len(gi):  # no matching values: the sketch functions have nothing to add
+                pass
             elif f.fn == "quantile":
                 assert x is not None
                 order = np.argsort(gi, kind="stable")

@@ -103,7 +103,12 @@ class Distinct:
 
     def update(self, values: Iterable[object]) -> None:
         """Add each value (as text); pass distinct values: the sketch has no batch update."""
-        deque(map(self._sk.update, map(str, values)), maxlen=0)
+        texts = list(map(str, values))
+        try:
+            deque(map(self._sk.update, texts), maxlen=0)
+        except TypeError:  # text that is not UTF-8 (a lone surrogate): count its escape
+            for v in texts:  # (re-adding the values already counted changes nothing)
+                self._sk.update(v.encode("utf-8", "backslashreplace").decode("utf-8"))
 
     def estimate(self) -> float:
         """The estimated number of distinct values (0 when empty)."""
