@@ -12,25 +12,7 @@ import streamem
 
 PKG = Path(streamem.__file__).resolve().parent
 OUTSIDE = {"kafka", "prometheus_client", "yaml", "httpx", "orjson", "matplotlib", "river",
-<<<<<<< HEAD
            "sklearn", "drain3", "jsonpickle", "datasketches"}
-# the only modules allowed to import each outside library; an entry ending in "/" is an adapter
-# package (one adapter split into modules): any module inside it may import the library
-ADAPTERS = {
-    "kafka": {"sources/kafka/", "sinks/kafka.py", "state/kafka_store.py"},
-    "prometheus_client": {"metrics/exporter.py"},
-    "yaml": {"config/load.py"},
-    "httpx": {"sinks/http.py"},
-    "orjson": {"features.py"},
-    "matplotlib": {"evaluation/report.py"},
-    "river": {"integrations/river.py"},
-    # OnlineGMM follows scikit-learn's conventions duck-typed: no module imports it
-    "sklearn": set(),
-    "drain3": {"parsing/templates.py"},
-    "datasketches": {"aggregate/sketches.py"},
-    "jsonpickle": set(),  # Drain3's persistence format: never imported (state is plain JSON)
-=======
-           "sklearn", "drain3", "jsonpickle"}
 # the one module allowed to import each outside library (its adapter; None: no module may)
 ADAPTERS: dict[str, str | None] = {
     "kafka": "kafka/client.py",
@@ -43,8 +25,8 @@ ADAPTERS: dict[str, str | None] = {
     # OnlineGMM follows scikit-learn's conventions duck-typed: no module imports it
     "sklearn": None,
     "drain3": "parsing/templates.py",
+    "datasketches": "aggregate/sketches.py",
     "jsonpickle": None,  # Drain3's persistence format: never imported (state is plain JSON)
->>>>>>> main
 }
 
 
