@@ -146,7 +146,8 @@ class Aggregator:
         buckets : Buckets
             The buckets closed by the watermark after this batch.
         rejected : list of (index, reason, detail)
-            ``bad_timestamp``, ``invalid_value``, ``invalid_key`` or ``late``.
+            ``wrong_type`` (not a mapping), ``bad_timestamp``, ``invalid_value``,
+            ``invalid_key`` or ``late``.
         """
         n = len(records)
         t = np.asarray(times, dtype=np.float64).reshape(-1)
@@ -154,9 +155,15 @@ class Aggregator:
             raise ValueError(f"{n} records, {len(t)} times and "
                              f"{'no' if lines is None else len(lines)} lines; give one each")
         reasons: dict[int, tuple[str, str]] = {}
+        if not set(map(type, records)) <= {dict}:
+            records = list(records)
+            for i, r in enumerate(records):
+                if not isinstance(r, Mapping):
+                    reasons[i] = ("wrong_type", f"a {type(r).__name__}, not an object")
+                    records[i] = {}
         bad_t = ~np.isfinite(t) | (np.abs(t) >= MAX_TIME)
         for i in np.flatnonzero(bad_t).tolist():
-            reasons[i] = ("bad_timestamp", f"event time {t[i]!r} is not epoch seconds")
+            reasons.setdefault(i, ("bad_timestamp", f"event time {t[i]!r} is not epoch seconds"))
         vals = {f: col.field_values(records, f) for f in self._fields}
         nums: dict[str, NDArray[np.float64]] = {}
         for f in {s.field for s in self.features if s.fn in NUMERIC and s.field}:

@@ -32,3 +32,18 @@ def test_a_silent_stretch_is_zero_filled_buckets() -> None:
     b = Buckets.concat([out, agg.flush()])
     assert rej == [] and b.X[:, 0].tolist()[2:4] == [0.0, 0.0] and len(b) == 6
     assert all(len(s) == 3 for i, s in enumerate(b.samples) if i not in (2, 3))
+
+
+def test_the_docs_walk_through_prints_the_burst_and_the_silence(capsys) -> None:
+    import json
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "nginx_buckets.py"
+    runpy.run_path(str(example), run_name="__main__")
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 24  # docs/logs.md: 12 burst buckets + 12 silent ones
+    burst = [r for r in records if r["events"] > 0]
+    assert len(burst) == 12 and burst[0]["top_features"][0]["name"] == "errors_5xx"
+    assert len(burst[0]["samples"]) == 3 and burst[0]["bucket_end"] - burst[0]["bucket_start"] == 10
+    assert all(r["top_features"][0]["name"] == "clients" for r in records if not r["events"])

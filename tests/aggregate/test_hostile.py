@@ -53,6 +53,14 @@ def test_records_that_are_mappings_but_not_dicts_and_nested_fields() -> None:
     assert rej == [] and agg.flush().X.tolist() == [[7.0]]
 
 
+def test_records_that_are_not_mappings_are_wrong_type() -> None:
+    agg = Aggregator(FEATS, 60)
+    _, rej = agg.add([{"x": 1}, ("parse_error", "x"), None, "text", {"x": 2}], np.zeros(5))
+    assert [(i, r) for i, r, _ in rej] == [(1, "wrong_type"), (2, "wrong_type"),
+                                           (3, "wrong_type")]
+    assert agg.flush().X[0, :2].tolist() == [2.0, 3.0]
+
+
 def test_lengths_that_disagree_are_a_programming_error() -> None:
     with pytest.raises(ValueError, match="give one each"):
         Aggregator(FEATS, 60).add([{}], [0, 1])
