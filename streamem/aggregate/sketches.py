@@ -3,9 +3,11 @@
 The only module that imports Apache DataSketches (``datasketches``). A sketch is saved as
 its own ``serialize()`` bytes (base64 text in the versioned JSON state), never pickled.
 
-* :class:`Quantiles` (KLL, ``k=200``): exact while it holds at most ``k`` values; beyond that
-  a quantile is within a normalised rank error of about 1.65 % (99 % confidence). The
-  compaction flips coins, so two runs over more than ``k`` values may differ within that bound.
+* :class:`Quantiles`: the values themselves up to ``EXACT_MAX`` (2048), so the quantile is
+  exact and reproducible (a restart included); beyond, a KLL sketch (``k=200``) whose
+  quantiles are within a normalised rank error of about 1.65 % (99 % confidence). Its
+  compaction flips coins, so two runs over more than ``EXACT_MAX`` values may differ within
+  that bound.
 * :class:`Distinct` (HLL, ``lg_k=12``, HLL_8): deterministic, relative error about 1.6 %;
   exact-ish (sparse mode) for small counts. Every value is counted as its text, so ``1`` and
   ``"1"`` are one value.
@@ -14,6 +16,7 @@ its own ``serialize()`` bytes (base64 text in the versioned JSON state), never p
 from __future__ import annotations
 
 import base64
+import math
 from collections import deque
 from collections.abc import Iterable
 
@@ -23,9 +26,11 @@ from numpy.typing import NDArray
 
 from streamem.errors import StateError
 
-__all__ = ["Distinct", "Quantiles"]
+__all__ = ["EXACT_MAX", "Distinct", "Quantiles"]
 
 KLL_K = 200
+#: values kept exactly per quantile sketch before it becomes a KLL sketch
+EXACT_MAX = 2048
 HLL_LG_K = 12
 
 
@@ -39,7 +44,11 @@ def _bytes(text: str, what: str) -> bytes:
 
 
 class Quantiles:
-    """A KLL sketch of doubles.
+    """Quantiles of doubles: the values themselves up to :data:`EXACT_MAX`, then a KLL sketch.
+
+    Up to ``EXACT_MAX`` values a quantile is exact and the same in every run (a restart
+    included); beyond, the values go into a KLL sketch (``k=200``): within its rank error,
+    but its coin flips make runs differ.
 
     Examples
     --------
@@ -51,38 +60,73 @@ class Quantiles:
     nan
     """
 
-    __slots__ = ("_sk",)
+    __slots__ = ("_buf", "_n", "_sk")
 
-    def __init__(self, sketch: ds.kll_doubles_sketch | None = None) -> None:
-        self._sk = sketch if sketch is not None else ds.kll_doubles_sketch(KLL_K)
+    def __init__(self, sketch: ds.kll_doubles_sketch | None = None,
+                 values: NDArray[np.float64] | None = None) -> None:
+        self._sk = sketch
+        self._buf = np.zeros(64) if values is None else np.array(values, dtype=np.float64)
+        self._n = 0 if values is None else len(self._buf)
 
     def update(self, values: NDArray[np.float64]) -> None:
-        """Add the values of a float64 array (one call, no Python loop)."""
-        if len(values):
-            self._sk.update(np.ascontiguousarray(values, dtype=np.float64))
+        """Add the values of a float64 array (no Python loop)."""
+        x = np.ascontiguousarray(values, dtype=np.float64)
+        if not len(x):
+            return
+        if self._sk is None and self._n + len(x) <= EXACT_MAX:
+            if self._n + len(x) > len(self._buf):
+                grown = np.zeros(min(EXACT_MAX, max(2 * len(self._buf), self._n + len(x))))
+                grown[: self._n] = self._buf[: self._n]
+                self._buf = grown
+            self._buf[self._n : self._n + len(x)] = x
+            self._n += len(x)
+            return
+        if self._sk is None:
+            self._sk = ds.kll_doubles_sketch(KLL_K)
+            if self._n:
+                self._sk.update(self._buf[: self._n].copy())
+            self._buf, self._n = np.zeros(0), 0
+        self._sk.update(x)
 
     @property
     def n(self) -> int:
         """How many values were added."""
-        return int(self._sk.n)
+        return self._n if self._sk is None else int(self._sk.n)
 
     def quantile(self, q: float) -> float:
-        """The ``q`` quantile (inclusive ranks), NaN when empty."""
-        return float("nan") if self._sk.is_empty() else float(self._sk.get_quantile(q, True))
+        """The ``q`` quantile (inclusive: the least value whose rank is at least ``q``), NaN
+        when empty."""
+        if self._sk is not None:
+            return float(self._sk.get_quantile(q, True))
+        if not self._n:
+            return float("nan")
+        k = max(math.ceil(q * self._n), 1) - 1
+        return float(np.partition(self._buf[: self._n], k)[k])
 
     def to_text(self) -> str:
-        """The sketch's own serialisation, base64."""
-        return base64.b64encode(self._sk.serialize()).decode("ascii")
+        """``exact:`` and the values (float64, little-endian), or ``kll:`` and the sketch's
+        own serialisation; base64."""
+        if self._sk is None:
+            raw = self._buf[: self._n].astype("<f8").tobytes()
+            return "exact:" + base64.b64encode(raw).decode("ascii")
+        return "kll:" + base64.b64encode(self._sk.serialize()).decode("ascii")
 
     @classmethod
     def from_text(cls, text: str) -> Quantiles:
         """Rebuild from :meth:`to_text`."""
-        raw = _bytes(text, "quantile")
-        try:
-            return cls(ds.kll_doubles_sketch.deserialize(raw))
-        except (RuntimeError, ValueError, TypeError) as exc:
-            raise StateError(f"malformed aggregate state: a quantile sketch does not load "
-                             f"({exc}); the snapshot is corrupt") from None
+        kind, _, body = text.partition(":") if isinstance(text, str) else ("", "", "")
+        raw = _bytes(body, "quantile")
+        if kind == "exact" and len(raw) % 8 == 0 and len(raw) // 8 <= EXACT_MAX:
+            return cls(values=np.frombuffer(raw, dtype="<f8").astype(np.float64))
+        if kind == "kll":
+            try:
+                return cls(ds.kll_doubles_sketch.deserialize(raw))
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raise StateError(f"malformed aggregate state: a quantile sketch does not "
+                                 f"load ({exc}); the snapshot is corrupt") from None
+        raise StateError("malformed aggregate state: a quantile sketch is neither exact: nor "
+                         "kll:; the snapshot is corrupt or was written by another streamem "
+                         "version")
 
 
 class Distinct:

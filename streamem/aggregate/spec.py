@@ -9,7 +9,7 @@ count            how many                                     0
 sum              sum of ``field``                             0
 mean             mean of ``field``                            NaN (missing)
 min, max         least / greatest ``field``                   NaN
-quantile         the ``q`` quantile of ``field`` (KLL)        NaN
+quantile         the ``q`` quantile of ``field`` (exact/KLL) NaN
 distinct_count   distinct values of ``field`` (HyperLogLog)   0
 count_by         a count per value of ``field``: ``top``      0 each
                  columns, then ``other``

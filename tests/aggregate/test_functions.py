@@ -114,3 +114,30 @@ def test_numeric_functions_skip_missing_values_and_empty_means_are_nan() -> None
     assert rej == [] and out.X.tolist() == [[2.5, 2.5, 2.5, 2.5]]
     last = agg.flush()
     assert last.X[0, 0] == 0 and np.isnan(last.X[0, 1:]).all()
+
+
+def test_quantile_is_exact_and_reproducible_up_to_exact_max_values() -> None:
+    import json
+
+    from streamem.aggregate.sketches import EXACT_MAX, Quantiles
+
+    rng = np.random.default_rng(11)
+    x = rng.lognormal(size=EXACT_MAX)
+    feats = [FeatureSpec("p95", "quantile", field="v", q=0.95),
+             FeatureSpec("p50", "quantile", field="v", q=0.5)]
+    recs = [{"v": float(v)} for v in x]
+    agg = Aggregator(feats, 3600)
+    agg.add(recs[:700], np.zeros(700))
+    agg = Aggregator.from_state(json.loads(json.dumps(agg.to_state())))  # a restart
+    agg.add(recs[700:], np.zeros(len(x) - 700))
+    got = agg.flush().X[0]
+    s = np.sort(x)
+    assert got.tolist() == [s[math.ceil(0.95 * len(x)) - 1], s[math.ceil(0.5 * len(x)) - 1]]
+    q = Quantiles()
+    q.update(x[:1000])
+    assert q.to_text().startswith("exact:")
+    q.update(x[1000:])
+    q.update(np.array([1.0]))  # one more than EXACT_MAX: now a KLL sketch
+    assert q.to_text().startswith("kll:") and q.n == EXACT_MAX + 1
+    rank = (np.append(x, 1.0) <= q.quantile(0.95)).mean()
+    assert abs(rank - 0.95) <= 0.0165
