@@ -28,7 +28,8 @@ from numpy.typing import NDArray
 
 from streamem.model._versioned import StateReader
 
-__all__ = ["Categoricals", "accumulate", "joint_posterior", "log_categorical"]
+__all__ = ["Categoricals", "accumulate", "joint_from_mixture", "joint_posterior",
+           "log_categorical"]
 
 Array = NDArray[np.float64]
 STATE_VERSION = 1
@@ -97,6 +98,25 @@ def joint_posterior(log_gauss: Array, log_weights: Array, log_cat: Array
     top = np.where(np.isfinite(top), top, 0.0)
     total = np.log(np.exp(joint - top).sum(axis=1, keepdims=True)) + top
     return np.exp(joint - total), -total[:, 0]
+
+
+def joint_from_mixture(log_density: Array, log_resp: Array, log_cat: Array
+                       ) -> tuple[Array, Array]:
+    """:func:`joint_posterior` from what the Gaussian mixture's E-step gives.
+
+    ``OnlineGMM._estimate`` returns ``log f(x)`` (shape (n,)) and the log responsibilities
+    (n, K); their sum is ``log w_k + log N(x | k)``, so this is the composition point: the
+    returned responsibilities feed both ``OnlineGMM._learn`` and :meth:`Categoricals.learn`.
+
+    Examples
+    --------
+    >>> r, s = joint_from_mixture(np.array([-1.0]), np.log([[0.5, 0.5]]),
+    ...                           np.log([[0.9, 0.1]]))
+    >>> r.round(2).tolist(), s.round(3).tolist()
+    ([[0.9, 0.1]], [1.693])
+    """
+    k = log_resp.shape[1]
+    return joint_posterior(log_resp + log_density[:, None], np.zeros(k), log_cat)
 
 
 def accumulate(counts: list[Array], codes: NDArray[np.int64], resp: Array,

@@ -16,6 +16,7 @@ from streamem.errors import StateError
 from streamem.model._categorical import (
     Categoricals,
     accumulate,
+    joint_from_mixture,
     joint_posterior,
     log_categorical,
 )
@@ -175,3 +176,30 @@ def test_a_damaged_state_raises_state_error(damage) -> None:
     damage(state)
     with pytest.raises(StateError, match="categoricals"):
         Categoricals.from_state(state)
+
+
+def test_composed_with_the_gaussian_mixture_an_unseen_category_raises_the_surprise() -> None:
+    from streamem import OnlineGMM
+
+    rng = np.random.default_rng(2)
+    X = np.vstack([rng.normal(0, 1, (1500, 2)), rng.normal(6, 1, (1500, 2))])
+    methods = ["GET"] * 1500 + ["POST"] * 1500  # each cluster has its own method
+    order = rng.permutation(3000)
+    X, methods = X[order], [methods[i] for i in order]
+    gmm = OnlineGMM(n_components=2, random_state=0).fit(X)
+    cat = Categoricals(["method"], n_components=2, top=8)
+    for i in range(0, 3000, 500):  # the joint E-step feeds both M-steps
+        xb = X[i:i + 500]
+        codes = cat.encode({"method": methods[i:i + 500]}, learn=True)
+        lpn, log_resp, _, _ = gmm._estimate(xb)
+        resp, _ = joint_from_mixture(lpn, log_resp, cat.log_prob(codes))
+        cat.learn(codes, resp)
+        gmm._learn(xb, resp)
+    probe = np.array([[0.0, 0.0]] * 3)
+    lpn, log_resp, _, _ = gmm._estimate(probe)
+    codes = cat.encode({"method": ["GET", "POST", "TRACE"]}, learn=False)
+    _, surprise = joint_from_mixture(lpn, log_resp, cat.log_prob(codes))
+    # x fits the GET cluster: GET is expected, POST belongs to the other cluster, TRACE is new
+    assert surprise[0] < surprise[1] - 3 and surprise[2] > surprise[0] + 3
+    np.testing.assert_allclose(surprise[0], -lpn[0] - np.log(
+        np.exp(log_resp[0] + cat.log_prob(codes)[0]).sum()), rtol=1e-9)
