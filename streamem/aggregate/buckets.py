@@ -10,9 +10,10 @@ gets a zero-filled bucket for each span without events, so silence is a bucket w
 do not depend on how the stream is cut into batches, nor on a restart from
 :meth:`Aggregator.to_state` (open buckets, sketches included, are part of the state).
 
-A batch is grouped with numpy: one ``np.unique`` over (bucket, key) ids, ``bincount`` and
-``ufunc.at`` per feature, one sketch update per bucket (the HyperLogLog one per distinct
-value). Open buckets are rows of a matrix sorted by (bucket, key), so closing is a prefix.
+A batch is grouped with numpy: one ``np.unique`` over (bucket, key) ids, then
+:func:`~streamem.aggregate.reduce.reduce_feature` per feature (``bincount``, ``ufunc.at``),
+one sketch update per bucket (the HyperLogLog one per distinct value). Open buckets are
+rows of a matrix sorted by (bucket, key), so closing is a prefix.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.aggregate import columns as col
+from streamem.aggregate.reduce import reduce_feature
 from streamem.aggregate.result import Buckets, Rejection
 from streamem.aggregate.sketches import Distinct, Quantiles
 from streamem.aggregate.spec import NUMERIC, FeatureSpec
@@ -250,48 +252,11 @@ class Aggregator:
                 assert f.field is not None
                 x = nums[f.field][acc]
                 m &= ~np.isnan(x)
-            o, gi = self._off[j], inv[m]
-            if f.fn == "count":
-                part[:, o] = np.bincount(gi, minlength=g)
-            elif f.fn in ("sum", "mean"):
-                assert x is not None
-                part[:, o] = np.bincount(gi, weights=x[m], minlength=g)
-                if f.fn == "mean":
-                    part[:, o + 1] = np.bincount(gi, minlength=g)
-            elif f.fn in ("min", "max"):
-                assert x is not None
-                (np.minimum if f.fn == "min" else np.maximum).at(part[:, o], gi, x[m])
-            elif not len(gi):  # no matching values: the sketch functions have nothing to add
-                pass
-            elif f.fn == "quantile":
-                assert x is not None
-                order = np.argsort(gi, kind="stable")
-                groups, starts = np.unique(gi[order], return_index=True)
-                for grp, chunk in zip(groups.tolist(), np.split(x[m][order], starts[1:]),
-                                      strict=True):
-                    sketches[grp][self._sk_of[j]] = chunk
-            elif f.fn == "distinct_count":
-                assert f.field is not None
-                vc, uv = col.factorize(_picked(sub[f.field], m))
-                nv = max(len(uv), 1)
-                pairs = np.unique(gi * nv + vc)
-                groups, starts = np.unique(pairs // nv, return_index=True)
-                values = np.array(uv, dtype=object)[pairs % nv] if uv else np.zeros(0, object)
-                for grp, chunk in zip(groups.tolist(), np.split(values, starts[1:]),
-                                      strict=True):
-                    sketches[grp][self._sk_of[j]] = chunk.tolist()
-            else:  # count_by
-                assert f.field is not None and f.top is not None
-                vc, uv = col.factorize(_picked(sub[f.field], m))
-                vocab = self.vocab[f.name]
-                for v in uv:  # distinct values, in order of first appearance
-                    if v not in vocab and len(vocab) < f.top:
-                        vocab[v] = len(vocab)
-                slot = np.array([vocab.get(v, f.top) for v in uv], dtype=np.int64)[vc] \
-                    if uv else np.zeros(0, dtype=np.int64)
-                width = f.top + 1
-                part[:, o:o + width] = np.bincount(gi * width + slot, minlength=g * width
-                                                   ).reshape(g, width)
+            texts = _picked(sub[f.field], m) if f.fn in ("distinct_count", "count_by") \
+                and f.field else None
+            for grp, values in reduce_feature(f, inv[m], g, None if x is None else x[m], texts,
+                                              part, self._off[j], self.vocab.get(f.name)):
+                sketches[grp][self._sk_of[j]] = values
         self._merge(uniq, part, sketches, self._samples_of(acc, inv, g, lines))
 
     def _samples_of(self, acc: NDArray[np.intp], inv: NDArray[np.intp], g: int,
