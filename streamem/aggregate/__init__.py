@@ -4,9 +4,9 @@
 :class:`FeatureSpec` (:mod:`~streamem.aggregate.spec`) says what a bucket computes;
 :class:`Buckets` (:mod:`~streamem.aggregate.result`) are the closed ones;
 :mod:`~streamem.aggregate.reduce` and :mod:`~streamem.aggregate.columns` are the numpy
-kernels. The sketches (KLL
-quantiles, HyperLogLog distinct counts) are :mod:`~streamem.aggregate.sketches`, the only
-module that imports ``datasketches``; :mod:`~streamem.aggregate.state` is the snapshot.
+kernels. The sketches (KLL quantiles, HyperLogLog distinct counts) are
+:mod:`~streamem.aggregate.sketches`, the only module that imports ``datasketches``;
+:mod:`~streamem.aggregate.state` is the snapshot.
 """
 
 from __future__ import annotations
