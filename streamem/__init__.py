@@ -24,6 +24,7 @@ from streamem.errors import (
 )
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.detector import DetectionResult, Detector
+from streamem.scoring.keyed import KeyedDetector
 from streamem.scoring.threshold import FixedThreshold, SpotThreshold, Threshold
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ __all__ = (
     "Detector",
     "FixedThreshold",
     "InvalidInputError",
+    "KeyedDetector",
     "NotFittedError",
     "OnlineGMM",
     "SinkError",

@@ -275,7 +275,7 @@ def map_parameters(N: Array, S1: Array, S2: Array, pop: Population, kappa: float
     cov = second - mean[..., :, None] * mean[..., None, :]
     idx = np.arange(d)
     cov[..., idx, idx] += (reg * s2)[:, None, :]
-    L = np.linalg.cholesky(cov)
+    L = np.linalg.cholesky(cov).astype(np.float64, copy=False)
     W = lower_inverse(L)
     log_norm = -np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=-1) - 0.5 * d * LOG_2PI
     log_w = np.log(den) - np.log(kappa + n)[:, None]

@@ -3,6 +3,8 @@ invariants (weights sum to 1, positive definite covariances, grouping order)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,16 +44,17 @@ def _population(rng: np.random.Generator) -> Population:
                       A @ np.swapaxes(A, 1, 2) + np.eye(D))
 
 
-def _naive_map(N, S1, S2, pop, kappa, pool_var, reg):
+def _naive_map(N: Any, S1: Any, S2: Any, pop: Population, kappa: float, pool_var: Any,
+               reg: float) -> list[list[tuple[Any, Any, Any]]]:
     """The MAP formulas written out per key and component with plain loops."""
-    out = []
+    out: list[list[tuple[Any, Any, Any]]] = []
     for u in range(len(N)):
         n = N[u].sum()
         loc = S1[u].sum(0) / n if n > 0 else np.zeros(D)
         m2 = np.maximum(np.diag(S2[u].sum(0)) - S1[u].sum(0) * loc, 0.0)
         s2 = (kappa * pool_var + m2) / (kappa + n)
         Dm = np.diag(np.sqrt(s2))
-        comps = []
+        comps: list[tuple[Any, Any, Any]] = []
         for j in range(K):
             kj = kappa * pop.weights[j]
             mj = loc + np.sqrt(s2) * pop.means[j]
@@ -121,7 +124,7 @@ def test_key_moments_and_lower_inverse_match_numpy() -> None:
     assert np.allclose(loc[0], Y.mean(0))
     assert np.allclose(m2[0], ((Y - Y.mean(0)) ** 2).sum(0))
     A = rng.normal(size=(20, 5, 5))
-    L = np.linalg.cholesky(A @ np.swapaxes(A, 1, 2) + np.eye(5))
+    L = np.linalg.cholesky(A @ np.swapaxes(A, 1, 2) + np.eye(5)).astype(np.float64)
     assert np.allclose(lower_inverse(L), np.linalg.inv(L), atol=1e-10)
 
 
