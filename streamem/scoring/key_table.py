@@ -268,18 +268,20 @@ class KeyTable:
         self.dirty[slots] = False
         self.free = np.concatenate([self.free, slots])
 
-    def take_dirty(self) -> tuple[list[str], Array]:
-        """Keys and records to write at a checkpoint (dirty in memory, then spilled); clears
-        both marks."""
+    def dirty_records(self) -> tuple[list[str], Array]:
+        """Keys and records a checkpoint writes: dirty in memory, then spilled."""
         sel = self.dirty[self.sorted_slots]
         keys = self.key_text(self.sorted_keys[sel])
         rec = self.rec[self.sorted_slots[sel]]
-        self.dirty[:] = False
         if self.spill:
             keys += list(self.spill)
             rec = np.concatenate([rec, decode_blobs(list(self.spill.values()), self.layout)])
-            self.spill = {}
         return keys, rec
+
+    def mark_clean(self) -> None:
+        """After a committed checkpoint: nothing is dirty, the spill is written."""
+        self.dirty[:] = False
+        self.spill = {}
 
     def parse_keys(self, text: list[str]) -> NDArray[Any]:
         """Store text keys back to this table's key dtype."""

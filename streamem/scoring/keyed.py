@@ -155,6 +155,7 @@ class KeyedDetector(KeyedCounters):
         self.pool_ = np.zeros(5)  # pooled within-key m2 (sum over d later), df, E, P, X
         self.pool_m2_: Array | None = None
         self.n_events_ = self.n_anomalies_ = 0
+        self.now_ = -np.inf  # the latest ``now`` seen (the clock of key_idle_ttl)
 
     # ------------------------------------------------------------------ processing
     def process(self, X: ArrayLike, keys: ArrayLike, learn: ArrayLike | None = None,
@@ -251,8 +252,9 @@ class KeyedDetector(KeyedCounters):
         table.dirty[slots] = True
         self.n_events_ += n
         self.n_anomalies_ += int(flagged.sum())
+        self.now_ = max(self.now_, float(clock.max()))
         if self.key_idle_ttl is not None:
-            self.forget_idle(float(clock.max()) - self.key_idle_ttl)
+            self.forget_idle(self.now_ - self.key_idle_ttl)
         tnum = np.where(np.isfinite(thr), thr, -np.log10(self.alert_rate))
         return DetectionResult(
             scores=-log_prob, tail_probability=np.exp(log_tail), surprise=u,

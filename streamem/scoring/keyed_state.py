@@ -50,6 +50,7 @@ def dump_keyed(det: KeyedDetector, with_keys: bool) -> dict[str, Any]:
         "pool_m2": None if det.pool_m2_ is None else det.pool_m2_.copy(),
         "n_events": det.n_events_,
         "n_anomalies": det.n_anomalies_,
+        "now": det.now_,
         "table_counts": [0, 0, 0, 0] if t is None else [t.created, t.evictions, t.loads,
                                                         t.forgotten],
     }
@@ -96,6 +97,7 @@ def load_keyed(cls: type[KeyedDetector], state: Mapping[str, Any],
         det.pool_ = r.shaped("pool", (5,)).copy()
         det.pool_m2_ = None if r["pool_m2"] is None else r.array("pool_m2").copy()
         det.n_events_, det.n_anomalies_ = r.integer("n_events"), r.integer("n_anomalies")
+        det.now_ = r.number("now")
         kind = r["key_kind"]
         if kind is not None and d is not None:
             t = KeyTable(Layout(d, det.n_components), det.max_keys_in_memory, str(kind))
