@@ -202,7 +202,7 @@ class KeyedDetector(KeyedCounters):
             table.rec[slots[new]] = rec_new
         rec = table.rec[slots]
         anchor = lay.view(rec, "anchor")
-        N, S1, S2 = (lay.view(rec, f).copy() for f in ("N", "S1", "S2"))
+        N, S1, S2 = (lay.view(rec, f) for f in ("N", "S1", "S2"))
         tail, counts = lay.view(rec, "tail"), lay.view(rec, "counts")
         pop = self.population_ or Population.standard(Kc, d)
         params = map_parameters(N, S1, S2, pop, self.key_prior_events, self._pool_var(d),
@@ -224,8 +224,7 @@ class KeyedDetector(KeyedCounters):
         gn, g1, g2 = group_sums(Y, resp, order, starts)
         m = np.bincount(inv, weights=learned, minlength=len(uniq))
         f = self.gamma_ ** m
-        n_old, _, m2_old = key_moments(N * f[:, None], S1 * f[:, None, None],
-                                       S2 * f[:, None, None, None])
+        n_old, m2_old = params.n * f, params.m2 * f[:, None]   # the moments decay as a whole
         N = N * f[:, None] + gn
         S1 = S1 * f[:, None, None] + g1
         S2 = S2 * f[:, None, None, None] + g2
@@ -341,8 +340,10 @@ class KeyedDetector(KeyedCounters):
         R = resp[learned]
         g = self.gamma_ ** len(Z)
         pN, p1, p2 = self.pop_stats_
+        n, d = Z.shape
+        RZ = (R[:, :, None] * Z[:, None, :]).reshape(n, -1)
         self.pop_stats_ = (pN * g + R.sum(axis=0), p1 * g + R.T @ Z,
-                           p2 * g + np.einsum("nk,ni,nj->kij", R, Z, Z))
+                           p2 * g + (RZ.T @ Z).reshape(-1, d, d))
         self.population_ = population_params(*self.pop_stats_)
 
     def _thresholds(self, tail: Array) -> Array:
