@@ -12,10 +12,10 @@ from scipy.stats import chi2, multivariate_normal
 
 from streamem.model._keyed import (
     Population,
+    chol_whiten,
     group_rows,
     group_sums,
     key_moments,
-    lower_inverse,
     map_parameters,
     score_rows,
 )
@@ -114,7 +114,7 @@ def test_group_sums_match_a_loop_per_key() -> None:
             assert np.allclose(s2[gi, k], (R[sel, k, None] * Y[sel]).T @ Y[sel])
 
 
-def test_key_moments_and_lower_inverse_match_numpy() -> None:
+def test_key_moments_and_chol_whiten_match_numpy() -> None:
     rng = np.random.default_rng(2)
     Y = rng.normal(size=(30, D)) + 5
     R = rng.dirichlet(np.ones(K), size=30)
@@ -124,8 +124,11 @@ def test_key_moments_and_lower_inverse_match_numpy() -> None:
     assert np.allclose(loc[0], Y.mean(0))
     assert np.allclose(m2[0], ((Y - Y.mean(0)) ** 2).sum(0))
     A = rng.normal(size=(20, 5, 5))
-    L = np.linalg.cholesky(A @ np.swapaxes(A, 1, 2) + np.eye(5)).astype(np.float64)
-    assert np.allclose(lower_inverse(L), np.linalg.inv(L), atol=1e-10)
+    C = A @ np.swapaxes(A, 1, 2) + np.eye(5)
+    W, log_det = chol_whiten(C.reshape(4, 5, 5, 5))
+    L = np.linalg.cholesky(C)
+    assert np.allclose(W.reshape(20, 5, 5), np.linalg.inv(L), atol=1e-10)
+    assert np.allclose(log_det.ravel(), np.linalg.slogdet(C)[1] / 2)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
