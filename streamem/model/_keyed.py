@@ -14,6 +14,8 @@ standardised space (:func:`map_parameters`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -98,13 +100,14 @@ class KeyParams:
         return np.moveaxis(self.planes, (0, 1), (2, 3))
 
 
-def group_rows(slots: IntArray) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-    """Group rows by slot: a stable order, group starts, the slot and size of each group.
+def group_rows(slots: NDArray[Any]) -> tuple[IntArray, IntArray, NDArray[Any], IntArray]:
+    """Group rows by slot (or key): a stable order, group starts, the slot and size of each
+    group.
 
     Parameters
     ----------
     slots
-        Shape (n_samples,), the key slot of every row.
+        Shape (n_samples,), the key slot (or the key, int or str) of every row.
 
     Returns
     -------
@@ -381,11 +384,13 @@ def score_rows(Y: Array, group: IntArray, p: KeyParams) -> tuple[Array, Array, A
             w += Wg[i, j] * R[j]
         maha += w * w
     lw = p.log_weights[group]
-    lj = lw + p.log_norm[group] - 0.5 * maha                          # (n, K)
+    peak = lw + p.log_norm[group]                                     # (n, K)
+    maha *= -0.5
+    lj = maha + peak
     top = lj.max(axis=1)
     log_prob = top + np.log(np.exp(lj - top[:, None]).sum(axis=1))
     log_resp = lj - log_prob[:, None]
-    c = 2.0 * (lw + p.log_norm[group] - log_prob[:, None])
+    c = 2.0 * (peak - log_prob[:, None])
     terms = log_chi2_sf(c, float(d)) + lw
     tt = terms.max(axis=1)
     log_tail = np.minimum(tt + np.log(np.exp(terms - tt[:, None]).sum(axis=1)), 0.0)

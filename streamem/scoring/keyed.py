@@ -193,8 +193,11 @@ class KeyedDetector(KeyedCounters):
                                    np.zeros(0, bool))
         table = self._table(K_arr, d)
         lay, Kc = table.layout, self.n_components
-        uniq, first, inv = np.unique(K_arr, return_index=True, return_inverse=True)
-        inv = inv.reshape(-1)
+        # one stable sort groups the rows by key: the keys, each key's rows in arrival order
+        order, starts, uniq, n_rows = group_rows(K_arr)
+        first = order[starts]
+        inv = np.empty(n, dtype=np.intp)
+        inv[order] = np.repeat(np.arange(len(uniq)), n_rows)
         slots, new = table.lookup(uniq, first, self.store)
         if new.any():
             rec_new = table.rec[slots[new]]
@@ -216,7 +219,6 @@ class KeyedDetector(KeyedCounters):
         flagged = u > thr
         learned = allow & ~flagged if self.protect_model else allow.copy()
         # ---- learning: per-key sums in arrival order, decay by the key's own learned count
-        order, starts, _, n_rows = group_rows(inv)
         rank = np.empty(n)
         rank[order] = np.arange(n) - np.repeat(starts, n_rows)   # the row's place in its key
         warming = (counts[:, COUNT_EVENTS][inv] + rank < self.key_prior_events) | (not ready)
