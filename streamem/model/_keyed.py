@@ -255,22 +255,29 @@ def whiten_planes(T: Array) -> tuple[Array, Array]:
     matrix in ``T[i, j]`` (only the lower triangle is read); returns ``W`` the same way
     (upper entries 0) and ``log|L|`` (...)."""
     d = T.shape[0]
-    L = np.zeros_like(T)
+    L = np.empty_like(T)   # only the lower triangle is written and read
     inv_diag = np.empty((d, *T.shape[2:]))
+
+    def dot(a: Array, b: Array) -> Array:   # sum_k a[k] b[k] over a few planes, in order
+        out: Array = a[0] * b[0]
+        for k in range(1, len(a)):
+            out += a[k] * b[k]
+        return out
+
     for j in range(d):
-        piv = T[j, j] - np.einsum("k...,k...->...", L[j, :j], L[j, :j]) if j else T[j, j].copy()
+        piv = T[j, j] - dot(L[j, :j], L[j, :j]) if j else T[j, j].copy()
         np.maximum(piv, 1e-300, out=piv)
-        L[j, j] = np.sqrt(piv)
-        inv_diag[j] = 1.0 / L[j, j]
+        np.sqrt(piv, out=L[j, j])
+        np.divide(1.0, L[j, j], out=inv_diag[j])
         for i in range(j + 1, d):
-            acc = (T[i, j] - np.einsum("k...,k...->...", L[i, :j], L[j, :j]) if j
-                   else T[i, j].copy())
-            L[i, j] = acc * inv_diag[j]
-    W = np.zeros_like(T)
+            acc = T[i, j] - dot(L[i, :j], L[j, :j]) if j else T[i, j]
+            np.multiply(acc, inv_diag[j], out=L[i, j])
+    W = np.empty_like(T)
     for i in range(d):
+        W[i, i + 1:] = 0.0
         W[i, i] = inv_diag[i]
         for j in range(i):
-            W[i, j] = -np.einsum("k...,k...->...", L[i, j:i], W[j:i, j]) * inv_diag[i]
+            np.multiply(dot(L[i, j:i], W[j:i, j]), -inv_diag[i], out=W[i, j])
     log_det = -np.log(inv_diag).sum(axis=0)
     return W, log_det
 
@@ -375,22 +382,27 @@ def score_rows(Y: Array, group: IntArray, p: KeyParams) -> tuple[Array, Array, A
     (True, True)
     """
     d = Y.shape[1]
-    R = np.moveaxis(Y[:, None, :] - p.means[group], 2, 0)             # (d, n, K)
-    Wg = p.planes[:, :, group]                                        # (d, d, n, K)
+    # np.take: several times faster than fancy indexing along an inner axis
+    R = np.moveaxis(Y[:, None, :] - np.take(p.means, group, axis=0), 2, 0)   # (d, n, K)
+    Wg = np.take(p.planes, group, axis=2)                                    # (d, d, n, K)
     maha = np.zeros(R.shape[1:])
     for i in range(d):
         w = Wg[i, i] * R[i]
         for j in range(i):
             w += Wg[i, j] * R[j]
         maha += w * w
-    lw = p.log_weights[group]
-    peak = lw + p.log_norm[group]                                     # (n, K)
+    lw = np.take(p.log_weights, group, axis=0)
+    peak = lw + np.take(p.log_norm, group, axis=0)                    # (n, K)
     maha *= -0.5
     lj = maha + peak
     top = lj.max(axis=1)
     log_prob = top + np.log(np.exp(lj - top[:, None]).sum(axis=1))
     log_resp = lj - log_prob[:, None]
     c = 2.0 * (peak - log_prob[:, None])
+    # a term 300 beyond the row's smallest is below e^-150 of it: clip it into the table
+    # (the exact far-tail path is then taken only by rows far from every component)
+    cap = np.maximum(c.min(axis=1) + 300.0, 400.0)
+    np.minimum(c, cap[:, None], out=c)
     terms = log_chi2_sf(c, float(d)) + lw
     tt = terms.max(axis=1)
     log_tail = np.minimum(tt + np.log(np.exp(terms - tt[:, None]).sum(axis=1)), 0.0)

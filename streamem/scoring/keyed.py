@@ -203,7 +203,7 @@ class KeyedDetector(KeyedCounters):
             rec_new = table.rec[slots[new]]
             lay.view(rec_new, "anchor")[:] = A[first[new]]
             table.rec[slots[new]] = rec_new
-        rec = table.rec[slots]
+        rec = np.take(table.rec, slots, axis=0)
         anchor = lay.view(rec, "anchor")
         N, S1, S2 = (lay.view(rec, f) for f in ("N", "S1", "S2"))
         tail, counts = lay.view(rec, "tail"), lay.view(rec, "counts")
@@ -227,9 +227,12 @@ class KeyedDetector(KeyedCounters):
         m = np.bincount(inv, weights=learned, minlength=len(uniq))
         f = self.gamma_ ** m
         n_old, m2_old = params.n * f, params.m2 * f[:, None]   # the moments decay as a whole
-        N = N * f[:, None] + gn
-        S1 = S1 * f[:, None, None] + g1
-        S2 = S2 * f[:, None, None, None] + g2
+        N *= f[:, None]          # in place: these are views of the gathered records
+        N += gn
+        S1 *= f[:, None, None]
+        S1 += g1
+        S2 *= f[:, None, None, None]
+        S2 += g2
         n_new, _, m2_new = key_moments(N, S1, S2)
         self._learn_pool(d, n_old, m2_old, n_new, m2_new, int(learned.sum()))
         self._learn_population(Y, resp, learned, inv, params)
@@ -246,9 +249,6 @@ class KeyedDetector(KeyedCounters):
             fl[flagged] = clock[flagged]
             seen = np.maximum.reduceat(fl[order], starts)
             counts[:, LAST_ANOMALY] = np.where(seen > -np.inf, seen, counts[:, LAST_ANOMALY])
-        for name, value in (("N", N), ("S1", S1), ("S2", S2)):
-            a, b = lay.spans[name]
-            rec[:, a:b] = value.reshape(len(uniq), -1)
         table.rec[slots] = rec
         table.dirty[slots] = True
         self.n_events_ += n
