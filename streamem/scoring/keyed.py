@@ -50,13 +50,16 @@ from streamem.scoring.key_table import (
 )
 from streamem.scoring.keyed_support import (
     KeyedCounters,
+    check_keyed_params,
     check_keys,
     fit_population,
     key_severity,
     population_params,
     tail_threshold,
+    validate_batch,
 )
 from streamem.scoring.result import DetectionResult
+from streamem.types import FeatureContribution
 
 __all__ = ["KeyedDetector", "check_keys"]
 
@@ -139,7 +142,7 @@ class KeyedDetector(KeyedCounters):
         self.params: dict[str, Any] = {
             k: v for k, v in locals().items() if k not in ("self", "store", "__class__")
         }
-        _check(self.params)
+        check_keyed_params(self.params)
         self.n_components, self.half_life, self.alert_rate = n_components, half_life, alert_rate
         self.warmup, self.reg_covar, self.protect_model = warmup, reg_covar, protect_model
         self.feature_names, self.max_keys_in_memory = feature_names, max_keys_in_memory
@@ -185,7 +188,8 @@ class KeyedDetector(KeyedCounters):
             A row that is not finite, a bad key, the wrong width; nothing of the batch is
             used then.
         """
-        A, K_arr, allow, clock = self._validate(X, keys, learn, now)
+        A, K_arr, allow, clock = validate_batch(X, keys, learn, now, self.n_features_in_,
+                                                self.n_events_)
         n, d = A.shape
         if n == 0:
             e = np.empty(0)
@@ -264,39 +268,6 @@ class KeyedDetector(KeyedCounters):
         )
 
     # ------------------------------------------------------------------ parts
-    def _validate(self, X: ArrayLike, keys: ArrayLike, learn: ArrayLike | None,
-                  now: ArrayLike | None) -> tuple[Array, NDArray[Any], NDArray[np.bool_], Array]:
-        A = np.asarray(X, dtype=float)
-        A = A.reshape(1, -1) if A.ndim == 1 else A  # one event
-        if A.ndim != 2 or (self.n_features_in_ is not None and A.shape[1] != self.n_features_in_):
-            raise InvalidInputError(f"X has shape {A.shape}; pass (n_samples, "
-                                    f"{self.n_features_in_ or 'n_features'}) rows")
-        n = A.shape[0]
-        bad_row = np.flatnonzero(~np.isfinite(A).all(axis=1))
-        if len(bad_row):
-            raise InvalidInputError(f"row {int(bad_row[0])} has a missing or infinite value; "
-                                    "a KeyedDetector needs complete rows: impute or drop it")
-        K_arr = np.asarray(keys)
-        if K_arr.shape != (n,):
-            raise InvalidInputError(f"keys has shape {K_arr.shape} for {n} rows; give one key "
-                                    "per row")
-        if K_arr.dtype.kind in "iub":
-            K_arr = K_arr.astype(np.int64)
-        else:
-            K_arr = K_arr.astype(np.str_)
-            ok, why = check_keys(K_arr)
-            if not ok.all():
-                i = int(np.flatnonzero(~ok)[0])
-                raise InvalidInputError(f"key of row {i} is {why[i]}; dead-letter the rows "
-                                        "that check_keys() marks before process()")
-        allow = np.ones(n, dtype=bool) if learn is None else np.asarray(learn, bool).reshape(-1)
-        if len(allow) != n:
-            raise InvalidInputError(f"learn has {len(allow)} entries for {n} events; give one "
-                                    "bool per row of X")
-        clock = (self.n_events_ + np.arange(n, dtype=float) if now is None
-                 else np.broadcast_to(np.asarray(now, dtype=float), (n,)).copy())
-        return A, K_arr, allow, clock
-
     def _table(self, K_arr: NDArray[Any], d: int) -> KeyTable:
         kind = "int" if K_arr.dtype.kind == "i" else "str"
         if self.table_ is None:
@@ -382,6 +353,28 @@ class KeyedDetector(KeyedCounters):
         table.forgotten += len(old)
         return len(old)
 
+    def explain(self, x: ArrayLike, key: Any, top: int = 3) -> list[FeatureContribution]:
+        """Top features of one event of ``key`` by |conditional z-score| under the key's own
+        most responsible component (read-only; [] for an unknown key).
+
+        Returns
+        -------
+        list of FeatureContribution
+            Name, index, value, expected value given the other features, z.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> det = KeyedDetector(warmup=200, feature_names=["temp", "flow"])
+        >>> _ = det.process(rng.normal(size=(400, 2)) + [50.0, 0.0], np.zeros(400, int))
+        >>> det.explain([50.0, 9.0], 0)[0].name, det.explain([0.0, 0.0], 1)
+        ('flow', [])
+        """
+        from streamem.scoring.keyed_explain import explain_key
+
+        return explain_key(self, x, key, top)
+
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
         """Whole state: the detector's and every key's not in the store (versioned, no pickle)."""
@@ -404,13 +397,3 @@ class KeyedDetector(KeyedCounters):
 
         return load_keyed(cls, state, store)
 
-
-def _check(p: dict[str, Any]) -> None:
-    for name in ("half_life", "alert_rate", "key_prior_events", "key_calibration_peaks"):
-        if not float(p[name]) > 0:
-            raise InvalidInputError(f"{name}={p[name]!r} must be > 0")
-    if not 0 < p["alert_rate"] < 0.5:
-        raise InvalidInputError(f"alert_rate={p['alert_rate']!r} must be in (0, 0.5)")
-    for name in ("n_components", "warmup", "max_keys_in_memory"):
-        if int(p[name]) < 1:
-            raise InvalidInputError(f"{name}={p[name]!r} must be a positive integer")

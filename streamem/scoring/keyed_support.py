@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from streamem.errors import InvalidInputError
 from streamem.model._keyed import Population
 from streamem.scoring.key_table import COUNT_EVENTS
 from streamem.scoring.severity import KNOTS
@@ -15,8 +16,9 @@ from streamem.scoring.severity import KNOTS
 if TYPE_CHECKING:
     from streamem.scoring.key_table import KeyTable
 
-__all__ = ["MAX_KEY_CHARS", "KeyedCounters", "check_keys", "fit_population",
-           "key_severity", "population_params", "tail_threshold"]
+__all__ = ["MAX_KEY_CHARS", "KeyedCounters", "check_keyed_params", "check_keys",
+           "fit_population", "key_severity", "population_params", "tail_threshold",
+           "validate_batch"]
 
 Array = NDArray[np.float64]
 #: Longest key accepted, in characters.
@@ -168,3 +170,63 @@ class KeyedCounters:
             "keys_forgotten": 0 if t is None else t.forgotten,
             "keys_spilled": 0 if t is None else len(t.spill),
         }
+
+
+def validate_batch(X: ArrayLike, keys: ArrayLike, learn: ArrayLike | None, now: ArrayLike | None,
+                   n_features: int | None, n_events: int
+                   ) -> tuple[Array, NDArray[Any], NDArray[np.bool_], Array]:
+    """A batch of ``KeyedDetector.process`` checked: rows, keys, ``learn`` and the clock.
+
+    Raises
+    ------
+    InvalidInputError
+        What is wrong, with the row and the fix.
+
+    Examples
+    --------
+    >>> A, k, allow, clock = validate_batch([[1.0, 2.0]], ["a"], None, None, None, 5)
+    >>> k.tolist(), clock.tolist()
+    (['a'], [5.0])
+    """
+    A = np.asarray(X, dtype=float)
+    A = A.reshape(1, -1) if A.ndim == 1 else A  # one event
+    if A.ndim != 2 or (n_features is not None and A.shape[1] != n_features):
+        raise InvalidInputError(f"X has shape {A.shape}; pass (n_samples, "
+                                f"{n_features or 'n_features'}) rows")
+    n = A.shape[0]
+    bad_row = np.flatnonzero(~np.isfinite(A).all(axis=1))
+    if len(bad_row):
+        raise InvalidInputError(f"row {int(bad_row[0])} has a missing or infinite value; "
+                                "a KeyedDetector needs complete rows: impute or drop it")
+    K_arr = np.asarray(keys)
+    if K_arr.shape != (n,):
+        raise InvalidInputError(f"keys has shape {K_arr.shape} for {n} rows; give one key "
+                                "per row")
+    if K_arr.dtype.kind in "iub":
+        K_arr = K_arr.astype(np.int64)
+    else:
+        K_arr = K_arr.astype(np.str_)
+        ok, why = check_keys(K_arr)
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise InvalidInputError(f"key of row {i} is {why[i]}; dead-letter the rows "
+                                    "that check_keys() marks before process()")
+    allow = np.ones(n, dtype=bool) if learn is None else np.asarray(learn, bool).reshape(-1)
+    if len(allow) != n:
+        raise InvalidInputError(f"learn has {len(allow)} entries for {n} events; give one "
+                                "bool per row of X")
+    clock = (n_events + np.arange(n, dtype=float) if now is None
+             else np.broadcast_to(np.asarray(now, dtype=float), (n,)).copy())
+    return A, K_arr, allow, clock
+
+
+def check_keyed_params(p: dict[str, Any]) -> None:
+    """Refuse out-of-range constructor arguments of a keyed detector, naming them."""
+    for name in ("half_life", "alert_rate", "key_prior_events", "key_calibration_peaks"):
+        if not float(p[name]) > 0:
+            raise InvalidInputError(f"{name}={p[name]!r} must be > 0")
+    if not 0 < p["alert_rate"] < 0.5:
+        raise InvalidInputError(f"alert_rate={p['alert_rate']!r} must be in (0, 0.5)")
+    for name in ("n_components", "warmup", "max_keys_in_memory"):
+        if int(p[name]) < 1:
+            raise InvalidInputError(f"{name}={p[name]!r} must be a positive integer")

@@ -152,3 +152,22 @@ def test_a_malformed_state_names_the_field() -> None:
     s["pool"] = [1.0]
     with pytest.raises(StateError, match="pool"):
         KeyedDetector.from_state(s)
+
+
+def test_explain_names_the_feature_that_left_the_keys_own_normal_read_only() -> None:
+    f = fleet(30, 200, 3, anomaly_rate=0.0, seed=8)
+    det = KeyedDetector(warmup=500, max_keys_in_memory=20, feature_names=["a", "b", "c"],
+                        random_state=0)
+    _run(det, f.X, f.keys, batch=16)
+    t = det.table_
+    assert t is not None
+    evicted = sorted(set(range(30)) - set(t.keys().tolist()))[0]
+    for key in (int(t.keys()[0]), evicted):
+        rows = f.X[f.keys == key]
+        x = rows.mean(axis=0)
+        x[1] += 10 * rows[:, 1].std()
+        top = det.explain(x, key)
+        assert top[0].name == "b" and abs(top[0].z) > 5
+        assert abs(top[0].expected - rows[:, 1].mean()) < 3 * rows[:, 1].std()
+    assert det.n_keys_in_memory == 20 and det.counters()["keys_loaded"] == t.loads
+    assert det.explain(x, 12345) == []
