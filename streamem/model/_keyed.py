@@ -26,10 +26,12 @@ __all__ = [
     "KeyParams",
     "Population",
     "chol_whiten",
+    "cholesky_planes",
     "group_rows",
     "group_sums",
     "key_moments",
     "map_parameters",
+    "packed_group_sums",
     "score_rows",
     "whiten_planes",
 ]
@@ -77,9 +79,10 @@ class KeyParams:
         Shape (n_keys, K).
     means
         Shape (n_keys, K, d).
-    planes
-        ``W = L^{-1}`` (``L L^T`` the covariance, lower triangular) entry by entry, shape
-        (d, d, n_keys, K): ``planes[i, j]`` is entry ``(i, j)`` of every key and component.
+    chol, inv_diag
+        The Cholesky factor ``L`` of each covariance on entry planes, shape
+        (d, d, n_keys, K) (``chol[i, j]``: entry ``(i, j)`` of every key and component; only
+        the lower triangle is set), and ``1 / L_ii``, shape (d, n_keys, K).
     log_norm
         ``-log|L| - d/2 log 2 pi``, shape (n_keys, K).
     loc, scale
@@ -89,15 +92,17 @@ class KeyParams:
         (:func:`key_moments`).
     """
 
-    def __init__(self, log_weights: Array, means: Array, planes: Array, log_norm: Array,
-                 loc: Array, scale: Array, n: Array, m2: Array) -> None:
-        self.log_weights, self.means, self.planes = log_weights, means, planes
+    def __init__(self, log_weights: Array, means: Array, chol: Array, inv_diag: Array,
+                 log_norm: Array, loc: Array, scale: Array, n: Array, m2: Array) -> None:
+        self.log_weights, self.means, self.chol, self.inv_diag = log_weights, means, chol, inv_diag
         self.log_norm, self.loc, self.scale, self.n, self.m2 = log_norm, loc, scale, n, m2
 
     @property
     def whiten(self) -> Array:
-        """``W`` as a stack, shape (n_keys, K, d, d)."""
-        return np.moveaxis(self.planes, (0, 1), (2, 3))
+        """``W = L^{-1}`` as a stack, shape (n_keys, K, d, d), lower triangular."""
+        L = np.tril(np.moveaxis(self.chol, (0, 1), (2, 3)))
+        out: Array = np.tril(np.linalg.inv(L))
+        return out
 
 
 def group_rows(slots: NDArray[Any]) -> tuple[IntArray, IntArray, NDArray[Any], IntArray]:
@@ -161,23 +166,40 @@ def group_sums(Y: Array, resp: Array, order: IntArray, starts: IntArray
     >>> n.ravel().tolist(), s1.ravel().tolist(), s2.ravel().tolist()
     ([2.0, 1.0], [4.0, 2.0], [10.0, 4.0])
     """
+    K, d = resp.shape[1], Y.shape[1]
+    tot = packed_group_sums(Y, resp, order, starts)
+    g = len(starts)
+    return (tot[:, :K], tot[:, K:K + K * d].reshape(g, K, d),
+            tot[:, K + K * d:].reshape(g, K, d, d))
+
+
+def packed_group_sums(Y: Array, resp: Array, order: IntArray, starts: IntArray) -> Array:
+    """:func:`group_sums` packed as one row per group, ``[n | s1 | s2]`` flattened: the
+    layout of the statistics block of a key record, so it adds to it in one operation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> packed_group_sums(np.array([[2.0]]), np.ones((1, 1)), np.array([0]), np.array([0]))
+    array([[1., 2., 4.]])
+    """
     n, d = Y.shape
     K = resp.shape[1]
-    Yo, Ro = Y[order], resp[order]
-    ry = Ro[:, :, None] * Yo[:, None, :]                      # (n, K, d)
-    ryy = ry[:, :, :, None] * Yo[:, None, None, :]            # (n, K, d, d)
-    packed = np.concatenate([Ro, ry.reshape(n, K * d), ryy.reshape(n, K * d * d)], axis=1)
+    packed = np.empty((n, K + K * d + K * d * d))
+    packed[:, :K] = resp
+    ry = packed[:, K:K + K * d].reshape(n, K, d)              # views into packed
+    np.multiply(resp[:, :, None], Y[:, None, :], out=ry)
+    ryy = packed[:, K + K * d:].reshape(n, K, d, d)
+    np.multiply(ry[:, :, :, None], Y[:, None, None, :], out=ryy)
     # most groups of an interleaved batch have one row: take each group's first row, then
     # add the later rows in arrival order (the same sums as np.add.reduceat, cheaper)
-    tot = packed[starts]
+    tot = np.take(packed, order[starts], axis=0)
     later = np.ones(n, dtype=bool)
     later[starts] = False
     if later.any():
         grp = np.cumsum(~later) - 1
-        np.add.at(tot, grp[later], packed[later])
-    g = len(starts)
-    return (tot[:, :K], tot[:, K:K + K * d].reshape(g, K, d),
-            tot[:, K + K * d:].reshape(g, K, d, d))
+        np.add.at(tot, grp[later], np.take(packed, order[later], axis=0))
+    return tot
 
 
 def key_moments(N: Array, S1: Array, S2: Array) -> tuple[Array, Array, Array]:
@@ -250,34 +272,53 @@ def chol_whiten(A: Array) -> tuple[Array, Array]:
     return np.moveaxis(W, -1, 0).reshape(shape), log_det.reshape(shape[:-2])
 
 
-def whiten_planes(T: Array) -> tuple[Array, Array]:
-    """:func:`chol_whiten` on entry planes: ``T`` (d, d, ...) holds entry ``(i, j)`` of every
-    matrix in ``T[i, j]`` (only the lower triangle is read); returns ``W`` the same way
-    (upper entries 0) and ``log|L|`` (...)."""
+def _across(op: np.ufunc, a: Array) -> Array:
+    """``op`` reduced over the few columns of ``a`` (n, K), column by column (a reduction
+    along a short inner axis costs far more per element)."""
+    out: Array = op(a[:, 0], a[:, 1]) if a.shape[1] > 1 else a[:, 0].copy()
+    for k in range(2, a.shape[1]):
+        op(out, a[:, k], out=out)
+    return out
+
+
+def _dot(a: Array, b: Array) -> Array:
+    """``sum_k a[k] b[k]`` over a few planes, in order."""
+    out: Array = a[0] * b[0]
+    for k in range(1, len(a)):
+        out += a[k] * b[k]
+    return out
+
+
+def cholesky_planes(T: Array) -> tuple[Array, Array]:
+    """Cholesky factors on entry planes: ``T`` (d, d, ...) holds entry ``(i, j)`` of every
+    matrix in ``T[i, j]`` (only the lower triangle is read); returns ``L`` the same way (only
+    its lower triangle is set) and ``1 / L_ii`` (d, ...). A pivot that rounding makes
+    non-positive is raised to 1e-300."""
     d = T.shape[0]
-    L = np.empty_like(T)   # only the lower triangle is written and read
+    L = np.empty_like(T)
     inv_diag = np.empty((d, *T.shape[2:]))
-
-    def dot(a: Array, b: Array) -> Array:   # sum_k a[k] b[k] over a few planes, in order
-        out: Array = a[0] * b[0]
-        for k in range(1, len(a)):
-            out += a[k] * b[k]
-        return out
-
     for j in range(d):
-        piv = T[j, j] - dot(L[j, :j], L[j, :j]) if j else T[j, j].copy()
+        piv = T[j, j] - _dot(L[j, :j], L[j, :j]) if j else T[j, j].copy()
         np.maximum(piv, 1e-300, out=piv)
         np.sqrt(piv, out=L[j, j])
         np.divide(1.0, L[j, j], out=inv_diag[j])
         for i in range(j + 1, d):
-            acc = T[i, j] - dot(L[i, :j], L[j, :j]) if j else T[i, j]
+            acc = T[i, j] - _dot(L[i, :j], L[j, :j]) if j else T[i, j]
             np.multiply(acc, inv_diag[j], out=L[i, j])
+    return L, inv_diag
+
+
+def whiten_planes(T: Array) -> tuple[Array, Array]:
+    """:func:`chol_whiten` on entry planes (see :func:`cholesky_planes`): ``W = L^{-1}``
+    the same way (upper entries 0) and ``log|L|`` (...)."""
+    d = T.shape[0]
+    L, inv_diag = cholesky_planes(T)
     W = np.empty_like(T)
     for i in range(d):
         W[i, i + 1:] = 0.0
         W[i, i] = inv_diag[i]
         for j in range(i):
-            np.multiply(dot(L[i, j:i], W[j:i, j]), -inv_diag[i], out=W[i, j])
+            np.multiply(_dot(L[i, j:i], W[j:i, j]), -inv_diag[i], out=W[i, j])
     log_det = -np.log(inv_diag).sum(axis=0)
     return W, log_det
 
@@ -339,18 +380,19 @@ def map_parameters(N: Array, S1: Array, S2: Array, pop: Population, kappa: float
     sT, s2T = np.ascontiguousarray(s.T), np.ascontiguousarray(s2.T)
     C = np.empty((d, d, *N.shape))
     psi = pop.covariances
+    S2T = np.ascontiguousarray(np.moveaxis(S2, (2, 3), (0, 1)))   # (d, d, U, K)
     for i in range(d):
         for j in range(i + 1):
-            c = S2[:, :, i, j] * inv
+            c = S2T[i, j] * inv
             c += a * ((sT[i] * sT[j])[:, None] * psi[:, i, j] + mT[i] * mT[j])
             c -= meanT[i] * meanT[j]
             if i == j:
                 c += (reg * s2T[i])[:, None]
             C[i, j] = c
-    W, log_det = whiten_planes(C)
-    log_norm = -log_det - 0.5 * d * LOG_2PI
+    L, inv_diag = cholesky_planes(C)
+    log_norm = np.log(inv_diag).sum(axis=0) - 0.5 * d * LOG_2PI
     log_w = np.log(den) - np.log(kappa + n)[:, None]
-    return KeyParams(log_w, mean, W, log_norm, loc, s, n, m2)
+    return KeyParams(log_w, mean, L, inv_diag, log_norm, loc, s, n, m2)
 
 
 def score_rows(Y: Array, group: IntArray, p: KeyParams) -> tuple[Array, Array, Array]:
@@ -384,26 +426,28 @@ def score_rows(Y: Array, group: IntArray, p: KeyParams) -> tuple[Array, Array, A
     d = Y.shape[1]
     # np.take: several times faster than fancy indexing along an inner axis
     R = np.moveaxis(Y[:, None, :] - np.take(p.means, group, axis=0), 2, 0)   # (d, n, K)
-    Wg = np.take(p.planes, group, axis=2)                                    # (d, d, n, K)
-    maha = np.zeros(R.shape[1:])
+    # whitening by forward substitution, w = L^{-1} r, one plane (n, K) at a time
+    inv_diag = np.take(p.inv_diag, group, axis=1)
+    w = np.empty_like(R)
     for i in range(d):
-        w = Wg[i, i] * R[i]
+        acc = R[i].copy()
         for j in range(i):
-            w += Wg[i, j] * R[j]
-        maha += w * w
+            acc -= np.take(p.chol[i, j], group, axis=0) * w[j]
+        np.multiply(acc, inv_diag[i], out=w[i])
+    maha = _dot(w, w)
     lw = np.take(p.log_weights, group, axis=0)
     peak = lw + np.take(p.log_norm, group, axis=0)                    # (n, K)
     maha *= -0.5
     lj = maha + peak
-    top = lj.max(axis=1)
-    log_prob = top + np.log(np.exp(lj - top[:, None]).sum(axis=1))
+    top = _across(np.maximum, lj)
+    log_prob = top + np.log(_across(np.add, np.exp(lj - top[:, None])))
     log_resp = lj - log_prob[:, None]
     c = 2.0 * (peak - log_prob[:, None])
     # a term 300 beyond the row's smallest is below e^-150 of it: clip it into the table
     # (the exact far-tail path is then taken only by rows far from every component)
-    cap = np.maximum(c.min(axis=1) + 300.0, 400.0)
+    cap = np.maximum(_across(np.minimum, c) + 300.0, 400.0)
     np.minimum(c, cap[:, None], out=c)
     terms = log_chi2_sf(c, float(d)) + lw
-    tt = terms.max(axis=1)
-    log_tail = np.minimum(tt + np.log(np.exp(terms - tt[:, None]).sum(axis=1)), 0.0)
+    tt = _across(np.maximum, terms)
+    log_tail = np.minimum(tt + np.log(_across(np.add, np.exp(terms - tt[:, None]))), 0.0)
     return log_prob, log_resp, log_tail

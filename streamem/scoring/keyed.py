@@ -32,9 +32,9 @@ from streamem.errors import InvalidInputError
 from streamem.model._keyed import (
     Population,
     group_rows,
-    group_sums,
     key_moments,
     map_parameters,
+    packed_group_sums,
     score_rows,
 )
 from streamem.model._numeric import LN10
@@ -227,16 +227,14 @@ class KeyedDetector(KeyedCounters):
         rank[order] = np.arange(n) - np.repeat(starts, n_rows)   # the row's place in its key
         warming = (counts[:, COUNT_EVENTS][inv] + rank < self.key_prior_events) | (not ready)
         resp = np.exp(log_resp) * learned[:, None]
-        gn, g1, g2 = group_sums(Y, resp, order, starts)
+        sums = packed_group_sums(Y, resp, order, starts)
         m = np.bincount(inv, weights=learned, minlength=len(uniq))
         f = self.gamma_ ** m
         n_old, m2_old = params.n * f, params.m2 * f[:, None]   # the moments decay as a whole
-        N *= f[:, None]          # in place: these are views of the gathered records
-        N += gn
-        S1 *= f[:, None, None]
-        S1 += g1
-        S2 *= f[:, None, None, None]
-        S2 += g2
+        a, b = lay.spans["N"][0], lay.spans["S2"][1]            # N | S1 | S2, contiguous
+        stats = rec[:, a:b]
+        stats *= f[:, None]      # in place: N, S1 and S2 are views of these records
+        stats += sums
         n_new, _, m2_new = key_moments(N, S1, S2)
         self._learn_pool(d, n_old, m2_old, n_new, m2_new, int(learned.sum()))
         self._learn_population(Y, resp, learned, inv, params)
