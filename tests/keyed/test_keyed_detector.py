@@ -8,6 +8,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import streamem
 from streamem.errors import InvalidInputError, StateError
@@ -171,3 +173,27 @@ def test_explain_names_the_feature_that_left_the_keys_own_normal_read_only() -> 
         assert abs(top[0].expected - rows[:, 1].mean()) < 3 * rows[:, 1].std()
     assert det.n_keys_in_memory == 20 and det.counters()["keys_loaded"] == t.loads
     assert det.explain(x, 12345) == []
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_rows_of_different_keys_may_come_in_any_order(seed: int) -> None:
+    """Within a batch, only each key's own order matters: interleaving the keys differently
+    permutes the results and changes nothing else."""
+    f = fleet(15, 60, 3, seed=9)
+    det = KeyedDetector(warmup=300, random_state=0)
+    _run(det, f.X[:600], f.keys[:600], batch=200)
+    state = det.to_state()
+    rng = np.random.default_rng(seed)
+    X, keys = f.X[600:], f.keys[600:]
+    # random times, handed out to each key's rows in its own arrival order
+    t = rng.random(len(keys))
+    new_t = np.empty_like(t)
+    new_t[np.argsort(keys, kind="stable")] = t[np.lexsort((t, keys))]
+    perm = np.argsort(new_t)
+    assert all((np.diff(perm[keys[perm] == k]) > 0).all() for k in np.unique(keys))
+    assert not np.array_equal(perm, np.arange(len(perm)))
+    a = det.process(X, keys)
+    b = KeyedDetector.from_state(state).process(X[perm], keys[perm])
+    for name in ("scores", "surprise", "threshold", "is_anomaly", "learned", "warming_up"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name)[perm], err_msg=name)
