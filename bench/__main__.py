@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             sec = logs.measure(args.quick, args.loghub)
         elif name == "keys":
-            sec = keys.measure(args.quick)
+            sec = keys.measure(args.quick, args.skab)
         else:
             sec = soak.measure(minutes)
         write_section(sec, doc)
