@@ -102,15 +102,15 @@ def flat_memory(n_keys: int, in_memory: int, passes: int, tmp: Path) -> dict[str
         for i in range(0, len(mem), BATCH):
             part = mem[i:i + BATCH]
             det.process(rng.normal(size=(len(part), D)), part)
-        t, c = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), time.process_time()
         written = checkpoint(det, store)
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    c = det.counters()
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    counts = det.counters()
     store.close()
     return {"rss": rss, "rate": rate, "written": written, "checkpoint_s": statistics.median(times),
             "checkpoint_cpu_s": statistics.median(cpu),
-            "evicted": c["keys_evicted"], "loaded": c["keys_loaded"],
+            "evicted": counts["keys_evicted"], "loaded": counts["keys_loaded"],
             "db_bytes": (tmp / "keys.db").stat().st_size}
 
 
