@@ -214,18 +214,19 @@ class KeyedDetector(KeyedCounters):
         pop = self.population_ or Population.standard(Kc, d)
         params = map_parameters(N, S1, S2, pop, self.key_prior_events, self._pool_var(d),
                                 self.reg_covar)
-        Y = A - anchor[inv]
+        Y = A - np.take(anchor, inv, axis=0)
         log_prob, log_resp, log_tail = score_rows(Y, inv, params)
         u = -log_tail / LN10
         ready = self.population_ is not None
         t_key = self._thresholds(tail) if ready else np.full(len(uniq), np.inf)
-        thr = t_key[inv]
+        thr = np.take(t_key, inv)
         flagged = u > thr
         learned = allow & ~flagged if self.protect_model else allow.copy()
         # ---- learning: per-key sums in arrival order, decay by the key's own learned count
         rank = np.empty(n)
         rank[order] = np.arange(n) - np.repeat(starts, n_rows)   # the row's place in its key
-        warming = (counts[:, COUNT_EVENTS][inv] + rank < self.key_prior_events) | (not ready)
+        warming = (np.take(counts[:, COUNT_EVENTS], inv) + rank < self.key_prior_events)
+        warming |= not ready
         resp = np.exp(log_resp) * learned[:, None]
         sums = packed_group_sums(Y, resp, order, starts)
         m = np.bincount(inv, weights=learned, minlength=len(uniq))
@@ -298,7 +299,8 @@ class KeyedDetector(KeyedCounters):
                           inv: NDArray[np.intp], params: Any) -> None:
         if not learned.any():
             return
-        Z = (Y[learned] - params.loc[inv[learned]]) / params.scale[inv[learned]]
+        rows = inv[learned]
+        Z = (Y[learned] - np.take(params.loc, rows, axis=0)) / np.take(params.scale, rows, axis=0)
         if self.population_ is None:
             self.buffer_.append(Z)
             if sum(len(b) for b in self.buffer_) >= self.warmup:
