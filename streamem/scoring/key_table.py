@@ -223,6 +223,10 @@ class KeyTable:
 
     def _load(self, keys: NDArray[Any], slots: IntArray, new: NDArray[np.bool_],
               miss: IntArray, store: KeyStore | None) -> None:
+        if not self.spill and store is None:   # nowhere to load from: all new
+            new[miss] = True
+            self.created += len(keys)
+            return
         text = self.key_text(keys)
         found: dict[str, bytes] = {}
         if self.spill:
