@@ -133,7 +133,7 @@ class KeyedDetector(KeyedCounters):
         protect_model: bool = True,
         feature_names: list[str] | None = None,
         max_keys_in_memory: int = 100_000,
-        key_prior_events: float = 50.0,
+        key_prior_events: float = 10.0,
         key_idle_ttl: float | None = None,
         key_calibration_peaks: float = 50.0,
         store: KeyStore | None = None,
