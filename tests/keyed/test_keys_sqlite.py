@@ -165,3 +165,21 @@ def test_only_the_key_store_imports_sqlite3() -> None:
             if any(n.split(".")[0] == "sqlite3" for n in names):
                 users.append(path.relative_to(pkg).as_posix())
     assert sorted(set(users)) == ["state/keys_sqlite.py"]
+
+
+def test_a_checkpoint_during_the_population_warm_up_resumes_bit_for_bit(tmp_path: Path
+                                                                          ) -> None:
+    f = fleet(50, 40, 3, seed=11)
+    ref = _run(KeyedDetector(warmup=1200, random_state=0), f.X, f.keys)
+    with SqliteKeyStore(tmp_path / "k.db") as store:
+        det = KeyedDetector(warmup=1200, store=store, random_state=0)
+        first = _run(det, f.X[:640], f.keys[:640])
+        assert det.population_ is None   # still warming up: the buffer is in the meta
+        checkpoint(det, store, b"640")
+    with SqliteKeyStore(tmp_path / "k.db") as store:
+        det2, pos = restore(store)
+        second = _run(det2, f.X[640:], f.keys[640:])
+        assert pos == b"640" and det2.population_ is not None
+    for name in FIELDS:
+        np.testing.assert_array_equal(np.concatenate([first[name], second[name]]), ref[name],
+                                      err_msg=name)
