@@ -2,8 +2,10 @@
 
 The parameters of every key a batch touches are computed together from arrays shaped
 (n_keys, n_components, ...), so a batch spanning thousands of keys costs a fixed number of
-numpy calls: a stable argsort groups the rows by key, ``np.add.reduceat`` sums their
-statistics, and the batched Cholesky runs on the touched keys only.
+numpy calls: a stable argsort groups the rows by key, their statistics are summed per key
+(the first row of each key, then ``np.add.at`` for the others), and the Cholesky
+factorisation runs on the touched keys only, on entry planes
+(:mod:`streamem.model._keyed_linalg`).
 
 Each key holds decayed sufficient statistics relative to its own anchor ``a`` (its first
 row): ``N`` (n_keys, K), ``S1 = sum r y`` (n_keys, K, d), ``S2 = sum r y y^T``
@@ -19,21 +21,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from streamem.model._keyed_linalg import across, cholesky_planes, dot_planes
 from streamem.model._numeric import LOG_2PI
 from streamem.model._tail import log_chi2_sf
 
 __all__ = [
     "KeyParams",
     "Population",
-    "chol_whiten",
-    "cholesky_planes",
     "group_rows",
     "group_sums",
     "key_moments",
     "map_parameters",
     "packed_group_sums",
     "score_rows",
-    "whiten_planes",
 ]
 
 Array = NDArray[np.float64]
@@ -236,93 +236,6 @@ def key_moments(N: Array, S1: Array, S2: Array) -> tuple[Array, Array, Array]:
     return n, loc, m2
 
 
-def chol_whiten(A: Array) -> tuple[Array, Array]:
-    """``W = L^{-1}`` and ``log|L|`` for ``L L^T = A``, a stack of positive definite
-    matrices: Cholesky and triangular inverse entry by entry, each entry one vectorised
-    operation over the stack (for small ``d`` several times faster than
-    ``np.linalg.cholesky`` plus an inverse on thousands of matrices). A pivot that rounding
-    makes non-positive is raised to 1e-300.
-
-    Parameters
-    ----------
-    A
-        Shape (..., d, d), symmetric positive definite.
-
-    Returns
-    -------
-    W
-        Shape (..., d, d), lower triangular.
-    log_det
-        Shape (...,): ``sum log L_ii = log|A| / 2``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> A = np.array([[4.0, 2.0], [2.0, 5.0]])
-    >>> W, ld = chol_whiten(A[None])
-    >>> bool(np.allclose(W[0], np.linalg.inv(np.linalg.cholesky(A))))
-    True
-    >>> bool(np.isclose(ld[0], np.log(16.0) / 2))
-    True
-    """
-    shape = A.shape
-    d = shape[-1]
-    T = np.moveaxis(A.reshape(-1, d, d), 0, -1).copy()   # (d, d, M): entries contiguous
-    W, log_det = whiten_planes(T)
-    return np.moveaxis(W, -1, 0).reshape(shape), log_det.reshape(shape[:-2])
-
-
-def _across(op: np.ufunc, a: Array) -> Array:
-    """``op`` reduced over the few columns of ``a`` (n, K), column by column (a reduction
-    along a short inner axis costs far more per element)."""
-    out: Array = op(a[:, 0], a[:, 1]) if a.shape[1] > 1 else a[:, 0].copy()
-    for k in range(2, a.shape[1]):
-        op(out, a[:, k], out=out)
-    return out
-
-
-def _dot(a: Array, b: Array) -> Array:
-    """``sum_k a[k] b[k]`` over a few planes, in order."""
-    out: Array = a[0] * b[0]
-    for k in range(1, len(a)):
-        out += a[k] * b[k]
-    return out
-
-
-def cholesky_planes(T: Array) -> tuple[Array, Array]:
-    """Cholesky factors on entry planes: ``T`` (d, d, ...) holds entry ``(i, j)`` of every
-    matrix in ``T[i, j]`` (only the lower triangle is read); returns ``L`` the same way (only
-    its lower triangle is set) and ``1 / L_ii`` (d, ...). A pivot that rounding makes
-    non-positive is raised to 1e-300."""
-    d = T.shape[0]
-    L = np.empty_like(T)
-    inv_diag = np.empty((d, *T.shape[2:]))
-    for j in range(d):
-        piv = T[j, j] - _dot(L[j, :j], L[j, :j]) if j else T[j, j].copy()
-        np.maximum(piv, 1e-300, out=piv)
-        np.sqrt(piv, out=L[j, j])
-        np.divide(1.0, L[j, j], out=inv_diag[j])
-        for i in range(j + 1, d):
-            acc = T[i, j] - _dot(L[i, :j], L[j, :j]) if j else T[i, j]
-            np.multiply(acc, inv_diag[j], out=L[i, j])
-    return L, inv_diag
-
-
-def whiten_planes(T: Array) -> tuple[Array, Array]:
-    """:func:`chol_whiten` on entry planes (see :func:`cholesky_planes`): ``W = L^{-1}``
-    the same way (upper entries 0) and ``log|L|`` (...)."""
-    d = T.shape[0]
-    L, inv_diag = cholesky_planes(T)
-    W = np.empty_like(T)
-    for i in range(d):
-        W[i, i + 1:] = 0.0
-        W[i, i] = inv_diag[i]
-        for j in range(i):
-            np.multiply(_dot(L[i, j:i], W[j:i, j]), -inv_diag[i], out=W[i, j])
-    log_det = -np.log(inv_diag).sum(axis=0)
-    return W, log_det
-
-
 def map_parameters(N: Array, S1: Array, S2: Array, pop: Population, kappa: float,
                    pool_var: Array, reg: float) -> KeyParams:
     """The MAP mixture of every key under the population prior (NIW, strength ``kappa``).
@@ -434,20 +347,20 @@ def score_rows(Y: Array, group: IntArray, p: KeyParams) -> tuple[Array, Array, A
         for j in range(i):
             acc -= np.take(p.chol[i, j], group, axis=0) * w[j]
         np.multiply(acc, inv_diag[i], out=w[i])
-    maha = _dot(w, w)
+    maha = dot_planes(w, w)
     lw = np.take(p.log_weights, group, axis=0)
     peak = lw + np.take(p.log_norm, group, axis=0)                    # (n, K)
     maha *= -0.5
     lj = maha + peak
-    top = _across(np.maximum, lj)
-    log_prob = top + np.log(_across(np.add, np.exp(lj - top[:, None])))
+    top = across(np.maximum, lj)
+    log_prob = top + np.log(across(np.add, np.exp(lj - top[:, None])))
     log_resp = lj - log_prob[:, None]
     c = 2.0 * (peak - log_prob[:, None])
     # a term 300 beyond the row's smallest is below e^-150 of it: clip it into the table
     # (the exact far-tail path is then taken only by rows far from every component)
-    cap = np.maximum(_across(np.minimum, c) + 300.0, 400.0)
+    cap = np.maximum(across(np.minimum, c) + 300.0, 400.0)
     np.minimum(c, cap[:, None], out=c)
     terms = log_chi2_sf(c, float(d)) + lw
-    tt = _across(np.maximum, terms)
-    log_tail = np.minimum(tt + np.log(_across(np.add, np.exp(terms - tt[:, None]))), 0.0)
+    tt = across(np.maximum, terms)
+    log_tail = np.minimum(tt + np.log(across(np.add, np.exp(terms - tt[:, None]))), 0.0)
     return log_prob, log_resp, log_tail

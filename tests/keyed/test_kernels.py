@@ -12,13 +12,13 @@ from scipy.stats import chi2, multivariate_normal
 
 from streamem.model._keyed import (
     Population,
-    chol_whiten,
     group_rows,
     group_sums,
     key_moments,
     map_parameters,
     score_rows,
 )
+from streamem.model._keyed_linalg import chol_whiten
 
 K, D = 2, 3
 
