@@ -185,20 +185,21 @@ def packed_group_sums(Y: Array, resp: Array, order: IntArray, starts: IntArray) 
     """
     n, d = Y.shape
     K = resp.shape[1]
+    Yo, Ro = np.take(Y, order, axis=0), np.take(resp, order, axis=0)   # rows by group
     packed = np.empty((n, K + K * d + K * d * d))
-    packed[:, :K] = resp
+    packed[:, :K] = Ro
     ry = packed[:, K:K + K * d].reshape(n, K, d)              # views into packed
-    np.multiply(resp[:, :, None], Y[:, None, :], out=ry)
+    np.multiply(Ro[:, :, None], Yo[:, None, :], out=ry)
     ryy = packed[:, K + K * d:].reshape(n, K, d, d)
-    np.multiply(ry[:, :, :, None], Y[:, None, None, :], out=ryy)
-    # most groups of an interleaved batch have one row: take each group's first row, then
-    # add the later rows in arrival order (the same sums as np.add.reduceat, cheaper)
-    tot = np.take(packed, order[starts], axis=0)
+    np.multiply(ry[:, :, :, None], Yo[:, None, None, :], out=ryy)
+    if len(starts) == n:   # one row per group (an interleaved batch, mostly)
+        return packed
+    # each group's first row, then the later rows added in arrival order
+    tot = np.take(packed, starts, axis=0)
     later = np.ones(n, dtype=bool)
     later[starts] = False
-    if later.any():
-        grp = np.cumsum(~later) - 1
-        np.add.at(tot, grp[later], np.take(packed, order[later], axis=0))
+    grp = np.cumsum(~later) - 1
+    np.add.at(tot, grp[later], packed[later])
     return tot
 
 
