@@ -16,6 +16,7 @@ standardised space (:func:`map_parameters`).
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "group_rows",
     "group_sums",
     "key_moments",
+    "lower_index",
     "map_parameters",
     "packed_group_sums",
     "score_rows",
@@ -38,6 +40,29 @@ __all__ = [
 
 Array = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+
+
+@cache
+def lower_index(d: int) -> tuple[IntArray, IntArray]:
+    """Row and column of the ``d (d + 1) / 2`` lower-triangle entries, row by row: the order
+    in which a key record packs each ``S2`` (cached: do not modify).
+
+    Examples
+    --------
+    >>> [a.tolist() for a in lower_index(2)]
+    [[0, 1, 1], [0, 0, 1]]
+    """
+    rows, cols = np.tril_indices(d)
+    return rows.astype(np.intp), cols.astype(np.intp)
+
+
+def _packed(S2: Array) -> Array:
+    """``S2`` packed to its lower triangle (n_keys, K, T), if given as full matrices."""
+    if S2.ndim == 3:
+        return S2
+    rows, cols = lower_index(S2.shape[-1])
+    out: Array = S2[:, :, rows, cols]
+    return out
 
 
 class Population:
@@ -169,13 +194,18 @@ def group_sums(Y: Array, resp: Array, order: IntArray, starts: IntArray
     K, d = resp.shape[1], Y.shape[1]
     tot = packed_group_sums(Y, resp, order, starts)
     g = len(starts)
-    return (tot[:, :K], tot[:, K:K + K * d].reshape(g, K, d),
-            tot[:, K + K * d:].reshape(g, K, d, d))
+    rows, cols = lower_index(d)
+    s2 = np.empty((g, K, d, d))
+    low = tot[:, K + K * d:].reshape(g, K, len(rows))
+    s2[:, :, rows, cols] = low
+    s2[:, :, cols, rows] = low
+    return tot[:, :K], tot[:, K:K + K * d].reshape(g, K, d), s2
 
 
 def packed_group_sums(Y: Array, resp: Array, order: IntArray, starts: IntArray) -> Array:
-    """:func:`group_sums` packed as one row per group, ``[n | s1 | s2]`` flattened: the
-    layout of the statistics block of a key record, so it adds to it in one operation.
+    """:func:`group_sums` packed as one row per group, ``[n | s1 | s2]`` flattened with
+    ``s2`` as its lower triangle (:func:`lower_index`): the layout of the statistics block of
+    a key record, so it adds to it in one operation.
 
     Examples
     --------
@@ -186,12 +216,14 @@ def packed_group_sums(Y: Array, resp: Array, order: IntArray, starts: IntArray) 
     n, d = Y.shape
     K = resp.shape[1]
     Yo, Ro = np.take(Y, order, axis=0), np.take(resp, order, axis=0)   # rows by group
-    packed = np.empty((n, K + K * d + K * d * d))
+    rows, cols = lower_index(d)
+    T = len(rows)
+    packed = np.empty((n, K + K * d + K * T))
     packed[:, :K] = Ro
     ry = packed[:, K:K + K * d].reshape(n, K, d)              # views into packed
     np.multiply(Ro[:, :, None], Yo[:, None, :], out=ry)
-    ryy = packed[:, K + K * d:].reshape(n, K, d, d)
-    np.multiply(ry[:, :, :, None], Yo[:, None, None, :], out=ryy)
+    ryy = packed[:, K + K * d:].reshape(n, K, T)              # the lower triangle only
+    np.multiply(ry[:, :, rows], Yo[:, None, cols], out=ryy)
     if len(starts) == n:   # one row per group (an interleaved batch, mostly)
         return packed
     # each group's first row, then the later rows added in arrival order
@@ -209,7 +241,8 @@ def key_moments(N: Array, S1: Array, S2: Array) -> tuple[Array, Array, Array]:
     Parameters
     ----------
     N, S1, S2
-        Shapes (n_keys, K), (n_keys, K, d), (n_keys, K, d, d).
+        Shapes (n_keys, K), (n_keys, K, d), and (n_keys, K, d, d) or packed
+        (n_keys, K, d (d + 1) / 2) (:func:`lower_index`).
 
     Returns
     -------
@@ -226,12 +259,16 @@ def key_moments(N: Array, S1: Array, S2: Array) -> tuple[Array, Array, Array]:
     """
     K, d = S1.shape[1], S1.shape[2]
     n, s1 = N[:, 0].copy(), S1[:, 0].copy()
-    idx = np.arange(d)
-    s2 = S2[:, 0, idx, idx]
+    if S2.ndim == 4:
+        idx = np.arange(d)
+        diag = S2[:, :, idx, idx]
+    else:  # packed lower triangle: the diagonal of row i sits at i (i + 3) / 2
+        diag = S2[:, :, [i * (i + 3) // 2 for i in range(d)]]
+    s2 = diag[:, 0].copy()
     for k in range(1, K):  # a loop over the components, each vectorised over keys
         n += N[:, k]
         s1 += S1[:, k]
-        s2 += S2[:, k, idx, idx]
+        s2 += diag[:, k]
     loc = s1 / np.maximum(n, 1e-300)[:, None]
     m2 = np.maximum(s2 - s1 * loc, 0.0)
     return n, loc, m2
@@ -256,7 +293,8 @@ def map_parameters(N: Array, S1: Array, S2: Array, pop: Population, kappa: float
     Parameters
     ----------
     N, S1, S2
-        Shapes (n_keys, K), (n_keys, K, d), (n_keys, K, d, d).
+        Shapes (n_keys, K), (n_keys, K, d), and (n_keys, K, d, d) or packed
+        (n_keys, K, d (d + 1) / 2).
     pop
         The population mixture (K components, d features).
     kappa
@@ -294,10 +332,12 @@ def map_parameters(N: Array, S1: Array, S2: Array, pop: Population, kappa: float
     sT, s2T = np.ascontiguousarray(s.T), np.ascontiguousarray(s2.T)
     C = np.empty((d, d, *N.shape))
     psi = pop.covariances
-    S2T = np.ascontiguousarray(np.moveaxis(S2, (2, 3), (0, 1)))   # (d, d, U, K)
+    S2T = np.ascontiguousarray(np.moveaxis(_packed(S2), 2, 0))    # (T, U, K)
+    t = 0
     for i in range(d):
         for j in range(i + 1):
-            c = S2T[i, j] * inv
+            c = S2T[t] * inv
+            t += 1
             c += a * ((sT[i] * sT[j])[:, None] * psi[:, i, j] + mT[i] * mT[j])
             c -= meanT[i] * meanT[j]
             if i == j:

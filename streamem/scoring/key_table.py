@@ -42,7 +42,7 @@ class Layout:
     --------
     >>> lay = Layout(4, 2)
     >>> lay.size, lay.size * 8     # floats and bytes per key at d=4, K=2
-    (54, 432)
+    (42, 336)
     >>> lay.fields()[:3]
     [('anchor', 0, 4), ('N', 4, 6), ('S1', 6, 14)]
     """
@@ -51,7 +51,8 @@ class Layout:
 
     def __init__(self, d: int, K: int) -> None:
         self.d, self.K = d, K
-        sizes = (d, K, K * d, K * d * d, 3, 5)  # tail: E, P, X; counts below
+        # S2: the lower triangle of each component's scatter; tail: E, P, X; counts below
+        sizes = (d, K, K * d, K * d * (d + 1) // 2, 3, 5)
         edges = np.concatenate([[0], np.cumsum(sizes)]).tolist()
         self.spans = {n: (int(a), int(b)) for n, a, b in zip(self.NAMES, edges[:-1], edges[1:],
                                                             strict=True)}
@@ -62,9 +63,11 @@ class Layout:
         return [(n, *self.spans[n]) for n in self.NAMES]
 
     def view(self, rec: Array, name: str) -> Array:
-        """A field of records ``rec`` (n, R), reshaped: N (n, K), S1 (n, K, d), S2 (n, K, d, d)."""
+        """A field of records ``rec`` (n, R), reshaped: N (n, K), S1 (n, K, d), S2 (n, K, T)
+        (the lower triangle, :func:`~streamem.model._keyed.lower_index`)."""
         a, b = self.spans[name]
-        shape = {"S1": (self.K, self.d), "S2": (self.K, self.d, self.d)}.get(name, (b - a,))
+        T = self.d * (self.d + 1) // 2
+        shape = {"S1": (self.K, self.d), "S2": (self.K, T)}.get(name, (b - a,))
         return rec[:, a:b].reshape((len(rec), *shape))
 
 

@@ -15,7 +15,9 @@ from streamem.model._keyed import (
     group_rows,
     group_sums,
     key_moments,
+    lower_index,
     map_parameters,
+    packed_group_sums,
     score_rows,
 )
 from streamem.model._keyed_linalg import chol_whiten
@@ -161,3 +163,25 @@ def test_grouping_is_invariant_to_the_slot_numbering(seed: int, n: int) -> None:
     pos = np.searchsorted(g2, perm[g1])
     for x, y in zip(a, b, strict=True):
         assert np.array_equal(x, y[pos])
+
+
+def test_packed_lower_triangle_statistics_give_the_same_parameters() -> None:
+    """Key records hold each S2 as its lower triangle; full matrices give the same results."""
+    rng = np.random.default_rng(3)
+    N, S1, S2 = _stats(rng, 25, 40)
+    rows, cols = lower_index(D)
+    packed = S2[:, :, rows, cols]
+    pop = _population(rng)
+    a = map_parameters(N, S1, S2, pop, 5.0, np.ones(D), 1e-3)
+    b = map_parameters(N, S1, packed, pop, 5.0, np.ones(D), 1e-3)
+    for name in ("log_weights", "means", "inv_diag", "log_norm", "loc", "scale"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    np.testing.assert_array_equal(a.chol[rows, cols], b.chol[rows, cols])  # the set entries
+    for x, y in zip(key_moments(N, S1, S2), key_moments(N, S1, packed), strict=True):
+        np.testing.assert_array_equal(x, y)
+    Y = rng.normal(size=(50, D))
+    R = rng.dirichlet(np.ones(K), size=50)
+    order, starts, _, _ = group_rows(rng.integers(0, 5, 50))
+    tot = packed_group_sums(Y, R, order, starts)
+    full = group_sums(Y, R, order, starts)[2]
+    assert np.allclose(tot[:, K + K * D:].reshape(-1, K, len(rows)), full[:, :, rows, cols])
