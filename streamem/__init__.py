@@ -23,7 +23,9 @@ from streamem.errors import (
     StreamemError,
 )
 from streamem.model.gmm import OnlineGMM
+from streamem.model.hmm import OnlineHMM
 from streamem.scoring.detector import DetectionResult, Detector
+from streamem.scoring.temporal import HMMDetector
 from streamem.scoring.threshold import FixedThreshold, SpotThreshold, Threshold
 
 __version__ = "0.1.0"
@@ -33,9 +35,11 @@ __all__ = (
     "DetectionResult",
     "Detector",
     "FixedThreshold",
+    "HMMDetector",
     "InvalidInputError",
     "NotFittedError",
     "OnlineGMM",
+    "OnlineHMM",
     "SinkError",
     "SourceError",
     "SpotThreshold",
