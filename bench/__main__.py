@@ -15,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from bench import adbench, e2e, logs, nab, null, scenarios, skab, soak, temporal, throughput
+from bench import adbench, e2e, keys, logs, nab, null, scenarios, skab, soak, temporal, throughput
 from bench.common import (
     DEFAULT_SKAB,
     ORDER,
@@ -30,7 +30,7 @@ from bench.common import (
 )
 
 ALL = ("throughput", "kafka", "adbench", "nab", "skab", "scenarios", "temporal", "null", "e2e",
-       "logs", "soak")
+       "logs", "keys", "soak")
 
 
 def _broker_up() -> bool:
@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"   skipped: no Loghub data at {args.loghub} (pass --loghub PATH)")
                 continue
             sec = logs.measure(args.quick, args.loghub)
+        elif name == "keys":
+            sec = keys.measure(args.quick, args.skab)
         else:
             sec = soak.measure(minutes)
         write_section(sec, doc)

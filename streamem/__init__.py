@@ -25,6 +25,7 @@ from streamem.errors import (
 from streamem.model.gmm import OnlineGMM
 from streamem.model.hmm import OnlineHMM
 from streamem.scoring.detector import DetectionResult, Detector
+from streamem.scoring.keyed import KeyedDetector
 from streamem.scoring.temporal import HMMDetector
 from streamem.scoring.threshold import FixedThreshold, SpotThreshold, Threshold
 
@@ -37,6 +38,7 @@ __all__ = (
     "FixedThreshold",
     "HMMDetector",
     "InvalidInputError",
+    "KeyedDetector",
     "NotFittedError",
     "OnlineGMM",
     "OnlineHMM",

@@ -480,9 +480,16 @@ def test_source_lag_beyond_the_partition_cap_keeps_the_first_partitions() -> Non
 def test_report_lane_maps_a_daemon_lane_through_the_one_health_mapping() -> None:
     """What the daemon exports per lane: threshold in surprise units, model_generation the
     checkpoint sequence, model_updates the M-steps, counters advanced per lane from 0."""
+    from types import SimpleNamespace
+
     from streamem import Detector
     from streamem.metrics.health import report_lane
-    from streamem.runtime.lane import Lane
+
+    def Lane(key: str, detector: Detector, sequence: int = 0,
+             reported: dict[str, float] | None = None) -> Any:
+        """What report_lane reads of the runtime's lane (the LaneState protocol)."""
+        return SimpleNamespace(key=key, detector=detector, sequence=sequence,
+                               reported={} if reported is None else reported)
 
     rng = np.random.default_rng(3)
     m = Metrics(CollectorRegistry())
@@ -493,7 +500,7 @@ def test_report_lane_maps_a_daemon_lane_through_the_one_health_mapping() -> None
     assert m.value("streamem_model_generation") == 7.0
     assert m.value("streamem_ready") == 0.0  # readiness spans lanes: the daemon sets it
     lane.detector.process(rng.normal(size=(600, 2)))
-    lane.saved.mark(8, 0)  # the checkpointer saved checkpoint 8
+    lane.sequence = 8
     report_lane(m, lane)
     health = lane.detector.health()
     assert m.value("streamem_threshold") == health["threshold_surprise"]
@@ -501,8 +508,7 @@ def test_report_lane_maps_a_daemon_lane_through_the_one_health_mapping() -> None
     assert m.value("streamem_model_updates") == health["generation"] > 0
     assert m.value("streamem_model_components") == len(health["weights"])
     assert m.value("streamem_ready") == 0.0
-    other = Lane("p1", Detector(warmup=200, random_state=1))
-    other.reported["drift_alarms"] = 1.0
+    other = Lane("p1", Detector(warmup=200, random_state=1), reported={"drift_alarms": 1.0})
     lane.reported["drift_alarms"] = health["drift_alarms"] - 3  # 3 alarms not yet reported
     report_lane(m, lane)
     report_lane(m, other)  # 0 alarms, 1 reported: a counter never goes down
