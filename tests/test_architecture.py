@@ -238,6 +238,7 @@ LONG_MODULES = {
     "evaluation/metrics.py": 420,  # point, event and ranking metrics of one labelled stream
     "evaluation/scenarios.py": 450,  # the seeded synthetic streams, one generator each
     "integrations/river.py": 420,  # the one module that imports river (the adapter)
+    "model/_keyed.py": 420,  # the stacked per-key mixture kernels (one vectorised E/M step)
     "model/hmm.py": 420,  # one online-EM HMM: filter, statistics and M-step share its state
     "sinks/delivery.py": 480,  # the one delivery state machine the network sinks share
     "sinks/spool.py": 440,  # the durable on-disk FIFO: segments, recovery, replay
