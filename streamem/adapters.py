@@ -11,10 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from streamem.config import Config, SinkConfig
-from streamem.pipeline import Lane
 from streamem.rules import Rules
 from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.sources.base import Source
@@ -27,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "attach_rebalance",
-    "health_for_metrics",
     "make_dead_letter",
     "make_metrics",
     "make_sinks",
@@ -136,7 +132,8 @@ def make_metrics(cfg: Config, registry: Any, sinks: Sink,
                  history: History | None = None) -> tuple[Any, Any]:
     """``(Metrics, MetricsServer | None)`` for the ``metrics`` section; with a ``history``
     the server also serves the operator page and ``/api/v1`` (the ``ui`` section)."""
-    from streamem.metrics import Metrics, MetricsServer
+    from streamem.metrics.recorder import Metrics
+    from streamem.metrics.server import MetricsServer
 
     metrics = Metrics(registry)
     metrics.attach_sinks(getattr(sinks, "sinks", [sinks]))
@@ -161,38 +158,6 @@ def make_ui(cfg: Config, metrics: Any, history: History) -> UiApp:
         read_token=u.read_token.get() if u.read_token is not None else None,
         count_feedback=metrics.count_feedback, max_body_bytes=u.max_body_bytes,
     )
-
-
-def health_for_metrics(lane: Lane) -> dict[str, Any]:
-    """Detector health in the metric names of docs/contracts.md (and counter deltas applied
-    through ``lane.reported``)."""
-    det = lane.detector
-    h = det.health()
-    out: dict[str, Any] = {
-        "alert_rate_target": h["alert_rate_target"],
-        "tail_shape": h["tail_shape"], "tail_scale": h["tail_scale"],
-        "tail_peaks": h["tail_peaks"], "drift_cusum": h["drift_cusum"],
-        "drift_divergence": h["drift_divergence"], "drift_detected": h["drift_detected"],
-        "model_generation": float(lane.sequence),  # the checkpoint sequence
-        "model_updates": float(h["generation"]),  # M-steps
-    }
-    if det.ready_:
-        out["threshold"] = h["threshold_surprise"]  # surprise units, as docs/contracts.md says
-        out["model_components"] = h["n_components"]
-        out["component_weight"] = np.asarray(h["weights"])
-        out["component_mean_shift"] = np.asarray(h["mean_shift"])
-    return out
-
-
-def report_counters(metrics: Any, lane: Lane) -> None:
-    """Advance the drift and regime counters by what happened since the last report."""
-    h = lane.detector.health()
-    for key, inc in (("drift_alarms", metrics.count_drift_events),
-                     ("regime_changes", metrics.count_regime_changes)):
-        delta = int(h[key] - lane.reported.get(key, 0.0))
-        if delta > 0:
-            inc(delta)
-        lane.reported[key] = h[key]
 
 
 def attach_rebalance(daemon: Daemon, source: Source) -> None:

@@ -55,6 +55,7 @@ from streamem.errors import StateError
 from streamem.eventruns import partition_counts
 from streamem.features import FeatureExtractor
 from streamem.lifecycle import capture_signals
+from streamem.metrics.health import report_lane
 from streamem.pipeline import Lane, Pipeline, new_detector
 from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink, Sink
@@ -452,11 +453,8 @@ class Daemon:
         ready = bool(self.lanes) and all(ln.detector.ready_ for ln in self.lanes.values())
         if not (status.health_due() or force or ready != self._ready_reported):
             return
-        from streamem.adapters import health_for_metrics, report_counters
-
         for lane in self.lanes.values():
-            self.metrics.update_health(health_for_metrics(lane))
-            report_counters(self.metrics, lane)
+            report_lane(self.metrics, lane)
             if self.history is not None:
                 self.history.observe_model(lane.key, lane.detector.health())
         assert self._source is not None

@@ -352,7 +352,7 @@ def test_only_metrics_module_imports_prometheus_client() -> None:
         for p in (REPO / "streamem").rglob("*.py")
         if re.search(r"^\s*(from|import)\s+prometheus_client", p.read_text(), re.MULTILINE)
     ]
-    assert importers == ["streamem/metrics.py"]
+    assert importers == ["streamem/metrics/exporter.py"]
 
 
 def test_detector_health_feeds_the_metrics_directly() -> None:
@@ -469,9 +469,41 @@ def test_source_lag_pushed_by_the_loop_replaces_the_previous_set() -> None:
 
 
 def test_source_lag_beyond_the_partition_cap_keeps_the_first_partitions() -> None:
-    from streamem.metrics_catalog import MAX_LAG_PARTITIONS
+    from streamem.metrics.catalogue import MAX_LAG_PARTITIONS
 
     m = Metrics(CollectorRegistry())
     m.set_source_lag({p: 1 for p in range(MAX_LAG_PARTITIONS + 5)})
     assert sorted(m.source_lag()) == list(range(MAX_LAG_PARTITIONS))
     assert m.value("streamem_source_lag_events", partition=str(MAX_LAG_PARTITIONS)) is None
+
+
+def test_report_lane_maps_a_daemon_lane_through_the_one_health_mapping() -> None:
+    """What the daemon exports per lane: threshold in surprise units, model_generation the
+    checkpoint sequence, model_updates the M-steps, counters advanced per lane from 0."""
+    from streamem import Detector
+    from streamem.metrics.health import report_lane
+    from streamem.pipeline import Lane
+
+    rng = np.random.default_rng(3)
+    m = Metrics(CollectorRegistry())
+    lane = Lane("global", Detector(warmup=200, random_state=0), sequence=7)
+    report_lane(m, lane)  # before warm-up: the ready-only metrics stay NaN
+    assert math.isnan(m.value("streamem_threshold") or 0.0)
+    assert math.isnan(m.value("streamem_model_components") or 0.0)
+    assert m.value("streamem_model_generation") == 7.0
+    assert m.value("streamem_ready") == 0.0  # readiness spans lanes: the daemon sets it
+    lane.detector.process(rng.normal(size=(600, 2)))
+    lane.sequence = 8
+    report_lane(m, lane)
+    health = lane.detector.health()
+    assert m.value("streamem_threshold") == health["threshold_surprise"]
+    assert m.value("streamem_model_generation") == 8.0
+    assert m.value("streamem_model_updates") == health["generation"] > 0
+    assert m.value("streamem_model_components") == len(health["weights"])
+    assert m.value("streamem_ready") == 0.0
+    other = Lane("p1", Detector(warmup=200, random_state=1), reported={"drift_alarms": 1.0})
+    lane.reported["drift_alarms"] = health["drift_alarms"] - 3  # 3 alarms not yet reported
+    report_lane(m, lane)
+    report_lane(m, other)  # 0 alarms, 1 reported: a counter never goes down
+    assert m.value("streamem_drift_events_total") == 3.0
+    assert lane.reported["drift_alarms"] == health["drift_alarms"]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from streamem.metrics_catalog import FEEDBACK_VERDICTS
+from streamem.metrics.catalogue import FEEDBACK_VERDICTS
 from streamem.model._versioned import StateReader
 from streamem.scoring.result import DetectionResult
 from streamem.sinks.base import Incident

@@ -1,23 +1,34 @@
 """Liveness and readiness: the state behind ``/healthz``, ``/readyz`` and ``streamem_up``.
 
-:class:`Probes` is what :class:`~streamem.metrics.Metrics` inherits for the daemon loop to
-report that it runs (:meth:`Probes.heartbeat`, :meth:`Probes.set_up`), that warm-up is done
-(:meth:`Probes.set_ready`) and that a sink failure holds the checkpoint back
-(:meth:`Probes.set_sinks_blocked`), and for :class:`~streamem.metrics_server.MetricsServer`
-to answer the probes (:meth:`Probes.liveness`, :meth:`Probes.readiness`). Pure: the
-``streamem_up`` and ``streamem_ready`` gauges are set by ``Metrics`` through the
-:meth:`Probes._show_up` and :meth:`Probes._show_ready` hooks.
+:class:`Probes` is held by :class:`~streamem.metrics.recorder.Metrics`: the daemon loop
+reports through it that it runs (:meth:`Probes.heartbeat`, :meth:`Probes.set_up`), that
+warm-up is done (:meth:`Probes.set_ready`) and that a sink failure holds the checkpoint back
+(:meth:`Probes.set_sinks_blocked`); :class:`~streamem.metrics.server.MetricsServer` answers
+the probes from it (:meth:`Probes.liveness`, :meth:`Probes.readiness`). Pure: the owner
+publishes ``streamem_up`` and ``streamem_ready`` through the ``show_up`` and ``show_ready``
+callbacks.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 __all__ = ["Probes"]
 
 
+def _ignore(_: bool) -> None:
+    """Default callback: publish nothing."""
+
+
 class Probes:
     """Liveness (heartbeats, running or stopped) and readiness (warm-up done) of the loop.
+
+    Parameters
+    ----------
+    show_up, show_ready
+        Called with the new state on :meth:`set_up` and :meth:`set_ready` (the owner sets
+        the ``streamem_up`` and ``streamem_ready`` gauges there).
 
     Examples
     --------
@@ -26,7 +37,10 @@ class Probes:
     ((True, 'ok'), (True, 'ready'))
     """
 
-    def __init__(self) -> None:
+    def __init__(self, show_up: Callable[[bool], None] = _ignore,
+                 show_ready: Callable[[bool], None] = _ignore) -> None:
+        self._show_up = show_up
+        self._show_ready = show_ready
         self._last_beat = time.monotonic()
         self._stopped = False
         self._up = False
@@ -39,10 +53,10 @@ class Probes:
 
         Examples
         --------
-        >>> from streamem.metrics import Metrics
-        >>> m = Metrics(); m.heartbeat()
-        >>> m.liveness(timeout=10.0), m.value("streamem_up")
-        ((True, 'ok'), 1.0)
+        >>> shown = []
+        >>> p = Probes(show_up=shown.append); p.heartbeat(); p.heartbeat()
+        >>> p.liveness(timeout=10.0), shown
+        ((True, 'ok'), [True])
         """
         self._last_beat = time.monotonic()
         if not self._up:
@@ -58,10 +72,10 @@ class Probes:
 
         Examples
         --------
-        >>> from streamem.metrics import Metrics
-        >>> m = Metrics(); m.set_up(False)
-        >>> m.liveness(timeout=10.0)[0], m.value("streamem_up")
-        (False, 0.0)
+        >>> shown = []
+        >>> p = Probes(show_up=shown.append); p.set_up(False)
+        >>> p.liveness(timeout=10.0)[0], shown
+        (False, [False])
         """
         self._stopped = not up
         self._up = bool(up)
@@ -79,10 +93,10 @@ class Probes:
 
         Examples
         --------
-        >>> from streamem.metrics import Metrics
-        >>> m = Metrics(); m.set_ready(True)
-        >>> m.readiness(), m.value("streamem_ready")
-        ((True, 'ready'), 1.0)
+        >>> shown = []
+        >>> p = Probes(show_ready=shown.append); p.set_ready(True)
+        >>> p.readiness(), shown
+        ((True, 'ready'), [True])
         """
         self._ready = bool(ready)
         self._show_ready(ready)
@@ -98,13 +112,12 @@ class Probes:
 
         Examples
         --------
-        >>> from streamem.metrics import Metrics
-        >>> m = Metrics(); m.set_ready(True); m.set_sinks_blocked("sink file: disk full")
-        >>> m.readiness()
+        >>> p = Probes(); p.set_ready(True); p.set_sinks_blocked("sink file: disk full")
+        >>> p.readiness()
         (False, 'not ready: checkpoint held back, sink failing: sink file: disk full')
-        >>> m.value("streamem_sinks_blocked_seconds") >= 0.0, m.sinks_blocked_seconds() > 0
-        (True, True)
-        >>> m.set_sinks_blocked(None); m.readiness(), m.value("streamem_sinks_blocked_seconds")
+        >>> p.sinks_blocked_seconds() > 0
+        True
+        >>> p.set_sinks_blocked(None); p.readiness(), p.sinks_blocked_seconds()
         ((True, 'ready'), 0.0)
         """
         if reason is None:
@@ -168,9 +181,3 @@ class Probes:
         if blocked is not None:
             return False, f"not ready: checkpoint held back, sink failing: {blocked}"
         return (True, "ready") if self._ready else (False, "not ready: warming up")
-
-    def _show_up(self, up: bool) -> None:
-        """Hook: publish the running state (``Metrics`` sets ``streamem_up``)."""
-
-    def _show_ready(self, ready: bool) -> None:
-        """Hook: publish readiness (``Metrics`` sets ``streamem_ready``)."""

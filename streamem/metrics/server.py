@@ -1,7 +1,7 @@
 """The HTTP endpoints: ``/metrics``, ``/healthz`` and ``/readyz`` in a background thread.
 
 :class:`MetricsServer` serves the Prometheus exposition app of
-:class:`~streamem.metrics.Metrics` plus two probes:
+:class:`~streamem.metrics.recorder.Metrics` plus two probes:
 
 - ``/healthz``: 200 ``ok`` while the daemon loop calls :meth:`Metrics.heartbeat` at least every
   ``liveness_timeout`` seconds (counted from start-up for the first beat); 503 otherwise, or
@@ -23,16 +23,15 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from streamem.errors import ConfigError
 
-__all__ = ["MetricsServer", "Served", "SubApp"]
+__all__ = ["MetricsServer", "Served", "SubApp", "WsgiApp"]
 
-# the metrics logger: messages keep the name they had before the module was split
-logger = logging.getLogger("streamem.metrics")
+logger = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Sequence[bytes]]
 
 
 class Served(Protocol):
-    """What the server needs of :class:`~streamem.metrics.Metrics`."""
+    """What the server needs of :class:`~streamem.metrics.recorder.Metrics`."""
 
     def wsgi_app(self) -> WsgiApp: ...
 
@@ -87,7 +86,7 @@ class MetricsServer:
     Examples
     --------
     >>> import urllib.request
-    >>> from streamem.metrics import Metrics
+    >>> from streamem.metrics.recorder import Metrics
     >>> m = Metrics()
     >>> with MetricsServer(m, "127.0.0.1", 0) as srv:
     ...     urllib.request.urlopen(f"{srv.url}/healthz").read()
@@ -127,7 +126,7 @@ class MetricsServer:
 
         Examples
         --------
-        >>> from streamem.metrics import Metrics
+        >>> from streamem.metrics.recorder import Metrics
         >>> with MetricsServer(Metrics(), "127.0.0.1", 0) as srv:
         ...     srv.url == f"http://127.0.0.1:{srv.port}"
         True
@@ -158,7 +157,7 @@ class MetricsServer:
 
         Examples
         --------
-        >>> from streamem.metrics import Metrics
+        >>> from streamem.metrics.recorder import Metrics
         >>> srv = MetricsServer(Metrics(), "127.0.0.1", 0)
         >>> srv.close(); srv.close()
         """

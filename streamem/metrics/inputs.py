@@ -1,25 +1,27 @@
 """Values exported at scrape time from where they already live: sink stats and source lag.
 
-:class:`ScrapeInputs` is what :class:`~streamem.metrics.Metrics` inherits to be told where
+:class:`ScrapeInputs` is held by :class:`~streamem.metrics.recorder.Metrics` to be told where
 those values are (:meth:`ScrapeInputs.attach_sinks`, :meth:`ScrapeInputs.set_source_lag`);
-its scrape-time collector reads them back (:attr:`ScrapeInputs.sinks`,
-:meth:`ScrapeInputs.source_lag`), so keeping them current costs the daemon loop nothing.
-Pure: no prometheus_client here.
+the scrape-time collector of :mod:`streamem.metrics.exporter` reads them back, with the rest
+of the scrape-time state, as one :class:`Scrape`, so keeping them current costs the daemon
+loop nothing. Pure: no prometheus_client here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from streamem.metrics_catalog import MAX_LAG_PARTITIONS
+import numpy as np
+
+from streamem.metrics.catalogue import MAX_LAG_PARTITIONS
 from streamem.sinks.base import SinkStats
 
-__all__ = ["HasSinkStats", "ScrapeInputs"]
+__all__ = ["HasSinkStats", "Scrape", "ScrapeInputs"]
 
-# the metrics logger: messages keep the name they had before the module was split
-logger = logging.getLogger("streamem.metrics")
+logger = logging.getLogger(__name__)
 
 
 class HasSinkStats(Protocol):
@@ -27,6 +29,39 @@ class HasSinkStats(Protocol):
 
     name: str
     stats: SinkStats
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """Everything the scrape-time collector exports, copied out under the owner's lock.
+
+    Attributes
+    ----------
+    ll_bounds
+        Upper bounds of the finite ``streamem_log_likelihood`` buckets, shape (n_buckets,).
+    ll_counts
+        Events per bucket (not cumulative), the last one above every bound, shape
+        (n_buckets + 1,).
+    arrays
+        Per-component values by metric name without ``streamem_``, each shape
+        (n_components,).
+    checkpoint_age
+        Seconds since the last durable checkpoint.
+    sinks_blocked_seconds
+        Seconds a sink failure has held the checkpoint back (0.0 if none).
+    sinks
+        The sinks whose ``stats`` are exported.
+    source_lag
+        ``{partition: events behind}``.
+    """
+
+    ll_bounds: np.ndarray[Any, Any]
+    ll_counts: np.ndarray[Any, Any]
+    arrays: dict[str, np.ndarray[Any, Any]]
+    checkpoint_age: float
+    sinks_blocked_seconds: float
+    sinks: list[HasSinkStats]
+    source_lag: dict[int, int]
 
 
 class ScrapeInputs:
@@ -63,10 +98,9 @@ class ScrapeInputs:
         --------
         >>> class Stub:
         ...     name, stats = "file", SinkStats(delivered=3)
-        >>> from streamem.metrics import Metrics
-        >>> m = Metrics(); m.attach_sinks([Stub()])
-        >>> m.value("streamem_sink_deliveries_total", sink="file")
-        3.0
+        >>> s = ScrapeInputs(); s.attach_sinks([Stub()])
+        >>> [(x.name, x.stats.delivered) for x in s.sinks]
+        [('file', 3)]
         """
         self._sinks = list(sinks)
 
@@ -85,10 +119,9 @@ class ScrapeInputs:
 
         Examples
         --------
-        >>> from streamem.metrics import Metrics
-        >>> m = Metrics(); m.set_source_lag({0: 40, 1: 2})
-        >>> m.value("streamem_source_lag_events", partition="1")
-        2.0
+        >>> s = ScrapeInputs(); s.set_source_lag({0: 40, 1: 2})
+        >>> s.source_lag()[1]
+        2
         """
         stored = {int(p): int(v) for p, v in lag.items()}
         if len(stored) > MAX_LAG_PARTITIONS:

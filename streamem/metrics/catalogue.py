@@ -1,7 +1,8 @@
-"""The metric catalogue: bounded label values, histogram buckets and health-key mapping.
+"""The metric catalogue: bounded label values, histogram buckets and the model-health metrics.
 
-What ``docs/contracts.md`` promises about label sets and which detector health keys feed which
-metric; :class:`streamem.metrics.Metrics` builds its metrics from these. Pure data.
+What ``docs/contracts.md`` promises about names and label sets; :mod:`streamem.metrics.exporter`
+builds the Prometheus metrics from these and :mod:`streamem.metrics.health` maps detector
+health onto :data:`HEALTH_GAUGES` and :data:`COMPONENT_ARRAYS`. Pure data.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ __all__ = [
     "COMPONENT_ARRAYS",
     "EVENT_OUTCOMES",
     "FEEDBACK_VERDICTS",
-    "HEALTH_ALIASES",
-    "HEALTH_CUMULATIVE",
     "HEALTH_GAUGES",
-    "HEALTH_NOT_EXPORTED",
     "LOG_LIKELIHOOD_BUCKETS",
     "MAX_LAG_PARTITIONS",
     "REJECT_REASONS",
@@ -45,21 +43,11 @@ HEALTH_GAUGES = {
     "model_updates": "M-steps applied to the model (Detector.health()['generation'])",
     "log_likelihood_mean": "exponentially weighted mean log-likelihood of recent events",
 }
-"""Scalar keys of ``Metrics.update_health``: the metric name without ``streamem_``."""
+"""Model-health gauges: the metric name without ``streamem_``, and its help text."""
 COMPONENT_ARRAYS = {
     "component_weight": "mixture weights",
     "component_mean_shift": "mean shift vs reference, in reference Mahalanobis units",
 }
-HEALTH_ALIASES = {
-    "threshold_surprise": "threshold",
-    "generation": "model_updates",
-    "n_components": "model_components",
-    "weights": "component_weight",
-    "mean_shift": "component_mean_shift",
-}
-"""Keys of ``Detector.health()`` and the metric (without ``streamem_``) they feed."""
-HEALTH_CUMULATIVE = {"drift_alarms": "drift_events", "regime_changes": "regime_changes"}
-"""Cumulative detector counts turned into counter increments (see ``Metrics.update_health``)."""
-HEALTH_NOT_EXPORTED = frozenset({"events", "anomalies", "learned", "reseeds"})
+"""Per-component gauges (label ``component`` = 0..K-1), by name without ``streamem_``."""
 MAX_LAG_PARTITIONS = 4096
 """Most partitions exported by ``streamem_source_lag_events`` (the first ones, by number)."""
