@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streamem.alerting.rules import Rules
 from streamem.config import Config, SinkConfig
-from streamem.rules import Rules
 from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.sources.base import Source
 from streamem.state.base import CheckpointStore
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 def _security(cfg: Config) -> Any:
-    from streamem.sources.kafka.security import KafkaSecurity
+    from streamem.kafka.settings import KafkaSecurity
 
     s = cfg.source
     return KafkaSecurity(

@@ -20,16 +20,17 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from streamem.alerting.incidents import IncidentTracker
+from streamem.alerting.records import AnomalyRecord, Incident
+from streamem.alerting.rules import Rules
 from streamem.config import Config
 from streamem.eventruns import EventBuffer, EventRuns, runs_of
 from streamem.features import DecodedBatch, FeatureExtractor
-from streamem.incidents import IncidentTracker
 from streamem.logs import RateLimitedLog
 from streamem.parsing import evidence
-from streamem.rules import Rules
 from streamem.scoring.detector import DetectionResult, Detector
-from streamem.sinks.base import DeadLetterSink, Incident, Sink
-from streamem.types import AnomalyRecord, EventBatch, RawEvent, partition_of
+from streamem.sinks.base import DeadLetterSink, Sink
+from streamem.types import EventBatch, RawEvent, partition_of
 from streamem.ui.history import History
 
 __all__ = ["BatchOutcome", "Lane", "Pipeline", "new_detector"]

@@ -13,20 +13,19 @@ import streamem
 PKG = Path(streamem.__file__).resolve().parent
 OUTSIDE = {"kafka", "prometheus_client", "yaml", "httpx", "orjson", "matplotlib", "river",
            "sklearn", "drain3", "jsonpickle"}
-# the only modules allowed to import each outside library; an entry ending in "/" is an adapter
-# package (one adapter split into modules): any module inside it may import the library
-ADAPTERS = {
-    "kafka": {"sources/kafka/", "sinks/kafka.py", "state/kafka_store.py"},
-    "prometheus_client": {"metrics/exporter.py"},
-    "yaml": {"config/load.py"},
-    "httpx": {"sinks/http.py"},
-    "orjson": {"features.py"},
-    "matplotlib": {"evaluation/report.py"},
-    "river": {"integrations/river.py"},
+# the one module allowed to import each outside library (its adapter; None: no module may)
+ADAPTERS: dict[str, str | None] = {
+    "kafka": "kafka/client.py",
+    "prometheus_client": "metrics/exporter.py",
+    "yaml": "config/load.py",
+    "httpx": "sinks/http.py",
+    "orjson": "features.py",
+    "matplotlib": "evaluation/report.py",
+    "river": "integrations/river.py",
     # OnlineGMM follows scikit-learn's conventions duck-typed: no module imports it
-    "sklearn": set(),
-    "drain3": {"parsing/templates.py"},
-    "jsonpickle": set(),  # Drain3's persistence format: never imported (state is plain JSON)
+    "sklearn": None,
+    "drain3": "parsing/templates.py",
+    "jsonpickle": None,  # Drain3's persistence format: never imported (state is plain JSON)
 }
 
 
@@ -41,13 +40,24 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
-def test_each_outside_library_has_its_adapter_modules_only() -> None:
-    for path in sorted(PKG.rglob("*.py")):
-        rel = path.relative_to(PKG).as_posix()
-        for lib in _imports(path) & OUTSIDE:
-            allowed = ADAPTERS[lib]
-            ok = rel in allowed or any(a.endswith("/") and rel.startswith(a) for a in allowed)
-            assert ok, f"{rel} imports {lib}; only {allowed} may"
+def _adapter_violations(imports: dict[str, set[str]],
+                        adapters: dict[str, str | None]) -> list[str]:
+    """``"module imports lib"`` for each outside library imported outside its one adapter."""
+    return sorted(f"{rel} imports {lib}" for rel, libs in imports.items()
+                  for lib in libs & set(adapters) if rel != adapters[lib])
+
+
+def test_adapter_checker_finds_a_second_kafka_importer() -> None:
+    planted = {"kafka/client.py": {"kafka"}, "sinks/kafka.py": {"kafka", "streamem"},
+               "metrics/exporter.py": {"prometheus_client"}, "model/gmm.py": {"sklearn"}}
+    assert _adapter_violations(planted, ADAPTERS) == ["model/gmm.py imports sklearn",
+                                                      "sinks/kafka.py imports kafka"]
+
+
+def test_each_outside_library_has_its_one_adapter_module() -> None:
+    imports = {p.relative_to(PKG).as_posix(): _imports(p) for p in sorted(PKG.rglob("*.py"))}
+    assert "kafka" in imports["kafka/client.py"]  # the checker sees real imports
+    assert _adapter_violations(imports, ADAPTERS) == []
 
 
 def test_core_imports_only_numpy_scipy_and_itself() -> None:
@@ -160,3 +170,55 @@ def test_no_import_cycles() -> None:
     graph = _module_graph()
     assert "streamem.scoring.detector" in graph["streamem"]  # the graph sees real imports
     assert _cycles(graph) == [], "import cycles among streamem modules"
+
+
+# a package and the packages it must not import, lazily or not: alerting makes the records
+# that the sinks deliver, so it never depends on a sink (or on the runtime that wires them);
+# sinks and state share the Kafka client settings through streamem.kafka, not the source's
+_RUNTIME = ("streamem.pipeline", "streamem.daemon", "streamem.runtime")
+LAYERS: dict[str, tuple[str, ...]] = {
+    "streamem.alerting": ("streamem.sinks", "streamem.sources", "streamem.state", *_RUNTIME),
+    "streamem.kafka": ("streamem.sinks", "streamem.sources", "streamem.state", *_RUNTIME),
+    "streamem.sinks": ("streamem.sources", "streamem.state", *_RUNTIME),
+    "streamem.state": ("streamem.sources", "streamem.sinks", *_RUNTIME),
+}
+
+
+def _all_streamem_imports(path: Path) -> set[str]:
+    """Every ``streamem...`` module a file imports, at module level or inside functions."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m.split(".")[0] == "streamem"}
+
+
+def _layer_violations(imports: dict[str, set[str]],
+                      layers: dict[str, tuple[str, ...]]) -> list[str]:
+    """``"importer -> imported"`` for each import a layer rule forbids."""
+    def under(mod: str, pkg: str) -> bool:
+        return mod == pkg or mod.startswith(pkg + ".")
+
+    return sorted(f"{mod} -> {dep}" for mod, deps in imports.items() for dep in deps
+                  for pkg, banned in layers.items() if under(mod, pkg)
+                  for b in banned if under(dep, b))
+
+
+def test_layer_checker_finds_a_planted_violation() -> None:
+    planted = {"streamem.alerting.records": {"streamem.errors"},
+               "streamem.alerting.incidents": {"streamem.sinks.base", "streamem.logs"},
+               "streamem.sinks.base": {"streamem.alerting.records"}}
+    assert _layer_violations(planted, LAYERS) == [
+        "streamem.alerting.incidents -> streamem.sinks.base"]
+
+
+def test_leaf_packages_do_not_import_their_users() -> None:
+    imports = {}
+    for p in PKG.rglob("*.py"):
+        parts = ("streamem", *p.relative_to(PKG).with_suffix("").parts)
+        imports[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = \
+            _all_streamem_imports(p)
+    assert "streamem.alerting.records" in imports["streamem.sinks.base"]  # sees real imports
+    assert _layer_violations(imports, LAYERS) == []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from streamem.alerting.incidents import IncidentTracker
+from streamem.alerting.records import AnomalyRecord
 from streamem.errors import ConfigError
-from streamem.incidents import IncidentTracker
-from streamem.types import AnomalyRecord
 
 
 def rec(i: int, severity: float) -> AnomalyRecord:

@@ -31,7 +31,7 @@ from kafka.record.memory_records import MemoryRecords
 from kafka.record.util import calc_crc32c
 
 from streamem.sources.kafka.fetch import _Budget, _FastRecords, fast_path_supported
-from streamem.sources.kafka_records import (
+from streamem.sources.kafka.records import (
     RecordColumns,
     RecordDecodeError,
     decode_records,

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
+from streamem.alerting.rules import Rules
 from streamem.config import parse_config
 from streamem.errors import ConfigError
-from streamem.rules import Rules
 
 REPO = Path(__file__).resolve().parents[1]
 FEATS = ["temperature", "pressure", "flow", "vibration.rms"]

@@ -17,12 +17,12 @@ import math
 import re
 from typing import Any
 
+from streamem.alerting.rules import Rules
 from streamem.config.env import Secret
 from streamem.config.rules import check_labels, check_sink_value
 from streamem.config.sections import Config, DetectorConfig, ModelConfig, SinkConfig
 from streamem.errors import ConfigError, InvalidInputError
 from streamem.parsing.decoder import check_config as check_text_format
-from streamem.rules import Rules
 
 __all__ = ["validate", "validate_sink"]
 
@@ -95,7 +95,7 @@ def validate_sink(sink: SinkConfig, where: str) -> None:
 
 
 def _kafka_security(cfg: Config) -> None:
-    from streamem.sources.kafka.security import KafkaSecurity
+    from streamem.kafka.settings import KafkaSecurity
 
     s = cfg.source
     KafkaSecurity(security_protocol=s.security_protocol, sasl_mechanism=s.sasl_mechanism,
@@ -106,7 +106,7 @@ def _kafka_security(cfg: Config) -> None:
 
 
 def _incidents(cfg: Config) -> None:
-    from streamem.incidents import IncidentTracker
+    from streamem.alerting.incidents import IncidentTracker
 
     a = cfg.alerting
     IncidentTracker(a.open_severity, a.resolve_severity, a.cooldown_seconds)

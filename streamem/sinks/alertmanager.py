@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.config.rules import check_labels, check_sink_value
 from streamem.errors import ConfigError
-from streamem.sinks.base import Incident
 from streamem.sinks.delivery import QueuedHttpSink
 from streamem.sinks.http import HttpTransport
 from streamem.sinks.payload import delivery_id, dumps
 from streamem.sinks.spool import Delivery
-from streamem.types import AnomalyRecord
 
 __all__ = ["AlertmanagerSink", "postable_alert", "rfc3339"]
 

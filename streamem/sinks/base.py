@@ -9,11 +9,11 @@ prometheus_client.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from streamem.types import AnomalyRecord
+from streamem.alerting.records import AnomalyRecord, Incident
 
-__all__ = ["DeadLetterSink", "Incident", "Sink", "SinkStats"]
+__all__ = ["DeadLetterSink", "Sink", "SinkStats"]
 
 
 @dataclass
@@ -40,28 +40,6 @@ class SinkStats:
     suppressed: int = 0
     rejected: int = 0
     spool_size: int = 0
-
-
-@dataclass(frozen=True)
-class Incident:
-    """An alert with a lifetime: opened when severity crosses the upper level, resolved after
-    it stayed below the lower level for the cool-down (hysteresis).
-
-    Examples
-    --------
-    >>> Incident(id="pump-1:1", key="pump-1", status="firing", started_at=0.0,
-    ...          ended_at=None, max_severity=90.0, last=None).status
-    'firing'
-    """
-
-    id: str
-    key: str | None
-    status: Literal["firing", "resolved"]
-    started_at: float
-    ended_at: float | None
-    max_severity: float
-    last: AnomalyRecord | None
-    count: int = 1
 
 
 @runtime_checkable

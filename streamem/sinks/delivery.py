@@ -41,14 +41,14 @@ import threading
 import time
 from collections.abc import Callable
 
+from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.config.rules import check_sink_value
 from streamem.errors import SinkError
-from streamem.sinks.base import Incident, SinkStats
+from streamem.sinks.base import SinkStats
 from streamem.sinks.http import HttpTransport, redact_url
 from streamem.sinks.payload import header_id
 from streamem.sinks.retry import Outcome, RetryPolicy, classify_status
 from streamem.sinks.spool import Delivery, Spool, SpooledDelivery
-from streamem.types import AnomalyRecord
 
 __all__ = ["QueuedHttpSink"]
 

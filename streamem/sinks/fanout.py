@@ -16,9 +16,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.errors import SinkError
-from streamem.sinks.base import Incident, Sink, SinkStats
-from streamem.types import AnomalyRecord
+from streamem.sinks.base import Sink, SinkStats
 
 __all__ = ["FanoutSink"]
 

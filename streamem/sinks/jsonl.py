@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.errors import SinkError
-from streamem.sinks.base import Incident, SinkStats
+from streamem.sinks.base import SinkStats
 from streamem.sinks.files import open_private, private_dir
 from streamem.sinks.payload import anomaly_document, dumps, incident_document
-from streamem.types import AnomalyRecord
 
 __all__ = ["FileSink", "JsonLinesWriter", "StdoutSink"]
 
@@ -303,7 +303,7 @@ class FileSink(_LineSink):
     --------
     >>> import json, tempfile
     >>> from pathlib import Path
-    >>> from streamem.sinks.base import Incident
+    >>> from streamem.alerting.records import Incident
     >>> path = Path(tempfile.mkdtemp()) / "out" / "anomalies.jsonl"
     >>> r = AnomalyRecord(id="f:0:1", key="k", timestamp=None, score=9.5,
     ...                   tail_probability=3e-10, severity=95.0, threshold=6.0)

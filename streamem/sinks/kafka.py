@@ -23,15 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
-
+from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.errors import ConfigError, SinkError
+from streamem.kafka.client import KafkaError, KafkaProducer, KafkaTimeoutError
+from streamem.kafka.settings import KafkaSecurity, client_config
 from streamem.logs import RateLimitedLog
-from streamem.sinks.base import Incident, SinkStats
+from streamem.sinks.base import SinkStats
 from streamem.sinks.payload import anomaly_document, dumps, incident_document
-from streamem.sources.kafka.security import KafkaSecurity
-from streamem.types import AnomalyRecord
 
 __all__ = ["KafkaDeadLetterSink", "KafkaSink"]
 
@@ -53,16 +51,15 @@ class _Producer:
         self.topic = topic
         self.stats = SinkStats()
         self.security = (security or KafkaSecurity()).validate(config_path)
-        servers = ([s.strip() for s in bootstrap_servers.split(",")]
-                   if isinstance(bootstrap_servers, str) else list(bootstrap_servers))
+        self._config: dict[str, Any] = client_config(
+            bootstrap_servers, self.security, client_id=client_id, acks="all",
+            enable_idempotence=enable_idempotence, linger_ms=5,
+            delivery_timeout_ms=delivery_timeout_ms, max_block_ms=max_block_ms,
+            reconnect_backoff_max_ms=5000)
+        servers = self._config["bootstrap_servers"]
         if not servers or not all(servers):
             raise ConfigError(f"{config_path}.bootstrap_servers",
                               f"{bootstrap_servers!r} names no broker; give host:port entries")
-        self._config: dict[str, Any] = {
-            "bootstrap_servers": servers, "client_id": client_id, "acks": "all",
-            "enable_idempotence": enable_idempotence, "linger_ms": 5,
-            "delivery_timeout_ms": delivery_timeout_ms, "max_block_ms": max_block_ms,
-            "reconnect_backoff_max_ms": 5000, **self.security.client_kwargs()}
         if not enable_idempotence:
             self._config["max_in_flight_requests_per_connection"] = 1  # keep order on retries
         self._producer: KafkaProducer | None = None

@@ -16,8 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from streamem.sinks.base import Incident
-from streamem.types import AnomalyRecord
+from streamem.alerting.records import AnomalyRecord, Incident
 
 __all__ = ["anomaly_document", "delivery_id", "dumps", "header_id", "incident_document",
            "jsonable"]

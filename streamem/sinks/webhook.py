@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from streamem.sinks.base import Incident
+from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.sinks.delivery import QueuedHttpSink
 from streamem.sinks.http import HttpTransport, redact_url
 from streamem.sinks.payload import (
@@ -36,7 +36,6 @@ from streamem.sinks.payload import (
     incident_document,
 )
 from streamem.sinks.spool import Delivery
-from streamem.types import AnomalyRecord
 
 __all__ = ["MAX_COOLDOWN_KEYS", "WebhookSink", "sign"]
 

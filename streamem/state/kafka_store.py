@@ -16,12 +16,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
-
 from streamem.errors import ConfigError, StateError
-from streamem.sources.kafka.security import KafkaSecurity
+from streamem.kafka.client import (
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaError,
+    KafkaProducer,
+    NewTopic,
+    TopicAlreadyExistsError,
+    TopicPartition,
+)
+from streamem.kafka.settings import KafkaSecurity, client_config
 from streamem.state.base import Snapshot, SnapshotCheck
 from streamem.state.codec import UnknownSchemaVersionError, decode_snapshot, encode_snapshot
 
@@ -71,12 +76,10 @@ class KafkaCheckpointStore:
             raise ConfigError("checkpoint.topic", "required for checkpoint.store kafka")
         self.topic = topic
         self.security = (security or KafkaSecurity()).validate("checkpoint")
-        servers = ([s.strip() for s in bootstrap_servers.split(",")]
-                   if isinstance(bootstrap_servers, str) else list(bootstrap_servers))
         # reconnect within 5 s of a broker coming back (kafka-python's default max is 30 s)
-        self._common: dict[str, Any] = {"bootstrap_servers": servers, "client_id": client_id,
-                                        "reconnect_backoff_max_ms": 5000,
-                                        **self.security.client_kwargs()}
+        self._common: dict[str, Any] = client_config(bootstrap_servers, self.security,
+                                                     client_id=client_id,
+                                                     reconnect_backoff_max_ms=5000)
         self._create_topic = create_topic
         self._replication_factor = replication_factor
         self._timeout = timeout

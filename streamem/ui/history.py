@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.metrics.catalogue import FEEDBACK_VERDICTS
 from streamem.model._versioned import StateReader
 from streamem.scoring.result import DetectionResult
-from streamem.sinks.base import Incident
-from streamem.types import AnomalyRecord
 
 __all__ = ["VERDICTS", "History"]
 
@@ -65,7 +64,7 @@ class History:
 
     Examples
     --------
-    >>> from streamem.types import AnomalyRecord
+    >>> from streamem.alerting.records import AnomalyRecord
     >>> h = History(max_anomalies=2)
     >>> for i in range(3):
     ...     h.anomaly(AnomalyRecord(id=f"a{i}", key="pump-1", timestamp=float(i), score=9.0,

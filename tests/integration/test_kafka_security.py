@@ -10,12 +10,13 @@ from kafka import KafkaAdminClient
 from kafka.admin import UserScramCredentialUpsertion
 from testkit.broker import create_topic, produce, unique_name
 
+from streamem.alerting.records import AnomalyRecord
 from streamem.errors import ConfigError, SourceError
+from streamem.kafka.settings import KafkaSecurity
 from streamem.sinks.kafka import KafkaSink
-from streamem.sources.kafka import KafkaSecurity, KafkaSource
+from streamem.sources.kafka import KafkaSource
 from streamem.state.base import Snapshot
 from streamem.state.kafka_store import KafkaCheckpointStore
-from streamem.types import AnomalyRecord
 
 PLAIN = KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "streamem", "streamem-secret")
 

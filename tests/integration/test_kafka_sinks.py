@@ -10,10 +10,10 @@ import pytest
 from kafka import KafkaConsumer
 from testkit.broker import create_topic, unique_name
 
+from streamem.alerting.records import AnomalyRecord, FeatureContribution, Incident
 from streamem.errors import SinkError
-from streamem.sinks.base import DeadLetterSink, Incident, Sink
+from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.sinks.kafka import KafkaDeadLetterSink, KafkaSink
-from streamem.types import AnomalyRecord, FeatureContribution
 
 pytestmark = pytest.mark.kafka
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from testkit.sinks import make_incident, make_record
 
-from streamem.sinks.base import Incident, SinkStats
+from streamem.alerting.records import AnomalyRecord, Incident
+from streamem.sinks.base import SinkStats
 from streamem.sinks.fanout import FanoutSink
 from streamem.sinks.jsonl import FileSink, StdoutSink
-from streamem.types import AnomalyRecord
 
 
 class Exploding:

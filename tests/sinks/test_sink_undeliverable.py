@@ -17,10 +17,10 @@ from urllib.parse import unquote
 
 from testkit.sinks import Receiver, Request, make_record
 
+from streamem.alerting.records import AnomalyRecord
 from streamem.sinks.alertmanager import AlertmanagerSink
 from streamem.sinks.payload import header_id
 from streamem.sinks.webhook import WebhookSink
-from streamem.types import AnomalyRecord
 
 FAST = {"backoff_base_seconds": 0.02, "backoff_max_seconds": 0.1, "timeout_seconds": 2.0,
         "cooldown_seconds": 0.0, "max_retries": 1}

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from streamem.sinks.base import Incident
-from streamem.types import AnomalyRecord, FeatureContribution
+from streamem.alerting.records import AnomalyRecord, FeatureContribution, Incident
 
 
 @dataclass(frozen=True)

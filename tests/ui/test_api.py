@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from streamem.alerting.records import AnomalyRecord, FeatureContribution, Incident
 from streamem.metrics import Metrics, MetricsServer
 from streamem.scoring.result import DetectionResult
-from streamem.sinks.base import Incident
-from streamem.types import AnomalyRecord, FeatureContribution
 from streamem.ui.app import CSP, UiApp
 from streamem.ui.history import History
 from streamem.ui.status import status

@@ -25,29 +25,27 @@ Outages: a broker that is down or a topic that does not exist yet make :meth:`po
 ``unavailable_timeout`` seconds without a broker, :meth:`poll` raises
 :class:`~streamem.errors.SourceError`. Authentication and authorization failures raise at once.
 
-Layout (this package is the source's kafka-python adapter; nothing else under
-:mod:`streamem.sources` imports kafka-python):
+Layout (kafka-python itself comes through :mod:`streamem.kafka.client`, the client settings
+shared with the sinks and the checkpoint store from :mod:`streamem.kafka.settings`):
 
 - :mod:`.source`: :class:`KafkaSource`, the consumer loop;
 - :mod:`.fetch`: the fast record path plugged into kafka-python's fetcher
-  (:func:`install_fast_records`; the pure decoder is :mod:`streamem.sources.kafka_records`);
+  (:func:`install_fast_records`);
+- :mod:`.records`: the pure v2 record-batch decoder, the source's one decoding route;
 - :mod:`.rebalance`: the bridge from kafka-python's group callbacks to the daemon's listener;
 - :mod:`.positions`: :class:`PartitionPositions`, per partition the pending seek, the next
   offset to read and the lag;
-- :mod:`.stats`: :class:`SourceStats` and outage/reconnect tracking;
-- :mod:`.security`: :class:`KafkaSecurity`, also used by the Kafka sinks and checkpoint store.
+- :mod:`.stats`: :class:`SourceStats` and outage/reconnect tracking.
 """
 
 from __future__ import annotations
 
 from streamem.logs import RateLimitedLog
 from streamem.sources.kafka.fetch import fast_path_supported, install_fast_records
-from streamem.sources.kafka.security import KafkaSecurity
 from streamem.sources.kafka.source import KafkaSource
 from streamem.sources.kafka.stats import SourceStats
 
 __all__ = [
-    "KafkaSecurity",
     "KafkaSource",
     "RateLimitedLog",
     "SourceStats",

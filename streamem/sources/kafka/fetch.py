@@ -1,8 +1,8 @@
-"""The fast record path: kafka-python's fetcher decoding with :mod:`..kafka_records`.
+"""The fast record path: kafka-python's fetcher decoding with :mod:`.records`.
 
 :func:`install_fast_records` swaps the per-fetch record holder of a ``KafkaConsumer``'s fetcher
 for :class:`_FastRecords`, which decodes whole record batches into columns with the pure decoder
-of :mod:`streamem.sources.kafka_records` instead of building one ``ConsumerRecord`` per record.
+of :mod:`streamem.sources.kafka.records` instead of building one ``ConsumerRecord`` per record.
 It does so only for the kafka-python versions whose fetcher internals it was checked against
 (:func:`fast_path_supported`); otherwise the source keeps kafka-python's own decoding.
 """
@@ -12,15 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import kafka
-import kafka.codec as codecs
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.fetcher import Fetcher
-from kafka.errors import CorruptRecordError, UnsupportedCodecError
-from kafka.protocol.consumer import IsolationLevel
-from kafka.record.util import calc_crc32c
-
-from streamem.sources.kafka_records import (
+from streamem.kafka.client import (
+    VERSION,
+    CorruptRecordError,
+    Fetcher,
+    IsolationLevel,
+    KafkaConsumer,
+    TopicPartition,
+    UnsupportedCodecError,
+    calc_crc32c,
+    codecs,
+)
+from streamem.sources.kafka.records import (
     BatchHeader,
     RecordColumns,
     RecordDecodeError,
@@ -46,7 +49,7 @@ def fast_path_supported(version: str | None = None) -> bool:
     >>> fast_path_supported("3.0.12"), fast_path_supported("2.0.2")
     (True, False)
     """
-    version = kafka.__version__ if version is None else version
+    version = VERSION if version is None else version
     if not version.startswith(_FAST_PATH_VERSIONS):
         return False
     cls = getattr(Fetcher, "PartitionRecords", None)
@@ -82,11 +85,11 @@ class _Budget:
 
 
 class _FastRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
-    """kafka-python's per-fetch record holder, decoding with :mod:`.kafka_records`.
+    """kafka-python's per-fetch record holder, decoding with :mod:`.records`.
 
     The consumer keeps doing everything else (group membership, fetch requests, positions,
     seeks, commits). The differences: the record iterator yields one
-    :class:`~streamem.sources.kafka_records.RecordColumns` per record batch instead of one
+    :class:`~streamem.sources.kafka.records.RecordColumns` per record batch instead of one
     ``ConsumerRecord`` per record, and :meth:`take` returns a single ``RecordColumns`` of at
     most ``budget.records`` records, splitting a batch when needed. ``next_fetch_offset``
     (which ``Fetcher._append`` copies to the consumer's position) is the offset after the
@@ -159,16 +162,12 @@ class _FastRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
         return bool(cols.keys) and (cols.keys[0] or b"")[:4] == _ABORT_MARKER
 
     def _public(self, tp: TopicPartition, records: Any) -> Iterator[RecordColumns]:
-        """kafka-python's own decoding, for legacy message formats (magic 0 and 1)."""
+        """kafka-python's own decoding, for legacy message formats (magic 0 and 1): one
+        record at a time, since kafka-python yields them lazily."""
         for rec in super()._unpack_records(tp, records, None, None):
-            if rec.offset < self.fetch_offset:
-                continue
-            cols = RecordColumns()
-            cols.offsets.append(rec.offset)
-            cols.timestamps.append(rec.timestamp if rec.timestamp is not None else -1)
-            cols.keys.append(rec.key)
-            cols.values.append(rec.value)
-            yield cols
+            cols = RecordColumns.of((rec,), self.fetch_offset)
+            if cols:
+                yield cols
 
     def take(self, n: int | None = None) -> list[RecordColumns]:
         """Up to ``budget.records`` records as one ``RecordColumns`` (``[]`` when drained)."""

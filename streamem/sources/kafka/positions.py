@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from streamem.kafka.client import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 __all__ = ["PartitionPositions"]
 

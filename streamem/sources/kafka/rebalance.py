@@ -21,9 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kafka import TopicPartition
-from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
-
+from streamem.kafka.client import AsyncConsumerRebalanceListener, TopicPartition
 from streamem.sources.base import RebalanceListener
 from streamem.sources.kafka.stats import SourceStats
 

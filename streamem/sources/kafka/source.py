@@ -1,9 +1,9 @@
 """The Kafka source: :class:`KafkaSource`, a consumer-group member for the daemon loop.
 
 See :mod:`streamem.sources.kafka` for the contract (resuming, rebalances, outages). The parts
-live beside it: :mod:`.fetch` (the fast record path), :mod:`.rebalance` (the listener bridge),
-:mod:`.positions` (pending seeks, read positions, lag), :mod:`.stats` (counters and outages)
-and :mod:`.security` (TLS/SASL settings).
+live beside it: :mod:`.fetch` (the fast record path), :mod:`.records` (the record decoder),
+:mod:`.rebalance` (the listener bridge), :mod:`.positions` (pending seeks, read positions, lag)
+and :mod:`.stats` (counters and outages); the client settings are :mod:`streamem.kafka`.
 """
 
 from __future__ import annotations
@@ -13,21 +13,25 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import kafka
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-
 from streamem.errors import ConfigError, SourceError
 from streamem.eventruns import EventRuns
+from streamem.kafka.client import (
+    VERSION,
+    AuthorizationError,
+    KafkaConsumer,
+    KafkaError,
+    SaslAuthenticationFailedError,
+    TopicPartition,
+)
+from streamem.kafka.settings import KafkaSecurity, client_config
 from streamem.logs import RateLimitedLog
 from streamem.sources.base import RebalanceListener
 from streamem.sources.kafka.fetch import _Budget, install_fast_records
 from streamem.sources.kafka.positions import PartitionPositions
 from streamem.sources.kafka.rebalance import RebalanceBridge
-from streamem.sources.kafka.security import KafkaSecurity
+from streamem.sources.kafka.records import RecordColumns
 from streamem.sources.kafka.stats import Outages, SourceStats
-from streamem.sources.kafka_records import RecordColumns
-from streamem.types import EventBatch, Position, RawEvent
+from streamem.types import EventBatch, RawEvent
 
 __all__ = ["KafkaSource"]
 
@@ -65,7 +69,7 @@ class KafkaSource:
     max_partition_fetch_bytes
         Bytes per partition per fetch (kafka-python's default, 1 MiB).
     fast_records
-        Decode fetched record batches with :mod:`streamem.sources.kafka_records` instead of
+        Decode fetched record batches with :mod:`streamem.sources.kafka.records` instead of
         kafka-python's per-record objects (when :func:`fast_path_supported`); the consumer
         still does membership, fetching, positions and commits. Same events and positions.
     unavailable_timeout
@@ -103,19 +107,15 @@ class KafkaSource:
         self.group_id = group_id
         self.stats = SourceStats()
         self.security = (security or KafkaSecurity()).validate("source")
-        servers = ([s.strip() for s in bootstrap_servers.split(",")]
-                   if isinstance(bootstrap_servers, str) else list(bootstrap_servers))
-        self._config: dict[str, Any] = {
-            "bootstrap_servers": servers, "group_id": group_id, "client_id": client_id,
-            "enable_auto_commit": False, "auto_offset_reset": auto_offset_reset,
-            "allow_auto_create_topics": False, "session_timeout_ms": session_timeout_ms,
-            "heartbeat_interval_ms": heartbeat_interval_ms,
-            "max_poll_interval_ms": max_poll_interval_ms,
-            "metadata_max_age_ms": metadata_max_age_ms,
-            "reconnect_backoff_max_ms": reconnect_backoff_max_ms,
-            "fetch_max_wait_ms": fetch_max_wait_ms,
-            "max_partition_fetch_bytes": max_partition_fetch_bytes,
-            **self.security.client_kwargs()}
+        self._config: dict[str, Any] = client_config(
+            bootstrap_servers, self.security, group_id=group_id, client_id=client_id,
+            enable_auto_commit=False, auto_offset_reset=auto_offset_reset,
+            allow_auto_create_topics=False, session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            max_poll_interval_ms=max_poll_interval_ms, metadata_max_age_ms=metadata_max_age_ms,
+            reconnect_backoff_max_ms=reconnect_backoff_max_ms,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            max_partition_fetch_bytes=max_partition_fetch_bytes)
         self._consumer: KafkaConsumer | None = None
         self._fast_records = fast_records
         self._budget: _Budget | None = None
@@ -127,7 +127,8 @@ class KafkaSource:
         self._next_connect = 0.0
         self._closed = False
         self._warn = RateLimitedLog(logger)
-        self._outages = Outages(name, servers, unavailable_timeout, self.stats, self._warn)
+        self._outages = Outages(name, self._config["bootstrap_servers"], unavailable_timeout,
+                                self.stats, self._warn)
         self._rebalance = RebalanceBridge(name, topic, self.stats,
                                           forget=self._positions.forget,
                                           start=self._start, commit_failed=self._commit_failed)
@@ -179,16 +180,11 @@ class KafkaSource:
         self._rebalance.raise_error(None)
         # records in hand are returned even during an outage (their offsets are consumed)
         self._watch_connection(consumer, may_raise=not batches)
-        events: list[RawEvent] = []
-        next_offsets = self._positions.next_offsets
+        # kafka-python's records take the fast path's route from here: columns, one run each
+        runs: list[EventBatch] = []
         for tp in sorted(batches, key=lambda t: t.partition):
-            for rec in batches[tp]:
-                ts = rec.timestamp / 1000.0 if rec.timestamp is not None and rec.timestamp >= 0 \
-                    else None
-                events.append(RawEvent(payload=rec.value if rec.value is not None else b"",
-                                       position=Position(tp.partition, rec.offset, tp.topic),
-                                       key=rec.key, timestamp=ts, next_offset=rec.offset + 1))
-                next_offsets[tp.partition] = rec.offset + 1
+            self._append_run(runs, tp, RecordColumns.of(batches[tp]))
+        events = EventRuns(runs)
         self.stats.events += len(events)
         if not events and not consumer.assignment():
             self._check_topic(consumer)
@@ -347,7 +343,7 @@ class KafkaSource:
         budget = install_fast_records(consumer)
         if budget is None:
             logger.info("%s: kafka-python %s: using its own record decoding", self.name,
-                        kafka.__version__)
+                        VERSION)
         return budget
 
     def _watch_connection(self, consumer: KafkaConsumer, may_raise: bool) -> None:
@@ -373,8 +369,6 @@ class KafkaSource:
                            self.name, self.topic)
 
     def _handle_error(self, exc: BaseException, where: str) -> None:
-        from kafka.errors import AuthorizationError, SaslAuthenticationFailedError
-
         if isinstance(exc, (AuthorizationError, SaslAuthenticationFailedError)):
             raise SourceError(f"{self.name}: the broker refused {where} ({exc}); check "
                               "source.sasl_username/sasl_password and the ACLs for topic "

@@ -30,10 +30,9 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
+from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.errors import ConfigError
 from streamem.logs import RateLimitedLog
-from streamem.sinks.base import Incident
-from streamem.types import AnomalyRecord
 
 __all__ = ["DEFAULT_MAX_OPEN", "IncidentTracker"]
 

@@ -1,10 +1,13 @@
 """A tight decoder for Kafka v2 record batches (message format 2, Kafka 0.11+), bytes only.
 
 kafka-python decodes every record into a ``DefaultRecord`` and then a ``ConsumerRecord``
-(about 12 µs per record on this project's 2-core bench machine); this module decodes a batch
+(an object per record); this module decodes a batch
 straight into four columns (offsets, timestamps, keys, values) with no per-record objects
 but the key and value bytes. It imports nothing from kafka-python: the Kafka source passes
 in the checksum and decompression functions (:mod:`streamem.sources.kafka.fetch` plugs it in).
+It is the one decoding route of the source: records that kafka-python decodes itself (legacy
+message formats, or a kafka-python the fast path was not checked against) become the same
+:class:`RecordColumns` through :meth:`RecordColumns.of`.
 
 Layout (``DefaultRecordBatch`` in the Kafka protocol guide)::
 
@@ -22,8 +25,8 @@ compressed (attribute bits 0-2) as one block after the 61-byte header.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
 
 __all__ = [
     "HEADER_SIZE",
@@ -130,6 +133,35 @@ class RecordColumns:
 
     def __len__(self) -> int:
         return len(self.offsets)
+
+    @classmethod
+    def of(cls, records: Iterable[Any], skip_below: int = 0) -> RecordColumns:
+        """The records kafka-python decoded itself (its ``ConsumerRecord``), as columns.
+
+        Parameters
+        ----------
+        records
+            Objects with ``offset``, ``timestamp`` (ms, or None), ``key`` and ``value``.
+        skip_below
+            Records at lower offsets are dropped (a fetch may start inside a batch).
+
+        Examples
+        --------
+        >>> from types import SimpleNamespace as Rec
+        >>> c = RecordColumns.of([Rec(offset=4, timestamp=None, key=None, value=b"a"),
+        ...                       Rec(offset=5, timestamp=7, key=b"k", value=None)], 5)
+        >>> c.offsets, c.timestamps, c.keys, c.values
+        ([5], [7], [b'k'], [None])
+        """
+        out = cls()
+        for rec in records:
+            if rec.offset < skip_below:
+                continue
+            out.offsets.append(rec.offset)
+            out.timestamps.append(rec.timestamp if rec.timestamp is not None else -1)
+            out.keys.append(rec.key)
+            out.values.append(rec.value)
+        return out
 
     def clear(self) -> None:
         """Drop every record."""
@@ -274,7 +306,10 @@ def decode_records(buf: bytes, header: BatchHeader, out: RecordColumns, *,
     n = 0
     try:
         for _ in range(header.records_count):
-            # varints of one and two bytes (the common case) are decoded inline
+            # Deliberate repetition: each record has six varints, and one- and two-byte ones
+            # (nearly all) are decoded inline below, the same few lines each time, because a
+            # call to _uvarint per field costs more than the decoding itself; longer ones
+            # fall back to _uvarint.
             v = buf[pos]
             if v < 0x80:
                 pos += 1

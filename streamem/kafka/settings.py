@@ -1,17 +1,20 @@
-"""Connection security (TLS, SASL) shared by the Kafka source, sinks and checkpoint store.
+"""Client settings shared by the Kafka source, sinks and checkpoint store.
 
-Pure: validates the combination of settings and turns it into kafka-python client keyword
-arguments, without importing kafka-python.
+:class:`KafkaSecurity` (TLS, SASL) validates its combination of settings and turns it into
+kafka-python client keyword arguments; :func:`client_config` is the part of every client's
+configuration that the three share (the broker list, the client id, the security). Pure: no
+kafka-python here (that is :mod:`streamem.kafka.client`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamem.errors import ConfigError
 
-__all__ = ["KafkaSecurity"]
+__all__ = ["KafkaSecurity", "client_config"]
 
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -135,3 +138,26 @@ class KafkaSecurity:
         kw.update({k: v for k, v in pairs.items() if v is not None})
         return kw
 
+
+def client_config(bootstrap_servers: str | Sequence[str], security: KafkaSecurity,
+                  **settings: Any) -> dict[str, Any]:
+    """kafka-python client keyword arguments: the brokers, ``settings``, then the security.
+
+    Parameters
+    ----------
+    bootstrap_servers
+        ``host:port`` entries, as a list or one comma-separated string.
+    security
+        Validated connection security.
+    **settings
+        Client-specific settings (``client_id``, timeouts, ...).
+
+    Examples
+    --------
+    >>> cfg = client_config("b1:9092, b2:9092", KafkaSecurity(), client_id="streamem")
+    >>> cfg["bootstrap_servers"], cfg["client_id"], cfg["security_protocol"]
+    (['b1:9092', 'b2:9092'], 'streamem', 'PLAINTEXT')
+    """
+    servers = ([s.strip() for s in bootstrap_servers.split(",")]
+               if isinstance(bootstrap_servers, str) else list(bootstrap_servers))
+    return {"bootstrap_servers": servers, **settings, **security.client_kwargs()}
