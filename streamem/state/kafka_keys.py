@@ -25,6 +25,7 @@ across instances.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import time
@@ -184,10 +185,8 @@ class KafkaKeyStore:
                 producer.send(self.topic, key=META_KEY, value=value)  # last: see module doc
                 producer.commit_transaction()
             except BaseException:
-                try:
+                with contextlib.suppress(KafkaError):
                     producer.abort_transaction()
-                except KafkaError:
-                    pass
                 raise
         except KafkaError as exc:
             raise StateError(f"checkpoint of {len(new)} keys was not committed to topic "

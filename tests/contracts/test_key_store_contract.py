@@ -172,7 +172,7 @@ def test_a_bad_key_record_raises_a_state_error_naming_the_key(opener: Opener) ->
     corrupt("pump-7")
     with open_store() as store:
         assert len(store.get_many(["a"])) == 1
-        with pytest.raises(StateError, match="'pump-7'.*not a streamem key record"):
+        with pytest.raises(StateError, match=r"'pump-7'.*not a streamem key record"):
             store.get_many(["a", "pump-7"])
         det2, _ = restore(store)
         with pytest.raises(StateError, match="'pump-7'"):
