@@ -229,7 +229,7 @@ class KafkaKeyStore:
             producer = KafkaProducer(
                 **self._common, acks="all", enable_idempotence=True,
                 transactional_id=self.transactional_id, max_request_size=_MAX_BYTES,
-                linger_ms=5, max_block_ms=int(self._timeout * 1000),
+                linger_ms=50, batch_size=1 << 20, max_block_ms=int(self._timeout * 1000),
                 bootstrap_timeout_ms=int(self._timeout * 1000))
             try:
                 producer.init_transactions()
