@@ -152,3 +152,34 @@ def test_kill_9_at_a_random_moment_of_a_checkpoint_loop_resumes_bit_for_bit() ->
     rng = random.Random(os.getpid())
     _kill_writer(bootstrap, topic, "loop", "checkpoint 512", rng.uniform(0.0, 0.2))
     assert _continue_and_compare(bootstrap, topic) >= 512
+
+
+def test_the_store_speaks_sasl_and_its_errors_name_the_topic_and_the_fix() -> None:
+    from streamem.errors import StateError
+    from streamem.kafka.settings import KafkaSecurity
+
+    bootstrap = kafka_support.ensure_broker()
+    topic = kafka_support.unique_name("keys-sasl")
+    plain = KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "streamem", "streamem-secret")
+    det = KeyedDetector(warmup=10)
+    det.process(np.zeros((20, 2)) + np.arange(20)[:, None], ["a", "b"] * 10)
+    with KafkaKeyStore(kafka_support.SASL_BOOTSTRAP, topic, security=plain) as store:
+        assert checkpoint(det, store, b"p") == 2
+    with KafkaKeyStore(bootstrap, topic) as store:   # the same topic over PLAINTEXT
+        assert store.read_meta()[1] == b"p" and sorted(store.get_many(["a", "b"])) == ["a", "b"]
+    # a meta record that is not one (another application's topic) is refused
+    kafka_support.produce(bootstrap, topic, [b"{not ours}"], key=META_KEY)
+    with KafkaKeyStore(bootstrap, topic) as store, pytest.raises(
+            StateError, match=rf"meta record at offset \d+ of topic '{topic}'.*new checkpoint"):
+        store.read_meta()
+    store = KafkaKeyStore(bootstrap, topic)
+    store.close()
+    with pytest.raises(StateError, match="is closed; open a new store"):
+        store.get_many(["a"])
+    with KafkaKeyStore("127.0.0.1:9", topic, timeout=2.0) as down, pytest.raises(
+            StateError, match=f"key-state topic '{topic}'.*brokers are up"):
+        down.read_meta()
+    det.process(np.zeros((2, 2)), ["a", "b"])   # two dirty keys
+    with pytest.raises(StateError, match="would hold 2 keys, over max_keys=1"), KafkaKeyStore(
+            bootstrap, kafka_support.unique_name("keys-max"), max_keys=1) as small:
+        checkpoint(det, small)
