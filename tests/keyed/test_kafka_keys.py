@@ -183,3 +183,22 @@ def test_the_store_speaks_sasl_and_its_errors_name_the_topic_and_the_fix() -> No
     with pytest.raises(StateError, match="would hold 2 keys, over max_keys=1"), KafkaKeyStore(
             bootstrap, kafka_support.unique_name("keys-max"), max_keys=1) as small:
         checkpoint(det, small)
+
+
+def test_records_of_an_aborted_checkpoint_are_not_read_back() -> None:
+    bootstrap = kafka_support.ensure_broker()
+    topic = kafka_support.unique_name("keys-abort")
+    det = KeyedDetector(warmup=10)
+    det.process(np.zeros((20, 2)) + np.arange(20)[:, None], ["a", "b"] * 10)
+    with KafkaKeyStore(bootstrap, topic) as store:
+        checkpoint(det, store, b"first")
+        kept = store.get_many(["a", "b"])
+        producer = store._writer()
+        producer.begin_transaction()
+        producer.send(topic, key=b"a", value=b"\x00" * 8 + b"aborted")
+        producer.send(topic, key=META_KEY, value=b"aborted")
+        producer.flush()
+        producer.abort_transaction()
+    assert _log_after_last_meta(bootstrap, topic) == 0   # the aborted meta is in the log
+    with KafkaKeyStore(bootstrap, topic) as again:
+        assert again.get_many(["a", "b"]) == kept and again.read_meta()[1] == b"first"
