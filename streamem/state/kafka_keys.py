@@ -161,11 +161,12 @@ class KafkaKeyStore:
         """
         m = self._keys()
         new = {k: (t, b) for k, t, b in rows}
-        gone: list[str] = []
+        gone: set[str] = set()
         if forget_before is not None and forget_before > min(
                 self._oldest, min((t for t, _ in new.values()), default=float("inf"))):
-            merged = {**m, **new}
-            gone = [k for k, (t, _) in merged.items() if t < forget_before]
+            # a scan of the stored keys, only when the oldest of them passed the TTL
+            gone = {k for k, (t, _) in new.items() if t < forget_before}
+            gone.update(k for k, (t, _) in m.items() if t < forget_before and k not in new)
         size = len(m) + sum(k not in m for k in new) - sum(k in m for k in gone)
         if size > self.max_keys:
             raise StateError(f"key store {self!r} would hold {size} keys, over max_keys="
