@@ -15,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from bench import adbench, e2e, logs, nab, null, scenarios, skab, soak, throughput
+from bench import adbench, e2e, keys, logs, nab, null, scenarios, skab, soak, temporal, throughput
 from bench.common import (
     DEFAULT_SKAB,
     ORDER,
@@ -29,8 +29,8 @@ from bench.common import (
     write_section,
 )
 
-ALL = ("throughput", "kafka", "adbench", "nab", "skab", "scenarios", "null", "e2e", "logs",
-       "soak")
+ALL = ("throughput", "kafka", "adbench", "nab", "skab", "scenarios", "temporal", "null", "e2e",
+       "logs", "keys", "soak")
 
 
 def _broker_up() -> bool:
@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
             sec, _ = skab.measure(args.skab, args.quick)
         elif name == "scenarios":
             sec = scenarios.measure(args.quick)
+        elif name == "temporal":
+            sec = temporal.measure(args.quick)
         elif name == "null":
             sec = null.measure(args.quick)
         elif name == "e2e":
@@ -122,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"   skipped: no Loghub data at {args.loghub} (pass --loghub PATH)")
                 continue
             sec = logs.measure(args.quick, args.loghub)
+        elif name == "keys":
+            sec = keys.measure(args.quick, args.skab)
         else:
             sec = soak.measure(minutes)
         write_section(sec, doc)

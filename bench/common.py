@@ -180,8 +180,8 @@ def sync_readme_table(table: str, readme: Path) -> bool:
     return True
 
 
-ORDER = ["headline", "throughput", "kafka", "adbench", "nab", "skab", "scenarios", "null", "e2e",
-         "logs", "soak"]
+ORDER = ["headline", "throughput", "kafka", "adbench", "nab", "skab", "scenarios", "temporal",
+         "null", "e2e", "logs", "keys", "soak"]
 HEADER = """# streamem benchmarks
 
 Written by `python -m bench` (each section also by its own script, e.g.

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import logs_buckets
 from bench.common import REPO, Section, fmt_rate, machine_lines, md_table, one_core
 from streamem.features import FeatureExtractor
 from streamem.parsing import PRESETS, LineDecoder, regex_format
@@ -258,6 +259,8 @@ def measure(quick: bool, loghub: Path = DEFAULT_LOGHUB) -> Section:
     with one_core() as pinned:
         speed_rows, facts = speed(quick, loghub)
         acc_rows = accuracy(loghub)
+        bucket_body, bucket_facts = logs_buckets.measure(quick, loghub)
+    facts |= bucket_facts
     mean_ga = statistics.mean(float(r[6]) for r in acc_rows)
     facts["Loghub grouping accuracy (mean of 14 systems, default settings)"] = f"{mean_ga:.3f}"
     cmd = "python -m bench.logs" + (" --quick" if quick else "")
@@ -278,7 +281,7 @@ the raw file the matching preset reads.
 {md_table(["system", "lines", "header matched", "with ground truth", "true templates",
            "mined templates", "grouping accuracy", "preset"], acc_rows)}
 Mean grouping accuracy: {mean_ga:.3f}.
-"""
+{bucket_body}"""
     return Section("logs", "Text logs: parsing and templates", body, facts)
 
 

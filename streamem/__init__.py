@@ -23,7 +23,10 @@ from streamem.errors import (
     StreamemError,
 )
 from streamem.model.gmm import OnlineGMM
+from streamem.model.hmm import OnlineHMM
 from streamem.scoring.detector import DetectionResult, Detector
+from streamem.scoring.keyed import KeyedDetector
+from streamem.scoring.temporal import HMMDetector
 from streamem.scoring.threshold import FixedThreshold, SpotThreshold, Threshold
 
 __version__ = "0.1.0"
@@ -33,9 +36,12 @@ __all__ = (
     "DetectionResult",
     "Detector",
     "FixedThreshold",
+    "HMMDetector",
     "InvalidInputError",
+    "KeyedDetector",
     "NotFittedError",
     "OnlineGMM",
+    "OnlineHMM",
     "SinkError",
     "SourceError",
     "SpotThreshold",

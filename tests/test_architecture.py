@@ -12,7 +12,8 @@ import streamem
 
 PKG = Path(streamem.__file__).resolve().parent
 OUTSIDE = {"kafka", "prometheus_client", "yaml", "httpx", "orjson", "matplotlib", "river",
-           "sklearn", "drain3", "jsonpickle"}
+           "sklearn", "drain3", "jsonpickle", "datasketches", "croniter", "icalendar",
+           "dateutil"}
 # the one module allowed to import each outside library (its adapter; None: no module may)
 ADAPTERS: dict[str, str | None] = {
     "kafka": "kafka/client.py",
@@ -25,7 +26,11 @@ ADAPTERS: dict[str, str | None] = {
     # OnlineGMM follows scikit-learn's conventions duck-typed: no module imports it
     "sklearn": None,
     "drain3": "parsing/templates.py",
+    "datasketches": "aggregate/sketches.py",
     "jsonpickle": None,  # Drain3's persistence format: never imported (state is plain JSON)
+    "croniter": "calendars/_cron.py",
+    "icalendar": "calendars/_ics.py",
+    "dateutil": "calendars/_ics.py",  # RRULE expansion of iCalendar events
 }
 
 

@@ -480,9 +480,16 @@ def test_source_lag_beyond_the_partition_cap_keeps_the_first_partitions() -> Non
 def test_report_lane_maps_a_daemon_lane_through_the_one_health_mapping() -> None:
     """What the daemon exports per lane: threshold in surprise units, model_generation the
     checkpoint sequence, model_updates the M-steps, counters advanced per lane from 0."""
+    from types import SimpleNamespace
+
     from streamem import Detector
     from streamem.metrics.health import report_lane
-    from streamem.pipeline import Lane
+
+    def Lane(key: str, detector: Detector, sequence: int = 0,
+             reported: dict[str, float] | None = None) -> Any:
+        """What report_lane reads of the runtime's lane (the LaneState protocol)."""
+        return SimpleNamespace(key=key, detector=detector, sequence=sequence,
+                               reported={} if reported is None else reported)
 
     rng = np.random.default_rng(3)
     m = Metrics(CollectorRegistry())

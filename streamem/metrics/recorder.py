@@ -225,30 +225,6 @@ class Metrics:
         """
         self._prom.verdict[verdict].inc()
 
-    def count_drift_events(self, n: int = 1) -> None:
-        """Count ``n`` drift alarms (``streamem_drift_events_total``); use this or the
-        ``drift_alarms`` health key, not both.
-
-        Examples
-        --------
-        >>> m = Metrics(); m.count_drift_events()
-        >>> m.value("streamem_drift_events_total")
-        1.0
-        """
-        self._prom.drift_events.inc(n)
-
-    def count_regime_changes(self, n: int = 1) -> None:
-        """Count ``n`` accepted regime changes (``streamem_regime_changes_total``); use this
-        or the ``regime_changes`` health key, not both.
-
-        Examples
-        --------
-        >>> m = Metrics(); m.count_regime_changes(2)
-        >>> m.value("streamem_regime_changes_total")
-        2.0
-        """
-        self._prom.regime_changes.inc(n)
-
     def count_incidents_evicted(self, n: int) -> None:
         """Count ``n`` evicted incidents (``streamem_incidents_evicted_total``).
 
@@ -307,10 +283,6 @@ class Metrics:
     def set_sinks_blocked(self, reason: str | None) -> None:
         """A sink failure holds the checkpoint back, or not (:meth:`Probes.set_sinks_blocked`)."""
         self._probes.set_sinks_blocked(reason)
-
-    def sinks_blocked_seconds(self) -> float:
-        """Seconds a sink failure has held the checkpoint back (0.0 if none)."""
-        return self._probes.sinks_blocked_seconds()
 
     def liveness(self, timeout: float) -> tuple[bool, str]:
         """``(alive, text for /healthz)`` (:meth:`Probes.liveness`)."""
@@ -377,6 +349,6 @@ class Metrics:
             last_checkpoint = self._last_checkpoint
         return Scrape(ll_bounds=self._ll.bounds, ll_counts=counts, arrays=arrays,
                       checkpoint_age=max(0.0, self._clock() - last_checkpoint),
-                      sinks_blocked_seconds=self.sinks_blocked_seconds(),
+                      sinks_blocked_seconds=self._probes.sinks_blocked_seconds(),
                       sinks=self._inputs.sinks, source_lag=self._inputs.source_lag())
 

@@ -2,12 +2,13 @@
 
 The forward recursion ``alpha_t ∝ (alpha_{t-1} A) ⊙ b_t`` is sequential in ``t``. The blocked
 kernel splits a batch into blocks of ``block`` events and forms, vectorised over the blocks,
-the prefix products ``P_j = M_1 ... M_j`` of ``M_t = A diag(b_t)`` inside each block (each
-product renormalised, so nothing underflows); one short pass over the blocks carries the
-filter across them and one contraction gives every ``alpha_t``. That is ``block + n / block``
-numpy steps instead of ``n``. All terms are positive, so the products have no cancellation and
-agree with the sequential recursion to rounding; a block whose rows underflow anyway (an
-emission ``e^-700`` below the others) is redone by the sequential recursion.
+the prefix products ``P_j = M_1 ... M_j`` of ``M_t = A diag(b_t)`` inside each block
+(renormalised every few steps, so nothing underflows); one short pass over the blocks carries
+the filter across them and one contraction gives every ``alpha_t``. That is about
+``block + n / block`` numpy steps instead of ``n``. All terms are positive, so the products
+have no cancellation and agree with the sequential recursion to rounding. A product that comes
+near underflow anyway (an emission ``e^-700`` below the others under a near-zero transition)
+sends the batch, or the block of an underflowing row, to the sequential recursion.
 
 Emissions are given as log-densities ``log b_t(k)`` and shifted by their row maximum before
 exponentiation; the shift is added back to the predictive log-likelihood.
@@ -23,6 +24,8 @@ __all__ = ["forward_filter", "forward_filter_naive"]
 Array = NDArray[np.float64]
 
 _FLOOR = -700.0  # log b - max: below this the emission is treated as exp(-700)
+_RENORM = 4  # prefix products are renormalised every _RENORM steps
+_TINY = 1e-250  # a block norm below this is redone by the sequential recursion
 
 
 def _emissions(log_b: Array) -> tuple[Array, Array]:
@@ -116,35 +119,42 @@ def forward_filter(
     a0 = u0 / u0.sum()
     rest = n - 1
     nb = -(-rest // block)
-    M = np.broadcast_to(np.eye(K), (nb * block, K, K)).copy()
-    M[:rest] = trans[None, :, :] * b[1:, None, :]
+    M = np.empty((nb * block, K, K))
+    np.multiply(trans[None, :, :], b[1:, None, :], out=M[:rest])
+    M[rest:] = np.eye(K)  # padding: identity steps
     M = M.reshape(nb, block, K, K)
     P = np.empty_like(M)
     P[:, 0] = M[:, 0]
-    P[:, 0] /= P[:, 0].sum(axis=(1, 2))[:, None, None]
+    # renormalise every few steps only: the entries shrink by at most a column sum of A per
+    # step; a block whose norm comes near underflow is redone sequentially
+    low = np.zeros(nb, dtype=bool)
     for j in range(1, block):
         np.matmul(P[:, j - 1], M[:, j], out=P[:, j])
-        P[:, j] /= P[:, j].sum(axis=(1, 2))[:, None, None]
+        if j % _RENORM == 0 or j == block - 1:
+            norm = P[:, j].sum(axis=(1, 2))
+            low |= ~(norm > _TINY)
+            np.divide(P[:, j], np.where(norm > 0, norm, 1.0)[:, None, None], out=P[:, j])
+    if low.any():
+        return forward_filter_naive(log_b, trans, pred0)
+    # carry the (unnormalised, rescaled every _RENORM blocks) filter across the blocks
     starts = np.empty((nb, K))
     a = a0
-    bad: list[int] = []
+    last = P[:, -1]
     for i in range(nb):
         starts[i] = a
-        u = a @ P[i, -1]
-        s = u.sum()
-        if not (s > 0.0 and np.isfinite(s)):
-            bad.append(i)
-            lo = 1 + i * block
-            hi = min(lo + block, n)
-            sub, _ = forward_filter_naive(log_b[lo:hi], trans, a @ trans)
-            a = sub[-1]
-        else:
-            a = u / s
-    U = np.einsum("bk,bjkl->bjl", starts, P).reshape(nb * block, K)[:rest]
+        a = a @ last[i]
+        if i % _RENORM == _RENORM - 1:
+            s = a.sum()
+            if not _TINY < s < np.inf:
+                return forward_filter_naive(log_b, trans, pred0)
+            a = a / s
+    U = np.matmul(starts[:, None, None, :], P).reshape(nb * block, K)[:rest]
     alpha = np.empty((n, K))
     alpha[0] = a0
-    alpha[1:] = U / U.sum(axis=1, keepdims=True)
-    for i in bad:
+    us = U.sum(axis=1, keepdims=True)
+    alpha[1:] = U / np.where(us > _TINY, us, 1.0)
+    # an event whose row underflowed is redone from its block's start (scale-free)
+    for i in np.unique(np.flatnonzero(~(us[:, 0] > _TINY)) // block).tolist():
         lo = 1 + i * block
         hi = min(lo + block, n)
         alpha[lo:hi], _ = forward_filter_naive(log_b[lo:hi], trans, starts[i] @ trans)

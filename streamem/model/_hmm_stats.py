@@ -134,12 +134,17 @@ def batch_statistics(
     R = alpha * weights[:, None]
     nan = np.isnan(X)
     partial = nan.any(axis=1)
-    full = ~partial
     Xs = X - shift
-    Rf, Xf = R[full], Xs[full]
+    if partial.any():
+        full = ~partial
+        Rf, Xf = R[full], Xs[full]
+    else:
+        Rf, Xf = R, Xs
     s0 = R.sum(axis=0)
+    K, d = R.shape[1], X.shape[1]
     sx = Rf.T @ Xf
-    sxx = np.einsum("nk,nd,ne->kde", Rf, Xf, Xf, optimize=True)
+    # one matmul: (K d, n) @ (n, d) for sum_n R_nk x_n x_n^T
+    sxx = ((Rf[:, :, None] * Xf[:, None, :]).reshape(-1, K * d).T @ Xf).reshape(K, d, d)
     rows = np.flatnonzero(partial & (weights > 0))
     if rows.size:
         fill, corr = conditional_fill(X[rows], em.means, em.covariances, "full", em.reg_covar)

@@ -9,11 +9,11 @@ prometheus_client.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from streamem.alerting.records import AnomalyRecord, Incident
 
-__all__ = ["DeadLetterSink", "Sink", "SinkStats"]
+__all__ = ["ClosingSink", "DeadLetterSink", "Sink", "SinkStats"]
 
 
 @dataclass
@@ -40,6 +40,34 @@ class SinkStats:
     suppressed: int = 0
     rejected: int = 0
     spool_size: int = 0
+
+
+class ClosingSink:
+    """The context-manager base every sink shares: ``with sink:`` closes it on exit.
+
+    Subclasses implement :meth:`close` (flush what they can, release, safe to call twice).
+
+    Examples
+    --------
+    >>> class Counting(ClosingSink):
+    ...     closed = 0
+    ...     def close(self) -> None:
+    ...         self.closed += 1
+    >>> with Counting() as sink:
+    ...     pass
+    >>> sink.closed
+    1
+    """
+
+    def close(self) -> None:
+        """Flush and release; safe to call twice."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @runtime_checkable

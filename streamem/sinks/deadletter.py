@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from streamem.errors import ConfigError
+from streamem.sinks.base import ClosingSink
 from streamem.sinks.jsonl import JsonLinesWriter
 
 __all__ = ["FileDeadLetterSink", "dead_letter_document"]
@@ -69,7 +70,7 @@ def dead_letter_document(payload: bytes, reason: str, source_id: str, at: float,
     return document
 
 
-class FileDeadLetterSink:
+class FileDeadLetterSink(ClosingSink):
     """Rejected events appended to a JSON-lines file; ``flush`` fsyncs it.
 
     Parameters
@@ -143,12 +144,6 @@ class FileDeadLetterSink:
     def close(self) -> None:
         """Flush and close the file; safe to call twice."""
         self._writer.close()
-
-    def __enter__(self) -> FileDeadLetterSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"FileDeadLetterSink(name={self.name!r}, path={str(self.path)!r})"

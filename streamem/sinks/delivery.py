@@ -44,7 +44,7 @@ from collections.abc import Callable
 from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.config.rules import check_sink_value
 from streamem.errors import SinkError
-from streamem.sinks.base import SinkStats
+from streamem.sinks.base import ClosingSink, SinkStats
 from streamem.sinks.http import HttpTransport, redact_url
 from streamem.sinks.payload import header_id
 from streamem.sinks.retry import Outcome, RetryPolicy, classify_status
@@ -61,7 +61,7 @@ _SPOOL_RUN_SECONDS = 0.5  # ...or fewer, so the acknowledged position never lags
 _POISON_AFTER = 10  # failures of one spool head before the delivery behind it is tried
 
 
-class QueuedHttpSink:
+class QueuedHttpSink(ClosingSink):
     """Base class of the network sinks: bounded queue, worker thread, retries, durable spool.
 
     Parameters
@@ -317,12 +317,6 @@ class QueuedHttpSink:
                              len(self._unspooled))
             if self._owns_transport:
                 self._transport.close()
-
-    def __enter__(self) -> QueuedHttpSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- worker side ----------------------------------------------------------------------
 

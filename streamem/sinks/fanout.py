@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterable
 
 from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.errors import SinkError
-from streamem.sinks.base import Sink, SinkStats
+from streamem.sinks.base import ClosingSink, Sink, SinkStats
 
 __all__ = ["FanoutSink"]
 
 logger = logging.getLogger(__name__)
 
 
-class FanoutSink:
+class FanoutSink(ClosingSink):
     """Emit to every sink in turn; one failing sink never affects the others.
 
     Parameters
@@ -126,12 +126,6 @@ class FanoutSink:
         if not self._closed:
             self._closed = True
             self._each("close", lambda sink: sink.close())
-
-    def __enter__(self) -> FanoutSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"FanoutSink(name={self.name!r}, sinks={[s.name for s in self.sinks]!r})"

@@ -22,7 +22,7 @@ from typing import IO, Any, TextIO
 
 from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.errors import SinkError
-from streamem.sinks.base import SinkStats
+from streamem.sinks.base import ClosingSink, SinkStats
 from streamem.sinks.files import open_private, private_dir
 from streamem.sinks.payload import anomaly_document, dumps, incident_document
 
@@ -215,7 +215,7 @@ def _fsync(fd: int) -> None:
             raise
 
 
-class _LineSink:
+class _LineSink(ClosingSink):
     """Shared body of the JSON-lines sinks: a writer and the counters."""
 
     def __init__(self, name: str, writer: JsonLinesWriter) -> None:
@@ -241,12 +241,6 @@ class _LineSink:
     def close(self) -> None:
         """Flush and release; safe to call twice."""
         self._writer.close()
-
-    def __enter__(self) -> _LineSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

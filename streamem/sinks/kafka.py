@@ -28,7 +28,7 @@ from streamem.errors import ConfigError, SinkError
 from streamem.kafka.client import KafkaError, KafkaProducer, KafkaTimeoutError
 from streamem.kafka.settings import KafkaSecurity, client_config
 from streamem.logs import RateLimitedLog
-from streamem.sinks.base import SinkStats
+from streamem.sinks.base import ClosingSink, SinkStats
 from streamem.sinks.payload import anomaly_document, dumps, incident_document
 
 __all__ = ["KafkaDeadLetterSink", "KafkaSink"]
@@ -195,7 +195,7 @@ class _Producer:
                 f"security={self.security!r})")
 
 
-class KafkaSink(_Producer):
+class KafkaSink(_Producer, ClosingSink):
     """Produce anomalies and incidents as JSON to a topic, keyed by the event key.
 
     Parameters
@@ -250,14 +250,8 @@ class KafkaSink(_Producer):
         """Flush (up to ``timeout`` seconds) and release; safe to call twice."""
         self._shutdown(timeout)
 
-    def __enter__(self) -> KafkaSink:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class KafkaDeadLetterSink(_Producer):
+class KafkaDeadLetterSink(_Producer, ClosingSink):
     """Produce rejected events to a dead-letter topic, raw, with the reason in headers.
 
     The value is the raw payload; header ``streamem-reason`` holds the reason and header
@@ -314,12 +308,6 @@ class KafkaDeadLetterSink(_Producer):
     def close(self, timeout: float = 10.0) -> None:
         """Flush (up to ``timeout`` seconds) and release; safe to call twice."""
         self._shutdown(timeout)
-
-    def __enter__(self) -> KafkaDeadLetterSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _key(key: str | None) -> bytes | None:

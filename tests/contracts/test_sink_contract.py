@@ -1,6 +1,7 @@
 """The Sink contract, run against every Sink implementation (and the DeadLetterSink one).
 
-Every sink: satisfies the protocol; is a context manager whose exit closes it; closes
+Every sink: satisfies the protocol; derives from the shared context-manager base
+(:class:`~streamem.sinks.base.ClosingSink`), so ``with sink:`` closes it; closes
 idempotently; refuses to emit after close (SinkError); returns from ``emit`` quickly even
 when its peer is slow; ``flush`` returns True once everything is handed over; and accounts
 for every record it was given (``delivered + suppressed`` on the happy path).
@@ -9,7 +10,9 @@ for every record it was given (``delivered + suppressed`` on the happy path).
 from __future__ import annotations
 
 import importlib
+import inspect
 import io
+import pkgutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,9 +20,10 @@ from pathlib import Path
 import pytest
 from testkit.sinks import Receiver, make_incident, make_record
 
+import streamem.sinks
 from streamem.errors import SinkError
 from streamem.sinks.alertmanager import AlertmanagerSink
-from streamem.sinks.base import DeadLetterSink, Sink, SinkStats
+from streamem.sinks.base import ClosingSink, DeadLetterSink, Sink, SinkStats
 from streamem.sinks.deadletter import FileDeadLetterSink
 from streamem.sinks.fanout import FanoutSink
 from streamem.sinks.jsonl import FileSink, StdoutSink
@@ -82,7 +86,10 @@ def test_satisfies_the_protocol(make: Callable[[], Sink]) -> None:
 
 def test_context_manager_closes_and_close_is_idempotent(make: Callable[[], Sink]) -> None:
     with make() as sink:
+        assert isinstance(sink, ClosingSink)  # the one shared context-manager base
         sink.emit(make_record(1))
+    with pytest.raises(SinkError):  # the with block closed it
+        sink.emit(make_record(2))
     sink.close()
     sink.close()
     with pytest.raises(SinkError):
@@ -140,3 +147,57 @@ def test_dead_letter_contract(tmp_path: Path) -> None:
     dlq.flush()  # a no-op once closed
     with pytest.raises(SinkError):
         dlq.write(b"x", "parse_error", "f:0:1")
+
+
+def _kafka_dead_letter(tmp: Path) -> DeadLetterSink:
+    from streamem.sinks.kafka import KafkaDeadLetterSink
+
+    kafka_support = importlib.import_module("testkit.broker")
+    bootstrap = kafka_support.ensure_broker()
+    topic = kafka_support.create_topic(bootstrap, kafka_support.unique_name("dlq-contract"))
+    return KafkaDeadLetterSink([bootstrap], topic)
+
+
+DEAD_LETTER_FACTORIES: dict[str, Callable[[Path], DeadLetterSink]] = {
+    "file": lambda tmp: FileDeadLetterSink("dlq", tmp / "dlq.jsonl"),
+    "kafka": _kafka_dead_letter,
+}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.kafka) if n == "kafka"
+                                  else n for n in sorted(DEAD_LETTER_FACTORIES)])
+def test_dead_letter_with_block_closes(name: str, tmp_path: Path) -> None:
+    with DEAD_LETTER_FACTORIES[name](tmp_path) as dlq:
+        assert isinstance(dlq, ClosingSink) and isinstance(dlq, DeadLetterSink)
+        dlq.write(b"{", "parse_error", "f:0:0")
+        dlq.flush()
+    with pytest.raises(SinkError):
+        dlq.write(b"x", "parse_error", "f:0:1")
+    dlq.close()
+
+
+def _sink_classes() -> dict[str, type]:
+    """Every public class in streamem.sinks that implements Sink or DeadLetterSink."""
+    found: dict[str, type] = {}
+    for info in pkgutil.iter_modules(streamem.sinks.__path__, "streamem.sinks."):
+        module = importlib.import_module(info.name)
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__ or name.startswith("_") \
+                    or getattr(cls, "_is_protocol", False):
+                continue
+            emits = all(callable(getattr(cls, m, None)) for m in ("emit", "emit_incident"))
+            write = getattr(cls, "write", None)
+            letters = callable(write) and "reason" in inspect.signature(write).parameters
+            if emits or letters:
+                found[name] = cls
+    return found
+
+
+def test_every_sink_implementation_runs_this_contract() -> None:
+    # the classes the factories above build (QueuedHttpSink: the base of webhook/alertmanager)
+    covered = {"StdoutSink", "FileSink", "WebhookSink", "AlertmanagerSink", "FanoutSink",
+               "KafkaSink", "QueuedHttpSink", "FileDeadLetterSink", "KafkaDeadLetterSink"}
+    found = _sink_classes()
+    assert {"KafkaDeadLetterSink", "FanoutSink", "FileSink"} <= set(found)  # the finder works
+    assert set(found) <= covered, f"not in the contract suite: {set(found) - covered}"
+    assert [n for n, cls in found.items() if not issubclass(cls, ClosingSink)] == []
