@@ -3,7 +3,8 @@
 :class:`AnomalyRecord` (with its :class:`FeatureContribution` explanation) is what the
 pipeline hands to the sinks and the incident tracker for each flagged event; :class:`Incident`
 is an alert with a lifetime, made by :class:`~streamem.alerting.incidents.IncidentTracker`.
-Sinks import these; nothing here imports a sink. Pure: stdlib only.
+Sinks import these; nothing here imports a sink. :class:`FeatureContribution` is defined by
+:mod:`streamem.scoring.explain` (the core produces it) and re-exported here.
 """
 
 from __future__ import annotations
@@ -12,38 +13,9 @@ from copy import deepcopy
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from streamem.scoring.explain import FeatureContribution
+
 __all__ = ["AnomalyRecord", "FeatureContribution", "Incident"]
-
-
-@dataclass(frozen=True)
-class FeatureContribution:
-    """One feature's part in an anomaly explanation.
-
-    Parameters
-    ----------
-    name
-        Feature name (or ``"x3"`` when unnamed).
-    index
-        Column index in the feature vector.
-    value
-        Observed value, in original units (NaN if missing).
-    expected
-        Expected value given the other features, in original units.
-    z
-        Conditional z-score: how many standard deviations the value is from what the
-        other features predict.
-
-    Examples
-    --------
-    >>> FeatureContribution("temp", 0, 90.0, 20.0, 7.0).z
-    7.0
-    """
-
-    name: str
-    index: int
-    value: float
-    expected: float
-    z: float
 
 
 @dataclass(frozen=True)

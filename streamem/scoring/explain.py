@@ -4,16 +4,51 @@ Under the most responsible component ``k*`` with precision ``P`` and ``delta = x
 conditional z-score of feature ``j`` given all the others is ``(P delta)_j / sqrt(P_jj)`` and
 its expected value given the others is ``x_j - (P delta)_j / P_jj`` (design note, section 6).
 Missing features are marginalised out (the precision of the observed block is used).
+:class:`FeatureContribution` is one feature's part in such an explanation, as anomaly records
+carry it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["conditional_zscores"]
+__all__ = ["FeatureContribution", "conditional_zscores"]
 
 Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FeatureContribution:
+    """One feature's part in an anomaly explanation.
+
+    Parameters
+    ----------
+    name
+        Feature name (or ``"x3"`` when unnamed).
+    index
+        Column index in the feature vector.
+    value
+        Observed value, in original units (NaN if missing).
+    expected
+        Expected value given the other features, in original units.
+    z
+        Conditional z-score: how many standard deviations the value is from what the
+        other features predict.
+
+    Examples
+    --------
+    >>> FeatureContribution("temp", 0, 90.0, 20.0, 7.0).z
+    7.0
+    """
+
+    name: str
+    index: int
+    value: float
+    expected: float
+    z: float
 
 
 def conditional_zscores(

@@ -38,6 +38,7 @@ from streamem.model._keyed import (
     score_rows,
 )
 from streamem.model._numeric import LN10
+from streamem.scoring.explain import FeatureContribution
 from streamem.scoring.key_table import (
     COUNT_ANOMALIES,
     COUNT_EVENTS,
@@ -59,7 +60,6 @@ from streamem.scoring.keyed_support import (
     validate_batch,
 )
 from streamem.scoring.result import DetectionResult
-from streamem.types import FeatureContribution
 
 __all__ = ["KeyedDetector", "check_keys"]
 

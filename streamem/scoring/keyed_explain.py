@@ -11,9 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.model._keyed import Population, map_parameters, score_rows
-from streamem.scoring.explain import conditional_zscores
+from streamem.scoring.explain import FeatureContribution, conditional_zscores
 from streamem.scoring.key_table import decode_blobs
-from streamem.types import FeatureContribution
 
 if TYPE_CHECKING:
     from streamem.scoring.keyed import KeyedDetector

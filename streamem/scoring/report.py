@@ -19,10 +19,9 @@ from streamem.model._validation import check_array
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.drift import DriftMonitor
-from streamem.scoring.explain import conditional_zscores
+from streamem.scoring.explain import FeatureContribution, conditional_zscores
 from streamem.scoring.scaler import RobustScaler
 from streamem.scoring.threshold import Threshold
-from streamem.types import FeatureContribution
 
 __all__ = ["DetectorReports"]
 
