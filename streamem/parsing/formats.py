@@ -27,6 +27,7 @@ from itertools import compress, repeat
 from operator import is_not, itemgetter, methodcaller, setitem
 from typing import Any
 
+from streamem.parsing.rows import records
 from streamem.parsing.times import TIME_TYPES
 
 __all__ = ["PRESETS", "TYPES", "LineError", "LogfmtFormat", "TextFormat", "regex_format"]
@@ -62,6 +63,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
 # the same without the fallbacks: tried first, TYPES decides only for a line they reject
 _FAST: dict[str, Callable[[str], Any]] = {"int": int, "float": float, **TIME_TYPES}
 _CONVERSION_ERRORS = (ValueError, KeyError, IndexError, TypeError)
+_TIME_NAMES = frozenset(TIME_TYPES)
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,14 @@ class TextFormat:
         misses = None in found
         hits: list[re.Match[str]] = [m for m in found if m is not None] if misses else \
             found  # type: ignore[assignment]
-        recs: list[Record] = list(map(re.Match.groupdict, hits))
         bad: dict[int, LineError] = {}
         one = len(self.regexes) == 1  # else a field may be missing from some records
-        for f, t in self.types.items():
+        if one:  # the fast path: no dict until the values are converted
+            recs, bad = records(self.regexes[0], hits, self.types, _FAST, TYPES,
+                                _TIME_NAMES, self.name)
+        else:
+            recs = list(map(re.Match.groupdict, hits))
+        for f, t in () if one else self.types.items():
             if t == "str":
                 continue
             vals = list(map(itemgetter(f) if one else methodcaller("get", f), recs))
