@@ -12,10 +12,10 @@ formats of common logs, with the field names of the format's own variables:
 - ``syslog``: RFC 5424, and RFC 3164 (BSD) with a classic or an ISO timestamp;
 - ``logfmt``: ``key=value key2="quoted value"`` pairs (:class:`LogfmtFormat`).
 
-Per line the work is one regex match, ``groupdict`` and the declared conversions, each done
-for a whole batch at once. A typed field that is ``-`` (the log's "no value") or absent is
-None. Every preset regex uses possessive quantifiers, so a hostile line fails in time linear
-in its length (a ``source.pattern`` runs as written).
+Per line the work is one regex match; the declared conversions and the records are then
+made for the whole batch at once (:mod:`streamem.parsing.rows`). A typed field that is ``-``
+(the log's "no value") or absent is None. Every preset regex uses possessive quantifiers, so
+a hostile line fails in time linear in its length (a ``source.pattern`` runs as written).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import is_not, itemgetter, methodcaller, setitem
+from itertools import repeat
+from operator import methodcaller, setitem
 from typing import Any
 
 from streamem.parsing.rows import records
@@ -62,7 +62,6 @@ TYPES: dict[str, Callable[[str], Any]] = {
 }
 # the same without the fallbacks: tried first, TYPES decides only for a line they reject
 _FAST: dict[str, Callable[[str], Any]] = {"int": int, "float": float, **TIME_TYPES}
-_CONVERSION_ERRORS = (ValueError, KeyError, IndexError, TypeError)
 _TIME_NAMES = frozenset(TIME_TYPES)
 
 
@@ -131,44 +130,15 @@ class TextFormat:
     def parse_texts(self, texts: Sequence[str]) -> list[Record | LineError]:
         """Records (or why not) for decoded lines without their line ends.
 
-        The work is column-wise: all matches, all ``groupdict`` calls, then each typed field
-        converted for all records at once (``map`` at C speed); only a column with a value
-        that the fast conversion rejects is converted value by value.
+        The work is column-wise: all matches, then :func:`streamem.parsing.rows.records`
+        converts each typed field for the whole batch and builds every record at once.
         """
         found = list(map(self._match(), texts))
         misses = None in found
         hits: list[re.Match[str]] = [m for m in found if m is not None] if misses else \
             found  # type: ignore[assignment]
-        bad: dict[int, LineError] = {}
-        one = len(self.regexes) == 1  # else a field may be missing from some records
-        if one:  # the fast path: no dict until the values are converted
-            recs, bad = records(self.regexes[0], hits, self.types, _FAST, TYPES,
-                                _TIME_NAMES, self.name)
-        else:
-            recs = list(map(re.Match.groupdict, hits))
-        for f, t in () if one else self.types.items():
-            if t == "str":
-                continue
-            vals = list(map(itemgetter(f) if one else methodcaller("get", f), recs))
-            try:
-                if t in TIME_TYPES:  # few distinct times per batch: convert each once
-                    table = {v: None if v is None else _FAST[t](v) for v in set(vals)}
-                    list(map(setitem, recs, repeat(f), list(map(table.__getitem__, vals))))
-                elif None in vals:  # convert the present values only (still all in C)
-                    idx = list(compress(range(len(vals)), map(is_not, vals, repeat(None))))
-                    new = list(map(_FAST[t], map(vals.__getitem__, idx)))
-                    list(map(setitem, map(recs.__getitem__, idx), repeat(f), new))
-                else:
-                    list(map(setitem, recs, repeat(f), list(map(_FAST[t], vals))))
-            except _CONVERSION_ERRORS:  # "-", nginx's upstream lists, or a bad value
-                conv = TYPES[t]
-                for i, v in enumerate(vals):
-                    if v is not None and i not in bad:
-                        try:
-                            recs[i][f] = conv(v)
-                        except _CONVERSION_ERRORS:
-                            bad[i] = ("wrong_type", f"{f}={str(v)[:40]!r} is not a {t} "
-                                      f"(the {self.name} format's type for {f})")
+        recs, bad = records(self.regexes, hits, self.types, _FAST, TYPES, _TIME_NAMES,
+                            self.name)
         if self.derived is not None:
             self.derived[1](recs)
         if not misses and not bad:

@@ -20,10 +20,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from itertools import compress, repeat
-from operator import is_not, itemgetter
+from operator import attrgetter, is_not, itemgetter, setitem
 from typing import Any
 
-__all__ = ["records"]
+import numpy as np
+
+__all__ = ["pattern_records", "records"]
 
 _CONVERSION_ERRORS = (ValueError, KeyError, IndexError, TypeError)
 Builder = Callable[..., list[dict[str, Any]]]
@@ -64,16 +66,19 @@ def _convert(vals: list[Any], fast: Callable[[str], Any], is_time: bool) -> list
     return list(map(fast, vals))
 
 
-def records(rx: re.Pattern[str], hits: Sequence[re.Match[str]], types: Mapping[str, str],
-            fast: Mapping[str, Callable[[str], Any]],
+def records(patterns: Sequence[re.Pattern[str]], hits: Sequence[re.Match[str]],
+            types: Mapping[str, str], fast: Mapping[str, Callable[[str], Any]],
             lenient: Mapping[str, Callable[[str], Any]], time_types: frozenset[str],
             name: str) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str]]]:
-    """The records of ``hits`` (matches of ``rx``) and the rejections by position.
+    """The records of ``hits`` (matches of ``patterns``) and the rejections by position.
+
+    The hits of each pattern are built together (:func:`pattern_records`). A time-typed
+    field that a pattern lacks is None in its records (as in every other record).
 
     Parameters
     ----------
-    rx
-        The pattern every hit is a match of.
+    patterns
+        The patterns the hits are matches of.
     hits
         The matches, shape (n,).
     types
@@ -98,10 +103,35 @@ def records(rx: re.Pattern[str], hits: Sequence[re.Match[str]], types: Mapping[s
     --------
     >>> rx = re.compile(r"(?P<level>\\w+) (?P<ms>\\S+)")
     >>> hits = [rx.match(s) for s in ("INFO 12", "WARN x")]
-    >>> records(rx, hits, {"ms": "int"}, {"int": int}, {"int": int}, frozenset(), "regex")
+    >>> records([rx], hits, {"ms": "int"}, {"int": int}, {"int": int}, frozenset(), "regex")
     ([{'level': 'INFO', 'ms': 12}, {'level': 'WARN', 'ms': 'x'}], {1: ('wrong_type', \
 "ms='x' is not a int (the regex format's type for ms)")})
     """
+    if len(patterns) == 1:
+        return pattern_records(patterns[0], hits, types, fast, lenient, time_types, name)
+    which = {id(rx): k for k, rx in enumerate(patterns)}
+    codes = np.fromiter(map(which.__getitem__, map(id, map(attrgetter("re"), hits))),
+                        dtype=np.intp, count=len(hits))
+    out: list[dict[str, Any]] = [{}] * len(hits)
+    bad: dict[int, tuple[str, str]] = {}
+    for k, rx in enumerate(patterns):
+        idx = np.flatnonzero(codes == k).tolist()
+        if not idx:
+            continue
+        recs, why = pattern_records(rx, list(map(hits.__getitem__, idx)), types, fast,
+                                    lenient, time_types, name)
+        for f in [f for f, t in types.items() if t in time_types and f not in rx.groupindex]:
+            list(map(setitem, recs, repeat(f), repeat(None, len(recs))))
+        list(map(out.__setitem__, idx, recs))
+        bad.update({idx[i]: w for i, w in why.items()})
+    return out, dict(sorted(bad.items()))
+
+
+def pattern_records(rx: re.Pattern[str], hits: Sequence[re.Match[str]],
+                    types: Mapping[str, str], fast: Mapping[str, Callable[[str], Any]],
+                    lenient: Mapping[str, Callable[[str], Any]], time_types: frozenset[str],
+                    name: str) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str]]]:
+    """:func:`records` of the hits of one pattern ``rx``."""
     gi = rx.groupindex
     typed = [(f, t, gi[f] - 1) for f, t in types.items() if t != "str" and f in gi]
     rows = list(map(re.Match.groups, hits))

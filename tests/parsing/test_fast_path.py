@@ -135,10 +135,25 @@ def test_regex_format_with_types_and_unnamed_groups_equals_the_reference() -> No
 
 def test_records_of_no_hits_and_of_a_pattern_without_typed_groups() -> None:
     rx = re.compile(r"(?P<a>\w)(?P<b>\w)?")
-    assert records(rx, [], {"a": "int"}, {"int": int}, TYPES, frozenset(), "regex") == ([], {})
+    assert records([rx], [], {"a": "int"}, {"int": int}, TYPES, frozenset(), "regex") == ([], {})
     hits = [m for m in map(rx.match, ["xy", "z"]) if m is not None]
-    assert records(rx, hits, {}, {}, TYPES, frozenset(), "regex") == (
+    assert records([rx], hits, {}, {}, TYPES, frozenset(), "regex") == (
         [{"a": "x", "b": "y"}, {"a": "z", "b": None}], {})
+
+
+def test_syslog_mixed_layouts_with_a_time_field_one_layout_lacks(loghub: Path) -> None:
+    bsd = read_log(loghub, "OpenSSH")[:300]
+    rfc = [b"<34>1 2026-01-02T10:00:00.5Z host app 12 ID47 - hello",
+           b"<165>1 2026-01-02T10:00:01+01:00 h a - - [x@1 k=\"v\"] msg", b"<999>1 - - - - - -",
+           b"<13>1 2026-01-02T10:00:02Z h a - - 2026-01-02T10:00:03Z"]
+    lines = [ln for pair in zip(bsd, rfc * 75, strict=True) for ln in pair]
+    base = PRESETS["syslog"]
+    assert isinstance(base, TextFormat)
+    for fmt in (base, base.with_types({"structured_data": "iso_time", "msgid": "int"})):
+        got = fmt.parse(lines)
+        assert got == per_line(fmt, lines)
+        assert sum(isinstance(r, dict) and "version" in r for r in got) >= 75
+        assert sum(isinstance(r, dict) and "version" not in r for r in got) == 300
 
 
 _FIELD = st.text(st.sampled_from("0123456789.-ab ,:"), max_size=6)
