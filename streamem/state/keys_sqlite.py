@@ -6,7 +6,8 @@ cost grows with the dirty keys, not with all keys, and a crash at any moment lea
 previous checkpoint whole. Offsets are committed by the caller only after
 :func:`checkpoint` returns. Key records are fixed-layout float64 blobs
 (:mod:`streamem.scoring.key_table`), the meta snapshot is the state codec's JSON: no pickle.
-The files are 0600. This is the only module of streamem that imports :mod:`sqlite3`.
+The files are 0600. :func:`checkpoint` and :func:`restore` (of :mod:`streamem.state.keys`)
+are re-exported here. This is the only module of streamem that imports :mod:`sqlite3`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from streamem.errors import StateError
-from streamem.scoring.key_table import LAST_SEEN, encode_blobs
-from streamem.scoring.keyed import KeyedDetector
-from streamem.scoring.keyed_state import dump_keyed
-from streamem.state.codec import dumps, loads
+from streamem.state.keys import check_blobs, checkpoint, restore
 
 __all__ = ["SCHEMA_VERSION", "SqliteKeyStore", "checkpoint", "restore"]
 
@@ -51,9 +48,9 @@ class SqliteKeyStore:
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "keys.db"
     >>> with SqliteKeyStore(p) as store:
-    ...     store.write([("pump-1", 5.0, b"state")], b"{}", b"offsets")
-    ...     store.get_many(["pump-1", "pump-2"]), store.read_meta(), len(store)
-    ({'pump-1': b'state'}, (b'{}', b'offsets'), 1)
+    ...     store.write([], b"{}", b"offsets")
+    ...     store.get_many(["pump-2"]), store.read_meta(), len(store)
+    ({}, (b'{}', b'offsets'), 0)
     >>> oct(p.stat().st_mode & 0o777)
     '0o600'
     """
@@ -101,6 +98,9 @@ class SqliteKeyStore:
                              "streamem version that wrote it, or start from an empty state "
                              "directory")
 
+    def __repr__(self) -> str:
+        return f"SqliteKeyStore({str(self.path)!r})"
+
     def __enter__(self) -> SqliteKeyStore:
         return self
 
@@ -124,6 +124,7 @@ class SqliteKeyStore:
                 marks = ",".join("?" * len(part))
                 out.update(self.db.execute(
                     f"SELECT key, state FROM keys WHERE key IN ({marks})", part).fetchall())
+        check_blobs(out, str(self.path))
         return out
 
     def read_meta(self) -> tuple[bytes | None, bytes | None]:
@@ -150,51 +151,3 @@ class SqliteKeyStore:
                 self.db.execute("ROLLBACK")
                 raise
 
-
-def checkpoint(det: KeyedDetector, store: SqliteKeyStore, positions: bytes = b"") -> int:
-    """Write the detector's dirty and spilled keys, its meta and ``positions`` in one
-    transaction; returns the number of keys written. A detector without a store gets this
-    one (it reads evicted keys back from it from now on).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, numpy as np
-    >>> store = SqliteKeyStore(pathlib.Path(tempfile.mkdtemp()) / "k.db")
-    >>> det = KeyedDetector(warmup=20, store=store)
-    >>> _ = det.process(np.random.default_rng(0).normal(size=(40, 2)), np.arange(40) % 4)
-    >>> checkpoint(det, store, b"offset=40"), checkpoint(det, store, b"offset=40")
-    (4, 0)
-    >>> det2, pos = restore(store); pos, det2.n_events_
-    (b'offset=40', 40)
-    """
-    if det.store is None:
-        det.store = store
-    t = det.table_
-    keys: list[str] = []
-    blobs: list[bytes] = []
-    seen: Any = []
-    if t is not None:
-        keys, rec = t.dirty_records()
-        blobs = encode_blobs(rec, t.layout)
-        seen = rec[:, t.layout.spans["counts"][0] + LAST_SEEN].tolist()
-    cutoff = None if det.key_idle_ttl is None else det.now_ - det.key_idle_ttl
-    store.write(zip(keys, seen, blobs, strict=True), dumps(dump_keyed(det, with_keys=False)),
-                positions, cutoff)
-    if t is not None:
-        t.mark_clean()
-    return len(keys)
-
-
-def restore(store: SqliteKeyStore) -> tuple[KeyedDetector, bytes | None]:
-    """The detector of the last checkpoint (keys load on demand) and its positions.
-
-    Raises
-    ------
-    StateError
-        No checkpoint yet, or a malformed one.
-    """
-    meta, positions = store.read_meta()
-    if meta is None:
-        raise StateError(f"key store {store.path} holds no checkpoint yet; start a new "
-                         "KeyedDetector(store=...) instead of restoring")
-    return KeyedDetector.from_state(loads(meta), store=store), positions

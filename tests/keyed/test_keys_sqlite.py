@@ -18,6 +18,7 @@ import pytest
 import streamem
 from streamem.errors import StateError
 from streamem.evaluation.fleet import fleet
+from streamem.scoring.key_table import Layout, encode_blobs
 from streamem.scoring.keyed import KeyedDetector
 from streamem.state.keys_sqlite import SqliteKeyStore, checkpoint, restore
 
@@ -123,16 +124,19 @@ def test_a_corrupt_database_and_a_newer_schema_give_a_clear_state_error(tmp_path
 
 WRITER = textwrap.dedent("""
     import sys, time
+    import numpy as np
+    from streamem.scoring.key_table import Layout, encode_blobs
     from streamem.state.keys_sqlite import SqliteKeyStore
+    A1, B1, NEW, A2 = encode_blobs(np.arange(4.0)[:, None] * np.ones((4, 12)), Layout(1, 1))
     store = SqliteKeyStore(sys.argv[1])
-    store.write([("a", 1.0, b"A1"), ("b", 1.0, b"B1")], b"meta-1", b"pos-1")
+    store.write([("a", 1.0, A1), ("b", 1.0, B1)], b"meta-1", b"pos-1")
     def rows():
         for i in range(100_000):
             if i == 500:
                 print("mid", flush=True)
                 time.sleep(60)
-            yield (f"k{i}", 2.0, b"new")
-        yield ("a", 2.0, b"A2")
+            yield (f"k{i}", 2.0, NEW)
+        yield ("a", 2.0, A2)
     store.write(rows(), b"meta-2", b"pos-2")
 """)
 
@@ -152,7 +156,8 @@ def test_kill_9_during_the_transaction_leaves_the_previous_checkpoint(tmp_path: 
     with SqliteKeyStore(db) as store:
         assert store.read_meta() == (b"meta-1", b"pos-1")
         assert len(store) == 2
-        assert store.get_many(["a", "b", "k1"]) == {"a": b"A1", "b": b"B1"}
+        a1, b1 = encode_blobs(np.arange(2.0)[:, None] * np.ones((2, 12)), Layout(1, 1))
+        assert store.get_many(["a", "b", "k1"]) == {"a": a1, "b": b1}
 
 
 def test_only_the_key_store_imports_sqlite3() -> None:
