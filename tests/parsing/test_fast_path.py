@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from testkit.logs import read_log
 
 from streamem.parsing import PRESETS, regex_format
-from streamem.parsing.formats import TYPES, LineError, TextFormat, decode_lines
+from streamem.parsing.formats import TYPES, LineError, LogfmtFormat, TextFormat, decode_lines
 from streamem.parsing.rows import records
 from streamem.parsing.times import TIME_TYPES
 
@@ -154,6 +154,50 @@ def test_syslog_mixed_layouts_with_a_time_field_one_layout_lacks(loghub: Path) -
         assert got == per_line(fmt, lines)
         assert sum(isinstance(r, dict) and "version" in r for r in got) >= 75
         assert sum(isinstance(r, dict) and "version" not in r for r in got) == 300
+
+
+def logfmt_per_line(fmt: LogfmtFormat, payloads: Sequence[bytes]
+                    ) -> list[dict[str, Any] | LineError]:
+    """The naive logfmt reference: check, find the pairs, unquote and convert, per line."""
+    pair = re.compile(r'([^\s="]++)=("(?:[^"\\]|\\.)*+"|[^\s"]*+)')
+    line = re.compile(r'\s*+(?:[^\s="]++=(?:"(?:[^"\\]|\\.)*+"|[^\s"]*+)(?:\s++|\Z))++')
+    out: list[dict[str, Any] | LineError] = []
+    for s in decode_lines(payloads):
+        pairs = pair.findall(s) if line.fullmatch(s) else []
+        if not pairs:
+            out.append(("parse_error", "the line does not match the logfmt format"))
+            continue
+        rec = {k: re.sub(r"\\(.)", r"\1", v[1:-1]) if v[:1] == '"' else v for k, v in pairs}
+        why: LineError | None = None
+        for f, t in fmt.types.items():
+            if t != "str" and f in rec and why is None:
+                try:
+                    rec[f] = TYPES[t](rec[f])
+                except (ValueError, KeyError, IndexError):
+                    why = ("wrong_type", f"{f}={rec[f][:40]!r} is not a {t} (source.types)")
+        out.append(rec if why is None else why)
+    return out
+
+
+LOGFMT = [b'time=2026-01-02T10:00:00Z level=info msg="a \\"b\\" c" ms=5 n=-',
+          b"ms=x n=1", b"ms=1 n=y", b"ms=1 ms=2 n=", b"a b", b'a="open', b"", b"  k=v  ",
+          b'k="\xff\xfe" ms=3\r', b"time=nope ms=4", b"=x", b'k="a\\\\" ms=07']
+
+
+def test_logfmt_equals_the_per_line_reference(loghub: Path) -> None:
+    base = PRESETS["logfmt"]
+    assert isinstance(base, LogfmtFormat)
+    lines = _all_loghub(loghub)[::7] + LOGFMT * 3
+    for fmt in (base, base.with_types({"ms": "int", "n": "float", "time": "iso_time"})):
+        got = fmt.parse(lines)
+        assert got == logfmt_per_line(fmt, lines)
+        assert sum(isinstance(r, dict) for r in got) >= 3 * 5
+    typed = base.with_types({"ms": "int", "n": "float"}).parse(LOGFMT)
+    assert typed[0] == {"time": "2026-01-02T10:00:00Z", "level": "info", "msg": 'a "b" c',
+                        "ms": 5, "n": None}
+    assert typed[1] == ("wrong_type", "ms='x' is not a int (source.types)")
+    assert typed[2] == ("wrong_type", "n='y' is not a float (source.types)")
+    assert typed[3] == {"ms": 2, "n": None} and typed[4][0] == "parse_error"
 
 
 _FIELD = st.text(st.sampled_from("0123456789.-ab ,:"), max_size=6)
