@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from itertools import compress, repeat
-from operator import attrgetter, is_not, itemgetter, setitem
+from operator import attrgetter, is_not, setitem
 from typing import Any
 
 import numpy as np
@@ -34,15 +34,16 @@ Builder = Callable[..., list[dict[str, Any]]]
 @lru_cache(maxsize=64)
 def _builder(names: tuple[str, ...], slots: tuple[int, ...], n_groups: int,
              typed: tuple[int, ...]) -> Builder:
-    """``build(rows, *typed_columns)``: one dict per row, keys ``names`` (group ``slots``),
-    the groups in ``typed`` taken from the columns instead of the rows."""
-    target = "(" + "".join(f"v{j}, " for j in range(n_groups)) + "),"
-    target += "".join(f" t{k}," for k in range(len(typed)))
+    """``build(hits, *typed_columns)``: one dict per match, keys ``names`` (group
+    ``slots``), the groups in ``typed`` taken from the columns instead of the match."""
+    groups = "(" + "".join(f"v{j}, " for j in range(n_groups)) + ")"
+    target = "m," + "".join(f" t{k}," for k in range(len(typed)))
     col = {j: f"t{k}" for k, j in enumerate(typed)}
     items = ", ".join(f"{n!r}: {col.get(j, f'v{j}')}" for n, j in zip(names, slots,
                                                                         strict=True))
-    src = (f"def build(rows, *cols):\n"
-           f"    return [{{{items}}} for {target} in zip(rows, *cols)]\n")
+    src = (f"def build(hits, *cols):\n"
+           f"    return [{{{items}}} for {target} in zip(hits, *cols)\n"
+           f"            for {groups} in [m.groups()]]\n")
     space: dict[str, Any] = {}
     exec(compile(src, "<streamem.parsing.rows>", "exec"), space)
     build: Builder = space["build"]
@@ -60,8 +61,7 @@ def _convert(vals: list[Any], fast: Callable[[str], Any], is_time: bool) -> list
     if n_none:
         out = vals.copy()
         idx = list(compress(range(len(vals)), map(is_not, vals, repeat(None))))
-        for i, v in zip(idx, map(fast, map(vals.__getitem__, idx)), strict=True):
-            out[i] = v
+        list(map(out.__setitem__, idx, list(map(fast, map(vals.__getitem__, idx)))))
         return out
     return list(map(fast, vals))
 
@@ -134,11 +134,10 @@ def pattern_records(rx: re.Pattern[str], hits: Sequence[re.Match[str]],
     """:func:`records` of the hits of one pattern ``rx``."""
     gi = rx.groupindex
     typed = [(f, t, gi[f] - 1) for f, t in types.items() if t != "str" and f in gi]
-    rows = list(map(re.Match.groups, hits))
     bad: dict[int, tuple[str, str]] = {}
     cols = []
     for f, t, j in typed:
-        vals = list(map(itemgetter(j), rows))
+        vals = list(map(re.Match.group, hits, repeat(j + 1)))
         try:
             cols.append(_convert(vals, fast[t], t in time_types))
         except _CONVERSION_ERRORS:
@@ -154,4 +153,4 @@ def pattern_records(rx: re.Pattern[str], hits: Sequence[re.Match[str]],
     names = tuple(gi)
     build = _builder(names, tuple(gi[n] - 1 for n in names), rx.groups,
                      tuple(j for _, _, j in typed))
-    return build(rows, *cols), bad
+    return build(hits, *cols), bad
