@@ -27,7 +27,7 @@ from itertools import repeat
 from operator import methodcaller, setitem
 from typing import Any
 
-from streamem.parsing.rows import records
+from streamem.parsing.rows import line_records, records
 from streamem.parsing.times import TIME_TYPES
 
 __all__ = ["PRESETS", "TYPES", "LineError", "LogfmtFormat", "TextFormat", "regex_format"]
@@ -130,9 +130,19 @@ class TextFormat:
     def parse_texts(self, texts: Sequence[str]) -> list[Record | LineError]:
         """Records (or why not) for decoded lines without their line ends.
 
-        The work is column-wise: all matches, then :func:`streamem.parsing.rows.records`
-        converts each typed field for the whole batch and builds every record at once.
+        The work is column-wise: all matches, then :mod:`streamem.parsing.rows` converts
+        each typed field for the whole batch and builds every record at once. A
+        one-pattern format first tries the batch as if every line matched
+        (:func:`~streamem.parsing.rows.line_records`); a batch with a line that does not
+        is matched again, keeping the positions.
         """
+        if len(self.regexes) == 1:  # the common case: every line matches
+            done = line_records(self.regexes[0], texts, self.types, _FAST, TYPES,
+                                _TIME_NAMES, self.name)
+            if done is not None:
+                if self.derived is not None:
+                    self.derived[1](done[0])
+                return _rejected(*done)
         found = list(map(self._match(), texts))
         misses = None in found
         hits: list[re.Match[str]] = [m for m in found if m is not None] if misses else \
@@ -141,11 +151,7 @@ class TextFormat:
                             self.name)
         if self.derived is not None:
             self.derived[1](recs)
-        if not misses and not bad:
-            return recs  # type: ignore[return-value]
-        out: list[Record | LineError] = list(recs)
-        for i, why in bad.items():
-            out[i] = why
+        out = _rejected(recs, bad)
         if misses:
             miss, it = self._miss(), iter(out)
             out = [miss if m is None else next(it) for m in found]
@@ -154,6 +160,16 @@ class TextFormat:
     def parse(self, payloads: Sequence[bytes]) -> list[Record | LineError]:
         """Records (or why not) for raw lines; see :func:`decode_lines`."""
         return self.parse_texts(decode_lines(payloads))
+
+
+def _rejected(recs: list[Record], bad: dict[int, LineError]) -> list[Record | LineError]:
+    """``recs`` with the rejections of ``bad`` in their places."""
+    if not bad:
+        return recs  # type: ignore[return-value]
+    out: list[Record | LineError] = list(recs)
+    for i, why in bad.items():
+        out[i] = why
+    return out
 
 
 def decode_lines(payloads: Sequence[bytes]) -> list[str]:

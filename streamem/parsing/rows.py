@@ -20,12 +20,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from itertools import compress, repeat
-from operator import attrgetter, is_not, setitem
+from operator import attrgetter, is_not, itemgetter, setitem
 from typing import Any
 
 import numpy as np
 
-__all__ = ["pattern_records", "records"]
+__all__ = ["line_records", "pattern_records", "records"]
 
 _CONVERSION_ERRORS = (ValueError, KeyError, IndexError, TypeError)
 Builder = Callable[..., list[dict[str, Any]]]
@@ -34,16 +34,15 @@ Builder = Callable[..., list[dict[str, Any]]]
 @lru_cache(maxsize=64)
 def _builder(names: tuple[str, ...], slots: tuple[int, ...], n_groups: int,
              typed: tuple[int, ...]) -> Builder:
-    """``build(hits, *typed_columns)``: one dict per match, keys ``names`` (group
-    ``slots``), the groups in ``typed`` taken from the columns instead of the match."""
-    groups = "(" + "".join(f"v{j}, " for j in range(n_groups)) + ")"
-    target = "m," + "".join(f" t{k}," for k in range(len(typed)))
+    """``build(rows, *typed_columns)``: one dict per row of groups, keys ``names`` (group
+    ``slots``), the groups in ``typed`` taken from the columns instead of the rows."""
+    target = "(" + "".join(f"v{j}, " for j in range(n_groups)) + "),"
+    target += "".join(f" t{k}," for k in range(len(typed)))
     col = {j: f"t{k}" for k, j in enumerate(typed)}
     items = ", ".join(f"{n!r}: {col.get(j, f'v{j}')}" for n, j in zip(names, slots,
                                                                         strict=True))
-    src = (f"def build(hits, *cols):\n"
-           f"    return [{{{items}}} for {target} in zip(hits, *cols)\n"
-           f"            for {groups} in [m.groups()]]\n")
+    src = (f"def build(rows, *cols):\n"
+           f"    return [{{{items}}} for {target} in zip(rows, *cols)]\n")
     space: dict[str, Any] = {}
     exec(compile(src, "<streamem.parsing.rows>", "exec"), space)
     build: Builder = space["build"]
@@ -108,7 +107,8 @@ def records(patterns: Sequence[re.Pattern[str]], hits: Sequence[re.Match[str]],
 "ms='x' is not a int (the regex format's type for ms)")})
     """
     if len(patterns) == 1:
-        return pattern_records(patterns[0], hits, types, fast, lenient, time_types, name)
+        return pattern_records(patterns[0], list(map(re.Match.groups, hits)), types, fast,
+                               lenient, time_types, name)
     which = {id(rx): k for k, rx in enumerate(patterns)}
     codes = np.fromiter(map(which.__getitem__, map(id, map(attrgetter("re"), hits))),
                         dtype=np.intp, count=len(hits))
@@ -118,8 +118,8 @@ def records(patterns: Sequence[re.Pattern[str]], hits: Sequence[re.Match[str]],
         idx = np.flatnonzero(codes == k).tolist()
         if not idx:
             continue
-        recs, why = pattern_records(rx, list(map(hits.__getitem__, idx)), types, fast,
-                                    lenient, time_types, name)
+        rows = list(map(re.Match.groups, map(hits.__getitem__, idx)))
+        recs, why = pattern_records(rx, rows, types, fast, lenient, time_types, name)
         for f in [f for f, t in types.items() if t in time_types and f not in rx.groupindex]:
             list(map(setitem, recs, repeat(f), repeat(None, len(recs))))
         list(map(out.__setitem__, idx, recs))
@@ -127,17 +127,17 @@ def records(patterns: Sequence[re.Pattern[str]], hits: Sequence[re.Match[str]],
     return out, dict(sorted(bad.items()))
 
 
-def pattern_records(rx: re.Pattern[str], hits: Sequence[re.Match[str]],
+def pattern_records(rx: re.Pattern[str], rows: Sequence[tuple[str | None, ...]],
                     types: Mapping[str, str], fast: Mapping[str, Callable[[str], Any]],
                     lenient: Mapping[str, Callable[[str], Any]], time_types: frozenset[str],
                     name: str) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str]]]:
-    """:func:`records` of the hits of one pattern ``rx``."""
+    """:func:`records` of one pattern ``rx``, from the ``groups()`` of its matches."""
     gi = rx.groupindex
     typed = [(f, t, gi[f] - 1) for f, t in types.items() if t != "str" and f in gi]
     bad: dict[int, tuple[str, str]] = {}
     cols = []
     for f, t, j in typed:
-        vals = list(map(re.Match.group, hits, repeat(j + 1)))
+        vals = list(map(itemgetter(j), rows))
         try:
             cols.append(_convert(vals, fast[t], t in time_types))
         except _CONVERSION_ERRORS:
@@ -153,4 +153,20 @@ def pattern_records(rx: re.Pattern[str], hits: Sequence[re.Match[str]],
     names = tuple(gi)
     build = _builder(names, tuple(gi[n] - 1 for n in names), rx.groups,
                      tuple(j for _, _, j in typed))
-    return build(hits, *cols), bad
+    return build(rows, *cols), bad
+
+
+def line_records(rx: re.Pattern[str], texts: Sequence[str], types: Mapping[str, str],
+                 fast: Mapping[str, Callable[[str], Any]],
+                 lenient: Mapping[str, Callable[[str], Any]], time_types: frozenset[str],
+                 name: str) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str]]] | None:
+    """:func:`records` of lines that all match ``rx`` (None when one does not).
+
+    Each match lives only until its groups are taken: a batch of match objects held to
+    the end would be promoted through the garbage collector's generations and make its
+    full collections (of the whole heap) frequent; tuples of text leave its lists at once.
+    """
+    rows = list(map(re.Match.groups, filter(None, map(rx.match, texts))))
+    if len(rows) != len(texts):
+        return None
+    return pattern_records(rx, rows, types, fast, lenient, time_types, name)
