@@ -9,8 +9,13 @@ tied with every other unscored event (:func:`rank_scores`).
 The peers, one class each with ``run(X) -> scores`` (higher = more anomalous):
 
 * :class:`StreamemPeer`: ``streamem.Detector()`` with its defaults (``random_state=0``),
-  ranked by ``DetectionResult.scores`` (negative log-likelihood); ``process`` scores a
-  batch before it learns it.
+  ranked by ``DetectionResult.surprise`` (``-log10`` of the calibrated tail probability,
+  the quantity its threshold works on); ``process`` scores a batch before it learns it.
+  The rule: rank by the one output that is calibrated the same way in every stage of the
+  detector (the Student-t cold start, then the mixture); the negative log-likelihood
+  (``scores``) changes scale when the model changes, which a ranking pooled over a whole
+  stream mixes up. The same run also keeps the ``scores`` ranking (``nll``), reported
+  beside it.
 * :class:`HSTPeer`: river ``MinMaxScaler | HalfSpaceTrees`` (river's defaults, seed 0):
   ``score_one`` for every event of the batch, then ``learn_one`` for each.
 * :class:`LodaPeer`: PySAD ``LODA`` (defaults, seed 0): ``score_partial`` then
@@ -76,21 +81,29 @@ def auc_pair(y: NDArray[Any], scores: Array) -> tuple[float, float]:
 
 
 class StreamemPeer:
-    """``streamem.Detector()`` defaults (plus ``random_state``), one ``process`` per batch."""
+    """``streamem.Detector()`` defaults (plus ``random_state``), one ``process`` per batch.
+
+    ``run`` returns the surprises; :attr:`nll` keeps the same run's ``scores``.
+    """
 
     name = "streamem"
 
     def __init__(self, batch: int = BATCH, seed: int = SEED) -> None:
         self.batch, self.seed = batch, seed
         self.scored_fraction = float("nan")
+        self.nll: Array = np.zeros(0)
 
     def run(self, X: Array) -> Array:
         import streamem
 
         det = streamem.Detector(random_state=self.seed)
-        parts = [det.process(X[i : i + self.batch]).scores for i in range(0, len(X), self.batch)]
-        out = np.concatenate(parts).astype(float) if parts else np.zeros(0)
-        self.scored_fraction = float(np.isfinite(out).mean()) if out.size else 0.0
+        parts = [det.process(X[i : i + self.batch]) for i in range(0, len(X), self.batch)]
+        if not parts:
+            self.nll, self.scored_fraction = np.zeros(0), 0.0
+            return np.zeros(0)
+        out = np.concatenate([r.surprise for r in parts]).astype(float)
+        self.nll = np.concatenate([r.scores for r in parts]).astype(float)
+        self.scored_fraction = float(np.isfinite(self.nll).mean())
         return out
 
 

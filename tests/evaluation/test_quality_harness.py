@@ -227,3 +227,19 @@ def test_python_m_bench_only_adbench_writes_its_section_and_headline(tmp_path: P
     assert set(facts) == {"adbench"}  # the headline section carries no facts of its own
     assert "<!-- bench:headline:start -->" in text
     assert "ADBench dev, mean ROC-AUC / PR-AUC (streamem defaults)" in facts["adbench"]
+
+
+def test_streamem_peer_ranks_by_surprise_and_keeps_the_nll_of_the_same_run() -> None:
+    """The harness ranks streamem by its calibrated surprise (comparable across the cold
+    start and the mixture) and keeps the same run's negative log-likelihood beside it."""
+    import streamem
+
+    q = _bench("quality")
+    X, _ = _outlier_set(n=1400, at=1200)
+    st = q.StreamemPeer()
+    s = st.run(X)
+    det = streamem.Detector(random_state=0)
+    parts = [det.process(X[i : i + q.BATCH]) for i in range(0, len(X), q.BATCH)]
+    assert np.array_equal(s, np.concatenate([r.surprise for r in parts]), equal_nan=True)
+    assert np.array_equal(st.nll, np.concatenate([r.scores for r in parts]), equal_nan=True)
+    assert not np.array_equal(s, st.nll, equal_nan=True)

@@ -139,3 +139,22 @@ def test_missing_readings_in_the_cold_start_are_marginalised(d: int) -> None:
     res = det.process(X)
     assert np.isfinite(res.scores[31:]).all() and res.is_anomaly[500]
     assert res.is_anomaly.sum() <= 3
+
+
+def test_an_operating_point_first_seen_mid_warm_up_is_learned_before_the_mixture() -> None:
+    """A daily cycle whose busy half first shows after 150 events (NAB's art_daily_* shape):
+    the provisional model calls the busy half gross, but it fills the warm-up's regime
+    window (a tenth of the warm-up), so it is learned, and the mixture knows both halves.
+    With a window of ``regime_patience`` (2000, longer than the warm-up) it was never learned
+    and the mixture flagged the busy half for good (45 % of all events)."""
+    rng = np.random.default_rng(11)
+    t = np.arange(4000)
+    busy = (t % 288) >= 150
+    x = np.where(busy, 75.0 + 5.0 * rng.normal(size=t.size), 20.0 + rng.normal(size=t.size))
+    det = Detector(random_state=0)
+    flagged = np.concatenate(
+        [det.process(x[i : i + 64, None]).is_anomaly for i in range(0, t.size, 64)]
+    )
+    assert det.ready_
+    assert flagged[1500:].mean() < 0.01
+    assert flagged[1500:][busy[1500:]].mean() < 0.01
