@@ -212,3 +212,17 @@ def test_typed_columns_equal_the_reference_on_any_values(
         fmt = regex_format(r"(?P<a>[^|]*)\|(?P<b>[^|]*)\Z", {"a": kind, "b": "float"})
         lines = [f"{a}|{b}".encode() for a, b, _ in rows]
         assert fmt.parse(lines) == per_line(fmt, lines)
+
+
+def test_a_batch_where_every_line_matches_keeps_its_wrong_types_in_place() -> None:
+    from bench.logs import nginx_lines
+
+    lines = nginx_lines(300)
+    lines[7] = HOSTILE[3]  # matches, but its time is not a time
+    fmt = PRESETS["nginx"]
+    assert isinstance(fmt, TextFormat)
+    got = fmt.parse(lines)
+    assert got == per_line(fmt, lines)
+    assert got[7] == ("wrong_type", "time_local='99/Foo/2026:10:00:00 +0000' is not a "
+                      "clf_time (the nginx format's type for time_local)")
+    assert sum(isinstance(r, dict) for r in got) == 299
