@@ -144,8 +144,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     store: CheckpointStore
     if args.config:
-        from streamem.adapters import make_store
         from streamem.config import load_config
+        from streamem.runtime.build import make_store
 
         cfg = load_config(args.config)
         if cfg.checkpoint.store == "directory":
@@ -157,7 +157,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         store = DirectoryCheckpointStore(_existing_state_dir(args.state_dir))
     else:
         raise ConfigError("state_dir", "give the checkpoint directory or --config FILE")
-    from streamem.daemon import detector_from_snapshot
+    from streamem.runtime.checkpoint import detector_from_snapshot
 
     with store:  # what `run` would restore: snapshots it could not use are skipped
         snap = store.load_latest(args.key, check=detector_from_snapshot)
@@ -193,8 +193,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from streamem.config import load_config
-    from streamem.daemon import Daemon
     from streamem.logs import setup_logging
+    from streamem.runtime.daemon import Daemon
 
     cfg = load_config(args.config)
     lc = cfg.logging
@@ -215,7 +215,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from streamem.config import load_config
     from streamem.logs import setup_logging
-    from streamem.replay import replay
+    from streamem.runtime.replay import replay
 
     cfg = load_config(args.config)
     setup_logging("WARNING", "text", cfg.secrets())

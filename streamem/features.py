@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.decoded import DecodedBatch, Rejection
 from streamem.errors import InvalidInputError
 from streamem.eventmeta import Bad as _Bad
 from streamem.eventmeta import check_ids, check_keys, timestamps
 from streamem.eventmeta import lookup as _lookup
+from streamem.events import DecodedBatch, Rejection
 
 try:  # orjson parses JSON ~3x faster than the stdlib; the stdlib is the fallback
     import orjson

@@ -83,7 +83,7 @@ def test_import_streamem_loads_no_adapter_library() -> None:
 def test_daemon_start_up_does_not_import_heavy_scipy_subpackages() -> None:
     # scipy.signal pulls in scipy.stats and scipy.interpolate: ~1.1 s of every CLI start-up
     # and every daemon a test spawns; only detrending detectors need it, lazily.
-    code = ("import sys, numpy as np, streamem.cli, streamem.daemon, streamem.pipeline; "
+    code = ("import sys, numpy as np, streamem.cli, streamem.runtime.daemon; "
             "streamem.Detector(random_state=0).process("
             "np.random.default_rng(0).normal(size=(3000, 3))); "
             "print(sorted(m for m in sys.modules "
@@ -186,6 +186,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "streamem.kafka": ("streamem.sinks", "streamem.sources", "streamem.state", *_RUNTIME),
     "streamem.sinks": ("streamem.sources", "streamem.state", *_RUNTIME),
     "streamem.state": ("streamem.sources", "streamem.sinks", *_RUNTIME),
+    "streamem.sources": ("streamem.sinks", "streamem.state", *_RUNTIME),
+    "streamem.events": ("streamem.sources", "streamem.sinks", "streamem.state", *_RUNTIME),
 }
 
 
@@ -227,3 +229,29 @@ def test_leaf_packages_do_not_import_their_users() -> None:
             _all_streamem_imports(p)
     assert "streamem.alerting.records" in imports["streamem.sinks.base"]  # sees real imports
     assert _layer_violations(imports, LAYERS) == []
+
+
+MAX_MODULE_LINES = 400
+# justified exceptions: each is one concept whose parts share private state, so a split
+# would only move code behind a new private interface
+LONG_MODULES = {
+    "evaluation/metrics.py": 420,  # point, event and ranking metrics of one labelled stream
+    "evaluation/scenarios.py": 450,  # the seeded synthetic streams, one generator each
+    "integrations/river.py": 420,  # the one module that imports river (the adapter)
+    "model/_keyed.py": 420,  # the stacked per-key mixture kernels (one vectorised E/M step)
+    "model/hmm.py": 420,  # one online-EM HMM: filter, statistics and M-step share its state
+    "sinks/delivery.py": 480,  # the one delivery state machine the network sinks share
+    "sinks/spool.py": 440,  # the durable on-disk FIFO: segments, recovery, replay
+    "sources/kafka/records.py": 420,  # the Kafka v2 record-batch decoder (inlined varints)
+    "state/codec.py": 460,  # the exact pickle-free encoding of state and snapshots
+    "state/directory.py": 440,  # the directory store: atomic writes, retention, recovery
+}
+
+
+def test_every_module_is_small() -> None:
+    sizes = {p.relative_to(PKG).as_posix(): len(p.read_text().splitlines())
+             for p in PKG.rglob("*.py")}
+    assert sizes["runtime/daemon.py"] <= 250  # the daemon's main module
+    too_long = {m: n for m, n in sizes.items() if n > LONG_MODULES.get(m, MAX_MODULE_LINES)}
+    assert too_long == {}, "split these modules (or justify them in LONG_MODULES)"
+    assert set(LONG_MODULES) <= set(sizes), "a justified exception no longer exists"

@@ -218,7 +218,9 @@ def test_the_bound_is_a_config_key_and_evictions_reach_the_metric() -> None:
     from streamem.config import parse_config
     from streamem.features import FeatureExtractor
     from streamem.metrics import Metrics
-    from streamem.pipeline import Lane, Pipeline, new_detector
+    from streamem.runtime.build import new_detector
+    from streamem.runtime.lane import Lane
+    from streamem.runtime.pipeline import Pipeline
 
     base = {"source": {"type": "stdin"}, "fields": {"features": ["a"]}}
     with pytest.raises(ConfigError, match=r"alerting\.max_open_incidents"):

@@ -119,7 +119,7 @@ _DETECTOR_ARGS = {**{f.name: f"model.{f.name}" for f in dataclasses.fields(Model
 
 
 def _detector(cfg: Config) -> None:
-    from streamem.pipeline import new_detector
+    from streamem.runtime.build import new_detector
 
     try:
         new_detector(cfg)  # exactly the detector ``run`` builds: cheap, nothing is fitted

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from streamem.errors import SinkError
-from streamem.sinks.base import DeadLetterSink, Sink
+from streamem.sinks.base import DeadLetterSink
+from streamem.sinks.fanout import FanoutSink
 
 __all__ = ["SinkGate"]
 
@@ -50,15 +51,17 @@ class SinkGate:
     >>> from streamem.sinks.jsonl import StdoutSink
     >>> class Full(StdoutSink):
     ...     def flush(self, timeout=10.0): return False
+    >>> from streamem.sinks.fanout import FanoutSink
     >>> gate = SinkGate(timeout_seconds=60.0)
-    >>> gate.durable(StdoutSink("ok", io.StringIO()), None), gate.blocked
+    >>> gate.durable(FanoutSink([StdoutSink("ok", io.StringIO())]), None), gate.blocked
     (True, False)
-    >>> gate.durable(Full("full", io.StringIO()), None), gate.blocked, gate.reason
-    (False, True, 'a sink did not flush')
-    >>> gate.durable(Full("full", io.StringIO()), None, stopping=True)
+    >>> full = FanoutSink([Full("full", io.StringIO())])
+    >>> gate.durable(full, None), gate.blocked, gate.reason
+    (False, True, 'sink full: not everything delivered or durably kept within 30 s')
+    >>> gate.durable(full, None, stopping=True)
     Traceback (most recent call last):
     ...
-    streamem.errors.SinkError: sinks failed for 0 s (a sink did not flush); stopped on request; ...
+    streamem.errors.SinkError: sinks failed for 0 s (sink full: not everything delivered or ...
     """
 
     def __init__(self, timeout_seconds: float,
@@ -74,7 +77,7 @@ class SinkGate:
         """True while the last :meth:`durable` failed (the checkpoint is held back)."""
         return self._since is not None
 
-    def durable(self, sinks: Sink | None, dead_letter: DeadLetterSink | None,
+    def durable(self, sinks: FanoutSink | None, dead_letter: DeadLetterSink | None,
                 metrics: _Reporter | None = None, *, stopping: bool = False,
                 last_checkpoint: str = "none") -> bool:
         """Flush ``sinks`` and ``dead_letter``; True when both made everything durable.
@@ -105,7 +108,7 @@ class SinkGate:
         """
         reasons = []
         if sinks is not None and not sinks.flush(timeout=30.0):
-            reasons.append(getattr(sinks, "failure", None) or "a sink did not flush")
+            reasons.append(sinks.failure or "a sink did not flush")
         if dead_letter is not None:
             try:
                 dead_letter.flush()

@@ -1,17 +1,13 @@
 """The ``Source`` protocol: where raw events come from.
 
-A source hands out :class:`~streamem.types.RawEvent` batches and knows how to resume from
+A source hands out :class:`~streamem.events.EventBatch` batches and knows how to resume from
 positions stored in a checkpoint. Positions are ``{partition: next_offset}``; a file source
 has the single partition ``0`` whose offset is a byte offset.
 
-Ordering contract (what makes "nothing accepted is lost" hold):
-
-1. the daemon polls events, scores and learns them;
-2. it writes a checkpoint holding the model *and* ``next_offset`` of the last event learned;
-3. only then does it call :meth:`Source.commit` with those positions.
-
-On start the daemon calls :meth:`Source.seek` with the positions of the snapshot it restored,
-so model state and input position never disagree.
+:meth:`Source.commit` is called only after a durable checkpoint holds those positions, and
+:meth:`Source.seek` on start with the positions of the restored one (the ordering is
+:mod:`streamem.runtime.checkpoint`'s). Sources whose partitions are assigned dynamically
+(Kafka) are also :class:`Rebalancing`.
 """
 
 from __future__ import annotations
@@ -19,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from streamem.types import RawEvent
+from streamem.events import EventBatch
 
-__all__ = ["RebalanceListener", "Source"]
+__all__ = ["RebalanceListener", "Rebalancing", "Source"]
 
 
 class RebalanceListener(Protocol):
@@ -47,12 +43,10 @@ class Source(Protocol):
 
     name: str
 
-    def poll(self, max_events: int, timeout: float) -> Sequence[RawEvent]:
+    def poll(self, max_events: int, timeout: float) -> EventBatch:
         """Return up to ``max_events`` events, waiting at most ``timeout`` seconds.
 
-        An empty sequence means nothing arrived in time (or the source is exhausted). Fast
-        sources may return an :class:`~streamem.types.EventBatch` (column-wise, no per-event
-        objects) instead of a list.
+        An empty batch means nothing arrived in time (or the source is exhausted).
         """
         ...
 
@@ -73,10 +67,6 @@ class Source(Protocol):
         """Events between the read position and the end, per partition (best effort)."""
         ...
 
-    def set_rebalance_listener(self, listener: RebalanceListener) -> None:
-        """Register the daemon's listener; sources without rebalances ignore it."""
-        ...
-
     def close(self) -> None:
         """Release the source; safe to call twice."""
         ...
@@ -84,3 +74,11 @@ class Source(Protocol):
     def __enter__(self) -> Source: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class Rebalancing(Protocol):
+    """A source whose partitions are assigned dynamically (a Kafka consumer group member)."""
+
+    def set_rebalance_listener(self, listener: RebalanceListener) -> None:
+        """Register the daemon's listener, called from inside :meth:`Source.poll`."""
+        ...

@@ -17,8 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import BinaryIO
 
 from streamem.errors import SourceError
-from streamem.sources.base import RebalanceListener
-from streamem.types import EventBatch
+from streamem.events import EventBatch
 
 __all__ = ["FileSource"]
 
@@ -297,9 +296,6 @@ class FileSource:
     def positions(self) -> dict[int, int]:
         """``{0: next byte offset}``."""
         return {0: self._offset}
-
-    def set_rebalance_listener(self, listener: RebalanceListener) -> None:
-        """Files have no rebalances."""
 
     def assignment(self) -> Sequence[int]:
         """The single partition 0."""

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from streamem.errors import SourceError
+from streamem.events import RawEvent
 from streamem.sources.base import Source
 from streamem.sources.file import FileSource
-from streamem.types import RawEvent
 
 kafka_support = importlib.import_module("testkit.broker")
 

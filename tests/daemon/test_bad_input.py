@@ -9,7 +9,7 @@ from pathlib import Path
 from testkit.daemon import FEATURES, inspect, make_stream, read_jsonl, write_config
 
 from streamem.config import load_config
-from streamem.daemon import Daemon
+from streamem.runtime.daemon import Daemon
 
 BAD: list[tuple[bytes, str]] = [
     (b"\xff\xfe\x00garbage\x80\x81", "parse_error"),

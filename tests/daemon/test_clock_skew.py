@@ -12,9 +12,11 @@ import pytest
 
 from streamem.config import parse_config
 from streamem.errors import ConfigError
+from streamem.events import EventBatch
 from streamem.features import FeatureExtractor
-from streamem.pipeline import Lane, Pipeline, new_detector
-from streamem.types import EventBatch
+from streamem.runtime.build import new_detector
+from streamem.runtime.lane import Lane
+from streamem.runtime.pipeline import Pipeline
 
 T0 = 1_700_000_000.0
 

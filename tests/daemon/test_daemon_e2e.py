@@ -12,11 +12,11 @@ import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-from testkit.daemon import make_stream, read_jsonl, write_config
+from testkit.daemon import make_stream, metrics_url, read_jsonl, write_config
 from testkit.sinks import Receiver
 
 from streamem.config import load_config
-from streamem.daemon import Daemon
+from streamem.runtime.daemon import Daemon
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -50,13 +50,13 @@ def test_anomalies_reach_file_and_webhook_and_metrics(tmp_path: Path,
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if daemon.metrics_url and (tmp_path / "anomalies.jsonl").exists():
-                m = scrape(daemon.metrics_url)
+            if daemon.bound_address and (tmp_path / "anomalies.jsonl").exists():
+                m = scrape(metrics_url(daemon))
                 seen = sum(v for (n, lab), v in m.items() if n == "streamem_events_total")
                 if seen >= 6002:
                     break
             time.sleep(0.2)
-        metrics = scrape(daemon.metrics_url or "")
+        metrics = scrape(metrics_url(daemon))
     finally:
         daemon.stop()
         thread.join(30)

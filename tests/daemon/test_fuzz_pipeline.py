@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 from testkit.daemon import cli, inspect, make_stream, read_jsonl, write_config
 
 from streamem.config import parse_config
+from streamem.events import EventBatch
 from streamem.features import REJECT_REASONS, FeatureExtractor
-from streamem.pipeline import Lane, Pipeline, new_detector
-from streamem.types import EventBatch
+from streamem.runtime.build import new_detector
+from streamem.runtime.lane import Lane
+from streamem.runtime.pipeline import Pipeline
 
 FEATURES = ["a", "b.c"]
 FIELDS = {"timestamp": "ts", "key": "k", "id": "id"}

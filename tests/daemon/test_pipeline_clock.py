@@ -8,9 +8,11 @@ import json
 import numpy as np
 
 from streamem.config import parse_config
+from streamem.events import EventBatch
 from streamem.features import FeatureExtractor
-from streamem.pipeline import Lane, Pipeline, new_detector
-from streamem.types import EventBatch
+from streamem.runtime.build import new_detector
+from streamem.runtime.lane import Lane
+from streamem.runtime.pipeline import Pipeline
 
 
 def _batch(rows: np.ndarray, t0: float, offset: int) -> EventBatch:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamem.config import load_config
-from streamem.replay import replay
+from streamem.runtime.replay import replay
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,10 +12,12 @@ import pytest
 from testkit.kafka_daemon import FEATURES, assert_same_state, events
 
 from streamem.config import Config, parse_config
-from streamem.eventruns import EventRuns
+from streamem.events import EventBatch, Position, RawEvent
 from streamem.features import FeatureExtractor
-from streamem.pipeline import Lane, Pipeline, new_detector
-from streamem.types import EventBatch, Position, RawEvent
+from streamem.runtime.build import new_detector
+from streamem.runtime.chunking import Chunker
+from streamem.runtime.lane import Lane
+from streamem.runtime.pipeline import Pipeline
 
 CHUNK = 64
 
@@ -40,8 +42,13 @@ def _raw(n: int, partitions: int) -> list[RawEvent]:
     return out
 
 
-def _pipeline(cfg: Config, chunked: bool = True) -> tuple[Pipeline, dict[str, Lane]]:
-    lanes: dict[str, Lane] = {}
+class _Lanes(dict[str, Lane]):
+    chunker: Chunker
+
+
+def _pipeline(cfg: Config, chunked: bool = True) -> tuple[Pipeline, _Lanes]:
+    lanes = _Lanes()
+    lanes.chunker = Chunker(CHUNK, max_wait=0.5)
 
     def lane_for(p: int) -> Lane:
         key = "global" if cfg.model.scope == "global" else f"p{p}"
@@ -50,11 +57,12 @@ def _pipeline(cfg: Config, chunked: bool = True) -> tuple[Pipeline, dict[str, La
         return lanes[key]
 
     ex = FeatureExtractor(cfg.fields.features, key="sensor", id="id")
-    return Pipeline(cfg, ex, None, None, None, lane_for, chunked=chunked), lanes
+    return Pipeline(cfg, ex, None, None, None, lane_for,
+                    chunker=lanes.chunker if chunked else None), lanes
 
 
 def _feed(cfg: Config, raw: list[RawEvent], seed: int, chunked: bool = True,
-          ) -> dict[str, Lane]:
+          ) -> _Lanes:
     """Feed ``raw`` in random poll sizes (per partition order kept, partitions interleaved
     in random runs, as a Kafka fetcher does)."""
     rng = random.Random(seed)
@@ -65,7 +73,7 @@ def _feed(cfg: Config, raw: list[RawEvent], seed: int, chunked: bool = True,
     while any(by_part.values()):
         p = rng.choice([q for q, evs in by_part.items() if evs])
         k = rng.randint(1, 3 * CHUNK)
-        pipeline.process(by_part[p][:k])
+        pipeline.process(EventBatch.of(by_part[p][:k]))
         by_part[p] = by_part[p][k:]
     return lanes
 
@@ -90,7 +98,7 @@ def test_partition_lanes_do_not_depend_on_poll_sizes() -> None:
         # learned: whole chunks only; the rest waits in the buffer, not in the positions
         learned = a[key].counters["events_seen"]
         assert learned == 1000 // CHUNK * CHUNK
-        assert len(a[key].buffer) == 1000 - learned
+        assert len(a.chunker.buffered(key)) == 1000 - learned
         assert a[key].positions == {int(key[1:]): learned}
         assert a[key].counters == b[key].counters
         assert_same_state(_state(a[key]), _state(b[key]), key)
@@ -114,13 +122,13 @@ def test_flush_partial_learns_the_rest_and_moves_the_positions() -> None:
     cfg = _cfg("partition")
     raw = _raw(1000, partitions=2)
     pipeline, lanes = _pipeline(cfg)
-    pipeline.process(raw)
+    pipeline.process(EventBatch.of(raw))
     assert {k: ln.counters["events_seen"] for k, ln in lanes.items()} == {"p0": 448, "p1": 448}
     out = pipeline.flush_partial([lanes["p0"]])
     assert [len(o.events) for o in out] == [52]
-    assert len(lanes["p0"].buffer) == 0 and lanes["p0"].buffered_at is None
+    assert len(lanes.chunker.buffered("p0")) == 0 and lanes.chunker.due(1e18, {}) == ["p1"]
     assert lanes["p0"].positions == {0: 500}
-    assert lanes["p1"].positions == {1: 448} and len(lanes["p1"].buffer) == 52
+    assert lanes["p1"].positions == {1: 448} and len(lanes.chunker.buffered("p1")) == 52
 
 
 def test_global_lane_positions_cover_only_processed_events_per_partition() -> None:
@@ -132,7 +140,8 @@ def test_global_lane_positions_cover_only_processed_events_per_partition() -> No
     assert seen == 1000 // CHUNK * CHUNK
     # positions + buffered events per partition account for every event exactly once
     for p in (0, 1):
-        buffered = [ev.position.offset for ev in lane.buffer if ev.position.partition == p]
+        buffered = [ev.position.offset for ev in lanes.chunker.buffered("global")
+                    if ev.position.partition == p]
         assert buffered == list(range(lane.positions.get(p, 0), 500))
 
 
@@ -157,11 +166,12 @@ def test_column_wise_polls_give_the_same_lanes_as_event_lists(scope: str) -> Non
         polls.append(runs)
     (pa, a), (pb, b) = _pipeline(cfg), _pipeline(cfg)
     for runs in polls:
-        pa.process([ev for run in runs for ev in run])
-        pb.process(EventRuns([_columns(r) for r in runs]))  # as the fast Kafka source polls
+        pa.process(EventBatch.of([ev for run in runs for ev in run]))
+        pb.process(EventBatch.join([_columns(r) for r in runs]))  # as the Kafka source polls
     assert sorted(a) == sorted(b) and len(a) == (3 if scope == "partition" else 1)
     for key in a:
         assert a[key].counters == b[key].counters and a[key].counters["events_seen"] > 0
         assert a[key].positions == b[key].positions
-        assert [e.position.id for e in a[key].buffer] == [e.position.id for e in b[key].buffer]
+        assert [e.position.id for e in a.chunker.buffered(key)] == [
+            e.position.id for e in b.chunker.buffered(key)]
         assert_same_state(_state(a[key]), _state(b[key]), key)

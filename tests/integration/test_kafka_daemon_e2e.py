@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from testkit.broker import create_topic, unique_name
+from testkit.daemon import metrics_url
 from testkit.kafka_daemon import (
     end_offsets,
     events,
@@ -24,7 +25,7 @@ from testkit.kafka_daemon import (
 )
 
 from streamem.config import load_config
-from streamem.daemon import Daemon
+from streamem.runtime.daemon import Daemon
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -86,11 +87,11 @@ def test_100k_events_anomalies_offsets_and_lag(tmp_path: Path, kafka_bootstrap: 
         consumed_s = time.monotonic() - t1
         assert not errors, errors
         assert got == ends, f"committed {got}, end offsets {ends}"
-        assert daemon.metrics_url is not None
+        assert daemon.bound_address is not None
         # lag is sampled on the loop thread about once a second
         deadline = time.monotonic() + 10
         while True:
-            metrics = _scrape(daemon.metrics_url)
+            metrics = _scrape(metrics_url(daemon))
             lag = {dict(k[1])["partition"]: v for k, v in metrics.items()
                    if k[0] == "streamem_source_lag_events"}
             if lag == {"0": 0.0, "1": 0.0, "2": 0.0, "3": 0.0} or time.monotonic() > deadline:

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from testkit.kafka_daemon import FEATURES
 
-from streamem import daemon as daemon_module
 from streamem.config import parse_config
-from streamem.daemon import Daemon
 from streamem.errors import StateError
-from streamem.pipeline import Lane, new_detector
-from streamem.sources.file import FileSource
+from streamem.runtime import checkpoint as checkpoint_module
+from streamem.runtime.build import new_detector
+from streamem.runtime.checkpoint import Checkpointer
+from streamem.runtime.lane import Lane
+from streamem.sinks.gate import SinkGate
 from streamem.state.kafka_store import KafkaCheckpointStore
 
 
@@ -34,21 +35,20 @@ def test_failed_kafka_save_is_retried_then_given_up(tmp_path: Path,
         "fields": {"features": FEATURES},
         "checkpoint": {"store": "kafka", "topic": "state", "every_seconds": 5},
     })
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    d = Daemon(cfg, install_signal_handlers=False)
-    with KafkaCheckpointStore(dead, "state", timeout=0.5) as store, FileSource(str(empty)) as src:
-        d._store, d._source = store, src
-        lane = Lane("p0", new_detector(cfg), {0: 10}, {"events_seen": 10}, sequence=3,
-                    dirty=True)
-        d.lanes["p0"] = lane
+    committed: list[dict[int, int]] = []
+    with KafkaCheckpointStore(dead, "state", timeout=0.5) as store:
+        ckpt = Checkpointer(store, committed.append, SinkGate(60.0), every_seconds=5,
+                            retry_saves=cfg.checkpoint.store == "kafka")
+        lane = Lane("p0", new_detector(cfg), {0: 10}, {"events_seen": 10}, sequence=3)
+        lane.progress.advance({0: 12}, {"events_seen": 2})  # learned since checkpoint 3
         with caplog.at_level(logging.WARNING, logger="streamem.daemon"):
-            d.checkpoint()  # does not raise
+            ckpt.checkpoint([lane])  # does not raise
         assert "checkpoint not saved" in caplog.text
-        assert lane.dirty and lane.sequence == 3 and d.checkpoints == 0
-        assert not d._checkpoint_due()  # retried after every_seconds, not in a busy loop
-        assert d._save_failing_since is not None
-        d._save_failing_since -= daemon_module._SAVE_RETRY_SECONDS + 1
+        assert lane.dirty and lane.sequence == 3 and ckpt.checkpoints == 0
+        assert committed == []
+        assert not ckpt.due([lane])  # retried after every_seconds, not in a busy loop
+        assert ckpt.failing_since is not None
+        ckpt.failing_since -= checkpoint_module.SAVE_RETRY_SECONDS + 1
         with pytest.raises(StateError, match="not acknowledged"):
-            d.checkpoint()
+            ckpt.checkpoint([lane])
         assert lane.dirty and lane.sequence == 3

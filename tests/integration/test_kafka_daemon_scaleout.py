@@ -32,7 +32,7 @@ N = 100_000
 # a long max_wait keeps timing-dependent partial chunks out of the middle of the stream (a
 # partial flush mid-stream in one run but not the other made the states differ, once in CI)
 BATCH = {"max_events": 256, "max_wait_ms": 1500}
-_ASSIGNED = re.compile(r"streamem\.adapters: partitions \[([0-9, ]*)\] assigned")
+_ASSIGNED = re.compile(r"streamem\.runtime\.rebalance: partitions \[([0-9, ]*)\] assigned")
 
 
 def _assigned(log: Path) -> list[int] | None:

@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 import pytest
 from testkit.broker import create_topic, produce, run_script, unavailable, unique_name
 
+from streamem.events import RawEvent
 from streamem.sources.kafka import KafkaSource
-from streamem.types import RawEvent
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -11,9 +11,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from testkit.broker import create_topic, produce, unique_name
 
 from streamem.errors import StateError
+from streamem.events import RawEvent
 from streamem.sources.base import Source
 from streamem.sources.kafka import KafkaSource
-from streamem.types import RawEvent
 
 pytestmark = pytest.mark.kafka
 

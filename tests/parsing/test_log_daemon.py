@@ -15,7 +15,7 @@ from testkit.daemon import read_jsonl, write_config
 from testkit.logs import nginx_access_log, read_log
 
 from streamem.config import load_config
-from streamem.daemon import Daemon
+from streamem.runtime.daemon import Daemon
 from streamem.state.directory import DirectoryCheckpointStore
 
 JUNK = [b"GET /index.html", b"\x00\x01\x02\x1b[2J", b"<34>not a log line",

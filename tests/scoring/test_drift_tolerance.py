@@ -215,7 +215,7 @@ def test_bad_parameters_raise(kw: dict[str, float]) -> None:
 
 def test_drift_tolerance_is_off_by_default_and_the_daemon_config_turns_it_on() -> None:
     from streamem.config import parse_config
-    from streamem.pipeline import new_detector
+    from streamem.runtime.build import new_detector
 
     X = _slow_stream(0)[:3000]
     det = Detector(warmup=WARM, random_state=0)

@@ -83,3 +83,10 @@ def inspect(state_dir: Path) -> dict[str, Any]:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every JSON line of ``path``."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def metrics_url(daemon: Any) -> str:
+    """``http://host:port`` of a running daemon's metrics server (its ``bound_address``)."""
+    assert daemon.bound_address is not None, "the daemon's metrics server is not up"
+    host, port = daemon.bound_address
+    return f"http://{host}:{port}"

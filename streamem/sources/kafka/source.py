@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streamem.errors import ConfigError, SourceError
-from streamem.eventruns import EventRuns
+from streamem.events import EventBatch
 from streamem.kafka.client import (
     VERSION,
     AuthorizationError,
@@ -31,7 +31,6 @@ from streamem.sources.kafka.positions import PartitionPositions
 from streamem.sources.kafka.rebalance import RebalanceBridge
 from streamem.sources.kafka.records import RecordColumns
 from streamem.sources.kafka.stats import Outages, SourceStats
-from streamem.types import EventBatch, RawEvent
 
 __all__ = ["KafkaSource"]
 
@@ -154,7 +153,7 @@ class KafkaSource:
         """
         self._rebalance.listener = listener
 
-    def poll(self, max_events: int, timeout: float) -> Sequence[RawEvent]:
+    def poll(self, max_events: int, timeout: float) -> EventBatch:
         """Return up to ``max_events`` records, waiting at most about ``timeout`` seconds.
 
         Returns ``[]`` while the broker is unreachable or the topic does not exist yet.
@@ -167,7 +166,7 @@ class KafkaSource:
         """
         consumer = self._ensure_consumer(timeout)
         if consumer is None:
-            return []
+            return EventBatch([], [], [], 0, self.topic)
         if self._budget is not None:
             return self._poll_fast(consumer, max(1, max_events), timeout)
         try:
@@ -184,17 +183,17 @@ class KafkaSource:
         runs: list[EventBatch] = []
         for tp in sorted(batches, key=lambda t: t.partition):
             self._append_run(runs, tp, RecordColumns.of(batches[tp]))
-        events = EventRuns(runs)
+        events = EventBatch.join(runs) if runs else EventBatch([], [], [], 0, self.topic)
         self.stats.events += len(events)
         if not events and not consumer.assignment():
             self._check_topic(consumer)
         return events
 
     def _poll_fast(self, consumer: KafkaConsumer, max_events: int,
-                   timeout: float) -> EventRuns:
+                   timeout: float) -> EventBatch:
         """:meth:`poll` through :class:`_FastRecords`: each ``consumer.poll(max_records=1)``
         returns one partition's ``RecordColumns`` of at most ``budget.records`` records; they
-        stay columns (:class:`~streamem.eventruns.EventRuns`), no object per event."""
+        stay columns (one :class:`~streamem.events.EventBatch`), no object per event."""
         budget = self._budget
         assert budget is not None
         runs: list[EventBatch] = []
@@ -213,7 +212,7 @@ class KafkaSource:
             for tp, chunks in got.items():
                 for cols in chunks:
                     n += self._append_run(runs, tp, cols)
-        events = EventRuns(runs)
+        events = EventBatch.join(runs) if runs else EventBatch([], [], [], 0, self.topic)
         if error is not None:
             self._rebalance.raise_error(error)
             self._handle_error(error, "poll")

@@ -16,7 +16,9 @@ from numpy.typing import NDArray
 from streamem import parsing
 from streamem.config import Config, DeadLetterConfig
 from streamem.features import FeatureExtractor
-from streamem.pipeline import Lane, Pipeline, new_detector
+from streamem.runtime.build import make_sinks, new_detector, new_extractor
+from streamem.runtime.lane import Lane
+from streamem.runtime.pipeline import Pipeline
 
 __all__ = ["ReplayResult", "replay"]
 
@@ -120,11 +122,6 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
                               dead_letter=DeadLetterConfig(type="file", path=dl_path))
 
     lane = Lane("global", new_detector(cfg))
-    fx = FeatureExtractor(cfg.fields.features, timestamp=cfg.fields.timestamp,
-                          key=cfg.fields.key, id=cfg.fields.id, format=fmt,
-                          max_event_bytes=cfg.source.max_event_bytes,
-                          lines=parsing.from_config(cfg),
-                          max_clock_skew=cfg.fields.max_clock_skew_seconds)
     label_fx = FeatureExtractor([labels], format=fmt, lines=parsing.from_config(
         dataclasses.replace(cfg, fields=dataclasses.replace(cfg.fields, template=None)))
     ) if labels else None
@@ -137,13 +134,10 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
                                    "X", "ts", "labels", "weights")}
     with FileSource(path, format=fmt, max_event_bytes=cfg.source.max_event_bytes) as src, \
             FileDeadLetterSink("dead-letter", dl_path) as dead:
-        if src.header is not None:
-            fx.set_csv_header(src.header)
-            if label_fx is not None:
-                label_fx.set_csv_header(src.header)
+        fx = new_extractor(cfg, src.header, parsing.from_config(cfg))
+        if src.header is not None and label_fx is not None:
+            label_fx.set_csv_header(src.header)
         if deliver:
-            from streamem.adapters import make_sinks
-
             sinks = make_sinks(cfg, Path(cfg.checkpoint.dir))
         pipe = Pipeline(cfg, fx, sinks, dead, None, lambda p: lane)
         bar = _Progress(src.lag().get(0, 0)) if progress else None
@@ -164,7 +158,7 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
                 cols["ts"].append(np.array([t if t is not None else math.nan
                                             for t in dec.timestamps], dtype=float))
                 if label_fx is not None:
-                    kept = [out.events[i].payload for i in dec.kept]
+                    kept = [out.events.payloads[i] for i in dec.kept]
                     lab = label_fx.decode(kept)
                     arr = np.full(len(kept), np.nan)
                     arr[lab.kept] = lab.X[:, 0]

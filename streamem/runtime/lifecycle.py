@@ -1,4 +1,5 @@
-"""Process lifecycle: signal capture that restores the previous handlers.
+"""Process lifecycle: signal capture that restores the previous handlers, the periodic
+status line, and the run's closing summary.
 
 The first SIGTERM or SIGINT asks for a graceful stop (finish the batch, flush the sinks, a
 final checkpoint). A second one ends the process at once with exit code 130, without
@@ -13,13 +14,16 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
 
-__all__ = ["EXIT_FORCED", "capture_signals"]
+__all__ = ["EXIT_FORCED", "RunSummary", "StatusLog", "capture_signals"]
 
 logger = logging.getLogger(__name__)
+_daemon_log = logging.getLogger("streamem.daemon")  # the status line: the daemon's logger
 
 EXIT_FORCED = 130
 """Exit code of a forced stop (the second signal), as for a shell's Ctrl-C."""
@@ -73,3 +77,64 @@ def capture_signals(on_stop: Callable[[], None], enabled: bool = True) -> Iterat
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Totals of one ``run()``."""
+
+    events: int
+    learned: int
+    anomalous: int
+    rejected: int
+    checkpoints: int
+    seconds: float
+
+    def line(self) -> str:
+        """The one-line summary logged at shutdown.
+
+        Examples
+        --------
+        >>> RunSummary(10, 8, 1, 1, 2, 0.5).line()
+        'streamem stopped: 10 events (8 learned, 1 anomalous, 1 rejected) in 0.5 s, 2 checkpoints'
+        """
+        return (f"streamem stopped: {self.events} events ({self.learned} learned, "
+                f"{self.anomalous} anomalous, {self.rejected} rejected) in {self.seconds:.1f} s, "
+                f"{self.checkpoints} checkpoints")
+
+
+class StatusLog:
+    """The periodic progress line (events/s, anomalies, rejected, lag) and the pace of the
+    health reports (at most once a second).
+
+    Parameters
+    ----------
+    interval
+        Seconds between two progress lines (``logging.status_interval_seconds``).
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = time.monotonic()
+        self._last_events = 0
+        self._last_health = 0.0
+
+    def health_due(self) -> bool:
+        """True at most once a second."""
+        now = time.monotonic()
+        if now - self._last_health >= 1.0:
+            self._last_health = now
+            return True
+        return False
+
+    def maybe_log(self, totals: dict[str, int], lag_of: Callable[[], dict[int, int]]) -> None:
+        """Log the progress line if ``interval`` passed since the last one."""
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        lag = lag_of()
+        rate = (totals["events"] - self._last_events) / (now - self._last)
+        lag_total = sum(lag.values()) if lag else 0
+        _daemon_log.info("status: %.0f events/s, %d events, %d anomalies, %d rejected, lag %d",
+                    rate, totals["events"], totals["anomalous"], totals["rejected"], lag_total)
+        self._last, self._last_events = now, totals["events"]

@@ -1,11 +1,10 @@
 """The per-batch pipeline shared by ``streamem run`` and ``streamem replay``:
 decode -> reject bad events -> score and learn -> explain anomalies -> sinks and incidents.
 
-Chunked mode (``Pipeline(..., chunked=True)``, used for Kafka sources): polled events are
-buffered per lane and each lane learns in chunks of exactly ``batch.max_events`` events, so
-its state is a function of its event sequence alone, not of what each poll returned. The
-lane's positions advance only over processed events; buffered ones are not checkpointed and
-are read again after a restart (see :mod:`streamem.daemon`).
+With a :class:`~streamem.runtime.chunking.Chunker` (Kafka sources) polled events are buffered
+per lane and each lane learns in chunks of exactly ``batch.max_events`` events, so its state is
+a function of its event sequence alone, not of what each poll returned. The lane's positions
+advance only over processed events.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from operator import attrgetter
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -24,23 +22,23 @@ from streamem.alerting.incidents import IncidentTracker
 from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.alerting.rules import Rules
 from streamem.config import Config
-from streamem.eventruns import EventBuffer, EventRuns, runs_of
-from streamem.features import DecodedBatch, FeatureExtractor
+from streamem.events import DecodedBatch, EventBatch, RawEvent
+from streamem.features import FeatureExtractor
 from streamem.logs import RateLimitedLog
 from streamem.parsing import evidence
-from streamem.scoring.detector import DetectionResult, Detector
+from streamem.runtime.chunking import Chunker
+from streamem.runtime.lane import Lane
+from streamem.scoring.detector import DetectionResult
 from streamem.sinks.base import DeadLetterSink, Sink
-from streamem.types import EventBatch, RawEvent, partition_of
 from streamem.ui.history import History
 
-__all__ = ["BatchOutcome", "Lane", "Pipeline", "new_detector"]
+__all__ = ["BatchOutcome", "MetricsLike", "Pipeline"]
 
 logger = logging.getLogger(__name__)
-_next_offset = attrgetter("next_offset")
 
 
 class MetricsLike(Protocol):
-    """What the pipeline needs of :class:`streamem.metrics.Metrics`."""
+    """What the pipeline needs of the metrics recorder."""
 
     def observe_batch(self, log_likelihoods: NDArray[np.float64], n_learned: int,
                       n_anomalous: int, n_skipped: int, duration_seconds: float) -> None: ...
@@ -52,49 +50,6 @@ class MetricsLike(Protocol):
     def count_incidents_evicted(self, n: int) -> None: ...
 
 
-def new_detector(cfg: Config) -> Detector:
-    """A fresh detector from the ``model`` and ``detector`` sections.
-
-    Examples
-    --------
-    >>> from streamem.config import parse_config
-    >>> cfg = parse_config({"source": {"type": "stdin"}, "fields": {"features": ["a"]}})
-    >>> new_detector(cfg).warmup
-    1000
-    """
-    m, d = cfg.model, cfg.detector
-    return Detector(
-        n_components=m.n_components, covariance_type=m.covariance_type,
-        half_life=m.half_life, alert_rate=d.alert_rate, warmup=m.warmup,
-        max_components=m.max_components, reg_covar=m.reg_covar,
-        protect_model=d.protect_model, regime_patience=d.regime_patience,
-        regime_min_events=d.regime_min_events,
-        detrend_half_life=d.detrend_half_life, detrend_min_autocorr=d.detrend_min_autocorr,
-        smooth_window=d.smooth_window, cold_start=d.cold_start,
-        feature_names=list(cfg.fields.features), random_state=m.random_state,
-    )
-
-
-@dataclass
-class Lane:
-    """One independent model state (``"global"``, or ``"p3"`` for input partition 3)."""
-
-    key: str
-    detector: Detector
-    positions: dict[int, int] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
-    sequence: int = 0
-    dirty: bool = False
-    reported: dict[str, float] = field(default_factory=dict)
-    buffer: EventBuffer = field(default_factory=EventBuffer)
-    buffered_at: float | None = None  # monotonic time the oldest buffered event arrived
-
-    def count(self, name: str, n: int) -> None:
-        """Add ``n`` to counter ``name``."""
-        if n:
-            self.counters[name] = self.counters.get(name, 0) + n
-
-
 @dataclass
 class BatchOutcome:
     """What one batch did (for replay reports and tests)."""
@@ -102,7 +57,7 @@ class BatchOutcome:
     decoded: DecodedBatch
     result: DetectionResult | None
     anomalies: list[AnomalyRecord]
-    events: Sequence[RawEvent]
+    events: EventBatch
 
 
 class Pipeline:
@@ -122,8 +77,8 @@ class Pipeline:
         Metrics recorder (or None).
     lane_for
         Maps an input partition to the lane (model state) that owns it.
-    chunked
-        Buffer events per lane and process them in chunks of exactly ``batch.max_events``
+    chunker
+        Buffer events per lane and process them in chunks of exactly its ``size``
         (partial chunks only through :meth:`flush_partial`); see the module docstring.
     history
         The operator page's recent history: every scored batch, anomaly and incident.
@@ -138,12 +93,12 @@ class Pipeline:
         metrics: MetricsLike | None,
         lane_for: Callable[[int], Lane],
         *,
-        chunked: bool = False,
+        chunker: Chunker | None = None,
         history: History | None = None,
     ) -> None:
         self.cfg = cfg
         self.history = history
-        self.chunked = chunked
+        self.chunker = chunker
         self.extractor = extractor
         self.sinks = sinks
         self.dead_letter = dead_letter
@@ -158,54 +113,41 @@ class Pipeline:
         self.totals: dict[str, int] = {"events": 0, "learned": 0, "anomalous": 0, "rejected": 0}
         self._event_clock: float | None = None  # newest event timestamp, when events carry one
 
-    def process(self, events: Sequence[RawEvent]) -> list[BatchOutcome]:
+    def process(self, events: EventBatch) -> list[BatchOutcome]:
         """Run one batch through the pipeline; bad events never raise.
 
-        In chunked mode the events are buffered per lane and only full chunks are processed.
+        With a chunker the events are buffered per lane and only full chunks are processed.
         """
-        if not events:
+        if not len(events):
             return []
-        if self.chunked:
-            return self._buffer(events)
-        if self.cfg.model.scope == "global":  # one state: no per-event routing
-            first = events.partition if isinstance(events, EventBatch) else events[0].position[0]
-            return [self._process_lane(self.lane_for(first), events)]
-        groups: dict[str, list[RawEvent]] = {}
+        if self.chunker is not None:
+            return self._buffer(self.chunker, events)
+        runs = events.runs()
+        if self.cfg.model.scope == "global" or len(runs) == 1:  # one state: no routing
+            return [self._process_lane(self.lane_for(runs[0].partitions[0]), events)]
+        groups: dict[str, list[EventBatch]] = {}
         lanes: dict[str, Lane] = {}
-        for ev in events:
-            lane = self.lane_for(ev.position.partition)
+        for run in runs:
+            lane = self.lane_for(run.partitions[0])
             lanes[lane.key] = lane
-            groups.setdefault(lane.key, []).append(ev)
-        return [self._process_lane(lanes[k], evs) for k, evs in groups.items()]
+            groups.setdefault(lane.key, []).append(run)
+        return [self._process_lane(lanes[k], EventBatch.join(g)) for k, g in groups.items()]
 
-    def _buffer(self, events: Sequence[RawEvent]) -> list[BatchOutcome]:
+    def _buffer(self, chunker: Chunker, events: EventBatch) -> list[BatchOutcome]:
         now = time.monotonic()
         touched: dict[str, Lane] = {}
         # sources deliver runs of one partition: one lane lookup per run, not per event
-        for run in runs_of(events):
-            lane = self.lane_for(run.partition)
-            if not lane.buffer:
-                lane.buffered_at = now
-            lane.buffer.extend(run)
+        for run in events.runs():
+            lane = self.lane_for(run.partitions[0])
+            chunker.add(lane.key, run, now)
             touched[lane.key] = lane
         out: list[BatchOutcome] = []
         for lane in touched.values():
-            out.extend(self._drain(lane, partial=False))
-        return out
-
-    def _drain(self, lane: Lane, partial: bool) -> list[BatchOutcome]:
-        size = self.cfg.batch.max_events
-        out: list[BatchOutcome] = []
-        while len(lane.buffer) >= size or (partial and lane.buffer):
-            out.append(self._process_lane(lane, lane.buffer.take(size)))
-        if not lane.buffer:
-            lane.buffered_at = None
-        elif out:
-            lane.buffered_at = time.monotonic()
+            out.extend(self._process_lane(lane, c) for c in chunker.full(lane.key, now))
         return out
 
     def flush_partial(self, lanes: Sequence[Lane]) -> list[BatchOutcome]:
-        """Process what ``lanes`` hold buffered, even less than a chunk (chunked mode).
+        """Process what ``lanes`` hold buffered, even less than a chunk (with a chunker).
 
         Parameters
         ----------
@@ -220,63 +162,56 @@ class Pipeline:
         Examples
         --------
         >>> from streamem.config import parse_config
-        >>> from streamem.types import Position, RawEvent
+        >>> from streamem.runtime.build import new_detector
         >>> cfg = parse_config({"source": {"type": "stdin"}, "fields": {"features": ["a"]},
         ...                     "batch": {"max_events": 4}})
         >>> lane = Lane("global", new_detector(cfg))
+        >>> chunker = Chunker(size=4, max_wait=0.1)
         >>> pl = Pipeline(cfg, FeatureExtractor(["a"]), None, None, None, lambda p: lane,
-        ...               chunked=True)
-        >>> evs = [RawEvent(b'{"a": %d}' % i, Position(0, i), next_offset=i + 1)
-        ...        for i in range(6)]
-        >>> len(pl.process(evs)), lane.positions, len(lane.buffer)
+        ...               chunker=chunker)
+        >>> evs = EventBatch([b'{"a": %d}' % i for i in range(6)], list(range(6)),
+        ...                  list(range(1, 7)), 0, "t")
+        >>> len(pl.process(evs)), lane.positions, len(chunker.buffered("global"))
         (1, {0: 4}, 2)
-        >>> len(pl.flush_partial([lane])), lane.positions, len(lane.buffer)
+        >>> len(pl.flush_partial([lane])), lane.positions, len(chunker.buffered("global"))
         (1, {0: 6}, 0)
         """
-        out: list[BatchOutcome] = []
-        for lane in lanes:
-            out.extend(self._drain(lane, partial=True))
-        return out
+        if self.chunker is None:
+            return []
+        return [self._process_lane(lane, c) for lane in lanes
+                for c in self.chunker.rest(lane.key)]
 
-    def _process_lane(self, lane: Lane, events: Sequence[RawEvent]) -> BatchOutcome:
+    def _process_lane(self, lane: Lane, events: EventBatch) -> BatchOutcome:
         t0 = time.perf_counter()
-        decoded = self.extractor.decode(events.payloads if isinstance(events, (
-            EventBatch, EventRuns)) else [e.payload for e in events])
+        decoded = self.extractor.decode(events.payloads)
         self._reject(events, decoded)
         result: DetectionResult | None = None
         anomalies: list[AnomalyRecord] = []
+        counts: dict[str, int] = {}
         n = len(decoded.kept)
         if n:
             result = lane.detector.process(decoded.X, self._learnable(decoded))
             if self.history is not None:
                 self.history.observe_batch(lane.key, result)
-            anomalies = self._route(lane, events, decoded, result)
+            anomalies = self._route(lane, events, decoded, result, counts)
             n_anom = int(result.is_anomaly.sum())
             n_learned = int(result.learned.sum())
-            lane.count("events_anomalous", n_anom)
-            lane.count("events_learned", n_learned)
-            lane.count("events_skipped", n - n_anom - n_learned)
+            counts["events_anomalous"] = n_anom
+            counts["events_learned"] = n_learned
+            counts["events_skipped"] = n - n_anom - n_learned
             self.totals["anomalous"] += n_anom
             self.totals["learned"] += n_learned
             if self.metrics is not None:
                 self.metrics.observe_batch(-result.scores, n_learned, n_anom,
                                            n - n_anom - n_learned, time.perf_counter() - t0)
-        lane.count("events_rejected", len(decoded.rejected))
-        lane.count("events_seen", len(events))
+        counts["events_rejected"] = len(decoded.rejected)
+        counts["events_seen"] = len(events)
         self.totals["events"] += len(events)
         self.totals["rejected"] += len(decoded.rejected)
-        positions = lane.positions
-        if isinstance(events, EventBatch):
-            positions[events.partition] = events.next_offsets[-1]
-        elif isinstance(events, EventRuns):
-            positions.update(events.last_positions())
-        else:  # the last event of each partition wins: dict() keeps the last value per key
-            positions.update(zip(map(partition_of, events), map(_next_offset, events),
-                                 strict=True))
-        lane.dirty = True
+        lane.progress.advance(events.last_positions(), counts)
         return BatchOutcome(decoded, result, anomalies, events)
 
-    def _reject(self, events: Sequence[RawEvent], decoded: DecodedBatch) -> None:
+    def _reject(self, events: EventBatch, decoded: DecodedBatch) -> None:
         for rej in decoded.rejected:
             ev = events[rej.index]
             reason = f"{rej.reason}: {rej.detail}"
@@ -286,8 +221,8 @@ class Pipeline:
                 self.metrics.count_rejected(rej.reason)
             self._rate_log.warning(rej.reason, "rejected event %s (%s)", ev.position.id, reason)
 
-    def _route(self, lane: Lane, events: Sequence[RawEvent], decoded: DecodedBatch,
-               result: DetectionResult) -> list[AnomalyRecord]:
+    def _route(self, lane: Lane, events: EventBatch, decoded: DecodedBatch,
+               result: DetectionResult, counts: dict[str, int]) -> list[AnomalyRecord]:
         out: list[AnomalyRecord] = []
         resolve = self.cfg.alerting.resolve_severity
         watch = np.flatnonzero(result.severity >= resolve)
@@ -302,7 +237,7 @@ class Pipeline:
             if result.is_anomaly[i]:
                 record = self._record(lane, events[decoded.kept[i]], decoded, result, int(i), now)
                 if rule >= 0:  # an operator rule: no sinks, no incident; the page shows it
-                    self._suppress(lane, record, self.rules.rules[rule].name)
+                    self._suppress(record, self.rules.rules[rule].name, counts)
                     continue
                 out.append(record)
                 if self.sinks is not None:
@@ -331,9 +266,9 @@ class Pipeline:
         keys = [decoded.key(int(i)) for i in watch]
         return self.rules.matching("suppress", decoded.X[watch], keys, result.severity[watch])
 
-    def _suppress(self, lane: Lane, record: AnomalyRecord, rule: str) -> None:
+    def _suppress(self, record: AnomalyRecord, rule: str, counts: dict[str, int]) -> None:
         record.extra["suppressed_by"] = rule
-        lane.count("anomalies_suppressed", 1)
+        counts["anomalies_suppressed"] = counts.get("anomalies_suppressed", 0) + 1
         if self.metrics is not None:
             self.metrics.count_suppressed(rule)
         if self.history is not None:
