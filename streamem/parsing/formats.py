@@ -12,10 +12,10 @@ formats of common logs, with the field names of the format's own variables:
 - ``syslog``: RFC 5424, and RFC 3164 (BSD) with a classic or an ISO timestamp;
 - ``logfmt``: ``key=value key2="quoted value"`` pairs (:class:`LogfmtFormat`).
 
-Per line the work is one regex match, ``groupdict`` and the declared conversions, each done
-for a whole batch at once. A typed field that is ``-`` (the log's "no value") or absent is
-None. Every preset regex uses possessive quantifiers, so a hostile line fails in time linear
-in its length (a ``source.pattern`` runs as written).
+Per line the work is one regex match; the declared conversions and the records are then
+made for the whole batch at once (:mod:`streamem.parsing.rows`). A typed field that is ``-``
+(the log's "no value") or absent is None. Every preset regex uses possessive quantifiers, so
+a hostile line fails in time linear in its length (a ``source.pattern`` runs as written).
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import is_not, itemgetter, methodcaller, setitem
+from itertools import repeat
+from operator import methodcaller, setitem
 from typing import Any
 
+from streamem.parsing.rows import line_records, records
 from streamem.parsing.times import TIME_TYPES
 
 __all__ = ["PRESETS", "TYPES", "LineError", "LogfmtFormat", "TextFormat", "regex_format"]
@@ -61,7 +62,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
 }
 # the same without the fallbacks: tried first, TYPES decides only for a line they reject
 _FAST: dict[str, Callable[[str], Any]] = {"int": int, "float": float, **TIME_TYPES}
-_CONVERSION_ERRORS = (ValueError, KeyError, IndexError, TypeError)
+_TIME_NAMES = frozenset(TIME_TYPES)
 
 
 @dataclass(frozen=True)
@@ -129,47 +130,28 @@ class TextFormat:
     def parse_texts(self, texts: Sequence[str]) -> list[Record | LineError]:
         """Records (or why not) for decoded lines without their line ends.
 
-        The work is column-wise: all matches, all ``groupdict`` calls, then each typed field
-        converted for all records at once (``map`` at C speed); only a column with a value
-        that the fast conversion rejects is converted value by value.
+        The work is column-wise: all matches, then :mod:`streamem.parsing.rows` converts
+        each typed field for the whole batch and builds every record at once. A
+        one-pattern format first tries the batch as if every line matched
+        (:func:`~streamem.parsing.rows.line_records`); a batch with a line that does not
+        is matched again, keeping the positions.
         """
+        if len(self.regexes) == 1:  # the common case: every line matches
+            done = line_records(self.regexes[0], texts, self.types, _FAST, TYPES,
+                                _TIME_NAMES, self.name)
+            if done is not None:
+                if self.derived is not None:
+                    self.derived[1](done[0])
+                return _rejected(*done)
         found = list(map(self._match(), texts))
         misses = None in found
         hits: list[re.Match[str]] = [m for m in found if m is not None] if misses else \
             found  # type: ignore[assignment]
-        recs: list[Record] = list(map(re.Match.groupdict, hits))
-        bad: dict[int, LineError] = {}
-        one = len(self.regexes) == 1  # else a field may be missing from some records
-        for f, t in self.types.items():
-            if t == "str":
-                continue
-            vals = list(map(itemgetter(f) if one else methodcaller("get", f), recs))
-            try:
-                if t in TIME_TYPES:  # few distinct times per batch: convert each once
-                    table = {v: None if v is None else _FAST[t](v) for v in set(vals)}
-                    list(map(setitem, recs, repeat(f), list(map(table.__getitem__, vals))))
-                elif None in vals:  # convert the present values only (still all in C)
-                    idx = list(compress(range(len(vals)), map(is_not, vals, repeat(None))))
-                    new = list(map(_FAST[t], map(vals.__getitem__, idx)))
-                    list(map(setitem, map(recs.__getitem__, idx), repeat(f), new))
-                else:
-                    list(map(setitem, recs, repeat(f), list(map(_FAST[t], vals))))
-            except _CONVERSION_ERRORS:  # "-", nginx's upstream lists, or a bad value
-                conv = TYPES[t]
-                for i, v in enumerate(vals):
-                    if v is not None and i not in bad:
-                        try:
-                            recs[i][f] = conv(v)
-                        except _CONVERSION_ERRORS:
-                            bad[i] = ("wrong_type", f"{f}={str(v)[:40]!r} is not a {t} "
-                                      f"(the {self.name} format's type for {f})")
+        recs, bad = records(self.regexes, hits, self.types, _FAST, TYPES, _TIME_NAMES,
+                            self.name)
         if self.derived is not None:
             self.derived[1](recs)
-        if not misses and not bad:
-            return recs  # type: ignore[return-value]
-        out: list[Record | LineError] = list(recs)
-        for i, why in bad.items():
-            out[i] = why
+        out = _rejected(recs, bad)
         if misses:
             miss, it = self._miss(), iter(out)
             out = [miss if m is None else next(it) for m in found]
@@ -178,6 +160,16 @@ class TextFormat:
     def parse(self, payloads: Sequence[bytes]) -> list[Record | LineError]:
         """Records (or why not) for raw lines; see :func:`decode_lines`."""
         return self.parse_texts(decode_lines(payloads))
+
+
+def _rejected(recs: list[Record], bad: dict[int, LineError]) -> list[Record | LineError]:
+    """``recs`` with the rejections of ``bad`` in their places."""
+    if not bad:
+        return recs  # type: ignore[return-value]
+    out: list[Record | LineError] = list(recs)
+    for i, why in bad.items():
+        out[i] = why
+    return out
 
 
 def decode_lines(payloads: Sequence[bytes]) -> list[str]:
