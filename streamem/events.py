@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.eventmeta import lookup as _lookup
+from streamem.parsing.eventmeta import lookup as _lookup
 
 __all__ = ["DecodedBatch", "EventBatch", "Position", "RawEvent", "Rejection"]
 

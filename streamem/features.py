@@ -6,7 +6,8 @@ batch of well-formed JSON lines with numeric values, is decoded with one ``orjso
 over the lines joined into an array and one ``np.array`` conversion. That parse is used only
 when it provably took each record from exactly one line (see :func:`_framed`); anything odd
 falls back to per-event decoding, so one bad line never costs the rest of the batch and never
-merges with its neighbours. Keys, ids and timestamps are checked by :mod:`streamem.eventmeta`.
+merges with its neighbours. Keys, ids and timestamps are checked by
+:mod:`streamem.parsing.eventmeta`.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.errors import InvalidInputError
-from streamem.eventmeta import Bad as _Bad
-from streamem.eventmeta import check_ids, check_keys, timestamps
-from streamem.eventmeta import lookup as _lookup
 from streamem.events import DecodedBatch, Rejection
+from streamem.parsing.eventmeta import Bad as _Bad
+from streamem.parsing.eventmeta import check_ids, check_keys, timestamps
+from streamem.parsing.eventmeta import lookup as _lookup
 
 try:  # orjson parses JSON ~3x faster than the stdlib; the stdlib is the fallback
     import orjson

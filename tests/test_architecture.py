@@ -180,7 +180,7 @@ def test_no_import_cycles() -> None:
 # a package and the packages it must not import, lazily or not: alerting makes the records
 # that the sinks deliver, so it never depends on a sink (or on the runtime that wires them);
 # sinks and state share the Kafka client settings through streamem.kafka, not the source's
-_RUNTIME = ("streamem.pipeline", "streamem.daemon", "streamem.runtime")
+_RUNTIME = ("streamem.runtime",)
 LAYERS: dict[str, tuple[str, ...]] = {
     "streamem.alerting": ("streamem.sinks", "streamem.sources", "streamem.state", *_RUNTIME),
     "streamem.kafka": ("streamem.sinks", "streamem.sources", "streamem.state", *_RUNTIME),
@@ -255,3 +255,44 @@ def test_every_module_is_small() -> None:
     too_long = {m: n for m, n in sizes.items() if n > LONG_MODULES.get(m, MAX_MODULE_LINES)}
     assert too_long == {}, "split these modules (or justify them in LONG_MODULES)"
     assert set(LONG_MODULES) <= set(sizes), "a justified exception no longer exists"
+
+
+CORE = ("streamem.model", "streamem.scoring")
+# durations: "7d" -> seconds, stdlib only; the core reads it lazily (streamem.config's package
+# imports pyyaml) when a half-life or a season is given as a duration
+CORE_MAY_IMPORT = (*CORE, "streamem.errors", "streamem.config.durations")
+
+
+def _core_violations(imports: dict[str, set[str]]) -> list[str]:
+    """``"core module -> streamem module"`` for each core import outside the core and errors."""
+    def under(mod: str, pkgs: tuple[str, ...]) -> bool:
+        return any(mod == p or mod.startswith(p + ".") for p in pkgs)
+
+    return sorted(f"{mod} -> {dep}" for mod, deps in imports.items() if under(mod, CORE)
+                  for dep in deps if dep != "streamem" and not under(dep, CORE_MAY_IMPORT))
+
+
+def test_core_checker_finds_a_planted_import() -> None:
+    planted = {"streamem.scoring.report": {"streamem.alerting.records", "streamem.errors"},
+               "streamem.model.gmm": {"streamem.model._stats"},
+               "streamem.sinks.base": {"streamem.alerting.records"}}
+    assert _core_violations(planted) == ["streamem.scoring.report -> streamem.alerting.records"]
+
+
+def test_core_imports_of_streamem_are_only_the_core_and_errors() -> None:
+    # the library (Detector, KeyedDetector, OnlineGMM) must not depend on the runtime's
+    # records, config or adapters: what the core produces, the outer layers import from it
+    imports = {".".join(("streamem", *p.relative_to(PKG).with_suffix("").parts)):
+               _all_streamem_imports(p) for p in PKG.rglob("*.py")}
+    assert "streamem.scoring.explain" in imports["streamem.scoring.report"]  # sees real imports
+    assert _core_violations(imports) == []
+
+
+# the top level holds only what every stage shares; each stage is a package
+TOP_LEVEL_MODULES = {"__init__.py", "__main__.py", "cli.py", "errors.py", "events.py",
+                     "features.py", "logs.py"}
+
+
+def test_top_level_holds_only_shared_modules() -> None:
+    top = {p.name for p in PKG.glob("*.py")}
+    assert top == TOP_LEVEL_MODULES, "put new modules in the package of their stage"

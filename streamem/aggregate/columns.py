@@ -80,7 +80,7 @@ def numbers(vals: list[Any]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
 
 
 def where_column(vals: list[Any]) -> NDArray[Any]:
-    """The column :meth:`streamem.expr.Expression.mask` reads: float64 when every value is a
+    """The column :meth:`streamem.parsing.expr.Expression.mask` reads: float64 when every value is a
     number, else an object array (missing values as None)."""
     if set(map(type, vals)) <= _NUMBER_TYPES:
         return np.array(vals, dtype=np.float64)

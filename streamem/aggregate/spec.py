@@ -16,7 +16,7 @@ count_by         a count per value of ``field``: ``top``      0 each
 ===============  ==========================================  ==============
 
 A numeric function skips events whose ``field`` is missing (None); ``where`` (parsed by
-:mod:`streamem.expr`, never eval'd) keeps only the events it holds for.
+:mod:`streamem.parsing.expr`, never eval'd) keeps only the events it holds for.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from streamem.errors import ConfigError
-from streamem.expr import Expression, parse
+from streamem.parsing.expr import Expression, parse
 
 __all__ = ["FUNCTIONS", "NUMERIC", "FeatureSpec"]
 

@@ -5,7 +5,7 @@ Each rule has an ``action`` and up to three conditions, all of which must hold:
 
 - ``key``: the event's key equals it, or matches it as a glob (``pump-*``);
 - ``feature``: the rule looks at this feature; ``when`` may call its value ``value``;
-- ``when``: a :mod:`streamem.expr` filter over the event's features (by name), ``value``,
+- ``when``: a :mod:`streamem.parsing.expr` filter over the event's features (by name), ``value``,
   ``key`` and, for ``suppress``, ``severity``.
 
 ``suppress``: a matching anomaly is not sent to the sinks and opens no incident (the page
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamem.expr import Expression, parse
+from streamem.parsing.expr import Expression, parse
 
 __all__ = ["ACTIONS", "Rule", "Rules"]
 

@@ -4,6 +4,8 @@
 ``apache_error``, ``syslog``, ``logfmt``), :mod:`streamem.parsing.times` their timestamps,
 :mod:`streamem.parsing.templates` the Drain3 template miner (imported only when
 ``fields.template`` is set), and :mod:`streamem.parsing.decoder` the wiring from the config.
+:mod:`streamem.parsing.eventmeta` checks the keys, ids and timestamps taken from any event, and
+:mod:`streamem.parsing.expr` is the safe filter language of ``rules[]`` and ``aggregate`` ``where``.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def parse_time(value: Any, name: str = "timestamp") -> float:
     >>> parse_time("soon")
     Traceback (most recent call last):
     ...
-    streamem.eventmeta.Bad: ('bad_timestamp', "timestamp='soon' is neither a number nor ...")
+    streamem.parsing.eventmeta.Bad: ('bad_timestamp', "timestamp='soon' is neither ...")
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise Bad("bad_timestamp", f"{name} is a JSON {type(value).__name__}; send seconds "

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamem.errors import ConfigError
-from streamem.expr import parse
+from streamem.parsing.expr import parse
 
 REC = {"status": "503", "method": "POST", "bytes": 1200, "path": "/admin/x",
        "up": {"ms": 87.5}, "ok": True, "empty": ""}
