@@ -8,6 +8,8 @@ admin client) take what they need from here, so the version kafka-python is pinn
 
 from __future__ import annotations
 
+from typing import Any
+
 import kafka
 import kafka.codec as codecs
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
@@ -46,7 +48,29 @@ __all__ = [
     "UnsupportedCodecError",
     "calc_crc32c",
     "codecs",
+    "ensure_compacted_topic",
 ]
 
 VERSION: str = kafka.__version__
 """The installed kafka-python version (the fast record path checks it)."""
+
+
+def ensure_compacted_topic(common: dict[str, Any], topic: str, *, replication_factor: int,
+                           max_message_bytes: int, timeout: float) -> bool:
+    """Create ``topic`` as a one-partition compacted topic unless it exists.
+
+    The checkpoint store and the key store both keep their state in such a topic. Returns
+    True when this call created it; another instance creating it meanwhile is not an error.
+    """
+    admin = KafkaAdminClient(**common, bootstrap_timeout_ms=int(timeout * 1000))
+    try:
+        if topic in admin.list_topics():
+            return False
+        try:
+            admin.create_topics([NewTopic(topic, 1, replication_factor, topic_configs={
+                "cleanup.policy": "compact", "max.message.bytes": str(max_message_bytes)})])
+        except TopicAlreadyExistsError:
+            return False  # another instance created it meanwhile
+        return True
+    finally:
+        admin.close()

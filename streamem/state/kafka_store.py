@@ -18,13 +18,11 @@ from typing import Any
 
 from streamem.errors import ConfigError, StateError
 from streamem.kafka.client import (
-    KafkaAdminClient,
     KafkaConsumer,
     KafkaError,
     KafkaProducer,
-    NewTopic,
-    TopicAlreadyExistsError,
     TopicPartition,
+    ensure_compacted_topic,
 )
 from streamem.kafka.settings import KafkaSecurity, client_config
 from streamem.state.base import Snapshot, SnapshotCheck
@@ -191,18 +189,10 @@ class KafkaCheckpointStore:
     def _ensure_topic(self) -> None:
         if self._topic_ready or not self._create_topic:
             return
-        admin = KafkaAdminClient(**self._common, bootstrap_timeout_ms=int(self._timeout * 1000))
-        try:
-            if self.topic not in admin.list_topics():
-                topic = NewTopic(self.topic, 1, self._replication_factor, topic_configs={
-                    "cleanup.policy": "compact", "max.message.bytes": str(_MAX_BYTES)})
-                try:
-                    admin.create_topics([topic])
-                    logger.info("created compacted checkpoint topic %r", self.topic)
-                except TopicAlreadyExistsError:
-                    pass  # another instance created it meanwhile
-        finally:
-            admin.close()
+        if ensure_compacted_topic(self._common, self.topic, timeout=self._timeout,
+                                  replication_factor=self._replication_factor,
+                                  max_message_bytes=_MAX_BYTES):
+            logger.info("created compacted checkpoint topic %r", self.topic)
         self._topic_ready = True
 
     def _read_all(self) -> dict[str, list[tuple[int, bytes]]]:

@@ -23,7 +23,7 @@ from streamem.kafka.client import KafkaConsumer, OffsetAndMetadata, TopicPartiti
 
 __all__ = ["PartitionPositions"]
 
-# the Kafka source's logger: its messages keep the name they had before the module was split
+# the Kafka source's logger (operators filter on "streamem.sources.kafka")
 logger = logging.getLogger("streamem.sources.kafka")
 
 

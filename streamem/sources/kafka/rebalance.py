@@ -27,7 +27,7 @@ from streamem.sources.kafka.stats import SourceStats
 
 __all__ = ["RebalanceBridge"]
 
-# the Kafka source's logger: its messages keep the name they had before the module was split
+# the Kafka source's logger (operators filter on "streamem.sources.kafka")
 logger = logging.getLogger("streamem.sources.kafka")
 
 _T = TypeVar("_T")

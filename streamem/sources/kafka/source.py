@@ -34,7 +34,7 @@ from streamem.sources.kafka.stats import Outages, SourceStats
 
 __all__ = ["KafkaSource"]
 
-# named after the package, as before the module was split (operators filter on it)
+# named after the package, not the module (operators filter on it)
 logger = logging.getLogger("streamem.sources.kafka")
 
 

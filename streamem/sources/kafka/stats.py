@@ -18,7 +18,7 @@ from streamem.logs import RateLimitedLog
 
 __all__ = ["Outages", "SourceStats"]
 
-# the Kafka source's logger: its messages keep the name they had before the module was split
+# the Kafka source's logger (operators filter on "streamem.sources.kafka")
 logger = logging.getLogger("streamem.sources.kafka")
 
 
