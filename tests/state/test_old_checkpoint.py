@@ -4,9 +4,9 @@ state that the older version itself reaches from it.
 The fixtures come from tests/state/fixtures/generate.py run on commit 42bdf57 (the main before
 the runtime rebuild of issue 12): its ``streamem run`` stopped after 2,000 of the 3,000 events
 of the seeded test stream, and the same version resuming from that snapshot over all 3,000
-gave the final counters and model. A change to the snapshot format, to how positions are read back or to how
-the detector continues breaks this test; a deliberate format change bumps the schema version,
-migrates, and adds the new version's fixtures beside these.
+gave the final counters and model. A change to the snapshot format, to how positions are read
+back or to how the detector continues breaks this test; a deliberate format change bumps the
+schema version, migrates, and adds the new version's fixtures beside these.
 """
 
 from __future__ import annotations
