@@ -30,17 +30,17 @@ import logging
 import struct
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from streamem.errors import ConfigError, StateError
+from streamem.errors import StateError
 from streamem.kafka.client import (
     KafkaConsumer,
     KafkaError,
     KafkaProducer,
     TopicPartition,
-    ensure_compacted_topic,
 )
-from streamem.kafka.settings import KafkaSecurity, client_config
+from streamem.kafka.settings import KafkaSecurity
+from streamem.state._kafka_topic import MAX_RECORD_BYTES as _MAX_BYTES
+from streamem.state._kafka_topic import CompactedTopicStore
 from streamem.state.keys import check_blobs
 
 __all__ = ["META_KEY", "KafkaKeyStore"]
@@ -52,10 +52,9 @@ META_KEY = b"\x00meta"
 _META = struct.Struct("<4sQ")  # magic, length of the meta snapshot; the positions follow
 _META_MAGIC = b"SKM\x01"
 _SEEN = struct.Struct("<d")
-_MAX_BYTES = 16 * 1024 * 1024  # per record (topic max.message.bytes and producer)
 
 
-class KafkaKeyStore:
+class KafkaKeyStore(CompactedTopicStore):
     """A key store on one compacted topic (see the module docstring for the layout).
 
     Parameters
@@ -93,28 +92,15 @@ class KafkaKeyStore:
                  create_topic: bool = True, replication_factor: int = -1,
                  max_keys: int = 1_000_000, timeout: float = 30.0,
                  client_id: str = "streamem-keys") -> None:
-        if not topic:
-            raise ConfigError("checkpoint.topic", "required for a Kafka key store")
-        self.topic = topic
-        self.security = (security or KafkaSecurity()).validate("checkpoint")
-        self._common: dict[str, Any] = client_config(bootstrap_servers, self.security,
-                                                     client_id=client_id,
-                                                     reconnect_backoff_max_ms=5000)
+        super().__init__(bootstrap_servers, topic, security=security,
+                         create_topic=create_topic, replication_factor=replication_factor,
+                         timeout=timeout, client_id=client_id, what="key-state")
         self.transactional_id = transactional_id or f"streamem-keys-{topic}"
-        self._create_topic = create_topic
-        self._replication_factor = replication_factor
         self.max_keys = max_keys
-        self._timeout = timeout
         self._producer: KafkaProducer | None = None
         self._map: dict[str, tuple[float, bytes]] | None = None
         self._meta: tuple[bytes | None, bytes | None] = (None, None)
         self._oldest = float("inf")  # no key last seen before this (skips TTL scans)
-        self._topic_ready = False
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return (f"KafkaKeyStore(topic={self.topic!r}, "
-                f"bootstrap_servers={self._common['bootstrap_servers']!r})")
 
     def __enter__(self) -> KafkaKeyStore:
         return self
@@ -199,19 +185,6 @@ class KafkaKeyStore:
         self._meta = (meta, positions)
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StateError(f"{self!r} is closed; open a new store")
-
-    def _ensure_topic(self) -> None:
-        if self._topic_ready or not self._create_topic:
-            return
-        if ensure_compacted_topic(self._common, self.topic, timeout=self._timeout,
-                                  replication_factor=self._replication_factor,
-                                  max_message_bytes=_MAX_BYTES):
-            logger.info("created compacted key-state topic %r", self.topic)
-        self._topic_ready = True
 
     def _writer(self) -> KafkaProducer:
         self._check_open()

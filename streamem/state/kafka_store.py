@@ -14,17 +14,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
-from streamem.errors import ConfigError, StateError
+from streamem.errors import StateError
 from streamem.kafka.client import (
     KafkaConsumer,
     KafkaError,
     KafkaProducer,
     TopicPartition,
-    ensure_compacted_topic,
 )
-from streamem.kafka.settings import KafkaSecurity, client_config
+from streamem.kafka.settings import KafkaSecurity
+from streamem.state._kafka_topic import MAX_RECORD_BYTES as _MAX_BYTES
+from streamem.state._kafka_topic import CompactedTopicStore
 from streamem.state.base import Snapshot, SnapshotCheck
 from streamem.state.codec import UnknownSchemaVersionError, decode_snapshot, encode_snapshot
 
@@ -32,10 +32,9 @@ __all__ = ["KafkaCheckpointStore"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_BYTES = 16 * 1024 * 1024  # per snapshot message (topic max.message.bytes and producer)
 
 
-class KafkaCheckpointStore:
+class KafkaCheckpointStore(CompactedTopicStore):
     """Durable snapshots on a compacted topic.
 
     Parameters
@@ -70,25 +69,11 @@ class KafkaCheckpointStore:
                  security: KafkaSecurity | None = None, create_topic: bool = True,
                  replication_factor: int = -1, timeout: float = 30.0,
                  client_id: str = "streamem-state") -> None:
-        if not topic:
-            raise ConfigError("checkpoint.topic", "required for checkpoint.store kafka")
-        self.topic = topic
-        self.security = (security or KafkaSecurity()).validate("checkpoint")
-        # reconnect within 5 s of a broker coming back (kafka-python's default max is 30 s)
-        self._common: dict[str, Any] = client_config(bootstrap_servers, self.security,
-                                                     client_id=client_id,
-                                                     reconnect_backoff_max_ms=5000)
-        self._create_topic = create_topic
-        self._replication_factor = replication_factor
-        self._timeout = timeout
+        super().__init__(bootstrap_servers, topic, security=security,
+                         create_topic=create_topic, replication_factor=replication_factor,
+                         timeout=timeout, client_id=client_id, what="checkpoint")
         self._producer: KafkaProducer | None = None
         self._consumer: KafkaConsumer | None = None
-        self._topic_ready = False
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return (f"KafkaCheckpointStore(topic={self.topic!r}, "
-                f"bootstrap_servers={self._common['bootstrap_servers']!r})")
 
     def save(self, snapshot: Snapshot) -> None:
         """Write ``snapshot``; returns once the broker acknowledged it (``acks=all``).
@@ -181,19 +166,6 @@ class KafkaCheckpointStore:
         self.close()
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StateError(f"{self!r} is closed; open a new store")
-
-    def _ensure_topic(self) -> None:
-        if self._topic_ready or not self._create_topic:
-            return
-        if ensure_compacted_topic(self._common, self.topic, timeout=self._timeout,
-                                  replication_factor=self._replication_factor,
-                                  max_message_bytes=_MAX_BYTES):
-            logger.info("created compacted checkpoint topic %r", self.topic)
-        self._topic_ready = True
 
     def _read_all(self) -> dict[str, list[tuple[int, bytes]]]:
         """``{key: [(offset, value), ...]}`` in log order, reading the topic to its end."""
