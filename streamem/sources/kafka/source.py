@@ -64,7 +64,7 @@ class KafkaSource:
     fetch_max_wait_ms
         Longest time the broker holds a fetch that found no new data. kafka-python's 500 ms
         default stalls every partition behind one that is caught up (one fetch in flight per
-        broker): on the bench, 50 ms took the bare consumer from ~56k to ~158k events/s.
+        broker), so the default here is much shorter (bench/kafka.py measures the effect).
     max_partition_fetch_bytes
         Bytes per partition per fetch (kafka-python's default, 1 MiB).
     fast_records
