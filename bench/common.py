@@ -209,3 +209,17 @@ def write_section(section: Section, doc: Path = DOC) -> None:
         text = text[:pos].rstrip() + "\n\n" + section.render() + "\n\n" + text[pos:].lstrip()
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text.rstrip() + "\n")
+
+
+def section_main(name: str, doc: str | None, measure: Callable[[bool], Section],
+                 argv: list[str] | None, quick_help: str = "shorter runs") -> Section:
+    """``python -m bench.NAME [--quick]``: measure one section, write it, print it."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=doc)
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    args = p.parse_args(argv)
+    sec = measure(args.quick)
+    write_section(sec, default_doc(args.quick))
+    print(sec.body)
+    return sec

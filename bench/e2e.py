@@ -11,7 +11,6 @@ Run: ``python -m bench.e2e``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import statistics
@@ -323,15 +322,9 @@ about {share:.2f} % of the time. With `model.scope: partition` the cost is per l
 
 
 def main(argv: list[str] | None = None) -> Section:
-    from bench.common import default_doc, write_section
+    from bench.common import section_main
 
-    p = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__)
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args(argv)
-    sec = measure(args.quick)
-    write_section(sec, default_doc(args.quick))
-    print(sec.body)
-    return sec
+    return section_main("e2e", __doc__, measure, argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Run: ``python -m bench.null [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 import warnings
@@ -108,15 +107,9 @@ Gaussian mixture: the model family is wrong). The ratio in brackets is flagged Ã
 
 
 def main(argv: list[str] | None = None) -> Section:
-    from bench.common import default_doc, write_section
+    from bench.common import section_main
 
-    p = argparse.ArgumentParser(prog="python -m bench.null", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="shorter streams")
-    args = p.parse_args(argv)
-    sec = measure(args.quick)
-    write_section(sec, default_doc(args.quick))
-    print(sec.body)
-    return sec
+    return section_main("null", __doc__, measure, argv, "shorter streams")
 
 
 if __name__ == "__main__":

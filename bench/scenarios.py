@@ -10,7 +10,6 @@ Run: ``python -m bench.scenarios [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 
@@ -146,15 +145,9 @@ change until the alarm rate over the next {ADAPT_WINDOW} events first falls to
 
 
 def main(argv: list[str] | None = None) -> Section:
-    from bench.common import default_doc, write_section
+    from bench.common import section_main
 
-    p = argparse.ArgumentParser(prog="python -m bench.scenarios", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="shorter streams")
-    args = p.parse_args(argv)
-    sec = measure(args.quick)
-    write_section(sec, default_doc(args.quick))
-    print(sec.body)
-    return sec
+    return section_main("scenarios", __doc__, measure, argv, "shorter streams")
 
 
 if __name__ == "__main__":

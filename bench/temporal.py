@@ -14,7 +14,6 @@ Run: ``python -m bench.temporal [--quick]`` or ``python -m bench --only temporal
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 from collections.abc import Callable
@@ -430,15 +429,9 @@ standardised by the first quarter of each file up to 1,000 points, its warm-up).
 
 
 def main(argv: list[str] | None = None) -> Section:
-    from bench.common import default_doc, write_section
+    from bench.common import section_main
 
-    p = argparse.ArgumentParser(prog="python -m bench.temporal", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="shorter streams")
-    args = p.parse_args(argv)
-    sec = measure(args.quick)
-    write_section(sec, default_doc(args.quick))
-    print(sec.body)
-    return sec
+    return section_main("temporal", __doc__, measure, argv, "shorter streams")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Run: ``python -m bench.throughput [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 
@@ -239,15 +238,9 @@ the refit cost is included.
 
 
 def main(argv: list[str] | None = None) -> Section:
-    from bench.common import default_doc, write_section
+    from bench.common import section_main
 
-    p = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="small runs for CI (< 60 s)")
-    args = p.parse_args(argv)
-    sec = measure(args.quick)
-    write_section(sec, default_doc(args.quick))
-    print(sec.body)
-    return sec
+    return section_main("throughput", __doc__, measure, argv, "small runs for CI (< 60 s)")
 
 
 if __name__ == "__main__":
