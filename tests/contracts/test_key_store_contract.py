@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from testkit.keyed import FIELDS, run_keyed
 
 from streamem.errors import StateError
 from streamem.evaluation.fleet import fleet
@@ -24,7 +25,6 @@ from streamem.state.keys_sqlite import SqliteKeyStore
 kafka_support = importlib.import_module("testkit.broker")
 
 Opener = tuple[Callable[[], Any], Callable[[str], None]]
-FIELDS = ("scores", "surprise", "threshold", "severity", "is_anomaly", "learned", "warming_up")
 
 
 def _open_sqlite(request: pytest.FixtureRequest) -> Opener:
@@ -64,17 +64,6 @@ def opener(request: pytest.FixtureRequest) -> Opener:
     factory: Callable[[pytest.FixtureRequest], Opener] = request.param
     return factory(request)
 
-
-def _run(det: KeyedDetector, X: np.ndarray, keys: np.ndarray, batch: int = 128,
-         store: Any = None, offset: int = 0) -> dict[str, np.ndarray]:
-    out: dict[str, list[np.ndarray]] = {}
-    for j, i in enumerate(range(0, len(X), batch)):
-        r = det.process(X[i:i + batch], keys[i:i + batch])
-        if store is not None and j % 4 == 3:
-            checkpoint(det, store, f"offset={offset + i + batch}".encode())
-        for name in FIELDS:
-            out.setdefault(name, []).append(getattr(r, name))
-    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def _blobs(det: KeyedDetector, keys: list[str]) -> dict[str, bytes]:
@@ -142,11 +131,11 @@ def test_a_checkpoint_forgets_keys_idle_past_the_ttl(opener: Opener) -> None:
 def test_restore_continues_bit_for_bit(opener: Opener) -> None:
     open_store, _ = opener
     f = fleet(120, 30, 4, seed=7)
-    ref = _run(KeyedDetector(warmup=400, random_state=0), f.X, f.keys)
+    ref = run_keyed(KeyedDetector(warmup=400, random_state=0), f.X, f.keys)
     half = 128 * 16
     store = open_store()
     det = KeyedDetector(warmup=400, max_keys_in_memory=100, store=store, random_state=0)
-    first = _run(det, f.X[:half], f.keys[:half], store=store)
+    first = run_keyed(det, f.X[:half], f.keys[:half], store=store)
     checkpoint(det, store, f"offset={half}".encode())
     assert det.counters()["keys_evicted"] > 0 and det.counters()["keys_loaded"] > 0
     store.close()
@@ -154,7 +143,7 @@ def test_restore_continues_bit_for_bit(opener: Opener) -> None:
     try:
         det2, positions = restore(store2)
         assert positions == f"offset={half}".encode() and det2.n_keys_in_memory == 0
-        second = _run(det2, f.X[half:], f.keys[half:], store=store2, offset=half)
+        second = run_keyed(det2, f.X[half:], f.keys[half:], store=store2, offset=half)
         for name in FIELDS:
             np.testing.assert_array_equal(np.concatenate([first[name], second[name]]),
                                           ref[name], err_msg=name)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from testkit.keyed import FIELDS, run_keyed
 
 import streamem
 from streamem.errors import StateError
@@ -22,29 +23,15 @@ from streamem.scoring.key_table import Layout, encode_blobs
 from streamem.scoring.keyed import KeyedDetector
 from streamem.state.keys_sqlite import SqliteKeyStore, checkpoint, restore
 
-FIELDS = ("scores", "surprise", "threshold", "severity", "is_anomaly", "learned", "warming_up")
-
-
-def _run(det: KeyedDetector, X: np.ndarray, keys: np.ndarray, batch: int = 128,
-         store: SqliteKeyStore | None = None) -> dict[str, np.ndarray]:
-    out: dict[str, list[np.ndarray]] = {}
-    for j, i in enumerate(range(0, len(X), batch)):
-        r = det.process(X[i:i + batch], keys[i:i + batch])
-        if store is not None and j % 3 == 2:
-            checkpoint(det, store, f"offset={i + batch}".encode())
-        for name in FIELDS:
-            out.setdefault(name, []).append(getattr(r, name))
-    return {k: np.concatenate(v) for k, v in out.items()}
-
 
 def test_bounded_detector_with_store_and_restore_match_an_uninterrupted_one(tmp_path: Path
                                                                             ) -> None:
     f = fleet(200, 30, 4, seed=7)
-    ref = _run(KeyedDetector(warmup=500, random_state=0), f.X, f.keys)
+    ref = run_keyed(KeyedDetector(warmup=500, random_state=0), f.X, f.keys)
     store = SqliteKeyStore(tmp_path / "keys.db")
     det = KeyedDetector(warmup=500, max_keys_in_memory=150, store=store, random_state=0)
     half = 128 * 24  # on a batch boundary of the reference run
-    first = _run(det, f.X[:half], f.keys[:half], store=store)
+    first = run_keyed(det, f.X[:half], f.keys[:half], store=store, every=3)
     checkpoint(det, store, b"offset=3072")
     assert det.counters()["keys_evicted"] > 0 and det.counters()["keys_loaded"] > 0
     store.close()
@@ -52,7 +39,7 @@ def test_bounded_detector_with_store_and_restore_match_an_uninterrupted_one(tmp_
     store2 = SqliteKeyStore(tmp_path / "keys.db")
     det2, positions = restore(store2)
     assert positions == b"offset=3072" and det2.n_keys_in_memory == 0
-    second = _run(det2, f.X[half:], f.keys[half:], store=store2)
+    second = run_keyed(det2, f.X[half:], f.keys[half:], store=store2, every=3)
     for name in FIELDS:
         np.testing.assert_array_equal(np.concatenate([first[name], second[name]]), ref[name],
                                       err_msg=name)
@@ -175,15 +162,15 @@ def test_only_the_key_store_imports_sqlite3() -> None:
 def test_a_checkpoint_during_the_population_warm_up_resumes_bit_for_bit(tmp_path: Path
                                                                           ) -> None:
     f = fleet(50, 40, 3, seed=11)
-    ref = _run(KeyedDetector(warmup=1200, random_state=0), f.X, f.keys)
+    ref = run_keyed(KeyedDetector(warmup=1200, random_state=0), f.X, f.keys)
     with SqliteKeyStore(tmp_path / "k.db") as store:
         det = KeyedDetector(warmup=1200, store=store, random_state=0)
-        first = _run(det, f.X[:640], f.keys[:640])
+        first = run_keyed(det, f.X[:640], f.keys[:640])
         assert det.population_ is None   # still warming up: the buffer is in the meta
         checkpoint(det, store, b"640")
     with SqliteKeyStore(tmp_path / "k.db") as store:
         det2, pos = restore(store)
-        second = _run(det2, f.X[640:], f.keys[640:])
+        second = run_keyed(det2, f.X[640:], f.keys[640:])
         assert pos == b"640" and det2.population_ is not None
     for name in FIELDS:
         np.testing.assert_array_equal(np.concatenate([first[name], second[name]]), ref[name],
