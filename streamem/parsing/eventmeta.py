@@ -84,28 +84,30 @@ def _as_text(value: Any, name: str, reason: str) -> str:
     raise Bad(reason, f"{name} is a JSON {type(value).__name__}; use a string or a number")
 
 
-def _key(value: Any, name: str) -> None:
-    text = _as_text(value, name, "invalid_key")
-    if not text:
-        raise Bad("invalid_key", f"{name} is empty; send a non-empty key or leave it out")
+def _text_within(value: Any, name: str, reason: str, limit: int, banned: re.Pattern[str],
+                 banned_what: str) -> str:
+    """The text of ``value``, refused (``reason``) above ``limit`` UTF-8 bytes or with a
+    character of ``banned``."""
+    text = _as_text(value, name, reason)
     size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_KEY_BYTES:
-        raise Bad("invalid_key", f"{name} has {size} bytes > {MAX_KEY_BYTES}")
-    bad = _KEY_BAD.search(text)
+    if size > limit:
+        raise Bad(reason, f"{name} has {size} bytes > {limit}")
+    bad = banned.search(text)
     if bad is not None:
-        raise Bad("invalid_key", f"{name}={_short(text)} holds the control character or lone "
-                  f"surrogate U+{ord(bad.group()):04X}")
+        raise Bad(reason, f"{name}={_short(text)} holds the {banned_what} "
+                  f"U+{ord(bad.group()):04X}")
+    return text
+
+
+def _key(value: Any, name: str) -> None:
+    if isinstance(value, str) and not value:
+        raise Bad("invalid_key", f"{name} is empty; send a non-empty key or leave it out")
+    _text_within(value, name, "invalid_key", MAX_KEY_BYTES, _KEY_BAD,
+                 "control character or lone surrogate")
 
 
 def _id(value: Any, name: str) -> None:
-    text = _as_text(value, name, "invalid_id")
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_ID_BYTES:
-        raise Bad("invalid_id", f"{name} has {size} bytes > {MAX_ID_BYTES}")
-    bad = _SURROGATE.search(text)
-    if bad is not None:
-        raise Bad("invalid_id", f"{name}={_short(text)} holds the lone surrogate "
-                  f"U+{ord(bad.group()):04X}")
+    _text_within(value, name, "invalid_id", MAX_ID_BYTES, _SURROGATE, "lone surrogate")
 
 
 def _each(values: Sequence[Any], check: Any, name: str) -> dict[int, Bad]:
