@@ -44,7 +44,7 @@ __all__ = ["REJECT_REASONS", "DecodedBatch", "FeatureExtractor", "Rejection"]
 #: metric and the first word of a dead letter's reason); ``docs/contracts.md`` says what each
 #: one means.
 REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "wrong_type",
-                  "invalid_key", "invalid_id", "bad_timestamp")
+                  "invalid_key", "invalid_id", "bad_timestamp", "late")
 _MAX_ABS = 1e100  # the model rejects larger magnitudes (their squares overflow)
 #: a text format's decoder (:class:`streamem.parsing.LineDecoder`)
 LinesToRecords = Callable[[Sequence[bytes]], Sequence["dict[str, Any] | tuple[str, str]"]]
@@ -289,6 +289,42 @@ class FeatureExtractor:
             recs = [r for r, k in zip(recs, keep.tolist(), strict=True) if k]
         rejected.sort(key=lambda r: r.index)
         return DecodedBatch(X, good, rejected, recs, (self._key, self._ts, self._id), ts)
+
+    def records(self, payloads: Sequence[bytes]) -> DecodedBatch:
+        """Decode a batch into records without a feature matrix (``X`` has no column).
+
+        For the ``aggregate:`` stage, which computes its features over buckets: the same
+        parsing and key, timestamp and id checks as :meth:`decode`, no ``no_features``.
+
+        Examples
+        --------
+        >>> b = FeatureExtractor([], timestamp="t").records([b'{"t": 5, "s": 1}', b'[1]'])
+        >>> b.X.shape, b.kept, b.timestamp(0), [r.reason for r in b.rejected]
+        ((1, 0), [0], 5.0, ['wrong_type'])
+        """
+        parsed, clean = self._parse_batch(payloads)
+        rejected: list[Rejection] = []
+        if clean:
+            recs: list[dict[str, Any]] = parsed  # type: ignore[assignment]
+            good = list(range(len(recs)))
+        else:
+            recs, good = [], []
+            for i, r in enumerate(parsed):
+                if isinstance(r, _Bad):
+                    rejected.append(Rejection(i, r.reason, r.detail))
+                else:
+                    good.append(i)
+                    recs.append(r)
+        ts, unusable = self._check_meta(recs)
+        if unusable:
+            rejected.extend(Rejection(good[j], b.reason, b.detail) for j, b in unusable.items())
+            keep = [j not in unusable for j in range(len(recs))]
+            good = [g for g, k in zip(good, keep, strict=True) if k]
+            recs = [r for r, k in zip(recs, keep, strict=True) if k]
+            ts = None if ts is None else ts[np.array(keep, dtype=bool)]
+            rejected.sort(key=lambda r: r.index)
+        return DecodedBatch(np.empty((len(recs), 0)), good, rejected, recs,
+                            (self._key, self._ts, self._id), ts)
 
     def _column(self, recs: list[dict[str, Any]], path: tuple[str, ...]) -> list[Any]:
         if len(path) == 1:  # dict.get per record, at C speed
