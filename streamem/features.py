@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -291,38 +291,25 @@ class FeatureExtractor:
         return DecodedBatch(X, good, rejected, recs, (self._key, self._ts, self._id), ts)
 
     def records(self, payloads: Sequence[bytes]) -> DecodedBatch:
-        """Decode a batch into records without a feature matrix (``X`` has no column).
+        """Records with the key, timestamp and id checks of :meth:`decode`, but no features
+        (``X`` has no column): the input of the ``aggregate:`` stage.
 
-        For the ``aggregate:`` stage, which computes its features over buckets: the same
-        parsing and key, timestamp and id checks as :meth:`decode`, no ``no_features``.
-
-        Examples
-        --------
         >>> b = FeatureExtractor([], timestamp="t").records([b'{"t": 5, "s": 1}', b'[1]'])
         >>> b.X.shape, b.kept, b.timestamp(0), [r.reason for r in b.rejected]
         ((1, 0), [0], 5.0, ['wrong_type'])
         """
-        parsed, clean = self._parse_batch(payloads)
-        rejected: list[Rejection] = []
-        if clean:
-            recs: list[dict[str, Any]] = parsed  # type: ignore[assignment]
-            good = list(range(len(recs)))
-        else:
-            recs, good = [], []
-            for i, r in enumerate(parsed):
-                if isinstance(r, _Bad):
-                    rejected.append(Rejection(i, r.reason, r.detail))
-                else:
-                    good.append(i)
-                    recs.append(r)
-        ts, unusable = self._check_meta(recs)
-        if unusable:
-            rejected.extend(Rejection(good[j], b.reason, b.detail) for j, b in unusable.items())
-            keep = [j not in unusable for j in range(len(recs))]
-            good = [g for g, k in zip(good, keep, strict=True) if k]
-            recs = [r for r, k in zip(recs, keep, strict=True) if k]
-            ts = None if ts is None else ts[np.array(keep, dtype=bool)]
-            rejected.sort(key=lambda r: r.index)
+        parsed, _ = self._parse_batch(payloads)
+        rejected = [Rejection(i, r.reason, r.detail) for i, r in enumerate(parsed)
+                    if isinstance(r, _Bad)]
+        good = [i for i, r in enumerate(parsed) if not isinstance(r, _Bad)]
+        recs: list[dict[str, Any]] = [parsed[i] for i in good]  # type: ignore[misc]
+        ts, bad = self._check_meta(recs)
+        if bad:
+            rejected = sorted(rejected + [Rejection(good[j], b.reason, b.detail)
+                                          for j, b in bad.items()], key=lambda r: r.index)
+            keep = np.array([j not in bad for j in range(len(recs))], dtype=bool)
+            good, recs = list(compress(good, keep)), list(compress(recs, keep))
+            ts = None if ts is None else ts[keep]
         return DecodedBatch(np.empty((len(recs), 0)), good, rejected, recs,
                             (self._key, self._ts, self._id), ts)
 
