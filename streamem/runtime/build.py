@@ -82,7 +82,8 @@ def new_extractor(cfg: Config, header: bytes | None = None,
     f = cfg.fields
     fx = FeatureExtractor(f.features, timestamp=f.timestamp, key=f.key, id=f.id,
                           format=cfg.source.format, max_event_bytes=cfg.source.max_event_bytes,
-                          lines=lines, max_clock_skew=f.max_clock_skew_seconds)
+                          lines=lines, max_clock_skew=f.max_clock_skew_seconds,
+                          categorical=f.categorical)
     if cfg.source.format == "csv" and header is not None:
         fx.set_csv_header(header)
     return fx
