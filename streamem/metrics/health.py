@@ -26,7 +26,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from streamem.metrics.catalogue import COMPONENT_ARRAYS, HEALTH_GAUGES
-from streamem.scoring.detector import Detector
 
 __all__ = [
     "HEALTH_ALIASES",
@@ -146,12 +145,16 @@ class HealthTarget(Protocol):
     def apply_health(self, values: HealthValues) -> None: ...
 
 
+class _Model(Protocol):
+    def health(self) -> Mapping[str, Any]: ...
+
+
 class LaneState(Protocol):
     """What :func:`report_lane` reads of a lane: its model, checkpoint sequence, and the
     cumulative counts already reported (written back)."""
 
     @property
-    def detector(self) -> Detector: ...
+    def scorer(self) -> _Model: ...
 
     @property
     def sequence(self) -> int: ...
@@ -175,11 +178,14 @@ def report_lane(metrics: HealthTarget, lane: LaneState) -> None:
     --------
     >>> from types import SimpleNamespace
     >>> from streamem.metrics.recorder import Metrics
-    >>> lane = SimpleNamespace(detector=Detector(warmup=50), sequence=3, reported={})
+    >>> from streamem import Detector
+    >>> from streamem.runtime.scorer import DetectorScorer
+    >>> lane = SimpleNamespace(scorer=DetectorScorer(Detector(warmup=50)), sequence=3,
+    ...                        reported={})
     >>> m = Metrics(); report_lane(m, lane)
     >>> m.value("streamem_model_generation"), m.value("streamem_ready")
     (3.0, 0.0)
     """
-    values = health_values(lane.detector.health(), reported=lane.reported,
+    values = health_values(lane.scorer.health(), reported=lane.reported,
                            sequence=lane.sequence)
     metrics.apply_health(replace(values, ready=None))

@@ -90,6 +90,11 @@ def new_extractor(cfg: Config, header: bytes | None = None,
     return fx
 
 
+def kafka_security(cfg: Config) -> KafkaSecurity:
+    """The Kafka security settings of the ``source`` section (every Kafka client's)."""
+    return _security(cfg)
+
+
 def _security(cfg: Config) -> KafkaSecurity:
     s = cfg.source
     return KafkaSecurity(
