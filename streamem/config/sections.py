@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from streamem.config.aggregate import AggregateConfig
 from streamem.config.env import Secret
 
 __all__ = [
@@ -251,6 +252,7 @@ class Config:
     ui: UIConfig = field(default_factory=UIConfig)
     rules: tuple[RuleConfig, ...] = ()
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    aggregate: AggregateConfig | None = None  # events -> buckets (streamem.config.aggregate)
 
     def secrets(self) -> list[str]:
         """Every secret value in the config (for log masking)."""

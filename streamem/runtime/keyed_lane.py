@@ -32,11 +32,12 @@ from streamem.state.codec import dumps, loads
 from streamem.state.keys import KeyStore, checkpoint, restore
 
 if TYPE_CHECKING:
+    from streamem.runtime.checkpoint import Checkpointer
     from streamem.state.kafka_keys import KafkaKeyStore
     from streamem.state.keys_sqlite import SqliteKeyStore
 
-__all__ = ["key_store_name", "new_keyed_detector", "open_key_store", "open_lane",
-           "restore_keyed_lane", "save_lane"]
+__all__ = ["key_store_name", "new_keyed_detector", "open_key_store", "restore_keyed_lane",
+           "restore_lane", "save_lane"]
 
 logger = logging.getLogger("streamem.daemon")
 
@@ -81,9 +82,9 @@ def new_keyed_detector(cfg: Config, store: KeyStore | None = None) -> KeyedDetec
     --------
     >>> from streamem.config import parse_config
     >>> cfg = parse_config({"source": {"type": "stdin"}, "fields": {"features": ["a"],
-    ...                     "key": "k"}, "model": {"scope": "key", "max_keys_in_memory": 50}})
+    ...                     "key": "k"}, "model": {"scope": "key", "max_keys_in_memory": 5000}})
     >>> new_keyed_detector(cfg).max_keys_in_memory
-    50
+    5000
     """
     m, d = cfg.model, cfg.detector
     return KeyedDetector(
@@ -107,7 +108,7 @@ def save_lane(det: KeyedDetector, store: KeyStore, lane: LaneState,
 
 
 def restore_keyed_lane(cfg: Config, key: str, store: KeyStore,
-                       resumed: Callable[[dict[int, int], Mapping[str, Any]], None]) -> Lane:
+                       resumed: Callable[[str, dict[int, int], Mapping[str, Any]], None]) -> Lane:
     """Lane ``key`` from its key store (a fresh keyed model when it holds no checkpoint).
 
     Parameters
@@ -152,16 +153,22 @@ def restore_keyed_lane(cfg: Config, key: str, store: KeyStore,
                          f"malformed ({exc}); move it away to start a new model") from exc
     logger.info("state %s: restored key checkpoint %d (%d keys stored), resuming at %s",
                 key, sequence, det.n_keys_in_memory, positions)
-    resumed(positions, parsing)
+    resumed(key, positions, parsing)
     scorer = KeyedScorer(det, parts, _saver(store))
     return Lane(key, positions=positions, counters=counters, sequence=sequence, scorer=scorer)
 
 
-def open_lane(cfg: Config, key: str, stack: contextlib.ExitStack,
-              resumed: Callable[[dict[int, int], Mapping[str, Any]], None]) -> Lane:
-    """:func:`restore_keyed_lane` from the lane's key store, which ``stack`` closes."""
+def restore_lane(cfg: Config, key: str, stack: contextlib.ExitStack,
+                 ckpt: Checkpointer) -> Lane:
+    """The daemon's lane ``key`` under any scope: a keyed lane from its key store (which
+    ``stack`` closes), else the checkpointer's restore of a Detector lane."""
+    if cfg.model.scope != "key":
+        from streamem.runtime.build import new_detector
+
+        return ckpt.restore(key, lambda: new_detector(cfg), len(cfg.fields.features),
+                            cfg.checkpoint.dir)
     store = stack.enter_context(contextlib.closing(open_key_store(cfg, key)))
-    return restore_keyed_lane(cfg, key, store, resumed)
+    return restore_keyed_lane(cfg, key, store, ckpt.resumed)
 
 
 def _saver(store: KeyStore) -> Callable[[KeyedDetector, LaneState, Mapping[str, Any]], None]:
