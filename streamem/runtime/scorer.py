@@ -196,9 +196,11 @@ class KeyedScorer:
         """Events, anomalies and readiness in ``Detector.health`` terms, plus the key counts
         (``keys_in_memory``, ``keys_warming``, ``keys_evicted``, ...)."""
         d = self.detector
+        c = d.counters()
         return {"ready": float(self.ready), "events": float(d.n_events_),
                 "anomalies": float(d.n_anomalies_), "alert_rate_target": d.alert_rate,
-                **{k: float(v) for k, v in d.counters().items()}}
+                "keys_active": float(c["keys_created"] - c["keys_forgotten"]),
+                **{k: float(v) for k, v in c.items()}}
 
     def save(self, store: CheckpointStore, lane: LaneState, parsing: Mapping[str, Any]) -> None:
         """The dirty keys, the meta, positions, counters and parsing in one key-store
