@@ -235,7 +235,7 @@ class Daemon:
         for lane in lanes:
             report_lane(self.metrics, lane)
             if self.history is not None:
-                self.history.observe_model(lane.key, lane.scorer.health())
+                keyed_lane.observe_lane(self.history, lane)  # keyed: /api/v1/keys states
         assert self._source is not None
         lag = self._source.lag()  # on the loop thread: not thread-safe
         if self._lag is not None:

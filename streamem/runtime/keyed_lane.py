@@ -35,9 +35,10 @@ if TYPE_CHECKING:
     from streamem.runtime.checkpoint import Checkpointer
     from streamem.state.kafka_keys import KafkaKeyStore
     from streamem.state.keys_sqlite import SqliteKeyStore
+    from streamem.ui.history import History
 
-__all__ = ["key_store_name", "new_keyed_detector", "open_key_store", "restore_keyed_lane",
-           "restore_lane", "save_lane"]
+__all__ = ["key_states", "key_store_name", "new_keyed_detector", "observe_lane",
+           "open_key_store", "restore_keyed_lane", "restore_lane", "save_lane"]
 
 logger = logging.getLogger("streamem.daemon")
 
@@ -175,3 +176,46 @@ def _saver(store: KeyStore) -> Callable[[KeyedDetector, LaneState, Mapping[str, 
     def save(det: KeyedDetector, lane: LaneState, parsing: Mapping[str, Any]) -> None:
         save_lane(det, store, lane, parsing)
     return save
+
+
+def key_states(det: KeyedDetector, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The model state of ``keys`` under ``det`` (read-only: nothing loads or moves):
+    ``events``, ``anomalies`` (its own flagged events), ``last_seen``, ``last_anomaly_at``
+    and ``state`` (``warming`` until ``key_prior_events`` events, then ``own``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> det = KeyedDetector(warmup=20, key_prior_events=10, random_state=0)
+    >>> _ = det.process(np.random.default_rng(0).normal(size=(40, 1)), ["a"] * 35 + ["b"] * 5)
+    >>> s = key_states(det, ["a", "b", "zz"]); s["a"]["state"], s["b"]["state"], "zz" in s
+    ('own', 'warming', False)
+    """
+    from streamem.scoring.key_table import COUNT_ANOMALIES, COUNT_EVENTS, LAST_ANOMALY, LAST_SEEN
+    from streamem.scoring.keyed_explain import key_record
+
+    t = det.table_
+    out: dict[str, dict[str, Any]] = {}
+    if t is None:
+        return out
+    at = t.layout.spans["counts"][0]
+    for key in keys:  # the few ranked keys of the operator page, not a hot path
+        rec = key_record(det, key)
+        if rec is None:
+            continue
+        c = rec[at:at + LAST_ANOMALY + 1]
+        events = int(c[COUNT_EVENTS])
+        out[key] = {"events": events, "own_anomalies": int(c[COUNT_ANOMALIES]),
+                    "last_seen": float(c[LAST_SEEN]),
+                    "last_anomaly_at": float(c[LAST_ANOMALY]) if c[COUNT_ANOMALIES] else None,
+                    "state": "warming" if events < det.key_prior_events else "own"}
+    return out
+
+
+def observe_lane(history: History, lane: Lane, top: int = 100) -> None:
+    """The operator page's view of one lane: its model health, and for a keyed lane the
+    state of the ``top`` ranked keys (``GET /api/v1/keys``). Call on the loop thread."""
+    history.observe_model(lane.key, lane.scorer.health())
+    if isinstance(lane.scorer, KeyedScorer):
+        ranked = [str(r["key"]) for r in history.keys(top) if r.get("key") is not None]
+        history.observe_key_states(key_states(lane.scorer.detector, ranked))

@@ -157,3 +157,52 @@ def test_kill9_resumes_every_key_byte_identically(tmp_path: Path) -> None:
     exp_pos, got_pos = loads(expected["positions"]), loads(got["positions"])
     assert got_pos["positions"] == exp_pos["positions"]
     assert got_pos["counters"] == exp_pos["counters"]
+
+
+def test_key_gauges_and_the_keys_api(tmp_path: Path) -> None:
+    import threading
+    import time
+    import urllib.request
+
+    from testkit.daemon import metrics_url
+
+    from streamem.config import load_config
+    from streamem.runtime.daemon import Daemon
+
+    events = tmp_path / "events.jsonl"
+    make_fleet(events, 36_000)
+    cfg = load_config(_config(tmp_path, events, source={"follow": True, "poll_interval_ms": 50},
+                              metrics={"enabled": True, "port": 0, "host": "127.0.0.1"}))
+    daemon = Daemon(cfg, install_signal_handlers=False)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+
+    def get(path: str) -> str:
+        return urllib.request.urlopen(metrics_url(daemon) + path, timeout=5).read().decode()
+
+    try:
+        deadline = time.monotonic() + 120
+        gauges: dict[str, float] = {}
+        keys: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            if daemon.bound_address:
+                text = get("/metrics")
+                gauges = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                          if line.startswith("streamem_keys_")}
+                keys = json.loads(get("/api/v1/keys?top=3"))["keys"]
+                if gauges.get("streamem_keys_active") == N_KEYS and keys and \
+                        keys[0]["key"] == "pump-7" and keys[0].get("events", 0) > 140:
+                    break
+            time.sleep(0.3)
+    finally:
+        daemon.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert gauges["streamem_keys_active"] == N_KEYS
+    assert gauges["streamem_keys_in_memory"] == 128  # max_keys_in_memory: LRU evicted
+    assert 0 <= gauges["streamem_keys_warming"] < 10
+    assert gauges["streamem_keys_evicted_total"] > 1000
+    assert gauges["streamem_keys_loaded_total"] > 1000
+    top = keys[0]  # pump-7 left its own normal at event 30000: the most anomalous key
+    assert top["key"] == "pump-7" and top["state"] == "own" and top["own_anomalies"] >= 10
+    assert top["last_anomaly_at"] >= 1_700_030_000
