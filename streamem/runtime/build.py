@@ -81,7 +81,9 @@ def new_extractor(cfg: Config, header: bytes | None = None,
     [[1.5]]
     """
     f = cfg.fields
-    fx = FeatureExtractor(f.features, timestamp=f.timestamp, key=f.key, id=f.id,
+    # a composite key (a list) is read and checked by streamem.runtime.keying under scope key
+    key = f.key if isinstance(f.key, str) else None
+    fx = FeatureExtractor(f.features, timestamp=f.timestamp, key=key, id=f.id,
                           format=cfg.source.format, max_event_bytes=cfg.source.max_event_bytes,
                           lines=lines, max_clock_skew=f.max_clock_skew_seconds)
     if cfg.source.format == "csv" and header is not None:
