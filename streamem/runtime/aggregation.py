@@ -7,9 +7,10 @@ of :meth:`~streamem.features.FeatureExtractor.records`), adds them to the lane's
 :class:`~streamem.events.DecodedBatch`: ``X`` holds one row per bucket (shape
 (n_buckets, n_columns)), ``rejected`` the events that were not aggregated, ``late`` ones
 included (dead-lettered and counted like any rejection; they never hold back later events).
-A bucket row's timestamp is its ``bucket_start``, its key the text of its ``by`` values (the
-key a keyed scorer uses, ``model.scope: key``), its id ``<lane>:<key>:<bucket_start>`` (the
-same after a restart), and its record carries the evidence of the anomaly record:
+A bucket row's timestamp is its ``bucket_start``, its key its ``by`` values (with
+``model.scope: key``, ``fields.key`` is ``aggregate.by``: one model per bucket key), its
+id ``<lane>:<key>:<bucket_start>`` (the same after a restart), and its record carries the
+evidence of the anomaly record:
 ``bucket_start``, ``bucket_end``, ``key``, ``events`` and up to ``max_samples`` lines.
 
 At the end of a finite input (``streamem replay``, a file without ``follow``)
@@ -36,12 +37,13 @@ from streamem.config.aggregate import aggregator
 from streamem.errors import StateError
 from streamem.events import DecodedBatch, EventBatch, Position, RawEvent, Rejection
 from streamem.features import FeatureExtractor
+from streamem.runtime.keying import join_key
 
 __all__ = ["BUCKET_EVIDENCE", "BucketStage"]
 
 #: the field of a bucket's record that holds its evidence (see :func:`streamem.parsing.evidence`)
 BUCKET_EVIDENCE = "$bucket"
-_FIELDS = (("key",), None, ("id",))
+_FIELDS = (("$key",), None, ("$id",))
 
 
 class _Closing(EventBatch):
@@ -165,10 +167,17 @@ class BucketStage:
 
 
 def _batch(lane: str, b: Buckets, rejected: list[Rejection], anchor: int) -> DecodedBatch:
-    """Buckets as a decoded batch; every row names event ``anchor`` (the one closing it)."""
+    """Buckets as a decoded batch; every row names event ``anchor`` (the one closing it).
+
+    A row's record holds its ``by`` fields (what ``model.scope: key`` reads as the key),
+    its key as text (composite keys as :func:`~streamem.runtime.keying.join_key` makes
+    them), its id and its evidence.
+    """
     recs = []
     for i in range(len(b)):
-        key = "/".join(b.keys[i]) if b.keys[i] else None
-        recs.append({"key": key, "id": f"{lane}:{key or ''}:{b.start[i]:.0f}",
+        parts = b.keys[i]
+        key = None if not parts else parts[0] if len(parts) == 1 else join_key(parts)
+        recs.append({**dict(zip(b.by, parts, strict=True)), "$key": key,
+                     "$id": f"{lane}:{key or ''}:{b.start[i]:.0f}",
                      BUCKET_EVIDENCE: b.evidence(i)})
     return DecodedBatch(b.X, [max(anchor, 0)] * len(b), rejected, recs, _FIELDS, b.start)
