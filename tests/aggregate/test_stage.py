@@ -113,3 +113,26 @@ def test_replay_scores_buckets_and_flushes_the_last_ones(tmp_path: Path) -> None
     t0 = 1_767_348_000.0
     assert ((flagged >= t0 + 1200) & (flagged < t0 + 1320)).sum() >= 6  # the 5xx burst
     assert ((flagged >= t0 + 1800) & (flagged < t0 + 1920)).sum() >= 6  # the silence
+
+
+def test_a_bucket_names_its_most_frequent_templates_with_their_text() -> None:
+    from testkit.logs import loghub_dir, read_log
+
+    cfg = parse_config({
+        "source": {"type": "stdin", "format": "syslog"}, "fields": {"template": "message",
+                                                              "max_clock_skew_seconds": None},
+        "aggregate": {"bucket_span": "1h", "features": [
+            {"name": "lines", "fn": "count"},
+            {"name": "templates", "fn": "count_by", "field": "template", "top": 20}]}})
+    stage = _stage(cfg)
+    lines = read_log(loghub_dir(), "OpenSSH")
+    first = stage.decode("global", _batch(lines))
+    assert not first.rejected
+    dec = stage.decode("global", stage.closing("global", {0: len(lines)}))
+    assert len(dec.kept) >= 1
+    ev = dec.record(0)["$bucket"]
+    tops = ev["templates"]
+    assert 1 <= len(tops) <= 3 and tops[0]["count"] >= tops[-1]["count"]
+    assert all(isinstance(t["template_text"], str) and t["template_text"] for t in tops)
+    col = dec.X[0, 1:21]  # the count_by columns, after lines
+    assert tops[0]["count"] == col.max()
