@@ -136,3 +136,29 @@ def test_a_bucket_names_its_most_frequent_templates_with_their_text() -> None:
     assert all(isinstance(t["template_text"], str) and t["template_text"] for t in tops)
     col = dec.X[0, 1:21]  # the count_by columns, after lines
     assert tops[0]["count"] == col.max()
+
+
+def test_columns_give_the_buckets_of_records_and_fall_back_on_a_bad_line() -> None:
+    from bench.logs_buckets import ISSUE_FEATURES
+    from streamem.aggregate import Aggregator
+    from streamem.parsing import PRESETS
+
+    fmt = PRESETS["nginx"]
+    lines = access_log(minutes=5)  # 200 requests a minute: quantiles stay exact
+    by_rec = Aggregator(ISSUE_FEATURES, 60, allowed_lateness=30)
+    by_col = Aggregator(ISSUE_FEATURES, 60, allowed_lateness=30)
+    fields = [*by_col._fields, "time_local"]
+    a, b = [], []
+    for i in range(0, len(lines), 500):
+        batch = lines[i:i + 500]
+        recs = fmt.parse(batch)
+        a.append(by_rec.add(recs, [r["time_local"] for r in recs], batch)[0].X)
+        cols = fmt.columns(batch, fields)
+        assert cols is not None and set(cols) == set(fields)
+        b.append(by_col.add_columns(cols, cols["time_local"], batch)[0].X)
+    a.append(by_rec.flush().X)
+    b.append(by_col.flush().X)
+    np.testing.assert_array_equal(np.vstack(a), np.vstack(b))
+    assert np.vstack(a).shape == (5, len(by_rec.columns))
+    assert fmt.columns([lines[0], b"not nginx"], fields) is None
+    assert fmt.columns([lines[0].replace(b" 200 ", b" 2x0 ")], fields) is None
