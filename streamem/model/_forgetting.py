@@ -148,7 +148,7 @@ class Forgetting:
         """Events a reservoir sample should represent (the stationary memory)."""
         if self.in_time:
             return float(max(self.mass, 1.0))
-        return 1.0 / (1.0 - 2.0 ** (-1.0 / self.half))
+        return float(1.0 / (1.0 - 2.0 ** (-1.0 / self.half)))
 
     def to_state(self) -> dict[str, Any]:
         """``{"clock", "mass"}``."""
