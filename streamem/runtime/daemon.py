@@ -105,12 +105,14 @@ class Daemon:
             stack.enter_context(server)
             self.bound_address = (cfg.metrics.host, server.port)
         lines = parsing.from_config(cfg)  # text formats; None for jsonl and csv
+        fx = build.new_extractor(cfg, made.header, lines)
+        stage = build.new_stage(cfg, fx)  # aggregate: buckets (None without)
         c = cfg.checkpoint
         self._ckpt = Checkpointer(
             store, source.commit, SinkGate(c.sinks_failure_timeout_seconds), sinks=sinks,
             dead_letter=dead, metrics=self.metrics, every_events=c.every_events,
             every_seconds=c.every_seconds, retry_saves=c.store == "kafka", lines=lines,
-            after_save=self._save_history)
+            stage=stage, after_save=self._save_history)
         wait = cfg.batch.max_wait_ms / 1000.0
         if cfg.source.type == "kafka":
             self._chunker = Chunker(cfg.batch.max_events, wait)
@@ -118,9 +120,8 @@ class Daemon:
         if made.rebalancing is not None:
             made.rebalancing.set_rebalance_listener(
                 LaneRebalancer(self.lanes, self.checkpoint, self._chunker))
-        return Pipeline(cfg, build.new_extractor(cfg, made.header, lines), sinks, dead,
-                        self.metrics, self.lanes.lane_for, chunker=self._chunker,
-                        history=self.history)
+        return Pipeline(cfg, fx, sinks, dead, self.metrics, self.lanes.lane_for,
+                        chunker=self._chunker, history=self.history, stage=stage)
 
     def _restore(self, key: str) -> Lane:
         assert self._ckpt is not None
@@ -199,6 +200,7 @@ class Daemon:
                 pipeline.process(events)
                 ckpt.polled(len(events))
             elif source.exhausted:
+                pipeline.end_of_input(self.lanes.values())  # aggregate: the open buckets
                 break
             if self._chunker is not None:
                 self._flush_partial(pipeline)

@@ -26,6 +26,7 @@ from streamem.events import DecodedBatch, EventBatch, RawEvent
 from streamem.features import FeatureExtractor
 from streamem.logs import RateLimitedLog
 from streamem.parsing import evidence
+from streamem.runtime.aggregation import BucketStage
 from streamem.runtime.chunking import Chunker
 from streamem.runtime.lane import Lane
 from streamem.scoring.detector import DetectionResult
@@ -82,6 +83,9 @@ class Pipeline:
         (partial chunks only through :meth:`flush_partial`); see the module docstring.
     history
         The operator page's recent history: every scored batch, anomaly and incident.
+    stage
+        With ``aggregate:``, the bucket stage: each lane scores the buckets its events
+        close (:mod:`streamem.runtime.aggregation`), not the events.
     """
 
     def __init__(
@@ -95,8 +99,10 @@ class Pipeline:
         *,
         chunker: Chunker | None = None,
         history: History | None = None,
+        stage: BucketStage | None = None,
     ) -> None:
         self.cfg = cfg
+        self.stage = stage
         self.history = history
         self.chunker = chunker
         self.extractor = extractor
@@ -181,9 +187,18 @@ class Pipeline:
         return [self._process_lane(lane, c) for lane in lanes
                 for c in self.chunker.rest(lane.key)]
 
+    def end_of_input(self, lanes: Sequence[Lane]) -> list[BatchOutcome]:
+        """The input ended (a finite file): with ``aggregate:``, close and score the open
+        buckets of ``lanes``."""
+        if self.stage is None:
+            return []
+        return [self._process_lane(lane, self.stage.closing(lane.key, lane.positions))
+                for lane in lanes]
+
     def _process_lane(self, lane: Lane, events: EventBatch) -> BatchOutcome:
         t0 = time.perf_counter()
-        decoded = self.extractor.decode(events.payloads)
+        decoded = (self.extractor.decode(events.payloads) if self.stage is None
+                   else self.stage.decode(lane.key, events))  # aggregate: buckets, not events
         self._reject(events, decoded)
         result: DetectionResult | None = None
         anomalies: list[AnomalyRecord] = []

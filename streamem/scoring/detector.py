@@ -23,6 +23,7 @@ from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.detector_state import dump_state, load_state
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.event_time import check_times, start_clock, warm_clock
+from streamem.scoring.feedback import learn_false_positive
 from streamem.scoring.learning import PendingEvents, learn_pending, learnable
 from streamem.scoring.live import score_batch
 from streamem.scoring.params import check_params, resolve_threshold
@@ -308,6 +309,20 @@ class Detector(DetectorReports):
         )
         self.n_learned_ += n_learned
         self.regime_changes_ += int(new_regime)
+
+    def learn_false_positive(self, x: ArrayLike, *, weight: float = 0.02) -> None:
+        """Learn an operator's false positive: ``x`` (shape (n_features,)) becomes a small
+        known mode at mixture weight ``weight``, so the same pattern stops alarming
+        (:mod:`streamem.scoring.feedback`).
+
+        Raises
+        ------
+        NotFittedError
+            Still warming up.
+        InvalidInputError
+            ``weight`` outside (0, 0.5), or a bad ``x``.
+        """
+        learn_false_positive(self, x, weight)
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from streamem.scoring.temporal import HMMDetector
 
 def _cycle(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return (np.repeat(np.tile([0.0, 5.0, 10.0], n // 30 + 1), 10)[:n] + rng.normal(0, 0.5, n))[:, None]
+    stages = np.repeat(np.tile([0.0, 5.0, 10.0], n // 30 + 1), 10)[:n]
+    return (stages + rng.normal(0, 0.5, n))[:, None]
 
 
 def test_hmm_detector_honours_the_learn_mask_and_times_keyword() -> None:
