@@ -30,9 +30,10 @@ from streamem.ui.history import History
 if TYPE_CHECKING:
     from streamem.metrics.recorder import Metrics
     from streamem.metrics.server import MetricsServer
+    from streamem.runtime.aggregation import BucketStage
 
 __all__ = ["Input", "make_dead_letter", "make_metrics", "make_sinks", "make_source",
-           "make_store", "make_ui", "new_detector", "new_extractor"]
+           "make_store", "make_ui", "new_detector", "new_extractor", "new_stage"]
 
 
 def new_detector(cfg: Config) -> Detector:
@@ -80,13 +81,38 @@ def new_extractor(cfg: Config, header: bytes | None = None,
     [[1.5]]
     """
     f = cfg.fields
-    fx = FeatureExtractor(f.features, timestamp=f.timestamp, key=f.key, id=f.id,
+    # a composite key (a list) is read and checked by streamem.runtime.keying under scope key
+    key = f.key if isinstance(f.key, str) else None
+    fx = FeatureExtractor(f.features, timestamp=f.timestamp, key=key, id=f.id,
                           format=cfg.source.format, max_event_bytes=cfg.source.max_event_bytes,
                           lines=lines, max_clock_skew=f.max_clock_skew_seconds,
                           categorical=f.categorical)
     if cfg.source.format == "csv" and header is not None:
         fx.set_csv_header(header)
     return fx
+
+
+def kafka_security(cfg: Config) -> KafkaSecurity:
+    """The Kafka security settings of the ``source`` section (every Kafka client's)."""
+    return _security(cfg)
+
+
+def new_stage(cfg: Config, extractor: FeatureExtractor) -> BucketStage | None:
+    """The bucket stage of the ``aggregate`` section (None without one).
+
+    Examples
+    --------
+    >>> from streamem.config import parse_config
+    >>> cfg = parse_config({"source": {"type": "stdin", "format": "nginx"},
+    ...     "aggregate": {"features": [{"name": "requests", "fn": "count"}]}})
+    >>> new_stage(cfg, new_extractor(cfg)).aggregator("global").columns
+    ('requests',)
+    """
+    if cfg.aggregate is None:
+        return None
+    from streamem.runtime.aggregation import BucketStage
+
+    return BucketStage(cfg, extractor)
 
 
 def _security(cfg: Config) -> KafkaSecurity:

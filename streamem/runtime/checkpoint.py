@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from streamem.errors import StateError
 from streamem.parsing import LineDecoder
+from streamem.runtime.aggregation import BucketStage
 from streamem.runtime.lane import Lane
 from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink
@@ -112,6 +113,8 @@ class Checkpointer:
         Keep running when a save fails, for :data:`SAVE_RETRY_SECONDS` (the Kafka store).
     lines
         The text-format decoder whose template miner is saved with every snapshot.
+    stage
+        With ``aggregate:``, the bucket stage whose open buckets are saved with each lane.
     after_save
         Called after each complete checkpoint (the operator page's history).
     """
@@ -122,6 +125,7 @@ class Checkpointer:
                  every_events: int = 10_000, every_seconds: float = 30.0,
                  retry_saves: bool = False,
                  lines: LineDecoder | None = None,
+                 stage: BucketStage | None = None,
                  after_save: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self._commit = commit
@@ -133,14 +137,16 @@ class Checkpointer:
         self.every_seconds = every_seconds
         self._retry_saves = retry_saves
         self._lines = lines
+        self._stage = stage
         self._after_save = after_save
         self.checkpoints = 0
         self.failing_since: float | None = None
         self._since_events = 0
         self._last = time.monotonic()
 
-    def _parsing_state(self) -> dict[str, Any]:
-        return self._lines.to_state() if self._lines is not None else {}
+    def _parsing_state(self, key: str) -> dict[str, Any]:
+        out = self._lines.to_state() if self._lines is not None else {}
+        return out if self._stage is None else {**out, **self._stage.to_state(key)}
 
     def restore(self, key: str, fresh: Callable[[], Detector], n_features: int,
                 where: str) -> Lane:
@@ -176,6 +182,8 @@ class Checkpointer:
         snap = self.store.load_latest(key, check=usable)
         if snap is None:
             logger.info("state %s: no checkpoint, starting a new model", key)
+            if self._stage is not None:
+                self._stage.restore(key, {})  # new buckets too
             return Lane(key, fresh())
         det = restored[0]
         if det.n_features_in_ is not None and det.n_features_in_ != n_features:
@@ -185,13 +193,21 @@ class Checkpointer:
                 f"{where!r} away to start a new model")
         logger.info("state %s: restored checkpoint %d (%d events learned), resuming at %s",
                     key, snap.sequence, snap.counters.get("events_learned", 0), snap.positions)
-        if self._metrics is not None:
-            self._metrics.restored_checkpoint(snap.created_at)
-        if self._lines is not None:  # the template miner as of this checkpoint
-            self._lines.restore(snap.parsing)
-        if snap.positions:
-            self._commit(dict(snap.positions))
+        self.resumed(key, snap.positions, snap.parsing, snap.created_at)
         return Lane(key, det, snap.positions, snap.counters, snap.sequence)
+
+    def resumed(self, key: str, positions: Mapping[int, int], parsing: Mapping[str, Any],
+                created_at: float | None = None) -> None:
+        """Lane ``key`` was restored at ``positions``: restore the template miner's and the
+        open buckets' ``parsing`` state and commit the positions (see :meth:`restore`)."""
+        if self._metrics is not None and created_at is not None:
+            self._metrics.restored_checkpoint(created_at)
+        if self._lines is not None:  # the template miner as of this checkpoint
+            self._lines.restore(dict(parsing))
+        if self._stage is not None:  # the open buckets as of this checkpoint
+            self._stage.restore(key, dict(parsing))
+        if positions:
+            self._commit(dict(positions))
 
     def polled(self, n: int) -> None:
         """``n`` more events were polled."""
@@ -234,11 +250,7 @@ class Checkpointer:
         for lane in todo:
             batches = lane.progress.batches
             try:  # 2.
-                self.store.save(Snapshot(
-                    key=lane.key, sequence=lane.sequence + 1, created_at=time.time(),
-                    detector=lane.detector.to_state(), positions=dict(lane.positions),
-                    counters=dict(lane.counters), parsing=self._parsing_state(),
-                ))
+                lane.scorer.save(self.store, lane, self._parsing_state(lane.key))
             except StateError as exc:
                 if not self._save_failed(exc):
                     raise

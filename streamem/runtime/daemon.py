@@ -24,7 +24,7 @@ from typing import Any
 from streamem import parsing
 from streamem.config import Config
 from streamem.metrics.health import report_lane
-from streamem.runtime import build
+from streamem.runtime import build, keyed_lane
 from streamem.runtime.checkpoint import Checkpointer
 from streamem.runtime.chunking import Chunker, LagBound
 from streamem.runtime.lane import Lane, Lanes
@@ -90,7 +90,7 @@ class Daemon:
 
     # ------------------------------------------------------------------ wiring
     def _build(self, stack: contextlib.ExitStack) -> Pipeline:
-        cfg = self.cfg
+        cfg, self._stack = self.cfg, stack  # the stack also closes keyed lanes' key stores
         state_dir = Path(cfg.checkpoint.dir)
         store = stack.enter_context(build.make_store(cfg))
         made = build.make_source(cfg)
@@ -105,12 +105,14 @@ class Daemon:
             stack.enter_context(server)
             self.bound_address = (cfg.metrics.host, server.port)
         lines = parsing.from_config(cfg)  # text formats; None for jsonl and csv
+        fx = build.new_extractor(cfg, made.header, lines)
+        stage = build.new_stage(cfg, fx)  # aggregate: buckets (None without)
         c = cfg.checkpoint
         self._ckpt = Checkpointer(
             store, source.commit, SinkGate(c.sinks_failure_timeout_seconds), sinks=sinks,
             dead_letter=dead, metrics=self.metrics, every_events=c.every_events,
             every_seconds=c.every_seconds, retry_saves=c.store == "kafka", lines=lines,
-            after_save=self._save_history)
+            stage=stage, after_save=self._save_history)
         wait = cfg.batch.max_wait_ms / 1000.0
         if cfg.source.type == "kafka":
             self._chunker = Chunker(cfg.batch.max_events, wait)
@@ -118,14 +120,12 @@ class Daemon:
         if made.rebalancing is not None:
             made.rebalancing.set_rebalance_listener(
                 LaneRebalancer(self.lanes, self.checkpoint, self._chunker))
-        return Pipeline(cfg, build.new_extractor(cfg, made.header, lines), sinks, dead,
-                        self.metrics, self.lanes.lane_for, chunker=self._chunker,
-                        history=self.history)
+        return Pipeline(cfg, fx, sinks, dead, self.metrics, self.lanes.lane_for,
+                        chunker=self._chunker, history=self.history, stage=stage)
 
     def _restore(self, key: str) -> Lane:
         assert self._ckpt is not None
-        return self._ckpt.restore(key, lambda: build.new_detector(self.cfg),
-                                  len(self.cfg.fields.features), self.cfg.checkpoint.dir)
+        return keyed_lane.restore_lane(self.cfg, key, self._stack, self._ckpt)
 
     def checkpoint(self, lanes: Sequence[Lane] | None = None, *, final: bool = False) -> None:
         """Flush, save, commit ``lanes`` (every live lane by default); see
@@ -154,7 +154,7 @@ class Daemon:
             assert self._ckpt is not None and self._source is not None
             gate = self._ckpt.gate
             stack.enter_context(capture_signals(self.stop, self._signals))
-            if self.cfg.model.scope == "global":  # partition scope: lanes come on assignment
+            if self.cfg.model.scope == "global" or self.cfg.source.type != "kafka":
                 lane = self.lanes.lane_for(0)
                 if lane.positions:
                     self._source.seek(lane.positions)
@@ -199,6 +199,7 @@ class Daemon:
                 pipeline.process(events)
                 ckpt.polled(len(events))
             elif source.exhausted:
+                pipeline.end_of_input(self.lanes.values())  # aggregate: the open buckets
                 break
             if self._chunker is not None:
                 self._flush_partial(pipeline)
@@ -228,13 +229,13 @@ class Daemon:
         if self.metrics is None:
             return
         lanes = self.lanes.values()
-        ready = bool(lanes) and all(ln.detector.ready_ for ln in lanes)
+        ready = bool(lanes) and all(ln.scorer.ready for ln in lanes)
         if not (status.health_due() or ready != self._ready_reported):
             return
         for lane in lanes:
             report_lane(self.metrics, lane)
             if self.history is not None:
-                self.history.observe_model(lane.key, lane.detector.health())
+                keyed_lane.observe_lane(self.history, lane)  # keyed: /api/v1/keys states
         assert self._source is not None
         lag = self._source.lag()  # on the loop thread: not thread-safe
         if self._lag is not None:

@@ -26,6 +26,7 @@ from streamem.events import DecodedBatch, EventBatch, RawEvent
 from streamem.features import FeatureExtractor
 from streamem.logs import RateLimitedLog
 from streamem.parsing import evidence
+from streamem.runtime.aggregation import BucketStage
 from streamem.runtime.chunking import Chunker
 from streamem.runtime.lane import Lane
 from streamem.scoring.detector import DetectionResult
@@ -82,6 +83,9 @@ class Pipeline:
         (partial chunks only through :meth:`flush_partial`); see the module docstring.
     history
         The operator page's recent history: every scored batch, anomaly and incident.
+    stage
+        With ``aggregate:``, the bucket stage: each lane scores the buckets its events
+        close (:mod:`streamem.runtime.aggregation`), not the events.
     """
 
     def __init__(
@@ -95,8 +99,10 @@ class Pipeline:
         *,
         chunker: Chunker | None = None,
         history: History | None = None,
+        stage: BucketStage | None = None,
     ) -> None:
         self.cfg = cfg
+        self.stage = stage
         self.history = history
         self.chunker = chunker
         self.extractor = extractor
@@ -181,16 +187,26 @@ class Pipeline:
         return [self._process_lane(lane, c) for lane in lanes
                 for c in self.chunker.rest(lane.key)]
 
+    def end_of_input(self, lanes: Sequence[Lane]) -> list[BatchOutcome]:
+        """The input ended (a finite file): with ``aggregate:``, close and score the open
+        buckets of ``lanes``."""
+        if self.stage is None:
+            return []
+        return [self._process_lane(lane, self.stage.closing(lane.key, lane.positions))
+                for lane in lanes]
+
     def _process_lane(self, lane: Lane, events: EventBatch) -> BatchOutcome:
         t0 = time.perf_counter()
-        decoded = self.extractor.decode(events.payloads)
+        decoded = lane.scorer.screen(
+            self.extractor.decode(events.payloads) if self.stage is None
+            else self.stage.decode(lane.key, events))  # aggregate: buckets, not events
         self._reject(events, decoded)
         result: DetectionResult | None = None
         anomalies: list[AnomalyRecord] = []
         counts: dict[str, int] = {}
         n = len(decoded.kept)
         if n:
-            result = lane.detector.process(decoded.X, self._learnable(decoded))
+            result = lane.scorer.process(decoded, self._learnable(decoded))
             if self.history is not None:
                 self.history.observe_batch(lane.key, result)
             anomalies = self._route(lane, events, decoded, result, counts)
@@ -244,7 +260,8 @@ class Pipeline:
                     self.sinks.emit(record)
                 if self.history is not None:
                     self.history.anomaly(record)
-            for incident in self.incidents.observe(decoded.key(int(i)), float(result.severity[i]),
+            for incident in self.incidents.observe(lane.scorer.key(decoded, int(i)),
+                                                   float(result.severity[i]),
                                                    ts if ts is not None else now, record):
                 self._emit_incident(incident)
         return out
@@ -292,16 +309,15 @@ class Pipeline:
 
     def _record(self, lane: Lane, ev: RawEvent, decoded: DecodedBatch,
                 result: DetectionResult, i: int, now: float) -> AnomalyRecord:
-        x = decoded.X[i]
         return AnomalyRecord(
             id=decoded.id(i) or ev.position.id,
-            key=decoded.key(i),
+            key=lane.scorer.key(decoded, i),
             timestamp=decoded.timestamp(i),
             score=float(result.scores[i]),
             tail_probability=float(result.tail_probability[i]),
             severity=float(result.severity[i]),
             threshold=float(result.threshold[i]),
-            top_features=tuple(lane.detector.explain(x)),
+            top_features=tuple(lane.scorer.explain(decoded, i)),
             model_generation=lane.sequence,
             detected_at=now,
             extra={"state": lane.key, "position": ev.position.id,

@@ -220,7 +220,8 @@ class KeyTable:
         self._load(uniq[miss], take, new, miss, store)
         # insert into the sorted index (uniq is sorted, so the positions are monotone)
         at = np.searchsorted(self.sorted_keys, uniq[miss])
-        self.sorted_keys = np.insert(self.sorted_keys, at, uniq[miss])
+        wide = np.result_type(self.sorted_keys, uniq)  # str keys: never truncate to the index
+        self.sorted_keys = np.insert(self.sorted_keys.astype(wide, copy=False), at, uniq[miss])
         self.sorted_slots = np.insert(self.sorted_slots, at, take)
         return slots, new
 
