@@ -71,7 +71,7 @@ class CategoricalBatch:
     --------
     >>> b = CategoricalBatch.of({"method": ["GET", "PURGE", None], "status": [200, 500, 200]})
     >>> b.codes.tolist(), b.vocab
-    ([[0, 1], [1, 2], [-1, 1]], (('GET', 'PURGE'), ('200', '500')))
+    ([[0, 0], [1, 1], [-1, 0]], (('GET', 'PURGE'), ('200', '500')))
     >>> b.values(1), len(b.rows(np.array([True, False, True])))
     ({'method': 'PURGE', 'status': '500'}, 2)
     """
