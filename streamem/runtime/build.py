@@ -56,6 +56,7 @@ def new_detector(cfg: Config) -> Detector:
         detrend_half_life=d.detrend_half_life, detrend_min_autocorr=d.detrend_min_autocorr,
         smooth_window=d.smooth_window, cold_start=d.cold_start,
         feature_names=list(cfg.fields.features), random_state=m.random_state,
+        categorical=list(cfg.fields.categorical) or None,
     )
 
 

@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import logsumexp
+from scipy.special import logsumexp, ndtri
 
 from streamem.model._catcodes import CategoricalBatch
 from streamem.model._categorical import Categoricals
+from streamem.scoring.explain import FeatureContribution
 
 __all__ = ["CategoricalPart"]
 
@@ -184,6 +185,18 @@ class CategoricalPart:
                 continue
             p = float(r[0] @ np.exp(self._log_p(f))[:, codes[0, f]])
             out.append((name, str(batch.values(0)[name]), p, float(tails[f])))
+        return out
+
+    def contributions(self, values: Mapping[str, Any], resp: Array, offset: int
+                      ) -> list[FeatureContribution]:
+        """:meth:`explain` as explanation entries (index ``offset + f``; ``z`` is the normal
+        quantile of the two-sided tail, so they rank with the numeric features)."""
+        out = []
+        for name, value, p, tail in self.explain(values, resp):
+            f = self.fields.index(name)
+            best = float(np.max(np.asarray(resp).reshape(1, -1) @ np.exp(self._log_p(f))))
+            out.append(FeatureContribution(name, offset + f, p, best,
+                                           float(-ndtri(min(tail, 1.0) / 2)), value, p))
         return out
 
     # ------------------------------------------------------------------ state
