@@ -112,7 +112,7 @@ class CategoricalBatch:
         vocab, codes = [], np.empty((n, len(names)), dtype=np.int64)
         for f, name in enumerate(names):
             col = columns[name]
-            texts = col if all(type(v) is str for v in col) else [_text(v) for v in col]
+            texts = col if set(map(type, col)) <= {str} else [_text(v) for v in col]
             v, codes[:, f] = encode_texts(texts)
             vocab.append(v)
         return cls(names, codes, tuple(vocab))

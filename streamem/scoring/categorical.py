@@ -107,9 +107,11 @@ class CategoricalPart:
             used[: len(self.cat.vocab[f])] = True
             used[-1] = True
             p = np.exp(logp) * used  # (K, S): the slots in use and other
-            pv = p[:, codes[seen, f]].T  # (m, K)
-            at_most = p[None, :, :] <= pv[:, :, None] * (1 + 1e-9)  # (m, K, S)
-            tail_k = np.einsum("mks,ks->mk", at_most, p)
+            # per component and slot, the mass of the slots at most as likely (K, S, S): once
+            # per batch, then one gather per event
+            at_most = p[:, None, :] <= p[:, :, None] * (1 + 1e-9)
+            table = np.einsum("kvs,ks->kv", at_most, p)
+            tail_k = table[:, codes[seen, f]].T  # (m, K)
             out[seen, f] = np.clip((resp[seen] * tail_k).sum(axis=1), 1e-300, 1.0)
         return out
 
