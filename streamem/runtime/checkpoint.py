@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from streamem.errors import StateError
 from streamem.parsing import LineDecoder
+from streamem.runtime.feedback import FeedbackLoop
 from streamem.runtime.lane import Lane
 from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink
@@ -114,6 +115,8 @@ class Checkpointer:
         The text-format decoder whose template miner is saved with every snapshot.
     after_save
         Called after each complete checkpoint (the operator page's history).
+    feedback
+        The operator verdicts: each lane's are saved in its snapshot and restored with it.
     """
 
     def __init__(self, store: CheckpointStore, commit: Callable[[Mapping[int, int]], None],
@@ -122,7 +125,8 @@ class Checkpointer:
                  every_events: int = 10_000, every_seconds: float = 30.0,
                  retry_saves: bool = False,
                  lines: LineDecoder | None = None,
-                 after_save: Callable[[], None] = lambda: None) -> None:
+                 after_save: Callable[[], None] = lambda: None,
+                 feedback: FeedbackLoop | None = None) -> None:
         self.store = store
         self._commit = commit
         self.gate = gate
@@ -134,6 +138,7 @@ class Checkpointer:
         self._retry_saves = retry_saves
         self._lines = lines
         self._after_save = after_save
+        self._feedback = feedback
         self.checkpoints = 0
         self.failing_since: float | None = None
         self._since_events = 0
@@ -174,6 +179,8 @@ class Checkpointer:
             restored[:] = [detector_from_snapshot(snap)]
 
         snap = self.store.load_latest(key, check=usable)
+        if self._feedback is not None:
+            self._feedback.restore_lane(key, {} if snap is None else snap.feedback)
         if snap is None:
             logger.info("state %s: no checkpoint, starting a new model", key)
             return Lane(key, fresh())
@@ -238,6 +245,7 @@ class Checkpointer:
                     key=lane.key, sequence=lane.sequence + 1, created_at=time.time(),
                     detector=lane.detector.to_state(), positions=dict(lane.positions),
                     counters=dict(lane.counters), parsing=self._parsing_state(),
+                    feedback={} if self._feedback is None else self._feedback.lane_state(lane.key),
                 ))
             except StateError as exc:
                 if not self._save_failed(exc):

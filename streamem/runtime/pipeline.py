@@ -27,6 +27,7 @@ from streamem.features import FeatureExtractor
 from streamem.logs import RateLimitedLog
 from streamem.parsing import evidence
 from streamem.runtime.chunking import Chunker
+from streamem.runtime.feedback import FeedbackLoop
 from streamem.runtime.lane import Lane
 from streamem.scoring.detector import DetectionResult
 from streamem.sinks.base import DeadLetterSink, Sink
@@ -82,6 +83,9 @@ class Pipeline:
         (partial chunks only through :meth:`flush_partial`); see the module docstring.
     history
         The operator page's recent history: every scored batch, anomaly and incident.
+    feedback
+        Operator verdicts: queued false positives are learned by their lane before its next
+        batch, and feedback suppressions hold back matching anomalies.
     """
 
     def __init__(
@@ -95,9 +99,11 @@ class Pipeline:
         *,
         chunker: Chunker | None = None,
         history: History | None = None,
+        feedback: FeedbackLoop | None = None,
     ) -> None:
         self.cfg = cfg
         self.history = history
+        self.feedback = feedback
         self.chunker = chunker
         self.extractor = extractor
         self.sinks = sinks
@@ -183,6 +189,8 @@ class Pipeline:
 
     def _process_lane(self, lane: Lane, events: EventBatch) -> BatchOutcome:
         t0 = time.perf_counter()
+        if self.feedback is not None:  # between batches, in the pipeline thread
+            self.feedback.apply(lane)
         decoded = self.extractor.decode(events.payloads)
         self._reject(events, decoded)
         result: DetectionResult | None = None
@@ -236,14 +244,16 @@ class Pipeline:
             record = None
             if result.is_anomaly[i]:
                 record = self._record(lane, events[decoded.kept[i]], decoded, result, int(i), now)
-                if rule >= 0:  # an operator rule: no sinks, no incident; the page shows it
-                    self._suppress(record, self.rules.rules[rule].name, counts)
+                why = self.rules.rules[rule].name if rule >= 0 else (
+                    None if self.feedback is None else self.feedback.suppressing(record))
+                if why is not None:  # an operator rule: no sinks, no incident; the page shows it
+                    self._suppress(record, why, counts)
                     continue
                 out.append(record)
                 if self.sinks is not None:
                     self.sinks.emit(record)
                 if self.history is not None:
-                    self.history.anomaly(record)
+                    self.history.anomaly(record, decoded.X[i])
             for incident in self.incidents.observe(decoded.key(int(i)), float(result.severity[i]),
                                                    ts if ts is not None else now, record):
                 self._emit_incident(incident)

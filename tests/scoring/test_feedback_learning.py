@@ -59,7 +59,7 @@ def test_refusals_name_the_fix() -> None:
     with pytest.raises(NotFittedError, match="warming up"):
         Detector(warmup=500).learn_false_positive(np.zeros(3))
     det, _ = _fitted()
-    with pytest.raises(InvalidInputError, match="try 0.02"):
+    with pytest.raises(InvalidInputError, match=r"try 0\.02"):
         det.learn_false_positive(np.zeros(3), weight=0.7)
     with pytest.raises(InvalidInputError):
         det.learn_false_positive(np.zeros(4))
