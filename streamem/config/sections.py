@@ -213,6 +213,8 @@ class UIConfig:
     read_token: Secret | None = None
     max_anomalies: int = 1000
     max_body_bytes: int = 16_384
+    feedback_weight: float = 0.02
+    feedback_suppress_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -248,6 +248,12 @@ def validate(cfg: Config) -> None:
     u = cfg.ui
     need(u.max_anomalies >= 1, "ui.max_anomalies", "must be at least 1, e.g. 1000")
     need(u.max_body_bytes >= 256, "ui.max_body_bytes", "must be at least 256, e.g. 16384")
+    need(_finite(u.feedback_weight) and 0 < u.feedback_weight < 0.5, "ui.feedback_weight",
+         "must be in (0, 0.5): the mixture weight a false positive is learned at, e.g. 0.02")
+    need(_finite(u.feedback_suppress_seconds) and u.feedback_suppress_seconds >= 0,
+         "ui.feedback_suppress_seconds",
+         "must be 0 (off) or a positive number of seconds a false positive suppresses its "
+         "key and feature, e.g. 3600")
     need(_finite(cfg.logging.status_interval_seconds) and cfg.logging.status_interval_seconds > 0,
          "logging.status_interval_seconds", "must be a positive number of seconds, e.g. 10")
 

@@ -27,6 +27,7 @@ from streamem.metrics.health import report_lane
 from streamem.runtime import build, keyed_lane
 from streamem.runtime.checkpoint import Checkpointer
 from streamem.runtime.chunking import Chunker, LagBound
+from streamem.runtime.feedback import FeedbackLoop
 from streamem.runtime.lane import Lane, Lanes
 from streamem.runtime.lifecycle import RunSummary, StatusLog, capture_signals
 from streamem.runtime.pipeline import Pipeline
@@ -72,6 +73,7 @@ class Daemon:
         self.lanes = Lanes(config.model.scope, self._restore)
         self.metrics: Any = None
         self.history: History | None = None
+        self.feedback: FeedbackLoop | None = None
         self.bound_address: tuple[str, int] | None = None
         self._ckpt: Checkpointer | None = None
         self._source: Source | None = None
@@ -96,12 +98,13 @@ class Daemon:
         made = build.make_source(cfg)
         self._source = source = stack.enter_context(made.source)
         sinks = stack.enter_context(build.make_sinks(cfg, state_dir))
-        dead = build.make_dead_letter(cfg)
-        stack.callback(dead.close)
+        dead = stack.enter_context(build.make_dead_letter(cfg))
         if cfg.metrics.enabled:
             if cfg.ui.enabled:
                 self.history = load_history(state_dir, max_anomalies=cfg.ui.max_anomalies)
-            self.metrics, server = build.make_metrics(cfg, self._registry, sinks, self.history)
+                self.feedback = build.make_feedback(cfg, self.history)
+            self.metrics, server = build.make_metrics(cfg, self._registry, sinks, self.history,
+                                                      self.feedback)
             stack.enter_context(server)
             self.bound_address = (cfg.metrics.host, server.port)
         lines = parsing.from_config(cfg)  # text formats; None for jsonl and csv
@@ -112,7 +115,7 @@ class Daemon:
             store, source.commit, SinkGate(c.sinks_failure_timeout_seconds), sinks=sinks,
             dead_letter=dead, metrics=self.metrics, every_events=c.every_events,
             every_seconds=c.every_seconds, retry_saves=c.store == "kafka", lines=lines,
-            stage=stage, after_save=self._save_history)
+            stage=stage, after_save=self._save_history, feedback=self.feedback)
         wait = cfg.batch.max_wait_ms / 1000.0
         if cfg.source.type == "kafka":
             self._chunker = Chunker(cfg.batch.max_events, wait)
@@ -120,24 +123,22 @@ class Daemon:
         if made.rebalancing is not None:
             made.rebalancing.set_rebalance_listener(
                 LaneRebalancer(self.lanes, self.checkpoint, self._chunker))
-        return Pipeline(cfg, fx, sinks, dead, self.metrics, self.lanes.lane_for,
-                        chunker=self._chunker, history=self.history, stage=stage)
+        return Pipeline(cfg, fx, sinks, dead, self.metrics, self.lanes.lane_for, stage=stage,
+                        chunker=self._chunker, history=self.history, feedback=self.feedback)
 
     def _restore(self, key: str) -> Lane:
         assert self._ckpt is not None
         return keyed_lane.restore_lane(self.cfg, key, self._stack, self._ckpt)
 
     def checkpoint(self, lanes: Sequence[Lane] | None = None, *, final: bool = False) -> None:
-        """Flush, save, commit ``lanes`` (every live lane by default); see
-        :mod:`streamem.runtime.checkpoint`."""
+        """Flush, save, commit ``lanes`` (all live ones by default): see the checkpoint module."""
         assert self._ckpt is not None
         every = self.lanes.values()
         self._ckpt.checkpoint(every if lanes is None else lanes, every, final=final,
                               stopping=self._stop)
 
     def _save_history(self) -> None:
-        """The operator page's recent history, next to the checkpoints (best effort: the page
-        is not state the model depends on)."""
+        """The page's history, next to the checkpoints (best effort: not model state)."""
         if self.history is None:
             return
         try:

@@ -74,8 +74,11 @@ class Scorer(Protocol):
         """Plain numbers for metrics and the operator page (``Detector.health`` keys)."""
         ...
 
-    def save(self, store: CheckpointStore, lane: LaneState, parsing: Mapping[str, Any]) -> None:
-        """Durably write the state with ``lane``'s positions and counters, atomically."""
+    def save(self, store: CheckpointStore, lane: LaneState, parsing: Mapping[str, Any],
+             feedback: Mapping[str, Any]) -> None:
+        """Durably write the state with ``lane``'s positions and counters, atomically, with
+        the parsing state and the lane's operator verdicts
+        (:meth:`~streamem.runtime.feedback.FeedbackLoop.lane_state`)."""
         ...
 
 
@@ -125,12 +128,13 @@ class DetectorScorer:
         """``Detector.health()``."""
         return self.detector.health()
 
-    def save(self, store: CheckpointStore, lane: LaneState, parsing: Mapping[str, Any]) -> None:
+    def save(self, store: CheckpointStore, lane: LaneState, parsing: Mapping[str, Any],
+             feedback: Mapping[str, Any]) -> None:
         """One snapshot of the detector, positions, counters and parsing state."""
         store.save(Snapshot(
             key=lane.key, sequence=lane.sequence + 1, created_at=time.time(),
             detector=self.detector.to_state(), positions=dict(lane.positions),
-            counters=dict(lane.counters), parsing=dict(parsing),
+            counters=dict(lane.counters), parsing=dict(parsing), feedback=dict(feedback),
         ))
 
 
@@ -207,7 +211,10 @@ class KeyedScorer:
                 "keys_active": float(c["keys_created"] - c["keys_forgotten"]),
                 **{k: float(v) for k, v in c.items()}}
 
-    def save(self, store: CheckpointStore, lane: LaneState, parsing: Mapping[str, Any]) -> None:
+    def save(self, store: CheckpointStore, lane: LaneState, parsing: Mapping[str, Any],
+             feedback: Mapping[str, Any]) -> None:
         """The dirty keys, the meta, positions, counters and parsing in one key-store
-        transaction (the snapshot store is not used for a keyed lane)."""
+        transaction (the snapshot store is not used for a keyed lane). Verdicts are not
+        kept here: per-key models do not learn false positives yet (their suppressions and
+        the verdict history live in the operator page's history, saved with it)."""
         self._save_keys(self.detector, lane, parsing)
