@@ -67,6 +67,7 @@ class FieldsConfig:
     key: str | tuple[str, ...] | None = None
     id: str | None = None
     template: str | None = None  # text formats: mine message templates of this field
+    categorical: tuple[str, ...] = ()  # fields modelled as categories (parsing/categorical.py)
     max_clock_skew_seconds: float | None = 86_400.0
 
 

@@ -22,6 +22,7 @@ from streamem.config.env import Secret
 from streamem.config.rules import check_labels, check_sink_value
 from streamem.config.sections import Config, DetectorConfig, ModelConfig, SinkConfig
 from streamem.errors import ConfigError, InvalidInputError
+from streamem.parsing.categorical import check_config as check_categorical
 from streamem.parsing.decoder import check_config as check_text_format
 
 __all__ = ["validate", "validate_sink"]
@@ -197,6 +198,7 @@ def validate(cfg: Config) -> None:
     need(len(set(cfg.fields.features)) == len(cfg.fields.features), "fields.features",
          "contains a duplicate name; list each feature once")
     check_text_format(cfg)  # source.format/pattern/types, fields.template (streamem.parsing)
+    check_categorical(cfg)  # fields.categorical (streamem.parsing.categorical)
     Rules.from_config(cfg.rules, cfg.fields.features)  # rules[i]: filters parse, features exist
     rule_names = [r.name for r in cfg.rules if r.name]
     dup = next((n for n in rule_names if rule_names.count(n) > 1), None)

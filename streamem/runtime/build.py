@@ -57,6 +57,7 @@ def new_detector(cfg: Config) -> Detector:
         detrend_half_life=d.detrend_half_life, detrend_min_autocorr=d.detrend_min_autocorr,
         smooth_window=d.smooth_window, cold_start=d.cold_start,
         feature_names=list(cfg.fields.features), random_state=m.random_state,
+        categorical=list(cfg.fields.categorical) or None,
     )
 
 
@@ -86,7 +87,8 @@ def new_extractor(cfg: Config, header: bytes | None = None,
     key = f.key if isinstance(f.key, str) else None
     fx = FeatureExtractor(f.features, timestamp=f.timestamp, key=key, id=f.id,
                           format=cfg.source.format, max_event_bytes=cfg.source.max_event_bytes,
-                          lines=lines, max_clock_skew=f.max_clock_skew_seconds)
+                          lines=lines, max_clock_skew=f.max_clock_skew_seconds,
+                          categorical=f.categorical)
     if cfg.source.format == "csv" and header is not None:
         fx.set_csv_header(header)
     return fx

@@ -108,11 +108,16 @@ class DetectorScorer:
 
     def process(self, decoded: DecodedBatch, learn: NDArray[np.bool_] | None
                 ) -> DetectionResult:
-        """``Detector.process`` of the batch's rows."""
+        """``Detector.process`` of the batch's rows (and their ``fields.categorical``)."""
+        if decoded.categorical is not None:
+            return self.detector.process(decoded.X, learn, categorical=decoded.categorical)
         return self.detector.process(decoded.X, learn)
 
     def explain(self, decoded: DecodedBatch, i: int) -> list[FeatureContribution]:
-        """``Detector.explain`` of row ``i``."""
+        """``Detector.explain`` of row ``i`` (its categorical values among the features)."""
+        if decoded.categorical is not None:
+            return self.detector.explain(decoded.X[i],
+                                         categorical=decoded.categorical.values(i))
         return self.detector.explain(decoded.X[i])
 
     def key(self, decoded: DecodedBatch, i: int) -> str | None:
