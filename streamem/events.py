@@ -344,6 +344,12 @@ class DecodedBatch:
         rec: dict[str, Any] = self._recs[i]
         return rec
 
+    def subset(self, rows: Sequence[int], rejected: list[Rejection]) -> DecodedBatch:
+        """The batch of kept rows ``rows`` only, with ``rejected`` as its rejections."""
+        ts = None if self._ts is None else self._ts[list(rows)]
+        return DecodedBatch(self.X[list(rows)], [self.kept[i] for i in rows], rejected,
+                            [self._recs[i] for i in rows], self._fields, ts)
+
     @property
     def keys(self) -> list[str | None]:
         """Keys of every kept row."""

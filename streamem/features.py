@@ -4,10 +4,10 @@ A batch of raw payloads becomes a float matrix (NaN where a reading is missing o
 for every event that cannot be used, a reason from :data:`REJECT_REASONS`. The common case, a
 batch of well-formed JSON lines with numeric values, is decoded with one ``orjson.loads`` call
 over the lines joined into an array and one ``np.array`` conversion. That parse is used only
-when it provably took each record from exactly one line (see :func:`_framed`); anything odd
-falls back to per-event decoding, so one bad line never costs the rest of the batch and never
-merges with its neighbours. Keys, ids and timestamps are checked by
-:mod:`streamem.parsing.eventmeta`.
+when it provably took each record from exactly one line
+(:func:`streamem.parsing.jsonlines.framed`); anything odd falls back to per-event decoding,
+so one bad line never costs the rest of the batch and never merges with its neighbours.
+Keys, ids and timestamps are checked by :mod:`streamem.parsing.eventmeta`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from streamem.events import DecodedBatch, Rejection
 from streamem.parsing.eventmeta import Bad as _Bad
 from streamem.parsing.eventmeta import check_ids, check_keys, timestamps
 from streamem.parsing.eventmeta import lookup as _lookup
+from streamem.parsing.jsonlines import framed, lenient_json
 
 try:  # orjson parses JSON ~3x faster than the stdlib; the stdlib is the fallback
     import orjson
@@ -44,12 +45,10 @@ __all__ = ["REJECT_REASONS", "DecodedBatch", "FeatureExtractor", "Rejection"]
 #: metric and the first word of a dead letter's reason); ``docs/contracts.md`` says what each
 #: one means.
 REJECT_REASONS = ("parse_error", "invalid_value", "no_features", "too_large", "wrong_type",
-                  "invalid_key", "invalid_id", "bad_timestamp")
+                  "invalid_key", "invalid_id", "bad_timestamp", "late")
 _MAX_ABS = 1e100  # the model rejects larger magnitudes (their squares overflow)
 #: a text format's decoder (:class:`streamem.parsing.LineDecoder`)
 LinesToRecords = Callable[[Sequence[bytes]], Sequence["dict[str, Any] | tuple[str, str]"]]
-_OPEN = ord("{")
-_first_byte = itemgetter(0)
 
 
 def _path_getter(path: tuple[str, ...]) -> Callable[[Any], Any]:
@@ -200,7 +199,7 @@ class FeatureExtractor:
             try:  # the strict parser first: bounded depth, no NaN, no huge numbers
                 rec = _loads(payload)
             except ValueError:
-                rec = _lenient_json(payload)  # to say exactly what is wrong
+                rec = lenient_json(payload)  # to say exactly what is wrong
             if not isinstance(rec, dict):
                 raise _Bad("wrong_type", f"a JSON {type(rec).__name__}, not an object")
             return rec
@@ -228,7 +227,7 @@ class FeatureExtractor:
                 except ValueError:  # orjson's decode errors are ValueErrors
                     recs = None
                 if recs is not None and len(recs) == n and set(map(type, recs)) == {dict} \
-                        and _framed(doc, payloads):
+                        and framed(doc, payloads):
                     return recs, True
         out: list[dict[str, Any] | _Bad] = []
         for p in payloads:
@@ -251,20 +250,7 @@ class FeatureExtractor:
 
     def decode(self, payloads: Sequence[bytes]) -> DecodedBatch:
         """Decode a batch; never raises for bad events (they are listed in ``rejected``)."""
-        parsed, clean = self._parse_batch(payloads)
-        rejected: list[Rejection] = []
-        good: list[int] = []
-        recs: list[dict[str, Any]] = []
-        if clean:  # every payload is a JSON object
-            recs = parsed  # type: ignore[assignment]
-            good = list(range(len(recs)))
-        else:
-            for i, r in enumerate(parsed):
-                if isinstance(r, _Bad):
-                    rejected.append(Rejection(i, r.reason, r.detail))
-                else:
-                    good.append(i)
-                    recs.append(r)
+        rejected, good, recs = self._split(payloads)
         X = self._fast_matrix(recs)
         if X is None:
             rows: list[list[float]] = []
@@ -278,6 +264,39 @@ class FeatureExtractor:
                     rejected.append(Rejection(i, bad.reason, bad.detail))
             good, recs = keep_good, keep_recs
             X = np.array(rows, dtype=float).reshape(len(rows), len(self.features))
+        return self._screened(X, good, recs, rejected)
+
+    def records(self, payloads: Sequence[bytes]) -> DecodedBatch:
+        """Records with the key, timestamp and id checks of :meth:`decode`, but no features
+        (``X`` has no column): the input of the ``aggregate:`` stage.
+
+        >>> b = FeatureExtractor([], timestamp="t").records([b'{"t": 5, "s": 1}', b'[1]'])
+        >>> b.X.shape, b.kept, b.timestamp(0), [r.reason for r in b.rejected]
+        ((1, 0), [0], 5.0, ['wrong_type'])
+        """
+        rejected, good, recs = self._split(payloads)
+        return self._screened(np.empty((len(recs), 0)), good, recs, rejected)
+
+    def _split(self, payloads: Sequence[bytes]
+               ) -> tuple[list[Rejection], list[int], list[dict[str, Any]]]:
+        """Parse a batch: (rejections, indexes of the parsed records, the records)."""
+        parsed, clean = self._parse_batch(payloads)
+        if clean:  # every payload is a JSON object
+            return [], list(range(len(parsed))), parsed  # type: ignore[return-value]
+        rejected: list[Rejection] = []
+        good: list[int] = []
+        recs: list[dict[str, Any]] = []
+        for i, r in enumerate(parsed):
+            if isinstance(r, _Bad):
+                rejected.append(Rejection(i, r.reason, r.detail))
+            else:
+                good.append(i)
+                recs.append(r)
+        return rejected, good, recs
+
+    def _screened(self, X: NDArray[np.float64], good: list[int], recs: list[dict[str, Any]],
+                  rejected: list[Rejection]) -> DecodedBatch:
+        """The batch without the records whose key, timestamp or id is unusable."""
         ts, unusable = self._check_meta(recs)
         if unusable:
             keep = np.ones(len(recs), dtype=bool)
@@ -330,48 +349,3 @@ class FeatureExtractor:
         if not np.isfinite(X).all() or (X.size and np.abs(X).max() > _MAX_ABS):
             return None  # NaN/Infinity tokens or absurd magnitudes: the careful path rejects
         return X
-
-
-def _framed(doc: bytes, payloads: Sequence[bytes]) -> bool:
-    """True when the parse of ``doc`` (``[`` + the payloads joined by ``,`` + ``]``), which
-    gave exactly one JSON object per payload, took each object from exactly one payload.
-
-    It holds when every payload starts with ``{`` and ``doc`` holds no other ``{``: each of
-    the N objects needs an opening ``{`` of its own outside strings, so all N braces open
-    top-level objects, object j opens at the start of payload j, and it must close before
-    object j+1 opens, so inside payload j (a payload with anything but whitespace after its
-    object would have given more values, or a parse error). Braces inside strings or nested
-    objects fail the test; such batches are decoded per payload.
-
-    Examples
-    --------
-    >>> lines = [b'{"a":1},{"a":2}', b'{"a":3', b'"b":4}']
-    >>> _framed(b"[" + b",".join(lines) + b"]", lines)
-    False
-    >>> _framed(b'[{"a":1},{"a":2}]', [b'{"a":1}', b'{"a":2}'])
-    True
-    """
-    try:
-        if bytes(map(_first_byte, payloads)) != b"{" * len(payloads):
-            return False
-    except IndexError:  # an empty payload
-        return False
-    return int(np.count_nonzero(np.frombuffer(doc, np.uint8) == _OPEN)) == len(payloads)
-
-
-def _lenient_json(payload: bytes) -> Any:
-    """Parse with the stdlib (which reads NaN, Infinity and big integers, so the caller can
-    name the bad value); every failure becomes a ``_Bad``, never an exception of its own."""
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Bad("parse_error", f"not UTF-8 at byte {exc.start}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _Bad("parse_error", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-    except RecursionError:
-        raise _Bad("parse_error", "JSON nested too deeply (over 1000 levels); flatten the "
-                   "event") from None
-    except ValueError as exc:  # an integer of more digits than int() takes
-        raise _Bad("invalid_value", f"invalid number: {str(exc)[:80]}") from None

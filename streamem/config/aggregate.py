@@ -9,6 +9,7 @@ the fix. The keys are documented in ``config.example.yaml``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,9 +20,10 @@ from streamem.errors import ConfigError
 
 if TYPE_CHECKING:
     from streamem.aggregate import Aggregator, FeatureSpec
+    from streamem.config.sections import Config
 
-__all__ = ["AggregateConfig", "AggregateFeatureConfig", "aggregator", "check_aggregate",
-           "parse_aggregate"]
+__all__ = ["AggregateConfig", "AggregateFeatureConfig", "aggregator", "bucket_columns",
+           "check_aggregate", "parse_aggregate", "with_bucket_features"]
 
 MAX_FEATURES = 64
 
@@ -144,3 +146,62 @@ def aggregator(cfg: AggregateConfig) -> Aggregator:
     return Aggregator(_specs(cfg, "aggregate"), cfg.bucket_seconds, by=cfg.by,
                       allowed_lateness=cfg.lateness_seconds, emit_empty=cfg.emit_empty,
                       max_keys=cfg.max_keys, max_samples=cfg.max_samples)
+
+
+def bucket_columns(cfg: AggregateConfig) -> tuple[str, ...]:
+    """The columns each bucket has, in order (a ``count_by`` feature has ``top + 1``)."""
+    return tuple(c for spec in _specs(cfg, "aggregate") for c in spec.columns)
+
+
+def with_bucket_features(cfg: Config) -> Config:
+    """``cfg`` whose ``fields.features`` are the bucket columns when it has ``aggregate:``.
+
+    With ``aggregate:`` the model scores one vector per bucket, so its features are the
+    bucket columns; ``fields.features`` may be omitted, and if given must list exactly them.
+
+    Raises
+    ------
+    ConfigError
+        A rule of the section is broken, or ``fields.features`` lists other names.
+
+    Examples
+    --------
+    >>> from streamem.config import parse_config
+    >>> cfg = parse_config({"source": {"type": "stdin", "format": "nginx"},
+    ...     "aggregate": {"bucket_span": "10s", "features": [{"name": "n", "fn": "count"}]}})
+    >>> cfg.fields.features
+    ('n',)
+    >>> parse_config({"source": {"type": "stdin", "format": "nginx"}, "fields": {
+    ...     "features": ["x"]}, "aggregate": {"features": [{"name": "n", "fn": "count"}]}})
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ConfigError: fields.features: ['x'] but with aggregate: the model's ...
+    """
+    agg = cfg.aggregate
+    if agg is None:
+        return cfg
+    check_aggregate(agg)
+    columns = bucket_columns(agg)
+    f = cfg.fields
+    if f.features and tuple(f.features) != columns:
+        raise ConfigError("fields.features", f"{list(f.features)} but with aggregate: the "
+                          f"model's features are the bucket columns {list(columns)}; omit "
+                          "fields.features or list exactly those")
+    fmt_time = _format_timestamp(cfg)
+    if not (f.timestamp or fmt_time):
+        raise ConfigError("fields.timestamp", "required with aggregate: (buckets are in "
+                          "event time); name the event-time field, or use a text format "
+                          "preset that has one (nginx, apache, syslog)")
+    return dataclasses.replace(cfg, fields=dataclasses.replace(f, features=columns))
+
+
+def _format_timestamp(cfg: Config) -> str | None:
+    """The timestamp field a text format sets (None for jsonl and csv)."""
+    from streamem.parsing import PRESETS
+
+    s = cfg.source
+    if s.format == "regex":
+        return "(regex)" if s.types and any(v not in ("int", "float", "str")
+                                            for v in s.types.values()) else None
+    preset = PRESETS.get(s.format)
+    return None if preset is None else getattr(preset, "timestamp", None)

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from streamem.config.aggregate import with_bucket_features
 from streamem.config.build import build, secret_key
 from streamem.config.env import Secret
 from streamem.config.sections import Config
@@ -162,6 +163,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
     try:
         cfg = build(Config, data, "", env)
         assert isinstance(cfg, Config)
+        cfg = with_bucket_features(cfg)  # aggregate: the model's features are the buckets'
         validate(cfg)
     except ConfigError as exc:
         named = _from_env(exc, origin)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from streamem.config.aggregate import AggregateConfig
 from streamem.config.env import Secret
 
 __all__ = [
@@ -62,7 +63,8 @@ class FieldsConfig:
 
     features: tuple[str, ...] = ()
     timestamp: str | None = None
-    key: str | None = None
+    #: one field, or a list of fields forming a composite key (see streamem.runtime.keying)
+    key: str | tuple[str, ...] | None = None
     id: str | None = None
     template: str | None = None  # text formats: mine message templates of this field
     max_clock_skew_seconds: float | None = 86_400.0
@@ -86,8 +88,14 @@ class ModelConfig:
     half_life: float = 50_000.0
     reg_covar: float = 1e-6
     warmup: int = 1000
-    scope: Literal["global", "partition"] = "global"
+    scope: Literal["global", "partition", "key"] = "global"
     random_state: int | None = 0
+    #: scope key: strength of the population prior, in pseudo-events of a key's own
+    key_prior_events: float = 10.0
+    #: scope key: keys held in memory; the least recently used are written out and evicted
+    max_keys_in_memory: int = 100_000
+    #: scope key: a duration ("30d") after which a key not seen is forgotten; null: never
+    key_idle_ttl: str | float | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +254,7 @@ class Config:
     ui: UIConfig = field(default_factory=UIConfig)
     rules: tuple[RuleConfig, ...] = ()
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    aggregate: AggregateConfig | None = None  # events -> buckets (streamem.config.aggregate)
 
     def secrets(self) -> list[str]:
         """Every secret value in the config (for log masking)."""

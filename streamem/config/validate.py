@@ -129,6 +129,29 @@ def _detector(cfg: Config) -> None:
         raise ConfigError(path, str(exc)) from exc
 
 
+def _key_scope(cfg: Config) -> None:
+    """``model.scope: key`` and its settings; ``fields.key`` as one field or a list."""
+    from streamem.runtime.keying import key_idle_ttl
+
+    m, key = cfg.model, cfg.fields.key
+    if isinstance(key, tuple):
+        if not key or not all(key) or len(set(key)) != len(key):
+            raise ConfigError("fields.key", f"{list(key)!r}: a composite key lists distinct, "
+                              "non-empty field names, e.g. [site, pump]")
+    elif key == "":
+        raise ConfigError("fields.key", "is empty; name the entity field, e.g. sensor")
+    if m.scope == "key" and not key:
+        raise ConfigError("model.scope", "scope key needs fields.key (one field, or a list "
+                          "for a composite key); set it, or use scope global")
+    if m.max_keys_in_memory < 1:
+        raise ConfigError("model.max_keys_in_memory", f"{m.max_keys_in_memory} must be at "
+                          "least 1, e.g. 100000 (about 350 bytes per key at d=4, K=2)")
+    if not (_finite(m.key_prior_events) and m.key_prior_events >= 0):
+        raise ConfigError("model.key_prior_events", f"{m.key_prior_events!r} must be 0 or "
+                          "more pseudo-events, e.g. 10")
+    key_idle_ttl(cfg)  # raises naming model.key_idle_ttl
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
@@ -187,8 +210,9 @@ def validate(cfg: Config) -> None:
          "must be a non-negative integer seed, or null")
     need(m.half_life > 0, "model.half_life", "must be a positive number of events")
     need(m.reg_covar >= 0, "model.reg_covar", "must be 0 or more, e.g. 1e-6")
-    need(m.scope == "global" or s.type == "kafka", "model.scope",
+    need(m.scope != "partition" or s.type == "kafka", "model.scope",
          "partition scope needs source.type kafka; use global for files and stdin")
+    _key_scope(cfg)
     _detector(cfg)  # the detector's own rules (alert_rate, warmup, regime_*, detrend_*, ...)
     _incidents(cfg)  # the incident tracker's own rules (severities, cooldown_seconds)
     names = set()

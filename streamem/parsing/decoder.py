@@ -122,9 +122,10 @@ def evidence(record: Record) -> dict[str, Any]:
     >>> evidence({"template": 3, "template_text": "user <*> logged in", "a": 1}), evidence({})
     ({'template': 3, 'template_text': 'user <*> logged in'}, {})
     """
+    out = dict(record.get("$bucket", ()))  # a bucket's bounds, key, samples (runtime.aggregation)
     if "template_text" not in record:
-        return {}
-    return {"template": record.get("template"), "template_text": record["template_text"]}
+        return out
+    return {**out, "template": record.get("template"), "template_text": record["template_text"]}
 
 
 def check_config(cfg: Config) -> None:

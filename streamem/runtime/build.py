@@ -31,9 +31,10 @@ from streamem.ui.history import History
 if TYPE_CHECKING:
     from streamem.metrics.recorder import Metrics
     from streamem.metrics.server import MetricsServer
+    from streamem.runtime.aggregation import BucketStage
 
-__all__ = ["Input", "make_dead_letter", "make_feedback", "make_metrics", "make_sinks",
-           "make_source", "make_store", "make_ui", "new_detector", "new_extractor"]
+__all__ = ["Input", "make_dead_letter", "make_metrics", "make_page", "make_sinks",
+           "make_source", "make_store", "make_ui", "new_detector", "new_extractor", "new_stage"]
 
 
 def new_detector(cfg: Config) -> Detector:
@@ -81,12 +82,32 @@ def new_extractor(cfg: Config, header: bytes | None = None,
     [[1.5]]
     """
     f = cfg.fields
-    fx = FeatureExtractor(f.features, timestamp=f.timestamp, key=f.key, id=f.id,
+    # a composite key (a list) is read and checked by streamem.runtime.keying under scope key
+    key = f.key if isinstance(f.key, str) else None
+    fx = FeatureExtractor(f.features, timestamp=f.timestamp, key=key, id=f.id,
                           format=cfg.source.format, max_event_bytes=cfg.source.max_event_bytes,
                           lines=lines, max_clock_skew=f.max_clock_skew_seconds)
     if cfg.source.format == "csv" and header is not None:
         fx.set_csv_header(header)
     return fx
+
+
+def new_stage(cfg: Config, extractor: FeatureExtractor) -> BucketStage | None:
+    """The bucket stage of the ``aggregate`` section (None without one).
+
+    Examples
+    --------
+    >>> from streamem.config import parse_config
+    >>> cfg = parse_config({"source": {"type": "stdin", "format": "nginx"},
+    ...     "aggregate": {"features": [{"name": "requests", "fn": "count"}]}})
+    >>> new_stage(cfg, new_extractor(cfg)).aggregator("global").columns
+    ('requests',)
+    """
+    if cfg.aggregate is None:
+        return None
+    from streamem.runtime.aggregation import BucketStage
+
+    return BucketStage(cfg, extractor)
 
 
 def _security(cfg: Config) -> KafkaSecurity:
@@ -194,18 +215,23 @@ def make_store(cfg: Config) -> CheckpointStore:
     return ds
 
 
-def make_feedback(cfg: Config, history: History) -> FeedbackLoop:
-    """The operator verdicts' loop for the ``ui`` section (weight and suppression TTL)."""
-    return FeedbackLoop(history, weight=cfg.ui.feedback_weight,
-                        suppress_seconds=cfg.ui.feedback_suppress_seconds)
+def make_page(cfg: Config) -> tuple[History | None, FeedbackLoop | None]:
+    """The operator page's history (restored from beside the checkpoints) and the loop that
+    acts on its verdicts (``ui.feedback_*``); ``(None, None)`` with ``ui.enabled: false``."""
+    from streamem.ui.store import load_history
+
+    if not cfg.ui.enabled:
+        return None, None
+    history = load_history(cfg.checkpoint.dir, max_anomalies=cfg.ui.max_anomalies)
+    return history, FeedbackLoop(history, weight=cfg.ui.feedback_weight,
+                                 suppress_seconds=cfg.ui.feedback_suppress_seconds)
 
 
 def make_metrics(cfg: Config, registry: Any, sinks: FanoutSink,
-                 history: History | None = None,
                  feedback: FeedbackLoop | None = None) -> tuple[Metrics, MetricsServer]:
-    """``(Metrics, MetricsServer)`` for the ``metrics`` section; with a ``history`` the server
-    also serves the operator page and ``/api/v1`` (the ``ui`` section), and verdicts go to
-    ``feedback``."""
+    """``(Metrics, MetricsServer)`` for the ``metrics`` section; with ``feedback`` (see
+    :func:`make_page`) the server also serves the operator page and ``/api/v1`` (the ``ui``
+    section) over ``feedback.history``, and verdicts go to ``feedback``."""
     from streamem.metrics.recorder import Metrics
     from streamem.metrics.server import MetricsServer
 
@@ -214,7 +240,7 @@ def make_metrics(cfg: Config, registry: Any, sinks: FanoutSink,
     metrics.update_health({"alert_rate_target": cfg.detector.alert_rate})
     rules = [r.name for r in Rules.from_config(cfg.rules, cfg.fields.features).rules]
     metrics.declare_rules(rules if feedback is None else [*rules, SUPPRESSED_BY])
-    ui = None if history is None else make_ui(cfg, metrics, history, feedback)
+    ui = None if feedback is None else make_ui(cfg, metrics, feedback.history, feedback)
     server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port, ui=ui)
     return metrics, server
 

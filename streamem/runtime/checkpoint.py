@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from streamem.errors import StateError
 from streamem.parsing import LineDecoder
+from streamem.runtime.aggregation import BucketStage
 from streamem.runtime.feedback import FeedbackLoop
 from streamem.runtime.lane import Lane
 from streamem.scoring.detector import Detector
@@ -113,6 +114,8 @@ class Checkpointer:
         Keep running when a save fails, for :data:`SAVE_RETRY_SECONDS` (the Kafka store).
     lines
         The text-format decoder whose template miner is saved with every snapshot.
+    stage
+        With ``aggregate:``, the bucket stage whose open buckets are saved with each lane.
     after_save
         Called after each complete checkpoint (the operator page's history).
     feedback
@@ -125,6 +128,7 @@ class Checkpointer:
                  every_events: int = 10_000, every_seconds: float = 30.0,
                  retry_saves: bool = False,
                  lines: LineDecoder | None = None,
+                 stage: BucketStage | None = None,
                  after_save: Callable[[], None] = lambda: None,
                  feedback: FeedbackLoop | None = None) -> None:
         self.store = store
@@ -137,6 +141,7 @@ class Checkpointer:
         self.every_seconds = every_seconds
         self._retry_saves = retry_saves
         self._lines = lines
+        self._stage = stage
         self._after_save = after_save
         self._feedback = feedback
         self.checkpoints = 0
@@ -144,8 +149,9 @@ class Checkpointer:
         self._since_events = 0
         self._last = time.monotonic()
 
-    def _parsing_state(self) -> dict[str, Any]:
-        return self._lines.to_state() if self._lines is not None else {}
+    def _parsing_state(self, key: str) -> dict[str, Any]:
+        out = self._lines.to_state() if self._lines is not None else {}
+        return out if self._stage is None else {**out, **self._stage.to_state(key)}
 
     def restore(self, key: str, fresh: Callable[[], Detector], n_features: int,
                 where: str) -> Lane:
@@ -183,6 +189,8 @@ class Checkpointer:
             self._feedback.restore_lane(key, {} if snap is None else snap.feedback)
         if snap is None:
             logger.info("state %s: no checkpoint, starting a new model", key)
+            if self._stage is not None:
+                self._stage.restore(key, {})  # new buckets too
             return Lane(key, fresh())
         det = restored[0]
         if det.n_features_in_ is not None and det.n_features_in_ != n_features:
@@ -196,6 +204,8 @@ class Checkpointer:
             self._metrics.restored_checkpoint(snap.created_at)
         if self._lines is not None:  # the template miner as of this checkpoint
             self._lines.restore(snap.parsing)
+        if self._stage is not None:  # the open buckets as of this checkpoint
+            self._stage.restore(key, snap.parsing)
         if snap.positions:
             self._commit(dict(snap.positions))
         return Lane(key, det, snap.positions, snap.counters, snap.sequence)
@@ -244,7 +254,7 @@ class Checkpointer:
                 self.store.save(Snapshot(
                     key=lane.key, sequence=lane.sequence + 1, created_at=time.time(),
                     detector=lane.detector.to_state(), positions=dict(lane.positions),
-                    counters=dict(lane.counters), parsing=self._parsing_state(),
+                    counters=dict(lane.counters), parsing=self._parsing_state(lane.key),
                     feedback={} if self._feedback is None else self._feedback.lane_state(lane.key),
                 ))
             except StateError as exc:

@@ -35,7 +35,7 @@ from streamem.runtime.rebalance import LaneRebalancer
 from streamem.sinks.gate import SinkGate
 from streamem.sources.base import Source
 from streamem.ui.history import History
-from streamem.ui.store import load_history, save_history
+from streamem.ui.store import save_history
 
 __all__ = ["Daemon"]
 
@@ -101,20 +101,19 @@ class Daemon:
         dead = build.make_dead_letter(cfg)
         stack.callback(dead.close)
         if cfg.metrics.enabled:
-            if cfg.ui.enabled:
-                self.history = load_history(state_dir, max_anomalies=cfg.ui.max_anomalies)
-                self.feedback = build.make_feedback(cfg, self.history)
-            self.metrics, server = build.make_metrics(cfg, self._registry, sinks, self.history,
-                                                      self.feedback)
+            self.history, self.feedback = build.make_page(cfg)
+            self.metrics, server = build.make_metrics(cfg, self._registry, sinks, self.feedback)
             stack.enter_context(server)
             self.bound_address = (cfg.metrics.host, server.port)
         lines = parsing.from_config(cfg)  # text formats; None for jsonl and csv
+        fx = build.new_extractor(cfg, made.header, lines)
+        stage = build.new_stage(cfg, fx)  # aggregate: buckets (None without)
         c = cfg.checkpoint
         self._ckpt = Checkpointer(
             store, source.commit, SinkGate(c.sinks_failure_timeout_seconds), sinks=sinks,
             dead_letter=dead, metrics=self.metrics, every_events=c.every_events,
             every_seconds=c.every_seconds, retry_saves=c.store == "kafka", lines=lines,
-            after_save=self._save_history, feedback=self.feedback)
+            stage=stage, after_save=self._save_history, feedback=self.feedback)
         wait = cfg.batch.max_wait_ms / 1000.0
         if cfg.source.type == "kafka":
             self._chunker = Chunker(cfg.batch.max_events, wait)
@@ -122,9 +121,9 @@ class Daemon:
         if made.rebalancing is not None:
             made.rebalancing.set_rebalance_listener(
                 LaneRebalancer(self.lanes, self.checkpoint, self._chunker))
-        return Pipeline(cfg, build.new_extractor(cfg, made.header, lines), sinks, dead,
-                        self.metrics, self.lanes.lane_for, chunker=self._chunker,
-                        history=self.history, feedback=self.feedback)
+        return Pipeline(cfg, fx, sinks, dead, self.metrics, self.lanes.lane_for,
+                        chunker=self._chunker, history=self.history, stage=stage,
+                        feedback=self.feedback)
 
     def _restore(self, key: str) -> Lane:
         assert self._ckpt is not None
@@ -201,6 +200,7 @@ class Daemon:
                 pipeline.process(events)
                 ckpt.polled(len(events))
             elif source.exhausted:
+                pipeline.end_of_input(self.lanes.values())  # aggregate: the open buckets
                 break
             if self._chunker is not None:
                 self._flush_partial(pipeline)

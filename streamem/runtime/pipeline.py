@@ -26,6 +26,7 @@ from streamem.events import DecodedBatch, EventBatch, RawEvent
 from streamem.features import FeatureExtractor
 from streamem.logs import RateLimitedLog
 from streamem.parsing import evidence
+from streamem.runtime.aggregation import BucketStage
 from streamem.runtime.chunking import Chunker
 from streamem.runtime.feedback import FeedbackLoop
 from streamem.runtime.lane import Lane
@@ -83,6 +84,9 @@ class Pipeline:
         (partial chunks only through :meth:`flush_partial`); see the module docstring.
     history
         The operator page's recent history: every scored batch, anomaly and incident.
+    stage
+        With ``aggregate:``, the bucket stage: each lane scores the buckets its events
+        close (:mod:`streamem.runtime.aggregation`), not the events.
     feedback
         Operator verdicts: queued false positives are learned by their lane before its next
         batch, and feedback suppressions hold back matching anomalies.
@@ -99,9 +103,11 @@ class Pipeline:
         *,
         chunker: Chunker | None = None,
         history: History | None = None,
+        stage: BucketStage | None = None,
         feedback: FeedbackLoop | None = None,
     ) -> None:
         self.cfg = cfg
+        self.stage = stage
         self.history = history
         self.feedback = feedback
         self.chunker = chunker
@@ -187,11 +193,20 @@ class Pipeline:
         return [self._process_lane(lane, c) for lane in lanes
                 for c in self.chunker.rest(lane.key)]
 
+    def end_of_input(self, lanes: Sequence[Lane]) -> list[BatchOutcome]:
+        """The input ended (a finite file): with ``aggregate:``, close and score the open
+        buckets of ``lanes``."""
+        if self.stage is None:
+            return []
+        return [self._process_lane(lane, self.stage.closing(lane.key, lane.positions))
+                for lane in lanes]
+
     def _process_lane(self, lane: Lane, events: EventBatch) -> BatchOutcome:
         t0 = time.perf_counter()
         if self.feedback is not None:  # between batches, in the pipeline thread
             self.feedback.apply(lane)
-        decoded = self.extractor.decode(events.payloads)
+        decoded = (self.extractor.decode(events.payloads) if self.stage is None
+                   else self.stage.decode(lane.key, events))  # aggregate: buckets, not events
         self._reject(events, decoded)
         result: DetectionResult | None = None
         anomalies: list[AnomalyRecord] = []

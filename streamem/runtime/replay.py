@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from streamem import parsing
 from streamem.config import Config, DeadLetterConfig
 from streamem.features import FeatureExtractor
-from streamem.runtime.build import make_sinks, new_detector, new_extractor
+from streamem.runtime.build import make_sinks, new_detector, new_extractor, new_stage
 from streamem.runtime.lane import Lane
 from streamem.runtime.pipeline import Pipeline
 
@@ -124,7 +124,7 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
     lane = Lane("global", new_detector(cfg))
     label_fx = FeatureExtractor([labels], format=fmt, lines=parsing.from_config(
         dataclasses.replace(cfg, fields=dataclasses.replace(cfg.fields, template=None)))
-    ) if labels else None
+    ) if labels and cfg.aggregate is None else None  # buckets have no label field
     sinks: Any = None
     if report:
         Path(report).mkdir(parents=True, exist_ok=True)
@@ -139,13 +139,13 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
             label_fx.set_csv_header(src.header)
         if deliver:
             sinks = make_sinks(cfg, Path(cfg.checkpoint.dir))
-        pipe = Pipeline(cfg, fx, sinks, dead, None, lambda p: lane)
+        pipe = Pipeline(cfg, fx, sinks, dead, None, lambda p: lane, stage=new_stage(cfg, fx))
         bar = _Progress(src.lag().get(0, 0)) if progress else None
-        while True:
+        ended = False
+        while not ended:
             events = src.poll(cfg.batch.max_events, 0.0)
-            if not events:
-                break
-            for out in pipe.process(events):
+            ended = not events  # then the open buckets (aggregate:) are closed and scored
+            for out in pipe.end_of_input([lane]) if ended else pipe.process(events):
                 res, dec = out.result, out.decoded
                 if res is None:
                     continue

@@ -6,8 +6,8 @@ best, at mixture weight ``weight``; the existing components share ``1 - weight``
 is then merged back to its size limit, cheapest pair first
 (:func:`streamem.model._lifecycle.merge_components`), so the event's neighbourhood stays
 explained either way. The events scored but not learned yet are learned first (their
-responsibilities are over the old components). Like any other component its weight decays when the pattern does not
-come back. Pure numpy; changes the detector in place.
+responsibilities are over the old components). Like any other component its weight decays
+when the pattern does not come back. Pure numpy; changes the detector in place.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def _blocks(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     name = ""
     for line in text.splitlines():
-        m = re.match(r"^([a-z_]+):", line)
+        m = re.match(r"^(?:# )?([a-z_]+):", line)  # an optional section is commented out
         if m:
             name = m.group(1)
         out[name] = out.get(name, "") + line + "\n"
@@ -39,6 +39,8 @@ def _schema() -> dict[str, list[str]]:
         section = hints[f.name]
         if typing.get_origin(section) is tuple:
             (section,) = typing.get_args(section)[:1]
+        if type(None) in typing.get_args(section):  # an optional section (aggregate)
+            (section,) = [a for a in typing.get_args(section) if a is not type(None)]
         assert dataclasses.is_dataclass(section), f.name
         out[f.name] = [g.name for g in dataclasses.fields(section)]
     return out
