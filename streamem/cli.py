@@ -18,12 +18,15 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from streamem import __version__
 from streamem.errors import ConfigError, SourceError, StateError, StreamemError
+
+if TYPE_CHECKING:
+    from streamem.config import Config
 
 __all__ = ["main"]
 
@@ -50,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check-config", help="validate a config without connecting anywhere")
     chk.add_argument("config", help="YAML config file")
     chk.add_argument("--print", action="store_true", help="print the effective config (masked)")
+    chk.add_argument("--keys", type=int, metavar="N",
+                     help="with model.scope key: estimate the memory for N keys "
+                          "(default: model.max_keys_in_memory)")
+    chk.add_argument("--key-chars", type=int, default=16, metavar="C",
+                     help="the longest key's length, for the estimate (default 16)")
 
     rep = sub.add_parser("replay", help="backtest: run the pipeline over a file",
                          description="Run the daemon's pipeline over a JSON-lines or CSV file, "
@@ -187,9 +195,29 @@ def _cmd_check(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     print(f"{args.config}: OK ({len(cfg.fields.features)} features, source {cfg.source.type}, "
           f"{len(cfg.sinks)} sinks, state in {cfg.checkpoint.dir})")
+    if cfg.model.scope == "key":
+        print(_key_memory_line(cfg, args.keys, args.key_chars))
     if args.print:
         print(json.dumps(dump_config(cfg), indent=2))
     return EXIT_OK
+
+
+def _key_memory_line(cfg: Config, n_keys: int | None, key_chars: int) -> str:
+    """check-config's memory estimate of a keyed model (one lane)."""
+    from streamem.scoring.key_table import key_memory
+
+    m = cfg.model
+    if n_keys is not None and n_keys < 0:
+        raise ConfigError("--keys", f"{n_keys} is negative; give the number of keys expected")
+    want = m.max_keys_in_memory if n_keys is None else n_keys
+    k = 2 if m.n_components == "auto" else int(m.n_components)  # as the keyed lane builds it
+    d = len(cfg.fields.features)
+    total = key_memory(d, k, want, capacity=m.max_keys_in_memory, key_chars=key_chars)
+    held = min(want, m.max_keys_in_memory)
+    return (f"memory: about {total / 2**20:.1f} MiB for {held:,} keys in memory "
+            f"({total / max(held, 1):.0f} B per key at d={d}, K={k}, keys up to {key_chars} "
+            f"characters), per lane; keys beyond model.max_keys_in_memory="
+            f"{m.max_keys_in_memory:,} wait in the key store")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

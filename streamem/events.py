@@ -351,6 +351,12 @@ class DecodedBatch:
                             [self._recs[i] for i in rows], self._fields, ts)
 
     @property
+    def seconds(self) -> NDArray[np.float64] | None:
+        """Timestamps of every kept row in seconds, NaN where none (None: no timestamp
+        field)."""
+        return self._ts
+
+    @property
     def keys(self) -> list[str | None]:
         """Keys of every kept row."""
         return self._all("key")

@@ -267,9 +267,13 @@ class FeatureExtractor:
         return self._screened(X, good, recs, rejected)
 
     def records(self, payloads: Sequence[bytes]) -> DecodedBatch:
-        """Records with the key, timestamp and id checks of :meth:`decode`, but no features
-        (``X`` has no column): the input of the ``aggregate:`` stage.
+        """Decode a batch into records without a feature matrix (``X`` has no column).
 
+        For the ``aggregate:`` stage, which computes its features over buckets: the same
+        parsing and key, timestamp and id checks as :meth:`decode`, no ``no_features``.
+
+        Examples
+        --------
         >>> b = FeatureExtractor([], timestamp="t").records([b'{"t": 5, "s": 1}', b'[1]'])
         >>> b.X.shape, b.kept, b.timestamp(0), [r.reason for r in b.rejected]
         ((1, 0), [0], 5.0, ['wrong_type'])

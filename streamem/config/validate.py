@@ -146,6 +146,10 @@ def _key_scope(cfg: Config) -> None:
     if m.max_keys_in_memory < 1:
         raise ConfigError("model.max_keys_in_memory", f"{m.max_keys_in_memory} must be at "
                           "least 1, e.g. 100000 (about 350 bytes per key at d=4, K=2)")
+    if m.scope == "key" and m.max_keys_in_memory < cfg.batch.max_events:
+        raise ConfigError("model.max_keys_in_memory", f"{m.max_keys_in_memory} is below "
+                          f"batch.max_events ({cfg.batch.max_events}): a batch may hold that "
+                          "many distinct keys; raise it or lower batch.max_events")
     if not (_finite(m.key_prior_events) and m.key_prior_events >= 0):
         raise ConfigError("model.key_prior_events", f"{m.key_prior_events!r} must be 0 or "
                           "more pseudo-events, e.g. 10")

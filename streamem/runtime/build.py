@@ -92,6 +92,11 @@ def new_extractor(cfg: Config, header: bytes | None = None,
     return fx
 
 
+def kafka_security(cfg: Config) -> KafkaSecurity:
+    """The Kafka security settings of the ``source`` section (every Kafka client's)."""
+    return _security(cfg)
+
+
 def new_stage(cfg: Config, extractor: FeatureExtractor) -> BucketStage | None:
     """The bucket stage of the ``aggregate`` section (None without one).
 

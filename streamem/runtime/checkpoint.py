@@ -200,15 +200,21 @@ class Checkpointer:
                 f"{where!r} away to start a new model")
         logger.info("state %s: restored checkpoint %d (%d events learned), resuming at %s",
                     key, snap.sequence, snap.counters.get("events_learned", 0), snap.positions)
-        if self._metrics is not None:
-            self._metrics.restored_checkpoint(snap.created_at)
-        if self._lines is not None:  # the template miner as of this checkpoint
-            self._lines.restore(snap.parsing)
-        if self._stage is not None:  # the open buckets as of this checkpoint
-            self._stage.restore(key, snap.parsing)
-        if snap.positions:
-            self._commit(dict(snap.positions))
+        self.resumed(key, snap.positions, snap.parsing, snap.created_at)
         return Lane(key, det, snap.positions, snap.counters, snap.sequence)
+
+    def resumed(self, key: str, positions: Mapping[int, int], parsing: Mapping[str, Any],
+                created_at: float | None = None) -> None:
+        """Lane ``key`` was restored at ``positions``: restore the template miner's and the
+        open buckets' ``parsing`` state and commit the positions (see :meth:`restore`)."""
+        if self._metrics is not None and created_at is not None:
+            self._metrics.restored_checkpoint(created_at)
+        if self._lines is not None:  # the template miner as of this checkpoint
+            self._lines.restore(dict(parsing))
+        if self._stage is not None:  # the open buckets as of this checkpoint
+            self._stage.restore(key, dict(parsing))
+        if positions:
+            self._commit(dict(positions))
 
     def polled(self, n: int) -> None:
         """``n`` more events were polled."""
@@ -251,12 +257,9 @@ class Checkpointer:
         for lane in todo:
             batches = lane.progress.batches
             try:  # 2.
-                self.store.save(Snapshot(
-                    key=lane.key, sequence=lane.sequence + 1, created_at=time.time(),
-                    detector=lane.detector.to_state(), positions=dict(lane.positions),
-                    counters=dict(lane.counters), parsing=self._parsing_state(lane.key),
-                    feedback={} if self._feedback is None else self._feedback.lane_state(lane.key),
-                ))
+                lane.scorer.save(self.store, lane, self._parsing_state(lane.key),
+                                 {} if self._feedback is None
+                                 else self._feedback.lane_state(lane.key))
             except StateError as exc:
                 if not self._save_failed(exc):
                     raise

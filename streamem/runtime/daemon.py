@@ -24,7 +24,7 @@ from typing import Any
 from streamem import parsing
 from streamem.config import Config
 from streamem.metrics.health import report_lane
-from streamem.runtime import build
+from streamem.runtime import build, keyed_lane
 from streamem.runtime.checkpoint import Checkpointer
 from streamem.runtime.chunking import Chunker, LagBound
 from streamem.runtime.feedback import FeedbackLoop
@@ -92,14 +92,13 @@ class Daemon:
 
     # ------------------------------------------------------------------ wiring
     def _build(self, stack: contextlib.ExitStack) -> Pipeline:
-        cfg = self.cfg
+        cfg, self._stack = self.cfg, stack  # the stack also closes keyed lanes' key stores
         state_dir = Path(cfg.checkpoint.dir)
         store = stack.enter_context(build.make_store(cfg))
         made = build.make_source(cfg)
         self._source = source = stack.enter_context(made.source)
         sinks = stack.enter_context(build.make_sinks(cfg, state_dir))
-        dead = build.make_dead_letter(cfg)
-        stack.callback(dead.close)
+        dead = stack.enter_context(build.make_dead_letter(cfg))
         if cfg.metrics.enabled:
             self.history, self.feedback = build.make_page(cfg)
             self.metrics, server = build.make_metrics(cfg, self._registry, sinks, self.feedback)
@@ -121,14 +120,12 @@ class Daemon:
         if made.rebalancing is not None:
             made.rebalancing.set_rebalance_listener(
                 LaneRebalancer(self.lanes, self.checkpoint, self._chunker))
-        return Pipeline(cfg, fx, sinks, dead, self.metrics, self.lanes.lane_for,
-                        chunker=self._chunker, history=self.history, stage=stage,
-                        feedback=self.feedback)
+        return Pipeline(cfg, fx, sinks, dead, self.metrics, self.lanes.lane_for, stage=stage,
+                        chunker=self._chunker, history=self.history, feedback=self.feedback)
 
     def _restore(self, key: str) -> Lane:
         assert self._ckpt is not None
-        return self._ckpt.restore(key, lambda: build.new_detector(self.cfg),
-                                  len(self.cfg.fields.features), self.cfg.checkpoint.dir)
+        return keyed_lane.restore_lane(self.cfg, key, self._stack, self._ckpt)
 
     def checkpoint(self, lanes: Sequence[Lane] | None = None, *, final: bool = False) -> None:
         """Flush, save, commit ``lanes`` (all live ones by default): see the checkpoint module."""
@@ -155,7 +152,7 @@ class Daemon:
             assert self._ckpt is not None and self._source is not None
             gate = self._ckpt.gate
             stack.enter_context(capture_signals(self.stop, self._signals))
-            if self.cfg.model.scope == "global":  # partition scope: lanes come on assignment
+            if self.cfg.model.scope == "global" or self.cfg.source.type != "kafka":
                 lane = self.lanes.lane_for(0)
                 if lane.positions:
                     self._source.seek(lane.positions)
@@ -230,13 +227,13 @@ class Daemon:
         if self.metrics is None:
             return
         lanes = self.lanes.values()
-        ready = bool(lanes) and all(ln.detector.ready_ for ln in lanes)
+        ready = bool(lanes) and all(ln.scorer.ready for ln in lanes)
         if not (status.health_due() or ready != self._ready_reported):
             return
         for lane in lanes:
             report_lane(self.metrics, lane)
             if self.history is not None:
-                self.history.observe_model(lane.key, lane.detector.health())
+                keyed_lane.observe_lane(self.history, lane)  # keyed: /api/v1/keys states
         assert self._source is not None
         lag = self._source.lag()  # on the loop thread: not thread-safe
         if self._lag is not None:

@@ -205,15 +205,16 @@ class Pipeline:
         t0 = time.perf_counter()
         if self.feedback is not None:  # between batches, in the pipeline thread
             self.feedback.apply(lane)
-        decoded = (self.extractor.decode(events.payloads) if self.stage is None
-                   else self.stage.decode(lane.key, events))  # aggregate: buckets, not events
+        decoded = lane.scorer.screen(
+            self.extractor.decode(events.payloads) if self.stage is None
+            else self.stage.decode(lane.key, events))  # aggregate: buckets, not events
         self._reject(events, decoded)
         result: DetectionResult | None = None
         anomalies: list[AnomalyRecord] = []
         counts: dict[str, int] = {}
         n = len(decoded.kept)
         if n:
-            result = lane.detector.process(decoded.X, self._learnable(decoded))
+            result = lane.scorer.process(decoded, self._learnable(decoded))
             if self.history is not None:
                 self.history.observe_batch(lane.key, result)
             anomalies = self._route(lane, events, decoded, result, counts)
@@ -269,7 +270,8 @@ class Pipeline:
                     self.sinks.emit(record)
                 if self.history is not None:
                     self.history.anomaly(record, decoded.X[i])
-            for incident in self.incidents.observe(decoded.key(int(i)), float(result.severity[i]),
+            for incident in self.incidents.observe(lane.scorer.key(decoded, int(i)),
+                                                   float(result.severity[i]),
                                                    ts if ts is not None else now, record):
                 self._emit_incident(incident)
         return out
@@ -317,16 +319,15 @@ class Pipeline:
 
     def _record(self, lane: Lane, ev: RawEvent, decoded: DecodedBatch,
                 result: DetectionResult, i: int, now: float) -> AnomalyRecord:
-        x = decoded.X[i]
         return AnomalyRecord(
             id=decoded.id(i) or ev.position.id,
-            key=decoded.key(i),
+            key=lane.scorer.key(decoded, i),
             timestamp=decoded.timestamp(i),
             score=float(result.scores[i]),
             tail_probability=float(result.tail_probability[i]),
             severity=float(result.severity[i]),
             threshold=float(result.threshold[i]),
-            top_features=tuple(lane.detector.explain(x)),
+            top_features=tuple(lane.scorer.explain(decoded, i)),
             model_generation=lane.sequence,
             detected_at=now,
             extra={"state": lane.key, "position": ev.position.id,

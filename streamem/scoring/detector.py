@@ -22,6 +22,7 @@ from streamem.model._validation import check_array
 from streamem.scoring.baseline import SlowBaseline
 from streamem.scoring.detector_state import dump_state, load_state
 from streamem.scoring.drift import DriftMonitor
+from streamem.scoring.event_time import check_times, start_clock, warm_clock
 from streamem.scoring.feedback import learn_false_positive
 from streamem.scoring.learning import PendingEvents, learn_pending, learnable
 from streamem.scoring.live import score_batch
@@ -61,7 +62,8 @@ class Detector(DetectorReports):
         ``"full"``, ``"diag"`` or ``"auto"`` (default): the lower BIC on the warm-up data
         among the structures it can support (:mod:`streamem.scoring.structure`).
     half_life
-        Forgetting, in events.
+        Forgetting, in events; or a duration (``"7d"``, ``"90m"``) in event time, when every
+        :meth:`process` call passes ``times=`` (:mod:`~streamem.scoring.event_time`).
     threshold
         The decision rule on surprises (a :class:`~streamem.scoring.threshold.Threshold`;
         the detector takes it over). Default: ``SpotThreshold(q=alert_rate)``, which keeps
@@ -153,7 +155,7 @@ class Detector(DetectorReports):
         *,
         n_components: int | Literal["auto"] = "auto",
         covariance_type: Literal["full", "diag", "auto"] = "auto",
-        half_life: float = 50_000,
+        half_life: float | str = 50_000,
         alert_rate: float | None = None,
         threshold: Threshold | None = None,
         warmup: int = 1000,
@@ -199,9 +201,11 @@ class Detector(DetectorReports):
         self.n_features_in_: int | None = None
         self.n_events_ = self.n_anomalies_ = self.n_learned_ = self.regime_changes_ = 0
         self.ready_ = False
+        self.warm_clock_ = float("nan")  # latest warm-up timestamp (event time)
 
     # ------------------------------------------------------------------ processing
-    def process(self, X: ArrayLike, learn: ArrayLike | None = None) -> DetectionResult:
+    def process(self, X: ArrayLike, learn: ArrayLike | None = None, *,
+                times: ArrayLike | None = None) -> DetectionResult:
         """Score a batch with the current model, flag, then learn from the normal events.
 
         Parameters
@@ -212,6 +216,9 @@ class Detector(DetectorReports):
             Shape (n_samples,), bool: events that may be learned (None: all). An event
             outside it is scored and flagged as usual but never learned (operator rules'
             ``skip_learning``).
+        times
+            Shape (n_samples,): event times, epoch seconds or ``datetime64`` (NaN/NaT:
+            unknown). Required when ``half_life`` is a duration; ignored otherwise.
 
         Returns
         -------
@@ -237,15 +244,17 @@ class Detector(DetectorReports):
         if allow is not None and len(allow) != n:
             raise InvalidInputError(f"learn has {len(allow)} entries for {n} events; give one "
                                     "bool per row of X")
+        ts = check_times(times, n, self.params["half_life"])
         if self.n_features_in_ is None and n:
             self.n_features_in_ = A.shape[1]
         if n == 0:
             return warming_result(0)  # empty arrays; nothing changes
         if self.ready_:
-            return self._score_and_learn(A, allow)
+            return self._score_and_learn(A, allow, ts)
         cold = self.cold_
         warm = cold.process(A, self.smoother_ if self.smoother_.active else None, allow)
         take = len(warm)
+        self.warm_clock_ = warm_clock(self.warm_clock_, None if ts is None else ts[:take])
         self.n_events_ += take
         self.n_anomalies_ += int(np.count_nonzero(warm.is_anomaly))
         self.n_learned_ += int(np.count_nonzero(warm.learned))
@@ -254,14 +263,17 @@ class Detector(DetectorReports):
         self.model_, self.regime_ = hand_over(
             cold.buffer(), self.params, self.baseline_, self.scaler_, self.drift_
         )
+        start_clock(self.model_, self.warm_clock_)
         self.cold_ = new_cold_start(self.params)  # emptied: the mixture has the events now
         self.ready_ = True
         if take == n:
             return warm
-        rest = self._score_and_learn(A[take:], None if allow is None else allow[take:])
+        rest = self._score_and_learn(A[take:], None if allow is None else allow[take:],
+                                     None if ts is None else ts[take:])
         return concat_results(warm, rest)
 
-    def _score_and_learn(self, A: Array, allow: NDArray[np.bool_] | None) -> DetectionResult:
+    def _score_and_learn(self, A: Array, allow: NDArray[np.bool_] | None,
+                         ts: Array | None = None) -> DetectionResult:
         """Score with the mixture, flag, and queue the batch for learning."""
         n = A.shape[0]
         Z, log_resp, u, scores = score_batch(
@@ -270,7 +282,7 @@ class Detector(DetectorReports):
         thr = self.threshold_model_.threshold_
         flagged = u > thr
         ok = np.ones(n, dtype=bool) if allow is None else allow
-        if self.pending_.add(Z, log_resp, u, flagged, ok):
+        if self.pending_.add(Z, log_resp, u, flagged, ok, ts):
             self._flush()
         self.n_events_ += n
         self.n_anomalies_ += int(np.count_nonzero(flagged))

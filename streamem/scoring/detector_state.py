@@ -37,7 +37,7 @@ def dump_state(det: Detector) -> dict[str, Any]:
     >>> sorted(dump_state(Detector()))[:4]
     ['baseline', 'cold', 'drift', 'model']
     """
-    return {
+    state = {
         "version": STATE_VERSION,
         "params": dict(det.params),
         "model": det.model_.to_state(),
@@ -53,6 +53,9 @@ def dump_state(det: Detector) -> dict[str, Any]:
         "baseline": det.baseline_.to_state() if det.baseline_ is not None else None,
         "recent_surprise": det.smoother_.recent_.copy(),
     }
+    if not np.isnan(det.warm_clock_):  # event times seen (otherwise the 0.1 layout)
+        state["warm_clock"] = det.warm_clock_
+    return state
 
 
 def upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -117,4 +120,5 @@ def load_state(cls: type[Detector], state: Mapping[str, Any]) -> Detector:
         baseline = r["baseline"]
         det.baseline_ = SlowBaseline.from_state(r.sub("baseline")) if baseline is not None else None
         det.smoother_.recent_ = r.array("recent_surprise", default=np.zeros(0)).copy()
+        det.warm_clock_ = r.number("warm_clock", default=float("nan"))
         return det

@@ -193,6 +193,15 @@ class History:
         row["last_at"] = record.get("timestamp") or record.get("detected_at")
         self._keys[name] = row
 
+    def observe_key_states(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Merge the model state of ranked keys (``model.scope: key``: events, warming or
+        not, last anomaly) into their rows; keys not ranked are ignored."""
+        with self._lock:
+            for key, state in states.items():
+                row = self._keys.get(key)
+                if row is not None:
+                    row.update(state)
+
     # ------------------------------------------------------------------ readers
     def anomalies(self, key: str | None = None, since: float | None = None,
                   limit: int = 100) -> list[dict[str, Any]]:

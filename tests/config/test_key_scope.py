@@ -32,6 +32,8 @@ def test_defaults_and_composite_key() -> None:
     ({"scope": "key", "key_idle_ttl": "soon"}, "pump", "model.key_idle_ttl", "7d"),
     ({"scope": "key", "key_idle_ttl": -5}, "pump", "model.key_idle_ttl", ""),
     ({"scope": "key", "max_keys_in_memory": 0}, "pump", "model.max_keys_in_memory", "100000"),
+    ({"scope": "key", "max_keys_in_memory": 100}, "pump", "model.max_keys_in_memory",
+     "batch.max_events (512)"),
     ({"scope": "key", "key_prior_events": -1}, "pump", "model.key_prior_events", "10"),
     ({"scope": "key"}, ["site", "site"], "fields.key", "[site, pump]"),
     ({"scope": "key"}, [], "fields.key", "distinct"),
