@@ -222,3 +222,8 @@ def test_a_new_anomaly_appears_without_reload(daemon: str, browser: WebDriver) -
     # read in one script: the table is re-rendered on every poll (elements go stale)
     WebDriverWait(browser, WAIT).until(lambda d: "live-key-7" in d.execute_script(cells))
     assert browser.execute_script("return window.notReloaded") is True
+    # the false positive of the feedback test was learned before this event's batch
+    WebDriverWait(browser, WAIT).until(
+        lambda d: "1 learned" in d.execute_script("return document.getElementById('cards')"
+                                                  ".textContent"))
+    shot(browser, "overview")
