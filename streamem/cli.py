@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("state_dir", nargs="?", help="checkpoint directory (checkpoint.dir)")
     ins.add_argument("-c", "--config", help="read the store named by this config instead")
     ins.add_argument("--key", default="global", help="state key: global or p<N> (partition)")
+    ins.add_argument("--entity", metavar="K",
+                     help="with model.scope key (needs --config): the model of entity key K "
+                          "in state --key")
     ins.add_argument("--json", action="store_true", help="print JSON")
 
     fb = sub.add_parser("feedback", help="tell a running daemon an alert was right or wrong",
@@ -153,6 +156,9 @@ def _existing_state_dir(path: str) -> str:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from streamem.state.base import CheckpointStore
 
+    if args.entity is not None:
+        return _inspect_entity(args)
+
     store: CheckpointStore
     if args.config:
         from streamem.config import load_config
@@ -186,6 +192,30 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             print(f"model: {info['model']['n_components']} components, weights "
                   f"{np.round(info['model']['weights'], 3).tolist()}")
             print(f"threshold: tail probability < {info['threshold']['tail_probability']:.3g}")
+    return EXIT_OK
+
+
+def _inspect_entity(args: argparse.Namespace) -> int:
+    from streamem.config import load_config
+    from streamem.runtime.keyed_inspect import entity_summary
+
+    if not args.config:
+        raise ConfigError("--entity", "needs --config FILE (the key store is named by it)")
+    cfg = load_config(args.config)
+    if cfg.model.scope != "key":
+        raise ConfigError("--entity", f"model.scope is {cfg.model.scope!r}; entity keys have "
+                          "models of their own only with model.scope key")
+    info = entity_summary(cfg, args.key, args.entity)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"key {info['key']!r} in state {info['lane']}: {info['events']} events, "
+          f"{info['own_anomalies']} anomalies, {info['state']} "
+          f"(own model after {info['key_prior_events']:g} events)")
+    for j, w in enumerate(info["weights"]):
+        parts = ", ".join(f"{n}={m:.4g}±{s:.3g}" for n, m, s in
+                          zip(info["features"], info["means"][j], info["stds"][j], strict=True))
+        print(f"component {j}: weight {w:.3f}: {parts}")
     return EXIT_OK
 
 
