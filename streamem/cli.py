@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--report", metavar="DIR", help="write PNG plots and index.html here")
     rep.add_argument("--deliver", action="store_true",
                      help="also send anomalies to the configured sinks")
+    rep.add_argument("--feedback", metavar="FILE",
+                     help="JSON lines of {id, verdict}: replay operators' verdicts as their "
+                     "anomalies are flagged; the report shows precision before and after")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -278,7 +281,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     setup_logging("WARNING", "text", cfg.secrets())
     res = replay(args.file, cfg, labels=args.labels, report=args.report,
-                 deliver=args.deliver, progress=not args.no_progress)
+                 deliver=args.deliver, progress=not args.no_progress, feedback=args.feedback)
     summary = {"file": args.file, **res.totals, "seconds": round(res.seconds, 3),
                "events_per_second": round(res.totals["events"] / max(res.seconds, 1e-9)),
                "metrics": res.metrics}

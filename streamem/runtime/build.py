@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from streamem.metrics.server import MetricsServer
     from streamem.runtime.aggregation import BucketStage
 
-__all__ = ["Input", "make_dead_letter", "make_feedback", "make_metrics", "make_sinks",
+__all__ = ["Input", "make_dead_letter", "make_metrics", "make_page", "make_sinks",
            "make_source", "make_store", "make_ui", "new_detector", "new_extractor", "new_stage"]
 
 
@@ -222,18 +222,23 @@ def make_store(cfg: Config) -> CheckpointStore:
     return ds
 
 
-def make_feedback(cfg: Config, history: History) -> FeedbackLoop:
-    """The operator verdicts' loop for the ``ui`` section (weight and suppression TTL)."""
-    return FeedbackLoop(history, weight=cfg.ui.feedback_weight,
-                        suppress_seconds=cfg.ui.feedback_suppress_seconds)
+def make_page(cfg: Config) -> tuple[History | None, FeedbackLoop | None]:
+    """The operator page's history (restored from beside the checkpoints) and the loop that
+    acts on its verdicts (``ui.feedback_*``); ``(None, None)`` with ``ui.enabled: false``."""
+    from streamem.ui.store import load_history
+
+    if not cfg.ui.enabled:
+        return None, None
+    history = load_history(cfg.checkpoint.dir, max_anomalies=cfg.ui.max_anomalies)
+    return history, FeedbackLoop(history, weight=cfg.ui.feedback_weight,
+                                 suppress_seconds=cfg.ui.feedback_suppress_seconds)
 
 
 def make_metrics(cfg: Config, registry: Any, sinks: FanoutSink,
-                 history: History | None = None,
                  feedback: FeedbackLoop | None = None) -> tuple[Metrics, MetricsServer]:
-    """``(Metrics, MetricsServer)`` for the ``metrics`` section; with a ``history`` the server
-    also serves the operator page and ``/api/v1`` (the ``ui`` section), and verdicts go to
-    ``feedback``."""
+    """``(Metrics, MetricsServer)`` for the ``metrics`` section; with ``feedback`` (see
+    :func:`make_page`) the server also serves the operator page and ``/api/v1`` (the ``ui``
+    section) over ``feedback.history``, and verdicts go to ``feedback``."""
     from streamem.metrics.recorder import Metrics
     from streamem.metrics.server import MetricsServer
 
@@ -242,7 +247,7 @@ def make_metrics(cfg: Config, registry: Any, sinks: FanoutSink,
     metrics.update_health({"alert_rate_target": cfg.detector.alert_rate})
     rules = [r.name for r in Rules.from_config(cfg.rules, cfg.fields.features).rules]
     metrics.declare_rules(rules if feedback is None else [*rules, SUPPRESSED_BY])
-    ui = None if history is None else make_ui(cfg, metrics, history, feedback)
+    ui = None if feedback is None else make_ui(cfg, metrics, feedback.history, feedback)
     server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port, ui=ui)
     return metrics, server
 

@@ -35,7 +35,7 @@ from streamem.runtime.rebalance import LaneRebalancer
 from streamem.sinks.gate import SinkGate
 from streamem.sources.base import Source
 from streamem.ui.history import History
-from streamem.ui.store import load_history, save_history
+from streamem.ui.store import save_history
 
 __all__ = ["Daemon"]
 
@@ -100,11 +100,8 @@ class Daemon:
         sinks = stack.enter_context(build.make_sinks(cfg, state_dir))
         dead = stack.enter_context(build.make_dead_letter(cfg))
         if cfg.metrics.enabled:
-            if cfg.ui.enabled:
-                self.history = load_history(state_dir, max_anomalies=cfg.ui.max_anomalies)
-                self.feedback = build.make_feedback(cfg, self.history)
-            self.metrics, server = build.make_metrics(cfg, self._registry, sinks, self.history,
-                                                      self.feedback)
+            self.history, self.feedback = build.make_page(cfg)
+            self.metrics, server = build.make_metrics(cfg, self._registry, sinks, self.feedback)
             stack.enter_context(server)
             self.bound_address = (cfg.metrics.host, server.port)
         lines = parsing.from_config(cfg)  # text formats; None for jsonl and csv
