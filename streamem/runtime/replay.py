@@ -17,9 +17,12 @@ from streamem import parsing
 from streamem.config import Config, DeadLetterConfig
 from streamem.features import FeatureExtractor
 from streamem.runtime.build import make_sinks, new_detector, new_extractor, new_stage
+from streamem.runtime.keyed_lane import new_keyed_detector
+from streamem.runtime.keying import key_parts
 from streamem.runtime.lane import Lane
 from streamem.runtime.pipeline import Pipeline
 from streamem.runtime.replay_feedback import ReplayFeedback, load_verdicts
+from streamem.runtime.scorer import DetectorScorer, KeyedScorer
 
 __all__ = ["ReplayResult", "replay"]
 
@@ -127,7 +130,9 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
     cfg = dataclasses.replace(cfg, source=src_cfg,
                               dead_letter=DeadLetterConfig(type="file", path=dl_path))
 
-    lane = Lane("global", new_detector(cfg))
+    lane = (Lane("global", scorer=KeyedScorer(new_keyed_detector(cfg), key_parts(cfg),
+                                              lambda *a: None))  # in memory: no key store
+            if cfg.model.scope == "key" else Lane("global", new_detector(cfg)))
     label_fx = FeatureExtractor([labels], format=fmt, lines=parsing.from_config(
         dataclasses.replace(cfg, fields=dataclasses.replace(cfg.fields, template=None)))
     ) if labels and cfg.aggregate is None else None  # buckets have no label field
@@ -173,8 +178,8 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
                     arr = np.full(len(kept), np.nan)
                     arr[lab.kept] = lab.X[:, 0]
                     cols["labels"].append(arr)
-                w = (lane.detector.model_.weights_ if lane.detector.ready_
-                     else np.full(1, np.nan))
+                w = (lane.detector.model_.weights_ if isinstance(lane.scorer, DetectorScorer)
+                     and lane.detector.ready_ else np.full(1, np.nan))  # per key: no one mixture
                 cols["weights"].append(np.repeat(w[None, :], len(dec.kept), axis=0))
             if fb is not None:
                 fb.after(outs, sum(len(s) for s in cols["surprise"]))

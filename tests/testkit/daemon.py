@@ -67,10 +67,11 @@ def write_config(tmp: Path, events: Path, **overrides: Any) -> Path:
 
 
 def cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None,
-        ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m streamem ARGS`` and capture its output."""
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m streamem ARGS`` (in ``cwd``) and capture its output."""
     return subprocess.run([sys.executable, "-m", "streamem", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          cwd=cwd)
 
 
 def inspect(state_dir: Path) -> dict[str, Any]:
