@@ -321,6 +321,11 @@ class DecodedBatch:
         path = self._fields[0]
         return None if path is None else _str(_lookup(self._recs[i], path))
 
+    @property
+    def times(self) -> NDArray[np.float64] | None:
+        """Seconds per kept row (NaN: none), or None without ``fields.timestamp``."""
+        return self._ts
+
     def timestamp(self, i: int) -> float | None:
         """The timestamp of kept row ``i`` in seconds since the epoch, or None."""
         if self._ts is None:

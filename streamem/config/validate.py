@@ -21,6 +21,7 @@ from streamem.alerting.rules import Rules
 from streamem.config.env import Secret
 from streamem.config.rules import check_labels, check_sink_value
 from streamem.config.sections import Config, DetectorConfig, ModelConfig, SinkConfig
+from streamem.config.timing import time_settings
 from streamem.errors import ConfigError, InvalidInputError
 from streamem.parsing.decoder import check_config as check_text_format
 
@@ -208,7 +209,7 @@ def validate(cfg: Config) -> None:
     need(m.max_components >= 1, "model.max_components", "must be at least 1 (8 is typical)")
     need(m.random_state is None or m.random_state >= 0, "model.random_state",
          "must be a non-negative integer seed, or null")
-    need(m.half_life > 0, "model.half_life", "must be a positive number of events")
+    time_settings(cfg)  # model.half_life, temporal, seasonality; calendars
     need(m.reg_covar >= 0, "model.reg_covar", "must be 0 or more, e.g. 1e-6")
     need(m.scope != "partition" or s.type == "kafka", "model.scope",
          "partition scope needs source.type kafka; use global for files and stdin")

@@ -205,7 +205,8 @@ class Pipeline:
         counts: dict[str, int] = {}
         n = len(decoded.kept)
         if n:
-            result = lane.detector.process(decoded.X, self._learnable(decoded))
+            result = lane.detector.process(decoded.X, self._learnable(decoded),
+                                           times=decoded.times)
             if self.history is not None:
                 self.history.observe_batch(lane.key, result)
             anomalies = self._route(lane, events, decoded, result, counts)
