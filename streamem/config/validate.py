@@ -21,6 +21,7 @@ from streamem.alerting.rules import Rules
 from streamem.config.env import Secret
 from streamem.config.rules import check_labels, check_sink_value
 from streamem.config.sections import Config, DetectorConfig, ModelConfig, SinkConfig
+from streamem.config.timing import time_settings
 from streamem.errors import ConfigError, InvalidInputError
 from streamem.parsing.categorical import check_config as check_categorical
 from streamem.parsing.decoder import check_config as check_text_format
@@ -155,6 +156,10 @@ def _key_scope(cfg: Config) -> None:
         raise ConfigError("model.key_prior_events", f"{m.key_prior_events!r} must be 0 or "
                           "more pseudo-events, e.g. 10")
     key_idle_ttl(cfg)  # raises naming model.key_idle_ttl
+    if m.scope == "key" and isinstance(m.half_life, str):
+        raise ConfigError("model.half_life", f"{m.half_life!r} is in event time, which per-key "
+                          "models do not support yet; give a number of events (e.g. 50000) "
+                          "or use scope global")
 
 
 def _finite(x: Any) -> bool:
@@ -214,7 +219,7 @@ def validate(cfg: Config) -> None:
     need(m.max_components >= 1, "model.max_components", "must be at least 1 (8 is typical)")
     need(m.random_state is None or m.random_state >= 0, "model.random_state",
          "must be a non-negative integer seed, or null")
-    need(m.half_life > 0, "model.half_life", "must be a positive number of events")
+    time_settings(cfg)  # model.half_life, temporal, seasonality; calendars
     need(m.reg_covar >= 0, "model.reg_covar", "must be 0 or more, e.g. 1e-6")
     need(m.scope != "partition" or s.type == "kafka", "model.scope",
          "partition scope needs source.type kafka; use global for files and stdin")

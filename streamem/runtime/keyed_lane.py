@@ -90,7 +90,7 @@ def new_keyed_detector(cfg: Config, store: KeyStore | None = None) -> KeyedDetec
     m, d = cfg.model, cfg.detector
     return KeyedDetector(
         n_components=2 if m.n_components == "auto" else int(m.n_components),
-        half_life=m.half_life, alert_rate=d.alert_rate, warmup=m.warmup,
+        half_life=float(m.half_life), alert_rate=d.alert_rate, warmup=m.warmup,
         reg_covar=max(m.reg_covar, 1e-6), protect_model=d.protect_model,
         feature_names=list(cfg.fields.features), max_keys_in_memory=m.max_keys_in_memory,
         key_prior_events=m.key_prior_events, key_idle_ttl=key_idle_ttl(cfg), store=store,

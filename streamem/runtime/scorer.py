@@ -108,10 +108,12 @@ class DetectorScorer:
 
     def process(self, decoded: DecodedBatch, learn: NDArray[np.bool_] | None
                 ) -> DetectionResult:
-        """``Detector.process`` of the batch's rows (and their ``fields.categorical``)."""
+        """``Detector.process`` of the batch's rows (and their ``fields.categorical``), with
+        their event times (used when ``model.half_life`` is a duration)."""
         if decoded.categorical is not None:
-            return self.detector.process(decoded.X, learn, categorical=decoded.categorical)
-        return self.detector.process(decoded.X, learn)
+            return self.detector.process(decoded.X, learn, categorical=decoded.categorical,
+                                         times=decoded.seconds)
+        return self.detector.process(decoded.X, learn, times=decoded.seconds)
 
     def explain(self, decoded: DecodedBatch, i: int) -> list[FeatureContribution]:
         """``Detector.explain`` of row ``i`` (its categorical values among the features)."""

@@ -36,7 +36,7 @@ def dump_state(det: Detector) -> dict[str, Any]:
     --------
     >>> from streamem import Detector
     >>> sorted(dump_state(Detector()))[:4]
-    ['baseline', 'categorical', 'cold', 'drift']
+    ['baseline', 'cold', 'drift', 'model']
     """
     state = {
         "version": STATE_VERSION,
@@ -53,8 +53,9 @@ def dump_state(det: Detector) -> dict[str, Any]:
         "pending": det.pending_.to_state(),
         "baseline": det.baseline_.to_state() if det.baseline_ is not None else None,
         "recent_surprise": det.smoother_.recent_.copy(),
-        "categorical": det.categorical_.to_state() if det.categorical_ is not None else None,
     }
+    if det.categorical_ is not None:  # categorical fields (otherwise the earlier layout)
+        state["categorical"] = det.categorical_.to_state()
     if not np.isnan(det.warm_clock_):  # event times seen (otherwise the 0.1 layout)
         state["warm_clock"] = det.warm_clock_
     return state

@@ -36,7 +36,8 @@ def in_event_time(half_life: object) -> bool:
 
 
 def check_times(times: ArrayLike | None, n: int, half_life: object) -> Array | None:
-    """The batch's timestamps as floats (seconds; NaN = unknown), or None.
+    """The batch's timestamps as floats (seconds; NaN = unknown), or None (none given, or
+    a half-life in events, which does not use them).
 
     Parameters
     ----------
@@ -62,8 +63,9 @@ def check_times(times: ArrayLike | None, n: int, half_life: object) -> Array | N
     ...
     streamem.errors.InvalidInputError: half_life='7d' is in event time; pass times= ...
     """
-    if times is None:
-        if in_event_time(half_life):
+    timed = in_event_time(half_life)
+    if times is None or not timed:  # a half-life in events does not read the times
+        if timed:
             raise InvalidInputError(
                 f"half_life={half_life!r} is in event time; pass times= (epoch seconds, one per "
                 "event) to process(), or give half_life as a number of events (50000)"

@@ -49,3 +49,10 @@ def test_composite_keys_cannot_collide() -> None:
     pairs = [["a|b", "c"], ["a", "b|c"], ["a\\", "|c"], ["a\\|", "c"], ["a", "b", "c"]]
     joined = [join_key(p) for p in pairs]
     assert len(set(joined)) == len(joined)
+
+
+def test_scope_key_refuses_an_event_time_half_life() -> None:
+    with pytest.raises(ConfigError, match=r"model\.half_life: '7d' is in event time"):
+        parse_config({"source": {"type": "stdin"}, "fields": {"features": ["a"], "key": "k",
+                                                               "timestamp": "t"},
+                      "model": {"scope": "key", "half_life": "7d"}})
