@@ -18,12 +18,15 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from streamem import __version__
 from streamem.errors import ConfigError, SourceError, StateError, StreamemError
+
+if TYPE_CHECKING:
+    from streamem.config import Config
 
 __all__ = ["main"]
 
@@ -50,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check-config", help="validate a config without connecting anywhere")
     chk.add_argument("config", help="YAML config file")
     chk.add_argument("--print", action="store_true", help="print the effective config (masked)")
+    chk.add_argument("--keys", type=int, metavar="N",
+                     help="with model.scope key: estimate the memory for N keys "
+                          "(default: model.max_keys_in_memory)")
+    chk.add_argument("--key-chars", type=int, default=16, metavar="C",
+                     help="the longest key's length, for the estimate (default 16)")
 
     rep = sub.add_parser("replay", help="backtest: run the pipeline over a file",
                          description="Run the daemon's pipeline over a JSON-lines or CSV file, "
@@ -60,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--report", metavar="DIR", help="write PNG plots and index.html here")
     rep.add_argument("--deliver", action="store_true",
                      help="also send anomalies to the configured sinks")
+    rep.add_argument("--feedback", metavar="FILE",
+                     help="JSON lines of {id, verdict}: replay operators' verdicts as their "
+                     "anomalies are flagged; the report shows precision before and after")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -67,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("state_dir", nargs="?", help="checkpoint directory (checkpoint.dir)")
     ins.add_argument("-c", "--config", help="read the store named by this config instead")
     ins.add_argument("--key", default="global", help="state key: global or p<N> (partition)")
+    ins.add_argument("--entity", metavar="K",
+                     help="with model.scope key (needs --config): the model of entity key K "
+                          "in state --key")
     ins.add_argument("--json", action="store_true", help="print JSON")
 
     fb = sub.add_parser("feedback", help="tell a running daemon an alert was right or wrong",
@@ -142,6 +156,9 @@ def _existing_state_dir(path: str) -> str:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from streamem.state.base import CheckpointStore
 
+    if args.entity is not None:
+        return _inspect_entity(args)
+
     store: CheckpointStore
     if args.config:
         from streamem.config import load_config
@@ -178,15 +195,59 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _inspect_entity(args: argparse.Namespace) -> int:
+    from streamem.config import load_config
+    from streamem.runtime.keyed_inspect import entity_summary
+
+    if not args.config:
+        raise ConfigError("--entity", "needs --config FILE (the key store is named by it)")
+    cfg = load_config(args.config)
+    if cfg.model.scope != "key":
+        raise ConfigError("--entity", f"model.scope is {cfg.model.scope!r}; entity keys have "
+                          "models of their own only with model.scope key")
+    info = entity_summary(cfg, args.key, args.entity)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"key {info['key']!r} in state {info['lane']}: {info['events']} events, "
+          f"{info['own_anomalies']} anomalies, {info['state']} "
+          f"(own model after {info['key_prior_events']:g} events)")
+    for j, w in enumerate(info["weights"]):
+        parts = ", ".join(f"{n}={m:.4g}±{s:.3g}" for n, m, s in
+                          zip(info["features"], info["means"][j], info["stds"][j], strict=True))
+        print(f"component {j}: weight {w:.3f}: {parts}")
+    return EXIT_OK
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from streamem.config import dump_config, load_config
 
     cfg = load_config(args.config)
     print(f"{args.config}: OK ({len(cfg.fields.features)} features, source {cfg.source.type}, "
           f"{len(cfg.sinks)} sinks, state in {cfg.checkpoint.dir})")
+    if cfg.model.scope == "key":
+        print(_key_memory_line(cfg, args.keys, args.key_chars))
     if args.print:
         print(json.dumps(dump_config(cfg), indent=2))
     return EXIT_OK
+
+
+def _key_memory_line(cfg: Config, n_keys: int | None, key_chars: int) -> str:
+    """check-config's memory estimate of a keyed model (one lane)."""
+    from streamem.scoring.key_table import key_memory
+
+    m = cfg.model
+    if n_keys is not None and n_keys < 0:
+        raise ConfigError("--keys", f"{n_keys} is negative; give the number of keys expected")
+    want = m.max_keys_in_memory if n_keys is None else n_keys
+    k = 2 if m.n_components == "auto" else int(m.n_components)  # as the keyed lane builds it
+    d = len(cfg.fields.features)
+    total = key_memory(d, k, want, capacity=m.max_keys_in_memory, key_chars=key_chars)
+    held = min(want, m.max_keys_in_memory)
+    return (f"memory: about {total / 2**20:.1f} MiB for {held:,} keys in memory "
+            f"({total / max(held, 1):.0f} B per key at d={d}, K={k}, keys up to {key_chars} "
+            f"characters), per lane; keys beyond model.max_keys_in_memory="
+            f"{m.max_keys_in_memory:,} wait in the key store")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -220,7 +281,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     setup_logging("WARNING", "text", cfg.secrets())
     res = replay(args.file, cfg, labels=args.labels, report=args.report,
-                 deliver=args.deliver, progress=not args.no_progress)
+                 deliver=args.deliver, progress=not args.no_progress, feedback=args.feedback)
     summary = {"file": args.file, **res.totals, "seconds": round(res.seconds, 3),
                "events_per_second": round(res.totals["events"] / max(res.seconds, 1e-9)),
                "metrics": res.metrics}

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 from numpy.typing import NDArray
 
+from streamem.model._catcodes import CategoricalBatch
 from streamem.parsing.eventmeta import lookup as _lookup
 
 __all__ = ["DecodedBatch", "EventBatch", "Position", "RawEvent", "Rejection"]
@@ -302,13 +303,15 @@ class DecodedBatch:
     ('s1', 9.0, ['s1', None], [None, None])
     """
 
-    __slots__ = ("X", "_cache", "_fields", "_recs", "_ts", "kept", "rejected")
+    __slots__ = ("X", "_cache", "_fields", "_recs", "_ts", "categorical", "kept", "rejected")
 
     def __init__(self, X: NDArray[np.float64], kept: list[int], rejected: list[Rejection],
                  recs: Sequence[dict[str, Any]] = (),
                  fields: tuple[tuple[str, ...] | None, ...] = (None, None, None),
-                 ts: NDArray[np.float64] | None = None) -> None:
+                 ts: NDArray[np.float64] | None = None,
+                 categorical: CategoricalBatch | None = None) -> None:
         self.X = X
+        self.categorical = categorical  # codes of fields.categorical per kept row, or None
         self.kept = kept
         self.rejected = rejected
         self._recs = recs
@@ -349,6 +352,12 @@ class DecodedBatch:
         ts = None if self._ts is None else self._ts[list(rows)]
         return DecodedBatch(self.X[list(rows)], [self.kept[i] for i in rows], rejected,
                             [self._recs[i] for i in rows], self._fields, ts)
+
+    @property
+    def seconds(self) -> NDArray[np.float64] | None:
+        """Timestamps of every kept row in seconds, NaN where none (None: no timestamp
+        field)."""
+        return self._ts
 
     @property
     def keys(self) -> list[str | None]:

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from streamem.errors import InvalidInputError
 from streamem.events import DecodedBatch, Rejection
+from streamem.parsing.categorical import decode_categorical
 from streamem.parsing.eventmeta import Bad as _Bad
 from streamem.parsing.eventmeta import check_ids, check_keys, timestamps
 from streamem.parsing.eventmeta import lookup as _lookup
@@ -116,6 +117,9 @@ class FeatureExtractor:
         rejected as ``bad_timestamp``; None: no bound.
     clock
         The wall clock (seconds since the epoch).
+    categorical
+        Fields read as categories (:mod:`streamem.parsing.categorical`) into
+        ``DecodedBatch.categorical``.
 
     Examples
     --------
@@ -137,7 +141,9 @@ class FeatureExtractor:
         lines: LinesToRecords | None = None,
         max_clock_skew: float | None = 86_400.0,
         clock: Callable[[], float] = time.time,
+        categorical: Sequence[str] = (),
     ) -> None:
+        self.categorical = tuple(categorical)
         self.lines = lines
         timestamp = timestamp or getattr(lines, "timestamp", None)
         self.features = list(features)
@@ -267,9 +273,13 @@ class FeatureExtractor:
         return self._screened(X, good, recs, rejected)
 
     def records(self, payloads: Sequence[bytes]) -> DecodedBatch:
-        """Records with the key, timestamp and id checks of :meth:`decode`, but no features
-        (``X`` has no column): the input of the ``aggregate:`` stage.
+        """Decode a batch into records without a feature matrix (``X`` has no column).
 
+        For the ``aggregate:`` stage, which computes its features over buckets: the same
+        parsing and key, timestamp and id checks as :meth:`decode`, no ``no_features``.
+
+        Examples
+        --------
         >>> b = FeatureExtractor([], timestamp="t").records([b'{"t": 5, "s": 1}', b'[1]'])
         >>> b.X.shape, b.kept, b.timestamp(0), [r.reason for r in b.rejected]
         ((1, 0), [0], 5.0, ['wrong_type'])
@@ -298,16 +308,22 @@ class FeatureExtractor:
                   rejected: list[Rejection]) -> DecodedBatch:
         """The batch without the records whose key, timestamp or id is unusable."""
         ts, unusable = self._check_meta(recs)
+        cats = None
+        if self.categorical:
+            cats, bad_cat = decode_categorical(recs, self.categorical)
+            unusable = dict(sorted({**bad_cat, **unusable}.items()))
         if unusable:
             keep = np.ones(len(recs), dtype=bool)
             keep[list(unusable)] = False
             rejected.extend(Rejection(good[j], b.reason, b.detail) for j, b in unusable.items())
             X = X[keep]
             ts = None if ts is None else ts[keep]
+            cats = None if cats is None else cats.rows(keep)
             good = [g for g, k in zip(good, keep.tolist(), strict=True) if k]
             recs = [r for r, k in zip(recs, keep.tolist(), strict=True) if k]
         rejected.sort(key=lambda r: r.index)
-        return DecodedBatch(X, good, rejected, recs, (self._key, self._ts, self._id), ts)
+        return DecodedBatch(X, good, rejected, recs, (self._key, self._ts, self._id), ts,
+                            cats)
 
     def _column(self, recs: list[dict[str, Any]], path: tuple[str, ...]) -> list[Any]:
         if len(path) == 1:  # dict.get per record, at C speed

@@ -136,12 +136,9 @@ class Aggregator:
 
         Parameters
         ----------
-        records
-            The events (field -> value).
-        times
-            Event time of each record, epoch seconds, shape (n,).
-        lines
-            The raw line of each record (evidence), or None.
+        records, times, lines
+            The events (field -> value); their event times, epoch seconds, shape (n,);
+            their raw lines (evidence), or None.
 
         Returns
         -------
@@ -151,11 +148,6 @@ class Aggregator:
             ``wrong_type`` (not a mapping), ``bad_timestamp``, ``invalid_value``,
             ``invalid_key`` or ``late``.
         """
-        n = len(records)
-        t = np.asarray(times, dtype=np.float64).reshape(-1)
-        if len(t) != n or (lines is not None and len(lines) != n):
-            raise ValueError(f"{n} records, {len(t)} times and "
-                             f"{'no' if lines is None else len(lines)} lines; give one each")
         reasons: dict[int, tuple[str, str]] = {}
         if not set(map(type, records)) <= {dict}:
             records = list(records)
@@ -163,17 +155,44 @@ class Aggregator:
                 if not isinstance(r, Mapping):
                     reasons[i] = ("wrong_type", f"a {type(r).__name__}, not an object")
                     records[i] = {}
+        vals = {f: col.field_values(records, f) for f in {*self._fields, *self.by}}
+        return self._add(len(records), vals, times, lines, reasons)
+
+    def add_columns(self, columns: Mapping[str, Sequence[Any]], times: ArrayLike,
+                    lines: Sequence[str | bytes] | None = None
+                    ) -> tuple[Buckets, list[Rejection]]:
+        """:meth:`add` for events given as columns (``{field: values}``, each of shape
+        (n,); a field left out is missing in every event): no dict per event.
+
+        Examples
+        --------
+        >>> agg = Aggregator([FeatureSpec("err", "count", where="status >= 500")], 60)
+        >>> agg.add_columns({"status": [200, 503, 500]}, [0.0, 30.0, 70.0])[0].X.tolist()
+        [[1.0]]
+        """
+        n = len(np.asarray(times).reshape(-1))
+        vals = {f: list(columns.get(f, [None] * n)) for f in {*self._fields, *self.by}}
+        if any(len(v) != n for v in vals.values()):
+            raise ValueError(f"{n} times, columns of other lengths; give one value each")
+        return self._add(n, vals, times, lines, {})
+
+    def _add(self, n: int, vals: dict[str, list[Any]], times: ArrayLike,
+             lines: Sequence[str | bytes] | None, reasons: dict[int, tuple[str, str]]
+             ) -> tuple[Buckets, list[Rejection]]:
+        t = np.asarray(times, dtype=np.float64).reshape(-1)
+        if len(t) != n or (lines is not None and len(lines) != n):
+            raise ValueError(f"{n} records, {len(t)} times and "
+                             f"{'no' if lines is None else len(lines)} lines; give one each")
         bad_t = ~np.isfinite(t) | (np.abs(t) >= MAX_TIME)
         for i in np.flatnonzero(bad_t).tolist():
             reasons.setdefault(i, ("bad_timestamp", f"event time {t[i]!r} is not epoch seconds"))
-        vals = {f: col.field_values(records, f) for f in self._fields}
         nums: dict[str, NDArray[np.float64]] = {}
         for f in {s.field for s in self.features if s.fn in NUMERIC and s.field}:
             nums[f], bad = col.numbers(vals[f])
             for i in np.flatnonzero(bad).tolist():
                 shown = repr(vals[f][i])[:60]
                 reasons.setdefault(i, ("invalid_value", f"{f}={shown} is not a finite number"))
-        codes = self._key_codes(records, reasons)
+        codes = self._key_codes(n, vals, reasons)
         ok = np.ones(n, dtype=bool)
         ok[list(reasons)] = False
         b = np.floor(np.where(ok, t, 0.0) / self.span)
@@ -204,17 +223,17 @@ class Aggregator:
         w = self.newest - self.lateness
         return math.floor(w / self.span) if math.isfinite(w) else None
 
-    def _key_codes(self, records: Sequence[Mapping[str, Any]],
+    def _key_codes(self, n: int, vals: dict[str, list[Any]],
                    reasons: dict[int, tuple[str, str]]) -> NDArray[np.int64]:
         if not self.by:
             if not self.keys:
                 self.keys.append(())
                 self._key_index[()] = 0
                 self._first_b = np.full(1, np.iinfo(np.int64).max)
-            return np.zeros(len(records), dtype=np.int64)
-        cols = [[col.text(v) for v in col.field_values(records, f)] for f in self.by]
+            return np.zeros(n, dtype=np.int64)
+        cols = [[col.text(v) for v in vals[f]] for f in self.by]
         tuples = list(zip(*cols, strict=True)) if len(cols) > 1 else [(v,) for v in cols[0]]
-        index, out = self._key_index, np.zeros(len(records), dtype=np.int64)
+        index, out = self._key_index, np.zeros(n, dtype=np.int64)
         for i, k in enumerate(tuples):  # one dict lookup per event; new keys are rare
             c = index.get(k)
             if c is None:

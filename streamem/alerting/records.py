@@ -45,8 +45,9 @@ class AnomalyRecord:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (features as a list of dicts)."""
         d = {name: getattr(self, name) for name in _RECORD_FIELDS}  # asdict deep-copies: slow
-        d["top_features"] = [{name: getattr(f, name) for name in _FEATURE_FIELDS}
-                             for f in self.top_features]
+        d["top_features"] = [{name: getattr(f, name) for name in _FEATURE_FIELDS
+                              if name not in _CATEGORICAL or f.category is not None}
+                             for f in self.top_features]  # category, probability: when set
         d["extra"] = deepcopy(self.extra) if any(
             isinstance(v, (dict, list)) for v in self.extra.values()) else dict(self.extra)
         return d
@@ -54,6 +55,7 @@ class AnomalyRecord:
 
 _RECORD_FIELDS = tuple(f.name for f in fields(AnomalyRecord))
 _FEATURE_FIELDS = tuple(f.name for f in fields(FeatureContribution))
+_CATEGORICAL = frozenset({"category", "probability"})
 
 
 @dataclass(frozen=True)

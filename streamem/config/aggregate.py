@@ -192,7 +192,17 @@ def with_bucket_features(cfg: Config) -> Config:
         raise ConfigError("fields.timestamp", "required with aggregate: (buckets are in "
                           "event time); name the event-time field, or use a text format "
                           "preset that has one (nginx, apache, syslog)")
-    return dataclasses.replace(cfg, fields=dataclasses.replace(f, features=columns))
+    key = f.key
+    if cfg.model.scope == "key":  # one model per bucket key: the key fields are ``by``
+        by = agg.by[0] if len(agg.by) == 1 else agg.by
+        if not agg.by:
+            raise ConfigError("aggregate.by", "model.scope key with aggregate: needs the "
+                              "bucket key fields; list them, e.g. by: [service]")
+        if key is not None and key != by:
+            raise ConfigError("fields.key", f"{key!r} but with aggregate: the key of a bucket "
+                              f"is aggregate.by {list(agg.by)}; omit fields.key")
+        key = by
+    return dataclasses.replace(cfg, fields=dataclasses.replace(f, features=columns, key=key))
 
 
 def _format_timestamp(cfg: Config) -> str | None:

@@ -13,6 +13,7 @@ secret-typed key, only the type it should have. Rules that span keys or sections
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import functools
 import types
@@ -120,6 +121,8 @@ def _convert(tp: Any, value: Any, path: str, env: Mapping[str, str]) -> Any:
                 pass
     elif tp is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
+    elif tp is str and isinstance(value, datetime.date):  # YAML reads ISO 8601 times itself
+        return value.isoformat()
     raise ConfigError(path, f"{shown(value)} is not valid; expected {_describe(tp)}")
 
 

@@ -16,6 +16,7 @@ from streamem.config.env import Secret
 __all__ = [
     "AlertingConfig",
     "BatchConfig",
+    "CalendarConfig",
     "CheckpointConfig",
     "Config",
     "DeadLetterConfig",
@@ -67,6 +68,7 @@ class FieldsConfig:
     key: str | tuple[str, ...] | None = None
     id: str | None = None
     template: str | None = None  # text formats: mine message templates of this field
+    categorical: tuple[str, ...] = ()  # fields modelled as categories (parsing/categorical.py)
     max_clock_skew_seconds: float | None = 86_400.0
 
 
@@ -85,11 +87,16 @@ class ModelConfig:
     n_components: int | Literal["auto"] = "auto"
     max_components: int = 8
     covariance_type: Literal["full", "diag", "auto"] = "auto"
-    half_life: float = 50_000.0
+    #: events (a number) or event time (a duration, "7d": needs fields.timestamp)
+    half_life: float | str = 50_000.0
     reg_covar: float = 1e-6
     warmup: int = 1000
     scope: Literal["global", "partition", "key"] = "global"
     random_state: int | None = 0
+    #: none: the i.i.d. mixture; hmm: the online HMM (streamem.scoring.temporal)
+    temporal: Literal["none", "hmm"] = "none"
+    #: periods ("1d", "7d") the readings are scored against (needs temporal hmm)
+    seasonality: tuple[str, ...] = ()
     #: scope key: strength of the population prior, in pseudo-events of a key's own
     key_prior_events: float = 10.0
     #: scope key: keys held in memory; the least recently used are written out and evicted
@@ -212,6 +219,8 @@ class UIConfig:
     read_token: Secret | None = None
     max_anomalies: int = 1000
     max_body_bytes: int = 16_384
+    feedback_weight: float = 0.02
+    feedback_suppress_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,20 @@ class LoggingConfig:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
     status_interval_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class CalendarConfig:
+    """``calendars[i]``: a named maintenance window (:mod:`streamem.calendars`)."""
+
+    name: str
+    action: Literal["mute", "mute_and_freeze"] = "mute"
+    start: str | None = None  # ISO 8601, with end
+    end: str | None = None
+    cron: str | None = None  # with duration
+    duration: str | None = None
+    ics: str | None = None  # an iCalendar file (relative: to the working directory)
+    timezone: str | None = None  # IANA name; default UTC
 
 
 @dataclass(frozen=True)
@@ -253,6 +276,7 @@ class Config:
     rules: tuple[RuleConfig, ...] = ()
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     aggregate: AggregateConfig | None = None  # events -> buckets (streamem.config.aggregate)
+    calendars: tuple[CalendarConfig, ...] = ()  # maintenance windows (streamem.config.timing)
 
     def secrets(self) -> list[str]:
         """Every secret value in the config (for log masking)."""

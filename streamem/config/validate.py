@@ -21,7 +21,9 @@ from streamem.alerting.rules import Rules
 from streamem.config.env import Secret
 from streamem.config.rules import check_labels, check_sink_value
 from streamem.config.sections import Config, DetectorConfig, ModelConfig, SinkConfig
+from streamem.config.timing import time_settings
 from streamem.errors import ConfigError, InvalidInputError
+from streamem.parsing.categorical import check_config as check_categorical
 from streamem.parsing.decoder import check_config as check_text_format
 
 __all__ = ["validate", "validate_sink"]
@@ -146,10 +148,18 @@ def _key_scope(cfg: Config) -> None:
     if m.max_keys_in_memory < 1:
         raise ConfigError("model.max_keys_in_memory", f"{m.max_keys_in_memory} must be at "
                           "least 1, e.g. 100000 (about 350 bytes per key at d=4, K=2)")
+    if m.scope == "key" and m.max_keys_in_memory < cfg.batch.max_events:
+        raise ConfigError("model.max_keys_in_memory", f"{m.max_keys_in_memory} is below "
+                          f"batch.max_events ({cfg.batch.max_events}): a batch may hold that "
+                          "many distinct keys; raise it or lower batch.max_events")
     if not (_finite(m.key_prior_events) and m.key_prior_events >= 0):
         raise ConfigError("model.key_prior_events", f"{m.key_prior_events!r} must be 0 or "
                           "more pseudo-events, e.g. 10")
     key_idle_ttl(cfg)  # raises naming model.key_idle_ttl
+    if m.scope == "key" and isinstance(m.half_life, str):
+        raise ConfigError("model.half_life", f"{m.half_life!r} is in event time, which per-key "
+                          "models do not support yet; give a number of events (e.g. 50000) "
+                          "or use scope global")
 
 
 def _finite(x: Any) -> bool:
@@ -193,6 +203,7 @@ def validate(cfg: Config) -> None:
     need(len(set(cfg.fields.features)) == len(cfg.fields.features), "fields.features",
          "contains a duplicate name; list each feature once")
     check_text_format(cfg)  # source.format/pattern/types, fields.template (streamem.parsing)
+    check_categorical(cfg)  # fields.categorical (streamem.parsing.categorical)
     Rules.from_config(cfg.rules, cfg.fields.features)  # rules[i]: filters parse, features exist
     rule_names = [r.name for r in cfg.rules if r.name]
     dup = next((n for n in rule_names if rule_names.count(n) > 1), None)
@@ -208,7 +219,7 @@ def validate(cfg: Config) -> None:
     need(m.max_components >= 1, "model.max_components", "must be at least 1 (8 is typical)")
     need(m.random_state is None or m.random_state >= 0, "model.random_state",
          "must be a non-negative integer seed, or null")
-    need(m.half_life > 0, "model.half_life", "must be a positive number of events")
+    time_settings(cfg)  # model.half_life, temporal, seasonality; calendars
     need(m.reg_covar >= 0, "model.reg_covar", "must be 0 or more, e.g. 1e-6")
     need(m.scope != "partition" or s.type == "kafka", "model.scope",
          "partition scope needs source.type kafka; use global for files and stdin")
@@ -242,6 +253,12 @@ def validate(cfg: Config) -> None:
     u = cfg.ui
     need(u.max_anomalies >= 1, "ui.max_anomalies", "must be at least 1, e.g. 1000")
     need(u.max_body_bytes >= 256, "ui.max_body_bytes", "must be at least 256, e.g. 16384")
+    need(_finite(u.feedback_weight) and 0 < u.feedback_weight < 0.5, "ui.feedback_weight",
+         "must be in (0, 0.5): the mixture weight a false positive is learned at, e.g. 0.02")
+    need(_finite(u.feedback_suppress_seconds) and u.feedback_suppress_seconds >= 0,
+         "ui.feedback_suppress_seconds",
+         "must be 0 (off) or a positive number of seconds a false positive suppresses its "
+         "key and feature, e.g. 3600")
     need(_finite(cfg.logging.status_interval_seconds) and cfg.logging.status_interval_seconds > 0,
          "logging.status_interval_seconds", "must be a positive number of seconds, e.g. 10")
 

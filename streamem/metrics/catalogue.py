@@ -16,6 +16,8 @@ __all__ = [
     "EVENT_OUTCOMES",
     "FEEDBACK_VERDICTS",
     "HEALTH_GAUGES",
+    "KEY_COUNTERS",
+    "KEY_GAUGES",
     "LOG_LIKELIHOOD_BUCKETS",
     "MAX_LAG_PARTITIONS",
     "REJECT_REASONS",
@@ -44,6 +46,17 @@ HEALTH_GAUGES = {
     "log_likelihood_mean": "exponentially weighted mean log-likelihood of recent events",
 }
 """Model-health gauges: the metric name without ``streamem_``, and its help text."""
+KEY_GAUGES = {
+    "keys_active": "entity keys with a model (in memory or in the key store), model.scope key",
+    "keys_in_memory": "entity keys held in memory (model.max_keys_in_memory bounds it)",
+    "keys_warming": "in-memory keys with fewer than model.key_prior_events events of their own",
+}
+"""Key-scope gauges, summed over the keyed lanes (no per-key labels)."""
+KEY_COUNTERS = {
+    "keys_evicted": "least recently used keys written out and evicted from memory",
+    "keys_loaded": "evicted keys read back from the key store when they returned",
+}
+"""Key-scope counters (``streamem_<name>_total``), by name without ``streamem_``."""
 COMPONENT_ARRAYS = {
     "component_weight": "mixture weights",
     "component_mean_shift": "mean shift vs reference, in reference Mahalanobis units",

@@ -36,6 +36,8 @@ from streamem.metrics.catalogue import (
     EVENT_OUTCOMES,
     FEEDBACK_VERDICTS,
     HEALTH_GAUGES,
+    KEY_COUNTERS,
+    KEY_GAUGES,
     REJECT_REASONS,
 )
 from streamem.metrics.inputs import Scrape
@@ -90,6 +92,10 @@ class Exporter:
         }
         for gauge in self.gauges.values():  # NaN = not reported by the model yet
             gauge.set(math.nan)
+        self.key_gauges = {k: Gauge(f"streamem_{k}", doc, registry=r)
+                           for k, doc in KEY_GAUGES.items()}
+        self.key_counters = {k: Counter(f"streamem_{k}", doc, registry=r)
+                             for k, doc in KEY_COUNTERS.items()}
         self.drift_events = Counter("streamem_drift_events", "drift alarms raised", registry=r)
         self.regime_changes = Counter(
             "streamem_regime_changes",

@@ -25,8 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamem.metrics.catalogue import COMPONENT_ARRAYS, HEALTH_GAUGES
-from streamem.scoring.detector import Detector
+from streamem.metrics.catalogue import COMPONENT_ARRAYS, HEALTH_GAUGES, KEY_COUNTERS, KEY_GAUGES
 
 __all__ = [
     "HEALTH_ALIASES",
@@ -47,9 +46,11 @@ HEALTH_ALIASES = {
     "mean_shift": "component_mean_shift",
 }
 """Keys of ``Detector.health()`` and the metric (without ``streamem_``) they feed."""
-HEALTH_CUMULATIVE = {"drift_alarms": "drift_events", "regime_changes": "regime_changes"}
+HEALTH_CUMULATIVE = {"drift_alarms": "drift_events", "regime_changes": "regime_changes",
+                     **{k: k for k in KEY_COUNTERS}}
 """Cumulative detector counts and the counter (without ``streamem_``, ``_total``) they advance."""
-HEALTH_NOT_EXPORTED = frozenset({"events", "anomalies", "learned", "reseeds"})
+HEALTH_NOT_EXPORTED = frozenset({"events", "anomalies", "learned", "reseeds", "keys_created",
+                                 "keys_forgotten", "keys_spilled"})
 """``Detector.health()`` keys that no model-health metric exports (the event counters do)."""
 _WHEN_READY = frozenset({"threshold", "model_components", *COMPONENT_ARRAYS})
 
@@ -65,7 +66,11 @@ class HealthValues:
     arrays
         Per-component gauges, each of shape (n_components,).
     increments
-        How much ``drift_events`` and ``regime_changes`` grew (only positive entries).
+        How much ``drift_events``, ``regime_changes`` and the key counters grew (only
+        positive entries).
+    deltas
+        How much each key gauge (:data:`~streamem.metrics.catalogue.KEY_GAUGES`) of this
+        lane changed: the gauges are sums over the keyed lanes.
     ready
         Whether the model scores (``streamem_ready``), or None to leave it alone.
     unknown
@@ -77,6 +82,7 @@ class HealthValues:
     increments: dict[str, float] = field(default_factory=dict)
     ready: bool | None = None
     unknown: tuple[str, ...] = ()
+    deltas: dict[str, float] = field(default_factory=dict)
 
 
 def health_values(health: Mapping[str, Any], *, reported: dict[str, float],
@@ -116,6 +122,7 @@ def health_values(health: Mapping[str, Any], *, reported: dict[str, float],
     gauges: dict[str, float] = {}
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     increments: dict[str, float] = {}
+    deltas: dict[str, float] = {}
     unknown: list[str] = []
     flag = health.get("ready")
     ready = None if flag is None else bool(flag)
@@ -127,6 +134,11 @@ def health_values(health: Mapping[str, Any], *, reported: dict[str, float],
             arrays[key] = np.array(value, dtype=np.float64).ravel()
         elif key in HEALTH_GAUGES:
             gauges[key] = float(value)
+        elif key in KEY_GAUGES:  # this lane's share of a sum over lanes
+            delta = float(value) - reported.get(key, 0.0)
+            reported[key] = float(value)
+            if delta:
+                deltas[key] = delta
         elif key in HEALTH_CUMULATIVE:
             total = float(value)
             before = reported.get(key, 0.0)
@@ -137,7 +149,7 @@ def health_values(health: Mapping[str, Any], *, reported: dict[str, float],
             unknown.append(key)
     if sequence is not None:
         gauges["model_generation"] = float(sequence)
-    return HealthValues(gauges, arrays, increments, ready, tuple(unknown))
+    return HealthValues(gauges, arrays, increments, ready, tuple(unknown), deltas)
 
 
 class HealthTarget(Protocol):
@@ -146,12 +158,16 @@ class HealthTarget(Protocol):
     def apply_health(self, values: HealthValues) -> None: ...
 
 
+class _Model(Protocol):
+    def health(self) -> Mapping[str, Any]: ...
+
+
 class LaneState(Protocol):
     """What :func:`report_lane` reads of a lane: its model, checkpoint sequence, and the
     cumulative counts already reported (written back)."""
 
     @property
-    def detector(self) -> Detector: ...
+    def scorer(self) -> _Model: ...
 
     @property
     def sequence(self) -> int: ...
@@ -175,11 +191,14 @@ def report_lane(metrics: HealthTarget, lane: LaneState) -> None:
     --------
     >>> from types import SimpleNamespace
     >>> from streamem.metrics.recorder import Metrics
-    >>> lane = SimpleNamespace(detector=Detector(warmup=50), sequence=3, reported={})
+    >>> from streamem import Detector
+    >>> from streamem.runtime.scorer import DetectorScorer
+    >>> lane = SimpleNamespace(scorer=DetectorScorer(Detector(warmup=50)), sequence=3,
+    ...                        reported={})
     >>> m = Metrics(); report_lane(m, lane)
     >>> m.value("streamem_model_generation"), m.value("streamem_ready")
     (3.0, 0.0)
     """
-    values = health_values(lane.detector.health(), reported=lane.reported,
+    values = health_values(lane.scorer.health(), reported=lane.reported,
                            sequence=lane.sequence)
     metrics.apply_health(replace(values, ready=None))

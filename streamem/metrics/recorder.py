@@ -180,9 +180,11 @@ class Metrics:
         for key, v in values.gauges.items():
             self._prom.gauges[key].set(v)
         counters = {"drift_events": self._prom.drift_events,
-                    "regime_changes": self._prom.regime_changes}
+                    "regime_changes": self._prom.regime_changes, **self._prom.key_counters}
         for key, inc in values.increments.items():
             counters[key].inc(inc)
+        for key, delta in values.deltas.items():
+            self._prom.key_gauges[key].inc(delta)
         if values.ready is not None:
             self.set_ready(values.ready)
         for key in values.unknown:

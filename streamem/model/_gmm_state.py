@@ -54,6 +54,8 @@ def dump_state(m: OnlineGMM) -> dict[str, Any]:
         "generation": m.generation_,
         "var_floor": np.asarray(m._var_floor, dtype=float).copy(),
     }
+    if m._forget.in_time:  # a half-life in events has no clock (and keeps the 0.1 layout)
+        state["forgetting"] = m._forget.to_state()
     if not m._fitted:
         state["buffer"] = np.vstack(m._buffer) if m._buffer else np.empty((0, 0))
         return state
@@ -100,6 +102,7 @@ def load_state(m: OnlineGMM, state: Mapping[str, Any]) -> None:
         m.n_reseeds_ = r.integer("n_reseeds")
         floor = r.array("var_floor", default=0.0)
         m._var_floor = floor if floor.ndim else float(floor)
+        m._forget.load_state(r.get("forgetting"))  # absent: written before event time
         if not r.flag("fitted"):
             buf = r.array("buffer")
             m._buffer = [buf] if buf.size else []

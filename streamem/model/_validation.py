@@ -110,8 +110,13 @@ def check_gmm_params(m: Any) -> None:
         raise bad("n_components", m.n_components, 'use a positive integer or "auto"')
     if m.covariance_type not in ("full", "diag"):
         raise bad("covariance_type", m.covariance_type, 'use "full" or "diag"')
-    if not m.half_life > 0:
-        raise bad("half_life", m.half_life, "use a positive number of events")
+    if isinstance(m.half_life, str):
+        from streamem.model._forgetting import check_half_life  # a duration in event time
+
+        check_half_life(m.half_life)
+    elif not m.half_life > 0:
+        raise bad("half_life", m.half_life, "use a positive number of events or a duration "
+                  "in event time ('7d')")
     if not m.reg_covar >= 0:
         raise bad("reg_covar", m.reg_covar, "use a non-negative float such as 1e-6")
     if m.n_warmup < 2:

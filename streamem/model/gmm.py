@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import NotFittedError
 from streamem.model._batch_em import map_covariances
+from streamem.model._forgetting import Forgetting
 from streamem.model._gaussian import factorize
 from streamem.model._gmm_state import STATE_VERSION, dump_state, load_state
 from streamem.model._init import warm_up_fit
@@ -32,7 +33,9 @@ class OnlineGMM(SklearnEstimatorMixin):
     The first ``n_warmup`` samples are buffered and fitted by batch EM (k-means++ seeds,
     ``n_init`` restarts, K chosen by BIC when ``n_components="auto"``). After that every
     :meth:`partial_fit` mini-batch moves the centred sufficient statistics with the step
-    ``gamma = max(B / (n0 + n), 1 - lambda**B)``, ``lambda = 2**(-1/half_life)``.
+    ``gamma = max(B / (n0 + n), 1 - lambda**B)``, ``lambda = 2**(-1/half_life)``; with a
+    half-life in event time, by the exact event-time weights
+    (:mod:`~streamem.model._forgetting`).
 
     Parameters
     ----------
@@ -41,7 +44,9 @@ class OnlineGMM(SklearnEstimatorMixin):
     covariance_type
         ``"full"`` or ``"diag"``.
     half_life
-        In events: an observation's weight halves after this many newer ones.
+        In events: an observation's weight halves after this many newer ones. A duration
+        (``"7d"``, ``"90m"``) is in event time: every :meth:`partial_fit` then needs
+        ``timestamps``, and a gap of one hour decays the statistics by one hour.
     reg_covar
         Added to every covariance diagonal (absolute: scale your features).
     max_components
@@ -102,7 +107,7 @@ class OnlineGMM(SklearnEstimatorMixin):
         n_components: int | Literal["auto"] = "auto",
         *,
         covariance_type: Literal["full", "diag"] = "full",
-        half_life: float = 10_000,
+        half_life: float | str = 10_000,
         reg_covar: float = 1e-6,
         max_components: int = 8,
         n_warmup: int = 500,
@@ -130,6 +135,7 @@ class OnlineGMM(SklearnEstimatorMixin):
         self.reservoir_size = reservoir_size
         self.random_state = random_state
         self._check_params()
+        self._forget = Forgetting(half_life)
         self._rng = np.random.default_rng(random_state)
         self._buffer: list[Array] = []
         self._fitted = False
@@ -156,7 +162,8 @@ class OnlineGMM(SklearnEstimatorMixin):
         """
         return self._fitted
 
-    def partial_fit(self, X: ArrayLike, y: object = None) -> OnlineGMM:
+    def partial_fit(self, X: ArrayLike, y: object = None, *,
+                    timestamps: ArrayLike | None = None) -> OnlineGMM:
         """Learn from a mini-batch.
 
         Parameters
@@ -165,6 +172,9 @@ class OnlineGMM(SklearnEstimatorMixin):
             Shape (n_samples, n_features); NaN marks a missing reading.
         y
             Ignored (scikit-learn convention).
+        timestamps
+            Shape (n_samples,), seconds (NaN: unknown); required for a half-life in event
+            time, ignored otherwise.
 
         Returns
         -------
@@ -188,15 +198,17 @@ class OnlineGMM(SklearnEstimatorMixin):
         A = check_array(X, self.n_features_in_)
         if A.shape[0] == 0:
             return self
+        ts = None if timestamps is None else np.asarray(timestamps, dtype=float).reshape(-1)
         if not self._fitted:
             self.n_features_in_ = A.shape[1]
+            self._forget.observe(ts)
             self._buffer.append(A)
             if sum(len(b) for b in self._buffer) >= self.n_warmup:
                 self._initialise(np.vstack(self._buffer))
                 self._buffer = []
             return self
         _, log_resp, _, _ = self._estimate(A)
-        self._learn(A, np.exp(log_resp))
+        self._learn(A, np.exp(log_resp), ts)
         return self
 
     def _initialise(self, X: Array) -> None:
@@ -218,6 +230,7 @@ class OnlineGMM(SklearnEstimatorMixin):
         self._reservoir = X[~np.isnan(X).any(axis=1)][: self.reservoir_size].copy()
         self._reservoir_offered = n
         self.converged_ = fit.converged
+        self._forget.start(n)
         self._fitted = True
         self._refresh()
 
@@ -262,8 +275,7 @@ class OnlineGMM(SklearnEstimatorMixin):
         return self
 
     def _n_eff(self) -> float:
-        lam = 2.0 ** (-1.0 / self.half_life)
-        return float(min(self.n0_ + self.n_seen_, 1.0 / (1.0 - lam)))
+        return self._forget.n_eff(self.n0_ + self.n_seen_)
 
     def _refresh(self) -> None:
         """M-step: scoring parameters (MAP covariances, Cholesky factors) from the statistics."""
@@ -312,14 +324,15 @@ class OnlineGMM(SklearnEstimatorMixin):
         lpn, log_resp, lnc, do = self._estimate(X, complete)
         return lpn, log_resp, self._scorer.log_tail(lnc, lpn, do)
 
-    def _learn(self, X: Array, resp: Array) -> None:
+    def _learn(self, X: Array, resp: Array, timestamps: Array | None = None) -> None:
         """Move the decaying statistics towards the batch statistics (centred form)."""
         B = X.shape[0]
         if B == 0:
             return
+        gamma, w = self._forget.step(B, timestamps, self.n0_ + self.n_seen_ + B)
         self.n_seen_ += B
-        lam = 2.0 ** (-1.0 / self.half_life)
-        gamma = max(B / (self.n0_ + self.n_seen_), 1.0 - lam**B)
+        if w is not None:
+            resp = resp * w[:, None]
         center = self.weights_ @ self._mu
         nk, sx, sxx = sufficient_statistics(
             X, resp, self.means_, self.covariances_, self.covariance_type, self.reg_covar, center
@@ -336,7 +349,7 @@ class OnlineGMM(SklearnEstimatorMixin):
     def _update_reservoir(self, X: Array) -> None:
         self._reservoir, self._reservoir_offered = reservoir_update(
             self._reservoir, self._reservoir_offered, X, self.reservoir_size, self._rng,
-            1.0 / (1.0 - 2.0 ** (-1.0 / self.half_life)),
+            self._forget.window(),
         )
 
     # ------------------------------------------------------------------ state

@@ -27,7 +27,7 @@ from itertools import repeat
 from operator import methodcaller, setitem
 from typing import Any
 
-from streamem.parsing.rows import line_records, records
+from streamem.parsing.rows import line_columns, line_records, records
 from streamem.parsing.times import TIME_TYPES
 
 __all__ = ["PRESETS", "TYPES", "LineError", "LogfmtFormat", "TextFormat", "regex_format"]
@@ -160,6 +160,15 @@ class TextFormat:
     def parse(self, payloads: Sequence[bytes]) -> list[Record | LineError]:
         """Records (or why not) for raw lines; see :func:`decode_lines`."""
         return self.parse_texts(decode_lines(payloads))
+
+    def columns(self, payloads: Sequence[bytes], fields: Sequence[str]
+                ) -> dict[str, list[Any]] | None:
+        """``fields`` of raw lines as typed columns, when every line matches the one
+        pattern of a format without derived fields (else None: use :meth:`parse`)."""
+        if len(self.regexes) != 1 or self.derived is not None:
+            return None
+        return line_columns(self.regexes[0], decode_lines(payloads), fields, self.types,
+                            _FAST, _TIME_NAMES)
 
 
 def _rejected(recs: list[Record], bad: dict[int, LineError]) -> list[Record | LineError]:

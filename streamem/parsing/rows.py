@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["line_records", "pattern_records", "records"]
+__all__ = ["line_columns", "line_records", "pattern_records", "records"]
 
 _CONVERSION_ERRORS = (ValueError, KeyError, IndexError, TypeError)
 Builder = Callable[..., list[dict[str, Any]]]
@@ -170,3 +170,35 @@ def line_records(rx: re.Pattern[str], texts: Sequence[str], types: Mapping[str, 
     if len(rows) != len(texts):
         return None
     return pattern_records(rx, rows, types, fast, lenient, time_types, name)
+
+
+def line_columns(rx: re.Pattern[str], texts: Sequence[str], fields: Sequence[str],
+                 types: Mapping[str, str], fast: Mapping[str, Callable[[str], Any]],
+                 time_types: frozenset[str]) -> dict[str, list[Any]] | None:
+    """The ``fields`` of lines that all match ``rx`` as columns (``{field: values}``, each
+    of shape (n,); no record per line), typed by ``fast``; None when a line does not
+    match or a value does not convert (:func:`line_records` then says which).
+
+    Examples
+    --------
+    >>> rx = re.compile(r"(?P<level>\\w+) (?P<ms>\\S+)")
+    >>> line_columns(rx, ["INFO 12", "WARN 7"], ["ms", "x"], {"ms": "int"}, {"int": int},
+    ...              frozenset())
+    {'ms': [12, 7]}
+    """
+    rows = list(map(re.Match.groups, filter(None, map(rx.match, texts))))
+    if len(rows) != len(texts):
+        return None
+    gi, out = rx.groupindex, {}
+    for f in fields:
+        if f not in gi:
+            continue
+        vals = list(map(itemgetter(gi[f] - 1), rows))
+        t = types.get(f, "str")
+        if t != "str":
+            try:
+                vals = _convert(vals, fast[t], t in time_types)
+            except _CONVERSION_ERRORS:
+                return None
+        out[f] = vals
+    return out

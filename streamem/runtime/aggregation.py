@@ -7,9 +7,10 @@ of :meth:`~streamem.features.FeatureExtractor.records`), adds them to the lane's
 :class:`~streamem.events.DecodedBatch`: ``X`` holds one row per bucket (shape
 (n_buckets, n_columns)), ``rejected`` the events that were not aggregated, ``late`` ones
 included (dead-lettered and counted like any rejection; they never hold back later events).
-A bucket row's timestamp is its ``bucket_start``, its key the text of its ``by`` values (the
-key a keyed scorer uses, ``model.scope: key``), its id ``<lane>:<key>:<bucket_start>`` (the
-same after a restart), and its record carries the evidence of the anomaly record:
+A bucket row's timestamp is its ``bucket_start``, its key its ``by`` values (with
+``model.scope: key``, ``fields.key`` is ``aggregate.by``: one model per bucket key), its
+id ``<lane>:<key>:<bucket_start>`` (the same after a restart), and its record carries the
+evidence of the anomaly record:
 ``bucket_start``, ``bucket_end``, ``key``, ``events`` and up to ``max_samples`` lines.
 
 At the end of a finite input (``streamem replay``, a file without ``follow``)
@@ -36,12 +37,13 @@ from streamem.config.aggregate import aggregator
 from streamem.errors import StateError
 from streamem.events import DecodedBatch, EventBatch, Position, RawEvent, Rejection
 from streamem.features import FeatureExtractor
+from streamem.runtime.keying import join_key
 
 __all__ = ["BUCKET_EVIDENCE", "BucketStage"]
 
 #: the field of a bucket's record that holds its evidence (see :func:`streamem.parsing.evidence`)
 BUCKET_EVIDENCE = "$bucket"
-_FIELDS = (("key",), None, ("id",))
+_FIELDS = (("$key",), None, ("$id",))
 
 
 class _Closing(EventBatch):
@@ -99,6 +101,10 @@ class BucketStage:
         self._aggs: dict[str, Aggregator] = {}
         self._last: dict[str, RawEvent] = {}
         self._ending: set[str] = set()
+        template = cfg.fields.template and "template"  # the miner's id field
+        self._by_template = [f.name for f in self.section.features
+                             if f.fn == "count_by" and template and f.field == template]
+        self._texts: dict[str, str] = {}  # template id -> text, for the records
 
     def aggregator(self, lane: str) -> Aggregator:
         """The aggregator of ``lane`` (a new one on first use)."""
@@ -113,19 +119,22 @@ class BucketStage:
         agg = self.aggregator(lane)
         if lane in self._ending:
             self._ending.discard(lane)
-            return _batch(lane, agg.flush(), [], 0)
+            return self._batch(lane, agg.flush(), [], 0)
         dec = self.extractor.records(events.payloads)
         n = len(dec.kept)
         recs = [dec.record(i) for i in range(n)]
         times = np.array([np.nan if t is None else t for t in dec.timestamps], dtype=float)
         lines = [events.payloads[k] for k in dec.kept]
         closed, rejected = agg.add(recs, times.reshape(n), lines)
+        if self._by_template:
+            self._texts.update((str(r.get("template")), r.get("template_text", ""))
+                               for r in recs)  # the miner's work per line dwarfs this
         every = dec.rejected + [Rejection(dec.kept[i], reason, detail)
                                 for i, reason, detail in rejected]
         every.sort(key=lambda r: r.index)
         if len(events):
             self._last[lane] = events[len(events) - 1]
-        return _batch(lane, closed, every, len(events) - 1)
+        return self._batch(lane, closed, every, len(events) - 1)
 
     def closing(self, lane: str, positions: Mapping[int, int]) -> EventBatch:
         """An empty batch after which :meth:`decode` closes every open bucket of ``lane``
@@ -163,12 +172,34 @@ class BucketStage:
                              "features or move the checkpoint directory away")
         self._aggs[lane] = agg
 
+    def _batch(self, lane: str, b: Buckets, rejected: list[Rejection],
+               anchor: int) -> DecodedBatch:
+        """Buckets as a decoded batch; every row names event ``anchor`` (the one closing it).
 
-def _batch(lane: str, b: Buckets, rejected: list[Rejection], anchor: int) -> DecodedBatch:
-    """Buckets as a decoded batch; every row names event ``anchor`` (the one closing it)."""
-    recs = []
-    for i in range(len(b)):
-        key = "/".join(b.keys[i]) if b.keys[i] else None
-        recs.append({"key": key, "id": f"{lane}:{key or ''}:{b.start[i]:.0f}",
-                     BUCKET_EVIDENCE: b.evidence(i)})
-    return DecodedBatch(b.X, [max(anchor, 0)] * len(b), rejected, recs, _FIELDS, b.start)
+        A row's record holds its ``by`` fields (what ``model.scope: key`` reads as the key),
+        its key as text (composite keys as :func:`~streamem.runtime.keying.join_key` makes
+        them), its id and its evidence; with ``count_by`` over the mined ``template``, the
+        evidence names the bucket's three most frequent templates and their text.
+        """
+        recs = []
+        for i in range(len(b)):
+            parts = b.keys[i]
+            key = None if not parts else parts[0] if len(parts) == 1 else join_key(parts)
+            recs.append({**dict(zip(b.by, parts, strict=True)), "$key": key,
+                         "$id": f"{lane}:{key or ''}:{b.start[i]:.0f}",
+                         BUCKET_EVIDENCE: {**b.evidence(i), **self._templates(b, i)}})
+        return DecodedBatch(b.X, [max(anchor, 0)] * len(b), rejected, recs, _FIELDS, b.start)
+
+    def _templates(self, b: Buckets, i: int) -> dict[str, Any]:
+        """``{"templates": [{template, template_text, count}, ...]}`` of bucket ``i``."""
+        if not self._by_template:
+            return {}
+        found: list[dict[str, Any]] = []
+        for name in self._by_template:
+            for c, value in enumerate(b.labels.get(name, [])):
+                n = float(b.X[i, b.columns.index(f"{name}[{c}]")])
+                if n > 0:
+                    found.append({"template": value, "count": n,
+                                  "template_text": self._texts.get(value)})
+        found.sort(key=lambda t: -t["count"])
+        return {"templates": found[:3]}

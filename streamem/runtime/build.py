@@ -19,6 +19,7 @@ from streamem.alerting.rules import Rules
 from streamem.config import Config
 from streamem.features import FeatureExtractor
 from streamem.kafka.settings import KafkaSecurity
+from streamem.runtime.feedback import SUPPRESSED_BY, FeedbackLoop
 from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink, Sink
 from streamem.sinks.fanout import FanoutSink
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
     from streamem.metrics.server import MetricsServer
     from streamem.runtime.aggregation import BucketStage
 
-__all__ = ["Input", "make_dead_letter", "make_metrics", "make_sinks", "make_source",
-           "make_store", "make_ui", "new_detector", "new_extractor", "new_stage"]
+__all__ = ["Input", "make_dead_letter", "make_metrics", "make_page", "make_sinks",
+           "make_source", "make_store", "make_ui", "new_detector", "new_extractor", "new_stage"]
 
 
 def new_detector(cfg: Config) -> Detector:
@@ -56,6 +57,7 @@ def new_detector(cfg: Config) -> Detector:
         detrend_half_life=d.detrend_half_life, detrend_min_autocorr=d.detrend_min_autocorr,
         smooth_window=d.smooth_window, cold_start=d.cold_start,
         feature_names=list(cfg.fields.features), random_state=m.random_state,
+        categorical=list(cfg.fields.categorical) or None,
     )
 
 
@@ -85,10 +87,16 @@ def new_extractor(cfg: Config, header: bytes | None = None,
     key = f.key if isinstance(f.key, str) else None
     fx = FeatureExtractor(f.features, timestamp=f.timestamp, key=key, id=f.id,
                           format=cfg.source.format, max_event_bytes=cfg.source.max_event_bytes,
-                          lines=lines, max_clock_skew=f.max_clock_skew_seconds)
+                          lines=lines, max_clock_skew=f.max_clock_skew_seconds,
+                          categorical=f.categorical)
     if cfg.source.format == "csv" and header is not None:
         fx.set_csv_header(header)
     return fx
+
+
+def kafka_security(cfg: Config) -> KafkaSecurity:
+    """The Kafka security settings of the ``source`` section (every Kafka client's)."""
+    return _security(cfg)
 
 
 def new_stage(cfg: Config, extractor: FeatureExtractor) -> BucketStage | None:
@@ -214,32 +222,51 @@ def make_store(cfg: Config) -> CheckpointStore:
     return ds
 
 
+def make_page(cfg: Config) -> tuple[History | None, FeedbackLoop | None]:
+    """The operator page's history (restored from beside the checkpoints) and the loop that
+    acts on its verdicts (``ui.feedback_*``); ``(None, None)`` with ``ui.enabled: false``."""
+    from streamem.ui.store import load_history
+
+    if not cfg.ui.enabled:
+        return None, None
+    history = load_history(cfg.checkpoint.dir, max_anomalies=cfg.ui.max_anomalies)
+    return history, FeedbackLoop(history, weight=cfg.ui.feedback_weight,
+                                 suppress_seconds=cfg.ui.feedback_suppress_seconds)
+
+
 def make_metrics(cfg: Config, registry: Any, sinks: FanoutSink,
-                 history: History | None = None) -> tuple[Metrics, MetricsServer]:
-    """``(Metrics, MetricsServer)`` for the ``metrics`` section; with a ``history`` the server
-    also serves the operator page and ``/api/v1`` (the ``ui`` section)."""
+                 feedback: FeedbackLoop | None = None) -> tuple[Metrics, MetricsServer]:
+    """``(Metrics, MetricsServer)`` for the ``metrics`` section; with ``feedback`` (see
+    :func:`make_page`) the server also serves the operator page and ``/api/v1`` (the ``ui``
+    section) over ``feedback.history``, and verdicts go to ``feedback``."""
     from streamem.metrics.recorder import Metrics
     from streamem.metrics.server import MetricsServer
 
     metrics = Metrics(registry)
     metrics.attach_sinks(sinks.sinks)
     metrics.update_health({"alert_rate_target": cfg.detector.alert_rate})
-    metrics.declare_rules([r.name for r in Rules.from_config(cfg.rules, cfg.fields.features).rules])
-    ui = None if history is None else make_ui(cfg, metrics, history)
+    rules = [r.name for r in Rules.from_config(cfg.rules, cfg.fields.features).rules]
+    metrics.declare_rules(rules if feedback is None else [*rules, SUPPRESSED_BY])
+    ui = None if feedback is None else make_ui(cfg, metrics, feedback.history, feedback)
     server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port, ui=ui)
     return metrics, server
 
 
-def make_ui(cfg: Config, metrics: Metrics, history: History) -> UiApp:
+def make_ui(cfg: Config, metrics: Metrics, history: History,
+            feedback: FeedbackLoop | None = None) -> UiApp:
     """The operator page and its API for the ``ui`` section."""
     from streamem.ui.status import status
 
     u = cfg.ui
     scope = {"scope": cfg.model.scope, "source": cfg.source.type}
+
+    def extra() -> dict[str, Any]:
+        return scope if feedback is None else {**scope, **feedback.status()}
+
     return UiApp(
         history,
-        lambda: status(metrics, history, alert_rate=cfg.detector.alert_rate,
-                       extra=lambda: scope),
+        lambda: status(metrics, history, alert_rate=cfg.detector.alert_rate, extra=extra),
+        on_feedback=None if feedback is None else feedback.submit,
         token=u.token.get() if u.token is not None else None,
         read_token=u.read_token.get() if u.read_token is not None else None,
         count_feedback=metrics.count_feedback, max_body_bytes=u.max_body_bytes,

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from streamem.errors import StateError
 from streamem.parsing import LineDecoder
 from streamem.runtime.aggregation import BucketStage
+from streamem.runtime.feedback import FeedbackLoop
 from streamem.runtime.lane import Lane
 from streamem.scoring.detector import Detector
 from streamem.sinks.base import DeadLetterSink
@@ -117,6 +118,8 @@ class Checkpointer:
         With ``aggregate:``, the bucket stage whose open buckets are saved with each lane.
     after_save
         Called after each complete checkpoint (the operator page's history).
+    feedback
+        The operator verdicts: each lane's are saved in its snapshot and restored with it.
     """
 
     def __init__(self, store: CheckpointStore, commit: Callable[[Mapping[int, int]], None],
@@ -126,7 +129,8 @@ class Checkpointer:
                  retry_saves: bool = False,
                  lines: LineDecoder | None = None,
                  stage: BucketStage | None = None,
-                 after_save: Callable[[], None] = lambda: None) -> None:
+                 after_save: Callable[[], None] = lambda: None,
+                 feedback: FeedbackLoop | None = None) -> None:
         self.store = store
         self._commit = commit
         self.gate = gate
@@ -139,6 +143,7 @@ class Checkpointer:
         self._lines = lines
         self._stage = stage
         self._after_save = after_save
+        self._feedback = feedback
         self.checkpoints = 0
         self.failing_since: float | None = None
         self._since_events = 0
@@ -180,6 +185,8 @@ class Checkpointer:
             restored[:] = [detector_from_snapshot(snap)]
 
         snap = self.store.load_latest(key, check=usable)
+        if self._feedback is not None:
+            self._feedback.restore_lane(key, {} if snap is None else snap.feedback)
         if snap is None:
             logger.info("state %s: no checkpoint, starting a new model", key)
             if self._stage is not None:
@@ -193,15 +200,21 @@ class Checkpointer:
                 f"{where!r} away to start a new model")
         logger.info("state %s: restored checkpoint %d (%d events learned), resuming at %s",
                     key, snap.sequence, snap.counters.get("events_learned", 0), snap.positions)
-        if self._metrics is not None:
-            self._metrics.restored_checkpoint(snap.created_at)
-        if self._lines is not None:  # the template miner as of this checkpoint
-            self._lines.restore(snap.parsing)
-        if self._stage is not None:  # the open buckets as of this checkpoint
-            self._stage.restore(key, snap.parsing)
-        if snap.positions:
-            self._commit(dict(snap.positions))
+        self.resumed(key, snap.positions, snap.parsing, snap.created_at)
         return Lane(key, det, snap.positions, snap.counters, snap.sequence)
+
+    def resumed(self, key: str, positions: Mapping[int, int], parsing: Mapping[str, Any],
+                created_at: float | None = None) -> None:
+        """Lane ``key`` was restored at ``positions``: restore the template miner's and the
+        open buckets' ``parsing`` state and commit the positions (see :meth:`restore`)."""
+        if self._metrics is not None and created_at is not None:
+            self._metrics.restored_checkpoint(created_at)
+        if self._lines is not None:  # the template miner as of this checkpoint
+            self._lines.restore(dict(parsing))
+        if self._stage is not None:  # the open buckets as of this checkpoint
+            self._stage.restore(key, dict(parsing))
+        if positions:
+            self._commit(dict(positions))
 
     def polled(self, n: int) -> None:
         """``n`` more events were polled."""
@@ -244,11 +257,9 @@ class Checkpointer:
         for lane in todo:
             batches = lane.progress.batches
             try:  # 2.
-                self.store.save(Snapshot(
-                    key=lane.key, sequence=lane.sequence + 1, created_at=time.time(),
-                    detector=lane.detector.to_state(), positions=dict(lane.positions),
-                    counters=dict(lane.counters), parsing=self._parsing_state(lane.key),
-                ))
+                lane.scorer.save(self.store, lane, self._parsing_state(lane.key),
+                                 {} if self._feedback is None
+                                 else self._feedback.lane_state(lane.key))
             except StateError as exc:
                 if not self._save_failed(exc):
                     raise

@@ -24,9 +24,10 @@ from typing import Any
 from streamem import parsing
 from streamem.config import Config
 from streamem.metrics.health import report_lane
-from streamem.runtime import build
+from streamem.runtime import build, keyed_lane
 from streamem.runtime.checkpoint import Checkpointer
 from streamem.runtime.chunking import Chunker, LagBound
+from streamem.runtime.feedback import FeedbackLoop
 from streamem.runtime.lane import Lane, Lanes
 from streamem.runtime.lifecycle import RunSummary, StatusLog, capture_signals
 from streamem.runtime.pipeline import Pipeline
@@ -34,7 +35,7 @@ from streamem.runtime.rebalance import LaneRebalancer
 from streamem.sinks.gate import SinkGate
 from streamem.sources.base import Source
 from streamem.ui.history import History
-from streamem.ui.store import load_history, save_history
+from streamem.ui.store import save_history
 
 __all__ = ["Daemon"]
 
@@ -72,6 +73,7 @@ class Daemon:
         self.lanes = Lanes(config.model.scope, self._restore)
         self.metrics: Any = None
         self.history: History | None = None
+        self.feedback: FeedbackLoop | None = None
         self.bound_address: tuple[str, int] | None = None
         self._ckpt: Checkpointer | None = None
         self._source: Source | None = None
@@ -90,18 +92,16 @@ class Daemon:
 
     # ------------------------------------------------------------------ wiring
     def _build(self, stack: contextlib.ExitStack) -> Pipeline:
-        cfg = self.cfg
+        cfg, self._stack = self.cfg, stack  # the stack also closes keyed lanes' key stores
         state_dir = Path(cfg.checkpoint.dir)
         store = stack.enter_context(build.make_store(cfg))
         made = build.make_source(cfg)
         self._source = source = stack.enter_context(made.source)
         sinks = stack.enter_context(build.make_sinks(cfg, state_dir))
-        dead = build.make_dead_letter(cfg)
-        stack.callback(dead.close)
+        dead = stack.enter_context(build.make_dead_letter(cfg))
         if cfg.metrics.enabled:
-            if cfg.ui.enabled:
-                self.history = load_history(state_dir, max_anomalies=cfg.ui.max_anomalies)
-            self.metrics, server = build.make_metrics(cfg, self._registry, sinks, self.history)
+            self.history, self.feedback = build.make_page(cfg)
+            self.metrics, server = build.make_metrics(cfg, self._registry, sinks, self.feedback)
             stack.enter_context(server)
             self.bound_address = (cfg.metrics.host, server.port)
         lines = parsing.from_config(cfg)  # text formats; None for jsonl and csv
@@ -112,7 +112,7 @@ class Daemon:
             store, source.commit, SinkGate(c.sinks_failure_timeout_seconds), sinks=sinks,
             dead_letter=dead, metrics=self.metrics, every_events=c.every_events,
             every_seconds=c.every_seconds, retry_saves=c.store == "kafka", lines=lines,
-            stage=stage, after_save=self._save_history)
+            stage=stage, after_save=self._save_history, feedback=self.feedback)
         wait = cfg.batch.max_wait_ms / 1000.0
         if cfg.source.type == "kafka":
             self._chunker = Chunker(cfg.batch.max_events, wait)
@@ -120,25 +120,22 @@ class Daemon:
         if made.rebalancing is not None:
             made.rebalancing.set_rebalance_listener(
                 LaneRebalancer(self.lanes, self.checkpoint, self._chunker))
-        return Pipeline(cfg, fx, sinks, dead, self.metrics, self.lanes.lane_for,
-                        chunker=self._chunker, history=self.history, stage=stage)
+        return Pipeline(cfg, fx, sinks, dead, self.metrics, self.lanes.lane_for, stage=stage,
+                        chunker=self._chunker, history=self.history, feedback=self.feedback)
 
     def _restore(self, key: str) -> Lane:
         assert self._ckpt is not None
-        return self._ckpt.restore(key, lambda: build.new_detector(self.cfg),
-                                  len(self.cfg.fields.features), self.cfg.checkpoint.dir)
+        return keyed_lane.restore_lane(self.cfg, key, self._stack, self._ckpt)
 
     def checkpoint(self, lanes: Sequence[Lane] | None = None, *, final: bool = False) -> None:
-        """Flush, save, commit ``lanes`` (every live lane by default); see
-        :mod:`streamem.runtime.checkpoint`."""
+        """Flush, save, commit ``lanes`` (all live ones by default): see the checkpoint module."""
         assert self._ckpt is not None
         every = self.lanes.values()
         self._ckpt.checkpoint(every if lanes is None else lanes, every, final=final,
                               stopping=self._stop)
 
     def _save_history(self) -> None:
-        """The operator page's recent history, next to the checkpoints (best effort: the page
-        is not state the model depends on)."""
+        """The page's history, next to the checkpoints (best effort: not model state)."""
         if self.history is None:
             return
         try:
@@ -155,7 +152,7 @@ class Daemon:
             assert self._ckpt is not None and self._source is not None
             gate = self._ckpt.gate
             stack.enter_context(capture_signals(self.stop, self._signals))
-            if self.cfg.model.scope == "global":  # partition scope: lanes come on assignment
+            if self.cfg.model.scope == "global" or self.cfg.source.type != "kafka":
                 lane = self.lanes.lane_for(0)
                 if lane.positions:
                     self._source.seek(lane.positions)
@@ -230,13 +227,13 @@ class Daemon:
         if self.metrics is None:
             return
         lanes = self.lanes.values()
-        ready = bool(lanes) and all(ln.detector.ready_ for ln in lanes)
+        ready = bool(lanes) and all(ln.scorer.ready for ln in lanes)
         if not (status.health_due() or ready != self._ready_reported):
             return
         for lane in lanes:
             report_lane(self.metrics, lane)
             if self.history is not None:
-                self.history.observe_model(lane.key, lane.detector.health())
+                keyed_lane.observe_lane(self.history, lane)  # keyed: /api/v1/keys states
         assert self._source is not None
         lag = self._source.lag()  # on the loop thread: not thread-safe
         if self._lag is not None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from streamem.errors import StateError
+from streamem.runtime.scorer import DetectorScorer, Scorer
 from streamem.scoring.detector import Detector
 
 __all__ = ["Lane", "Lanes", "Progress", "Saved", "lane_key"]
@@ -83,11 +85,14 @@ class Lane:
     key
         ``"global"`` or ``"p<partition>"``.
     detector
-        The model.
+        The model (scope global and partition).
     positions, counters
         Where the model's input stands and its counters (from a checkpoint, or empty).
     sequence
         The sequence of the checkpoint it was restored from (0 for a new model).
+    scorer
+        What the lane scores with (:mod:`streamem.runtime.scorer`); by default the
+        ``detector``.
 
     Examples
     --------
@@ -98,15 +103,29 @@ class Lane:
     (True, {0: 12})
     """
 
-    __slots__ = ("detector", "key", "progress", "reported", "saved")
+    __slots__ = ("key", "progress", "reported", "saved", "scorer")
 
-    def __init__(self, key: str, detector: Detector, positions: Mapping[int, int] | None = None,
-                 counters: Mapping[str, int] | None = None, sequence: int = 0) -> None:
+    def __init__(self, key: str, detector: Detector | None = None,
+                 positions: Mapping[int, int] | None = None,
+                 counters: Mapping[str, int] | None = None, sequence: int = 0, *,
+                 scorer: Scorer | None = None) -> None:
         self.key = key
-        self.detector = detector
+        if scorer is None:
+            if detector is None:
+                raise TypeError("Lane needs a detector or a scorer")
+            scorer = DetectorScorer(detector)
+        self.scorer: Scorer = scorer
         self.progress = Progress(dict(positions or {}), dict(counters or {}))
         self.saved = Saved(sequence)
         self.reported: dict[str, float] = {}
+
+    @property
+    def detector(self) -> Detector:
+        """The lane's :class:`Detector` (scope global and partition; a keyed lane has none)."""
+        if not isinstance(self.scorer, DetectorScorer):
+            raise StateError(f"state {self.key!r} is keyed (model.scope: key): it holds one "
+                             "model per key, not one Detector; use lane.scorer")
+        return self.scorer.detector
 
     @property
     def sequence(self) -> int:

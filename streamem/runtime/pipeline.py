@@ -28,6 +28,7 @@ from streamem.logs import RateLimitedLog
 from streamem.parsing import evidence
 from streamem.runtime.aggregation import BucketStage
 from streamem.runtime.chunking import Chunker
+from streamem.runtime.feedback import FeedbackLoop
 from streamem.runtime.lane import Lane
 from streamem.scoring.detector import DetectionResult
 from streamem.sinks.base import DeadLetterSink, Sink
@@ -86,6 +87,9 @@ class Pipeline:
     stage
         With ``aggregate:``, the bucket stage: each lane scores the buckets its events
         close (:mod:`streamem.runtime.aggregation`), not the events.
+    feedback
+        Operator verdicts: queued false positives are learned by their lane before its next
+        batch, and feedback suppressions hold back matching anomalies.
     """
 
     def __init__(
@@ -100,10 +104,12 @@ class Pipeline:
         chunker: Chunker | None = None,
         history: History | None = None,
         stage: BucketStage | None = None,
+        feedback: FeedbackLoop | None = None,
     ) -> None:
         self.cfg = cfg
         self.stage = stage
         self.history = history
+        self.feedback = feedback
         self.chunker = chunker
         self.extractor = extractor
         self.sinks = sinks
@@ -197,15 +203,18 @@ class Pipeline:
 
     def _process_lane(self, lane: Lane, events: EventBatch) -> BatchOutcome:
         t0 = time.perf_counter()
-        decoded = (self.extractor.decode(events.payloads) if self.stage is None
-                   else self.stage.decode(lane.key, events))  # aggregate: buckets, not events
+        if self.feedback is not None:  # between batches, in the pipeline thread
+            self.feedback.apply(lane)
+        decoded = lane.scorer.screen(
+            self.extractor.decode(events.payloads) if self.stage is None
+            else self.stage.decode(lane.key, events))  # aggregate: buckets, not events
         self._reject(events, decoded)
         result: DetectionResult | None = None
         anomalies: list[AnomalyRecord] = []
         counts: dict[str, int] = {}
         n = len(decoded.kept)
         if n:
-            result = lane.detector.process(decoded.X, self._learnable(decoded))
+            result = lane.scorer.process(decoded, self._learnable(decoded))
             if self.history is not None:
                 self.history.observe_batch(lane.key, result)
             anomalies = self._route(lane, events, decoded, result, counts)
@@ -251,15 +260,18 @@ class Pipeline:
             record = None
             if result.is_anomaly[i]:
                 record = self._record(lane, events[decoded.kept[i]], decoded, result, int(i), now)
-                if rule >= 0:  # an operator rule: no sinks, no incident; the page shows it
-                    self._suppress(record, self.rules.rules[rule].name, counts)
+                why = self.rules.rules[rule].name if rule >= 0 else (
+                    None if self.feedback is None else self.feedback.suppressing(record))
+                if why is not None:  # an operator rule: no sinks, no incident; the page shows it
+                    self._suppress(record, why, counts)
                     continue
                 out.append(record)
                 if self.sinks is not None:
                     self.sinks.emit(record)
                 if self.history is not None:
-                    self.history.anomaly(record)
-            for incident in self.incidents.observe(decoded.key(int(i)), float(result.severity[i]),
+                    self.history.anomaly(record, decoded.X[i])
+            for incident in self.incidents.observe(lane.scorer.key(decoded, int(i)),
+                                                   float(result.severity[i]),
                                                    ts if ts is not None else now, record):
                 self._emit_incident(incident)
         return out
@@ -307,16 +319,15 @@ class Pipeline:
 
     def _record(self, lane: Lane, ev: RawEvent, decoded: DecodedBatch,
                 result: DetectionResult, i: int, now: float) -> AnomalyRecord:
-        x = decoded.X[i]
         return AnomalyRecord(
             id=decoded.id(i) or ev.position.id,
-            key=decoded.key(i),
+            key=lane.scorer.key(decoded, i),
             timestamp=decoded.timestamp(i),
             score=float(result.scores[i]),
             tail_probability=float(result.tail_probability[i]),
             severity=float(result.severity[i]),
             threshold=float(result.threshold[i]),
-            top_features=tuple(lane.detector.explain(x)),
+            top_features=tuple(lane.scorer.explain(decoded, i)),
             model_generation=lane.sequence,
             detected_at=now,
             extra={"state": lane.key, "position": ev.position.id,

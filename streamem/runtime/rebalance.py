@@ -53,7 +53,7 @@ class LaneRebalancer:
     def on_partitions_revoked(self, partitions: Sequence[int]) -> None:
         """Checkpoint the lanes of ``partitions``, then let their buffered events go."""
         scope = self.lanes.scope
-        if scope == "partition":
+        if scope != "global":  # partition and key scope: one lane per partition
             keys = [lane_key(scope, p) for p in partitions]
             self._checkpoint([ln for k in keys if (ln := self.lanes.get(k)) is not None])
             for k in keys:

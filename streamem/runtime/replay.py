@@ -17,8 +17,12 @@ from streamem import parsing
 from streamem.config import Config, DeadLetterConfig
 from streamem.features import FeatureExtractor
 from streamem.runtime.build import make_sinks, new_detector, new_extractor, new_stage
+from streamem.runtime.keyed_lane import new_keyed_detector
+from streamem.runtime.keying import key_parts
 from streamem.runtime.lane import Lane
 from streamem.runtime.pipeline import Pipeline
+from streamem.runtime.replay_feedback import ReplayFeedback, load_verdicts
+from streamem.runtime.scorer import DetectorScorer, KeyedScorer
 
 __all__ = ["ReplayResult", "replay"]
 
@@ -94,7 +98,8 @@ def _metrics(labels: NDArray[np.float64], result: ReplayResult) -> dict[str, flo
 
 
 def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | None = None,
-           deliver: bool = False, progress: bool = True) -> ReplayResult:
+           deliver: bool = False, progress: bool = True,
+           feedback: str | None = None) -> ReplayResult:
     """Run the daemon pipeline over ``path`` (JSON lines or CSV) and collect the results.
 
     Parameters
@@ -111,6 +116,10 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
         Also send anomalies to the configured sinks (off: a backtest alerts nobody).
     progress
         Show a progress bar on stderr.
+    feedback
+        JSON lines of ``{id, verdict}``, each given when its anomaly is flagged
+        (:mod:`streamem.runtime.replay_feedback`); the metrics then compare precision before
+        and after the first.
     """
     from streamem.sinks.deadletter import FileDeadLetterSink
     from streamem.sources.file import FileSource
@@ -121,7 +130,9 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
     cfg = dataclasses.replace(cfg, source=src_cfg,
                               dead_letter=DeadLetterConfig(type="file", path=dl_path))
 
-    lane = Lane("global", new_detector(cfg))
+    lane = (Lane("global", scorer=KeyedScorer(new_keyed_detector(cfg), key_parts(cfg),
+                                              lambda *a: None))  # in memory: no key store
+            if cfg.model.scope == "key" else Lane("global", new_detector(cfg)))
     label_fx = FeatureExtractor([labels], format=fmt, lines=parsing.from_config(
         dataclasses.replace(cfg, fields=dataclasses.replace(cfg.fields, template=None)))
     ) if labels and cfg.aggregate is None else None  # buckets have no label field
@@ -139,13 +150,17 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
             label_fx.set_csv_header(src.header)
         if deliver:
             sinks = make_sinks(cfg, Path(cfg.checkpoint.dir))
-        pipe = Pipeline(cfg, fx, sinks, dead, None, lambda p: lane, stage=new_stage(cfg, fx))
+        fb = None if feedback is None else ReplayFeedback(cfg, load_verdicts(feedback))
+        pipe = Pipeline(cfg, fx, sinks, dead, None, lambda p: lane, stage=new_stage(cfg, fx),
+                        history=None if fb is None else fb.history,
+                        feedback=None if fb is None else fb.loop)
         bar = _Progress(src.lag().get(0, 0)) if progress else None
         ended = False
         while not ended:
             events = src.poll(cfg.batch.max_events, 0.0)
             ended = not events  # then the open buckets (aggregate:) are closed and scored
-            for out in pipe.end_of_input([lane]) if ended else pipe.process(events):
+            outs = pipe.end_of_input([lane]) if ended else pipe.process(events)
+            for out in outs:
                 res, dec = out.result, out.decoded
                 if res is None:
                     continue
@@ -163,9 +178,11 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
                     arr = np.full(len(kept), np.nan)
                     arr[lab.kept] = lab.X[:, 0]
                     cols["labels"].append(arr)
-                w = (lane.detector.model_.weights_ if lane.detector.ready_
-                     else np.full(1, np.nan))
+                w = (lane.detector.model_.weights_ if isinstance(lane.scorer, DetectorScorer)
+                     and lane.detector.ready_ else np.full(1, np.nan))  # per key: no one mixture
                 cols["weights"].append(np.repeat(w[None, :], len(dec.kept), axis=0))
+            if fb is not None:
+                fb.after(outs, sum(len(s) for s in cols["surprise"]))
             pipe.tick()
             if bar is not None:
                 bar.update(src.positions()[0], pipe.totals["events"], pipe.totals["anomalous"])
@@ -193,6 +210,8 @@ def replay(path: str, cfg: Config, *, labels: str | None = None, report: str | N
     )
     if result.labels is not None:
         result.metrics = _metrics(result.labels, result)
+    if fb is not None:
+        result.metrics.update(fb.report(result.labels, result.is_anomaly))
     if report:
         from streamem.evaluation.report import write_report
 

@@ -11,17 +11,20 @@ snapshot (:mod:`~streamem.scoring.detector_state`) and the read-only reports
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.errors import InvalidInputError
+from streamem.model._catcodes import CategoricalBatch
 from streamem.model._validation import check_array
 from streamem.scoring.baseline import SlowBaseline
+from streamem.scoring.categorical import CategoricalPart
 from streamem.scoring.detector_state import dump_state, load_state
 from streamem.scoring.drift import DriftMonitor
+from streamem.scoring.event_time import check_times, start_clock, warm_clock
 from streamem.scoring.feedback import learn_false_positive
 from streamem.scoring.learning import PendingEvents, learn_pending, learnable
 from streamem.scoring.live import score_batch
@@ -61,7 +64,8 @@ class Detector(DetectorReports):
         ``"full"``, ``"diag"`` or ``"auto"`` (default): the lower BIC on the warm-up data
         among the structures it can support (:mod:`streamem.scoring.structure`).
     half_life
-        Forgetting, in events.
+        Forgetting, in events; or a duration (``"7d"``, ``"90m"``) in event time, when every
+        :meth:`process` call passes ``times=`` (:mod:`~streamem.scoring.event_time`).
     threshold
         The decision rule on surprises (a :class:`~streamem.scoring.threshold.Threshold`;
         the detector takes it over). Default: ``SpotThreshold(q=alert_rate)``, which keeps
@@ -112,6 +116,9 @@ class Detector(DetectorReports):
         protect as later (default). ``False``: a blind warm-up; the first ``warmup`` events
         are a trusted normal reference, learned without being scored (NaN scores), as for
         a training set known to hold every operating point.
+    categorical
+        Categorical field names: each component also holds a categorical distribution per
+        field (:mod:`~streamem.scoring.categorical`); :meth:`process` then takes their values.
     random_state
         Seed; with the same seed, the same events in the same batches give the same results.
 
@@ -153,7 +160,7 @@ class Detector(DetectorReports):
         *,
         n_components: int | Literal["auto"] = "auto",
         covariance_type: Literal["full", "diag", "auto"] = "auto",
-        half_life: float = 50_000,
+        half_life: float | str = 50_000,
         alert_rate: float | None = None,
         threshold: Threshold | None = None,
         warmup: int = 1000,
@@ -171,10 +178,11 @@ class Detector(DetectorReports):
         smooth_window: int = 1,
         cold_start: bool = True,
         random_state: int | None = None,
+        categorical: Sequence[str] | None = None,
     ) -> None:
         # the keywords in signature order (the state's params); the threshold's state is
         # saved on its own
-        args = {k: v for k, v in locals().items() if k not in ("self", "threshold")}
+        args = {k: v for k, v in locals().items() if k not in ("self", "threshold", "categorical")}
         threshold, alert_rate = resolve_threshold(threshold, alert_rate)
         self.params: dict[str, Any] = check_params(
             {**args, "alert_rate": alert_rate, "cold_start": bool(cold_start)}
@@ -199,9 +207,16 @@ class Detector(DetectorReports):
         self.n_features_in_: int | None = None
         self.n_events_ = self.n_anomalies_ = self.n_learned_ = self.regime_changes_ = 0
         self.ready_ = False
+        # categorical counts decay per event (an event-time half-life: the default events)
+        cat_hl = float(half_life) if isinstance(half_life, (int, float)) else 50_000.0
+        self.categorical_ = CategoricalPart(categorical, cat_hl) if categorical else None
+        self.warm_clock_ = float("nan")  # latest warm-up timestamp (event time)
 
     # ------------------------------------------------------------------ processing
-    def process(self, X: ArrayLike, learn: ArrayLike | None = None) -> DetectionResult:
+    def process(self, X: ArrayLike, learn: ArrayLike | None = None, *,
+                times: ArrayLike | None = None,
+                categorical: CategoricalBatch | Mapping[str, Any] | None = None
+                ) -> DetectionResult:
         """Score a batch with the current model, flag, then learn from the normal events.
 
         Parameters
@@ -212,6 +227,12 @@ class Detector(DetectorReports):
             Shape (n_samples,), bool: events that may be learned (None: all). An event
             outside it is scored and flagged as usual but never learned (operator rules'
             ``skip_learning``).
+        times
+            Shape (n_samples,): event times, epoch seconds or ``datetime64`` (NaN/NaT:
+            unknown). Required when ``half_life`` is a duration; ignored otherwise.
+        categorical
+            With ``Detector(categorical=...)``: the events' values, ``{field: values}`` or a
+            :class:`~streamem.model._catcodes.CategoricalBatch` (None or ``""``: missing).
 
         Returns
         -------
@@ -237,15 +258,25 @@ class Detector(DetectorReports):
         if allow is not None and len(allow) != n:
             raise InvalidInputError(f"learn has {len(allow)} entries for {n} events; give one "
                                     "bool per row of X")
+        ts = check_times(times, n, self.params["half_life"])
+        cat = None
+        if categorical is not None and self.categorical_ is not None:
+            cat = CategoricalBatch.of(categorical, self.categorical_.fields)
+            if len(cat) != n:
+                raise InvalidInputError(f"categorical has {len(cat)} events for {n} rows of X; "
+                                        "give one value per event")
         if self.n_features_in_ is None and n:
             self.n_features_in_ = A.shape[1]
         if n == 0:
             return warming_result(0)  # empty arrays; nothing changes
         if self.ready_:
-            return self._score_and_learn(A, allow)
+            return self._score_and_learn(A, allow, ts, cat)
         cold = self.cold_
         warm = cold.process(A, self.smoother_ if self.smoother_.active else None, allow)
         take = len(warm)
+        if cat is not None and self.categorical_ is not None:
+            self.categorical_.warm(cat.rows(slice(0, take)), warm.learned)
+        self.warm_clock_ = warm_clock(self.warm_clock_, None if ts is None else ts[:take])
         self.n_events_ += take
         self.n_anomalies_ += int(np.count_nonzero(warm.is_anomaly))
         self.n_learned_ += int(np.count_nonzero(warm.learned))
@@ -254,23 +285,34 @@ class Detector(DetectorReports):
         self.model_, self.regime_ = hand_over(
             cold.buffer(), self.params, self.baseline_, self.scaler_, self.drift_
         )
+        start_clock(self.model_, self.warm_clock_)
         self.cold_ = new_cold_start(self.params)  # emptied: the mixture has the events now
         self.ready_ = True
+        if self.categorical_ is not None:
+            self.categorical_.start(self.model_.weights_)
         if take == n:
             return warm
-        rest = self._score_and_learn(A[take:], None if allow is None else allow[take:])
+        rest = self._score_and_learn(A[take:], None if allow is None else allow[take:],
+                                     None if ts is None else ts[take:],
+                                     None if cat is None else cat.rows(slice(take, n)))
         return concat_results(warm, rest)
 
-    def _score_and_learn(self, A: Array, allow: NDArray[np.bool_] | None) -> DetectionResult:
+    def _score_and_learn(self, A: Array, allow: NDArray[np.bool_] | None,
+                         ts: Array | None = None, cat: CategoricalBatch | None = None
+                         ) -> DetectionResult:
         """Score with the mixture, flag, and queue the batch for learning."""
         n = A.shape[0]
         Z, log_resp, u, scores = score_batch(
             A, self.model_, self.scaler_, self.baseline_, self.smoother_
         )
+        if cat is not None and self.categorical_ is not None:  # the joint model
+            log_resp, u, _ = self.categorical_.score(cat, log_resp, u)
         thr = self.threshold_model_.threshold_
         flagged = u > thr
         ok = np.ones(n, dtype=bool) if allow is None else allow
-        if self.pending_.add(Z, log_resp, u, flagged, ok):
+        if cat is not None and self.categorical_ is not None:
+            self.categorical_.learn(cat, log_resp, learnable(flagged, ok, self.protect_model))
+        if self.pending_.add(Z, log_resp, u, flagged, ok, ts):
             self._flush()
         self.n_events_ += n
         self.n_anomalies_ += int(np.count_nonzero(flagged))

@@ -15,6 +15,7 @@ import numpy as np
 from streamem.model._versioned import StateReader
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.baseline import SlowBaseline
+from streamem.scoring.categorical import CategoricalPart
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.regime import RegimeTracker
 from streamem.scoring.scaler import RobustScaler
@@ -37,7 +38,7 @@ def dump_state(det: Detector) -> dict[str, Any]:
     >>> sorted(dump_state(Detector()))[:4]
     ['baseline', 'cold', 'drift', 'model']
     """
-    return {
+    state = {
         "version": STATE_VERSION,
         "params": dict(det.params),
         "model": det.model_.to_state(),
@@ -53,6 +54,11 @@ def dump_state(det: Detector) -> dict[str, Any]:
         "baseline": det.baseline_.to_state() if det.baseline_ is not None else None,
         "recent_surprise": det.smoother_.recent_.copy(),
     }
+    if det.categorical_ is not None:  # categorical fields (otherwise the earlier layout)
+        state["categorical"] = det.categorical_.to_state()
+    if not np.isnan(det.warm_clock_):  # event times seen (otherwise the 0.1 layout)
+        state["warm_clock"] = det.warm_clock_
+    return state
 
 
 def upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +87,7 @@ def upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
             "recent": np.zeros(0, dtype=bool), "rejected": np.empty((0, 0)),
         }
     state.setdefault("baseline", None)
+    state.setdefault("categorical", None)  # written before categorical fields
     return state
 
 
@@ -117,4 +124,7 @@ def load_state(cls: type[Detector], state: Mapping[str, Any]) -> Detector:
         baseline = r["baseline"]
         det.baseline_ = SlowBaseline.from_state(r.sub("baseline")) if baseline is not None else None
         det.smoother_.recent_ = r.array("recent_surprise", default=np.zeros(0)).copy()
+        if r["categorical"] is not None:
+            det.categorical_ = CategoricalPart.from_state(r.sub("categorical"))
+        det.warm_clock_ = r.number("warm_clock", default=float("nan"))
         return det

@@ -37,6 +37,10 @@ class FeatureContribution:
     z
         Conditional z-score: how many standard deviations the value is from what the
         other features predict.
+    category, probability
+        For a categorical field only: the observed value and ``p(value | event)`` (then
+        ``value`` is that probability, ``expected`` the most likely value's, and ``z`` the
+        normal quantile of the value's exact tail, so both kinds rank together).
 
     Examples
     --------
@@ -49,6 +53,20 @@ class FeatureContribution:
     value: float
     expected: float
     z: float
+    category: str | None = None
+    probability: float | None = None
+
+    def describe(self) -> str:
+        """One line: ``method=PURGE, p=0.0004`` or ``temp=90 (expected 20, z=7.0)``.
+
+        Examples
+        --------
+        >>> FeatureContribution("method", 3, 4e-4, 0.9, 3.5, "PURGE", 4e-4).describe()
+        'method=PURGE, p=0.0004'
+        """
+        if self.category is not None:
+            return f"{self.name}={self.category}, p={self.probability:.2g}"
+        return f"{self.name}={self.value:.4g} (expected {self.expected:.4g}, z={self.z:.1f})"
 
 
 def conditional_zscores(

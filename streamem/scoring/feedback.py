@@ -5,8 +5,9 @@ event (in the model's scaled units) with the covariance of the component that ex
 best, at mixture weight ``weight``; the existing components share ``1 - weight``. The mixture
 is then merged back to its size limit, cheapest pair first
 (:func:`streamem.model._lifecycle.merge_components`), so the event's neighbourhood stays
-explained either way. Like any other component its weight decays when the pattern does not
-come back. Pure numpy; changes the detector in place.
+explained either way. The events scored but not learned yet are learned first (their
+responsibilities are over the old components). Like any other component its weight decays
+when the pattern does not come back. Pure numpy; changes the detector in place.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def learn_false_positive(det: Detector, x: ArrayLike, weight: float) -> None:
         raise NotFittedError("the detector is still warming up; a false positive can be "
                              "learned once the mixture is fitted")
     A = check_array(np.asarray(x, dtype=float).reshape(1, -1), det.n_features_in_)
+    det._flush()  # the events waiting to be learned were scored with the old components
     if det.baseline_ is not None:
         A = det.baseline_.transform(A, update=False)
     z = det.scaler_.transform(A)[0]

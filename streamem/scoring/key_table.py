@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 
 from streamem.errors import StateError
 
-__all__ = ["BLOB_MAGIC", "KeyStore", "KeyTable", "Layout", "decode_blobs", "encode_blobs"]
+__all__ = ["BLOB_MAGIC", "KeyStore", "KeyTable", "Layout", "decode_blobs", "encode_blobs",
+           "key_memory"]
 
 Array = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -73,6 +74,32 @@ class Layout:
 
 #: the five counters at the end of a record
 COUNT_EVENTS, COUNT_ANOMALIES, LAST_SEEN, LAST_ANOMALY, TICK = range(5)
+
+
+def key_memory(n_features: int, n_components: int, n_keys: int, *, capacity: int = 100_000,
+               key_chars: int = 16, int_keys: bool = False) -> int:
+    """At most the bytes the in-memory key table takes for ``n_keys`` keys: per slot its
+    record and dirty flag, per free slot a free-list entry, per key its index slot and the
+    sorted key itself (a numpy ``str_`` array holds every key at the width of the longest:
+    4 bytes per character of ``key_chars``). The table grows from 1,024 slots by at most
+    doubling, up to ``capacity`` (``max_keys_in_memory``), which also bounds ``n_keys``; the
+    bound assumes full doubling. Spilled keys awaiting a checkpoint come on top.
+
+    Examples
+    --------
+    >>> key_memory(4, 2, 1)                 # one 16-character key, d=4, K=2
+    353344
+    >>> key_memory(4, 2, 100_000) / 100_000  # about 0.4 KiB per key at scale
+    409.0
+    """
+    layout = Layout(n_features, n_components)
+    n_keys = min(n_keys, capacity)
+    slots = min(1024, capacity)
+    while slots < n_keys:
+        slots = min(2 * slots, capacity)
+    key_bytes = 8 if int_keys else 4 * max(key_chars, 1)
+    return (slots * (layout.size * 8 + 1) + (slots - n_keys) * 8  # records, flags, free list
+            + n_keys * (key_bytes + 8))  # sorted keys and their slots
 
 
 def encode_blobs(rec: Array, layout: Layout) -> list[bytes]:
@@ -220,7 +247,8 @@ class KeyTable:
         self._load(uniq[miss], take, new, miss, store)
         # insert into the sorted index (uniq is sorted, so the positions are monotone)
         at = np.searchsorted(self.sorted_keys, uniq[miss])
-        self.sorted_keys = np.insert(self.sorted_keys, at, uniq[miss])
+        wide = np.result_type(self.sorted_keys, uniq)  # str keys: never truncate to the index
+        self.sorted_keys = np.insert(self.sorted_keys.astype(wide, copy=False), at, uniq[miss])
         self.sorted_slots = np.insert(self.sorted_slots, at, take)
         return slots, new
 

@@ -25,7 +25,9 @@ def key_record(det: KeyedDetector, key: Any) -> NDArray[np.float64] | None:
     t = det.table_
     if t is None:
         return None
-    k = np.asarray([key]).astype(t.sorted_keys.dtype)
+    k = np.asarray([key])  # str keys: compare at full width (a cast could truncate)
+    k = k.astype(t.sorted_keys.dtype if t.key_kind == "int"
+                 else np.result_type(t.sorted_keys.dtype, k.astype(np.str_).dtype))
     pos = int(np.searchsorted(t.sorted_keys, k[0]))
     if pos < t.n_keys and t.sorted_keys[pos] == k[0]:
         out: NDArray[np.float64] = t.rec[t.sorted_slots[pos]].copy()

@@ -47,6 +47,8 @@ class Pending(NamedTuple):
     """Shape (n,)."""
     allow: Mask
     """Shape (n,): may be learned (the caller's ``learn`` mask)."""
+    times: Array | None = None
+    """Shape (n,): event times in seconds (NaN: unknown), or None (none were given)."""
 
 
 def learnable(flagged: Mask, allow: Mask, protect_model: bool) -> Mask:
@@ -84,17 +86,17 @@ class PendingEvents:
     def __init__(self, learn_every: int) -> None:
         self.learn_every = learn_every
         # plain tuples in Pending's field order (a NamedTuple per scored batch costs more)
-        self._batches: list[tuple[Array, Array, Array, Mask, Mask]] = []
+        self._batches: list[tuple[Array, Array, Array, Mask, Mask, Array | None]] = []
         self._n = 0
 
     def __len__(self) -> int:
         return self._n
 
-    def add(self, Z: Array, log_resp: Array, surprise: Array, flagged: Mask, allow: Mask
-            ) -> bool:
+    def add(self, Z: Array, log_resp: Array, surprise: Array, flagged: Mask, allow: Mask,
+            times: Array | None = None) -> bool:
         """Queue a scored batch (the fields of :class:`Pending`); True when a learning step
         is due."""
-        self._batches.append((Z, log_resp, surprise, flagged, allow))
+        self._batches.append((Z, log_resp, surprise, flagged, allow, times))
         self._n += len(surprise)
         return self._n >= self.learn_every
 
@@ -113,14 +115,16 @@ class PendingEvents:
                 np.concatenate([p[2] for p in b]),
                 np.concatenate([p[3] for p in b]),
                 np.concatenate([p[4] for p in b]),
+                _join_times([p[5] for p in b], [len(p[2]) for p in b]),
             )
         self._batches = []
         self._n = 0
         return out
 
     def to_state(self) -> list[list[Any]]:
-        """Each batch as ``[Z, log_resp, surprise, flagged, allow]``."""
-        return [list(p) for p in self._batches]
+        """Each batch as ``[Z, log_resp, surprise, flagged, allow]``, then ``times`` when
+        it has event times."""
+        return [list(p) if p[5] is not None else list(p[:5]) for p in self._batches]
 
     def load_state(self, state: Sequence[Sequence[Any]]) -> None:
         """Restore :meth:`to_state` output (entries of older states have no ``allow``: all
@@ -128,10 +132,19 @@ class PendingEvents:
         self._batches = [
             (np.asarray(p[0], dtype=float), np.asarray(p[1], dtype=float),
              np.asarray(p[2], dtype=float), np.asarray(p[3], dtype=bool),
-             np.asarray(p[4], dtype=bool) if len(p) > 4 else np.ones(len(p[2]), dtype=bool))
+             np.asarray(p[4], dtype=bool) if len(p) > 4 else np.ones(len(p[2]), dtype=bool),
+             np.asarray(p[5], dtype=float) if len(p) > 5 else None)
             for p in state
         ]
         self._n = sum(len(p[2]) for p in self._batches)
+
+
+def _join_times(parts: list[Array | None], sizes: list[int]) -> Array | None:
+    """The batches' times end to end (NaN for a batch without), None when none has any."""
+    if all(t is None for t in parts):
+        return None
+    return np.concatenate([np.full(k, np.nan) if t is None else t
+                           for t, k in zip(parts, sizes, strict=True)])
 
 
 def learn_pending(batch: Pending, model: OnlineGMM, drift: DriftMonitor,
@@ -182,11 +195,12 @@ def learn_pending(batch: Pending, model: OnlineGMM, drift: DriftMonitor,
     learn = learnable(flagged, batch.allow, protect_model)
     n_learn = int(np.count_nonzero(learn))
     if n_learn:
-        Z, log_resp = batch.Z, batch.log_resp
+        Z, log_resp, times = batch.Z, batch.log_resp, batch.times
         if n_learn < len(learn):  # np.compress: 2-3x faster than a boolean index here
             Z = np.compress(learn, Z, axis=0)
             log_resp = np.compress(learn, log_resp.T, axis=1).T
-        model._learn(Z, np.exp(log_resp))
+            times = None if times is None else np.compress(learn, times)
+        model._learn(Z, np.exp(log_resp), times)
         drift.update(Z, model)
     threshold.update(batch.surprise, flagged)
     return n_learn, False

@@ -7,6 +7,7 @@ them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from streamem.model._tail import mixture_log_tail
 from streamem.model._validation import check_array
 from streamem.model.gmm import OnlineGMM
 from streamem.scoring.baseline import SlowBaseline
+from streamem.scoring.categorical import CategoricalPart
 from streamem.scoring.drift import DriftMonitor
 from streamem.scoring.explain import FeatureContribution, conditional_zscores
 from streamem.scoring.scaler import RobustScaler
@@ -51,9 +53,11 @@ class DetectorReports:
     n_learned_: int
     alert_rate: float
     regime_changes_: int
+    categorical_: CategoricalPart | None
 
     # ------------------------------------------------------------------ explanation
-    def explain(self, x: ArrayLike, top: int = 3) -> list[FeatureContribution]:
+    def explain(self, x: ArrayLike, top: int = 3, *,
+                categorical: Mapping[str, Any] | None = None) -> list[FeatureContribution]:
         """Top features of one event by |conditional z-score| under its most responsible component.
 
         Parameters
@@ -62,6 +66,9 @@ class DetectorReports:
             One event, shape (n_features,), in original units (NaN = missing).
         top
             How many features to return.
+        categorical
+            The event's categorical values (``{field: value}``) with
+            ``Detector(categorical=...)``: they rank with the features by the z of their tail.
 
         Returns
         -------
@@ -98,11 +105,16 @@ class DetectorReports:
             expected_orig = expected_orig + b.offset()
         order = np.argsort(-np.nan_to_num(np.abs(z), nan=-1.0))[:top]
         names = self.feature_names or [f"x{j}" for j in range(A.shape[1])]
-        return [
+        out = [
             FeatureContribution(names[j], int(j), float(A[0, j]), float(expected_orig[j]),
                                 float(z[j]))
             for j in order if not np.isnan(z[j])
         ]
+        if categorical is not None and self.categorical_ is not None:
+            out += self.categorical_.contributions(categorical, np.exp(log_resp[0]),
+                                                   A.shape[1])
+            out = sorted(out, key=lambda c: -abs(c.z))[:top]
+        return out
 
     # ------------------------------------------------------------------ health
     def log_likelihood_threshold(self) -> float:

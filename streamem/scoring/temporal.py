@@ -198,7 +198,9 @@ class HMMDetector:
                                     "or are not finite; pass one time in seconds per event")
         return np.hstack([A, phase_features(ts, self._periods)])
 
-    def process(self, X: ArrayLike, timestamps: ArrayLike | None = None) -> TemporalResult:
+    def process(self, X: ArrayLike, timestamps: ArrayLike | None = None, *,
+                learn: ArrayLike | None = None, times: ArrayLike | None = None
+                ) -> TemporalResult:
         """Score, decide and learn one batch in arrival order.
 
         Parameters
@@ -207,6 +209,11 @@ class HMMDetector:
             Shape (n_samples, n_features), NaN for missing.
         timestamps
             Seconds, shape (n_samples,); required for a half-life in event time.
+        learn
+            Shape (n_samples,), bool: events that may be learned (None: all), as in
+            :meth:`streamem.Detector.process`.
+        times
+            The same as ``timestamps`` (the keyword of :meth:`streamem.Detector.process`).
 
         Returns
         -------
@@ -216,6 +223,11 @@ class HMMDetector:
         if A.ndim != 2:
             raise InvalidInputError(f"X has shape {A.shape}; pass shape (n_samples, n_features)")
         n = A.shape[0]
+        timestamps = times if timestamps is None else timestamps
+        allow = np.ones(n, dtype=bool) if learn is None else np.asarray(learn, dtype=bool)
+        if allow.shape != (n,):
+            raise InvalidInputError(f"learn has shape {allow.shape} for {n} events; give one "
+                                    "bool per row of X")
         A = np.where(np.isinf(A), np.nan, A)  # +-inf is read as missing (as by the HMM)
         Z = self._with_context(A, timestamps)
         if not self.hmm.is_fitted:
@@ -228,14 +240,14 @@ class HMMDetector:
         surprise = -log_tail / math.log(10.0)
         thr = self.threshold.threshold_
         flagged = np.nan_to_num(surprise, nan=-np.inf) > thr
-        self.hmm.update(p, Z, learn=~flagged, timestamps=timestamps)
+        self.hmm.update(p, Z, learn=~flagged & allow, timestamps=timestamps)
         scored = np.isfinite(log_f)
         self.threshold.update(surprise[scored], flagged[scored])
         src, dst, prob = p.transitions(trans, np.flatnonzero(flagged))
         scores = -log_f
         return TemporalResult(
             scores, tail, surprise, np.full(n, 10.0 ** -thr), severity(surprise, thr),
-            flagged, scored & ~flagged, np.zeros(n, dtype=bool), src, dst, prob)
+            flagged, scored & ~flagged & allow, np.zeros(n, dtype=bool), src, dst, prob)
 
     def explain(self, result: TemporalResult, i: int) -> str:
         """The transition of event ``i`` of ``result`` in words.

@@ -37,6 +37,9 @@ class Snapshot:
     parsing
         State of the line parsing that the positions reflect (the template miner's, as
         plain JSON values); empty for JSON and CSV input.
+    feedback
+        The operator verdicts this state has learned or still has to
+        (:meth:`streamem.runtime.feedback.FeedbackLoop.lane_state`); empty without any.
     schema_version
         Format version; loaders refuse versions they do not know.
 
@@ -53,6 +56,7 @@ class Snapshot:
     positions: dict[int, int]
     counters: dict[str, int] = field(default_factory=dict)
     parsing: dict[str, Any] = field(default_factory=dict)
+    feedback: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
 

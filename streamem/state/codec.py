@@ -302,6 +302,8 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
     }
     if snapshot.parsing:  # (absent from snapshots of JSON/CSV input and older ones)
         body["parsing"] = _encode(snapshot.parsing, "parsing")
+    if snapshot.feedback:  # (absent until an operator gave a verdict)
+        body["feedback"] = _encode(snapshot.feedback, "feedback")
     body_text = _dump_text(body)
     checksum = hashlib.sha256(body_text.encode("ascii")).hexdigest()
     head = _dump_text(
@@ -439,6 +441,7 @@ def _snapshot_of(body: Any, version: int) -> Snapshot:
     counters = _decode(body["counters"], "counters")
     detector = _decode(body["detector"], "detector")
     parsing = _decode(body.get("parsing", {}), "parsing")
+    feedback = _decode(body.get("feedback", {}), "feedback")
     if not isinstance(positions, dict) or not all(
             _is_int(p) and _is_int(o) and p >= 0 and o >= 0 for p, o in positions.items()):
         raise _malformed(f"positions {str(positions)[:80]} are not {{partition: offset}} "
@@ -450,6 +453,8 @@ def _snapshot_of(body: Any, version: int) -> Snapshot:
         raise _malformed(f"the detector state is a {type(detector).__name__}, not a mapping")
     if not isinstance(parsing, dict):
         raise _malformed(f"the parsing state is a {type(parsing).__name__}, not a mapping")
+    if not isinstance(feedback, dict):
+        raise _malformed(f"the feedback state is a {type(feedback).__name__}, not a mapping")
     return Snapshot(key=key, sequence=sequence, created_at=float(created_at), detector=detector,
                     positions=dict(positions), counters=dict(counters), parsing=parsing,
-                    schema_version=version)
+                    feedback=feedback, schema_version=version)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from streamem.alerting.records import AnomalyRecord, Incident
 from streamem.metrics.catalogue import FEEDBACK_VERDICTS
@@ -132,9 +133,13 @@ class History:
         with self._lock:
             self._models.append(snap)
 
-    def anomaly(self, record: AnomalyRecord) -> None:
-        """Keep one anomaly record and count it for its key."""
+    def anomaly(self, record: AnomalyRecord, x: NDArray[np.float64] | None = None) -> None:
+        """Keep one anomaly record and count it for its key; with ``x`` (the event's
+        feature vector, shape (n_features,)) also as ``"x"`` (NaN as null), for learning a
+        false positive."""
         d = record.to_dict()
+        if x is not None:
+            d["x"] = [_finite(float(v)) for v in x]
         with self._lock:
             self._anomalies[record.id] = d
             self._anomalies.move_to_end(record.id)
@@ -187,6 +192,15 @@ class History:
         row["last_severity"] = float(record["severity"])
         row["last_at"] = record.get("timestamp") or record.get("detected_at")
         self._keys[name] = row
+
+    def observe_key_states(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Merge the model state of ranked keys (``model.scope: key``: events, warming or
+        not, last anomaly) into their rows; keys not ranked are ignored."""
+        with self._lock:
+            for key, state in states.items():
+                row = self._keys.get(key)
+                if row is not None:
+                    row.update(state)
 
     # ------------------------------------------------------------------ readers
     def anomalies(self, key: str | None = None, since: float | None = None,

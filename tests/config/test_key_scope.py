@@ -32,6 +32,8 @@ def test_defaults_and_composite_key() -> None:
     ({"scope": "key", "key_idle_ttl": "soon"}, "pump", "model.key_idle_ttl", "7d"),
     ({"scope": "key", "key_idle_ttl": -5}, "pump", "model.key_idle_ttl", ""),
     ({"scope": "key", "max_keys_in_memory": 0}, "pump", "model.max_keys_in_memory", "100000"),
+    ({"scope": "key", "max_keys_in_memory": 100}, "pump", "model.max_keys_in_memory",
+     "batch.max_events (512)"),
     ({"scope": "key", "key_prior_events": -1}, "pump", "model.key_prior_events", "10"),
     ({"scope": "key"}, ["site", "site"], "fields.key", "[site, pump]"),
     ({"scope": "key"}, [], "fields.key", "distinct"),
@@ -47,3 +49,10 @@ def test_composite_keys_cannot_collide() -> None:
     pairs = [["a|b", "c"], ["a", "b|c"], ["a\\", "|c"], ["a\\|", "c"], ["a", "b", "c"]]
     joined = [join_key(p) for p in pairs]
     assert len(set(joined)) == len(joined)
+
+
+def test_scope_key_refuses_an_event_time_half_life() -> None:
+    with pytest.raises(ConfigError, match=r"model\.half_life: '7d' is in event time"):
+        parse_config({"source": {"type": "stdin"}, "fields": {"features": ["a"], "key": "k",
+                                                               "timestamp": "t"},
+                      "model": {"scope": "key", "half_life": "7d"}})

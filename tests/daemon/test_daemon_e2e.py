@@ -8,24 +8,13 @@ import hmac
 import json
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-from testkit.daemon import make_stream, metrics_url, read_jsonl, write_config
+from testkit.daemon import make_stream, metrics_url, read_jsonl, scrape, write_config
 from testkit.sinks import Receiver
 
 from streamem.config import load_config
 from streamem.runtime.daemon import Daemon
-
-
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def test_anomalies_reach_file_and_webhook_and_metrics(tmp_path: Path,

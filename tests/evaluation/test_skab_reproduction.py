@@ -42,3 +42,21 @@ def test_t_squared_row_is_reproduced_exactly() -> None:
     assert (r.missed_cps, r.false_positive_cps) == (70, 106)
     assert r.nab.n_changepoints == 127
     assert r.counts.n == 23_801 and r.counts.tp + r.counts.fn == 12_771
+
+
+def test_the_valve1_setting_keeps_its_valve1_quality() -> None:
+    """Guards the drop bisected on 2026-12-03 (valve1/* F1 0.871 -> 0.746 when the default
+    structure became BIC-chosen): the setting chosen on valve1/* with full covariances must
+    keep valve1/* F1 >= 0.85 within the rule's FAR bound (12 %)."""
+    if not (SKAB / "valve1").is_dir():
+        msg = f"SKAB data not found at {SKAB}"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " (CI must have the shared/ copy beside the clone)")
+        pytest.skip(msg)
+    bench_skab = importlib.import_module("bench.skab")
+    dev = [f for f in load_skab(SKAB) if f.name.startswith(bench_skab.DEV_PREFIX)]
+    setting = {"alert_rate": 1e-3, "n_components": 3, "smooth_window": 5,
+               "detrend_half_life": "auto", "regime_min_events": 400,
+               "covariance_type": "full"}
+    f1, far, _ = run_protocol(dev, bench_skab.streamem_detect(**setting)).binary
+    assert f1 >= 0.85 and far <= bench_skab.DEV_MAX_FAR, (f1, far)

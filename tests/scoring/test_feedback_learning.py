@@ -45,6 +45,16 @@ def test_normal_data_rate_and_weights_stay() -> None:
     assert rate <= stats.binom.ppf(0.999, len(X), 3e-3) / len(X)
 
 
+def test_events_waiting_to_be_learned_are_learned_first() -> None:
+    det, rng = _fitted("full")
+    det.process(rng.normal(size=(10, 3)))  # fewer than learn_every: they wait
+    assert len(det.pending_) == 10
+    learned = det.n_learned_
+    det.learn_false_positive(np.array([4.5, -4.5, 4.5]))
+    assert len(det.pending_) == 0 and det.n_learned_ == learned + 10
+    det.process(rng.normal(size=(100, 3)))  # the next learning step sees the new component
+
+
 def test_missing_feature_is_filled_and_state_round_trips() -> None:
     det, rng = _fitted("full")
     det.learn_false_positive(np.array([4.5, np.nan, 4.5]), weight=0.02)

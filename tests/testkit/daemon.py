@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,11 @@ def write_config(tmp: Path, events: Path, **overrides: Any) -> Path:
 
 
 def cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None,
-        ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m streamem ARGS`` and capture its output."""
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m streamem ARGS`` (in ``cwd``) and capture its output."""
     return subprocess.run([sys.executable, "-m", "streamem", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          cwd=cwd)
 
 
 def inspect(state_dir: Path) -> dict[str, Any]:
@@ -90,3 +92,16 @@ def metrics_url(daemon: Any) -> str:
     assert daemon.bound_address is not None, "the daemon's metrics server is not up"
     host, port = daemon.bound_address
     return f"http://{host}:{port}"
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``GET url/metrics`` as ``{(sample name, sorted labels): value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out

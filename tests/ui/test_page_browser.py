@@ -35,6 +35,7 @@ SAMPLE = REPO / "examples" / "sensors.jsonl"
 HOSTILE = "<img src=x onerror=alert(1)>"
 TOKEN = "ui-test-token"
 WAIT = 60.0
+RUN: dict[str, Path] = {}  # the running daemon's input file (the daemon fixture's)
 
 
 def free_port() -> int:
@@ -56,6 +57,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     last = json.loads(lines[-1])
     bad = {**last, "ts": last["ts"] + 1, "sensor": HOSTILE, "pressure": 40.0, "flow": 1.0}
     events.write_text("\n".join([*lines, json.dumps(bad)]) + "\n")
+    RUN["events"] = events
     port = free_port()
     cfg = yaml.safe_load((REPO / "config.example.yaml").read_text())
     cfg["source"].update(path=str(events), follow=True)
@@ -205,3 +207,23 @@ def test_feedback_command_talks_to_the_running_daemon(daemon: str) -> None:
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["note"] == "pump seized"
     assert get_json(f"{daemon}/api/v1/model")["verdicts"]["true_positive"] == 1
+
+
+def test_a_new_anomaly_appears_without_reload(daemon: str, browser: WebDriver) -> None:
+    browser.get(f"{daemon}/#/")
+    loaded(browser, "overview")
+    browser.execute_script("window.notReloaded = true")  # a reload would drop it
+    last = json.loads(SAMPLE.read_text().splitlines()[-1])
+    # not the pattern of the hostile event: the feedback test declared that one normal
+    live = {**last, "ts": last["ts"] + 5, "sensor": "live-key-7", "temperature": 200.0}
+    with RUN["events"].open("a") as fh:  # the daemon follows the file
+        fh.write(json.dumps(live) + "\n")
+    cells = "return [...document.querySelectorAll('#anomalies td')].map(c => c.textContent)"
+    # read in one script: the table is re-rendered on every poll (elements go stale)
+    WebDriverWait(browser, WAIT).until(lambda d: "live-key-7" in d.execute_script(cells))
+    assert browser.execute_script("return window.notReloaded") is True
+    # the false positive of the feedback test was learned before this event's batch
+    WebDriverWait(browser, WAIT).until(
+        lambda d: "1 learned" in d.execute_script("return document.getElementById('cards')"
+                                                  ".textContent"))
+    shot(browser, "overview")

@@ -132,7 +132,17 @@ async function renderCards() {
     card("checkpoint age", fmt.age(s.checkpoint_age_seconds), s.checkpoint_age_seconds > 300 ? "warn" : ""),
     card("sinks", sinks.length ? (sinkBad.length ? sinkBad.map((k) => k.name).join(", ") + " spooling" : "all delivering") : "none",
       sinkBad.length ? "bad" : ""),
+    feedbackCard(s.feedback),
   );
+}
+
+// false positives learned, waiting, and the key/feature pairs they mute (text nodes only)
+function feedbackCard(fb) {
+  if (!fb) return card("feedback", "off");
+  const muted = (fb.suppressions || []).map((x) => x.key + " / " + x.feature);
+  return card("feedback", fmt.num(fb.learned, 0) + " learned" +
+    (fb.pending ? ", " + fmt.num(fb.pending, 0) + " waiting" : "") +
+    (muted.length ? "; muted: " + muted.join(", ") : ""), fb.not_learned ? "warn" : "");
 }
 
 function anomalyRow(a) {
