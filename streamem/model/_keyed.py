@@ -34,6 +34,7 @@ __all__ = [
     "key_moments",
     "lower_index",
     "map_parameters",
+    "mixture_rows",
     "packed_group_sums",
     "score_rows",
 ]
@@ -391,6 +392,23 @@ def score_rows(Y: Array, group: IntArray, p: KeyParams) -> tuple[Array, Array, A
     maha = dot_planes(w, w)
     lw = np.take(p.log_weights, group, axis=0)
     peak = lw + np.take(p.log_norm, group, axis=0)                    # (n, K)
+    return mixture_rows(maha, lw, peak, float(d))
+
+
+def mixture_rows(maha: Array, lw: Array, peak: Array, df: Array | float
+                 ) -> tuple[Array, Array, Array]:
+    """Log-density, responsibilities and tail bound of rows from their squared Mahalanobis
+    distances ``maha`` (n, K; overwritten), log weights ``lw`` and ``peak = lw + log_norm``
+    (n, K), with ``df`` (scalar or (n,)) the dimension each row is scored in
+    (:func:`score_rows`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lp, lr, lt = mixture_rows(np.array([[0.0]]), np.zeros((1, 1)), np.zeros((1, 1)), 2.0)
+    >>> lp.tolist(), lr.tolist(), lt.tolist()
+    ([0.0], [[0.0]], [0.0])
+    """
     maha *= -0.5
     lj = maha + peak
     top = across(np.maximum, lj)
@@ -401,7 +419,8 @@ def score_rows(Y: Array, group: IntArray, p: KeyParams) -> tuple[Array, Array, A
     # (the exact far-tail path is then taken only by rows far from every component)
     cap = np.maximum(across(np.minimum, c) + 300.0, 400.0)
     np.minimum(c, cap[:, None], out=c)
-    terms = log_chi2_sf(c, float(d)) + lw
+    dfs = float(df) if np.ndim(df) == 0 else np.asarray(df, dtype=float)[:, None]
+    terms = log_chi2_sf(c, dfs) + lw
     tt = across(np.maximum, terms)
     log_tail = np.minimum(tt + np.log(across(np.add, np.exp(terms - tt[:, None]))), 0.0)
     return log_prob, log_resp, log_tail

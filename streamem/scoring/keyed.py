@@ -37,6 +37,7 @@ from streamem.model._keyed import (
     packed_group_sums,
     score_rows,
 )
+from streamem.model._keyed_missing import first_rows, score_rows_missing
 from streamem.model._numeric import LN10
 from streamem.scoring.explain import FeatureContribution
 from streamem.scoring.key_table import (
@@ -168,7 +169,10 @@ class KeyedDetector(KeyedCounters):
         Parameters
         ----------
         X
-            Shape (n_samples, n_features), complete rows (impute missing readings first).
+            Shape (n_samples, n_features); NaN marks a missing reading. A row with missing
+            readings is scored on its observed ones (its key's marginal mixture, the tail
+            with as many degrees of freedom as readings observed) and is not learned
+            (``learned`` False); it still counts as one of its key's events.
         keys
             Shape (n_samples,): int or str keys (:func:`check_keys` tells the bad ones).
         learn
@@ -185,8 +189,8 @@ class KeyedDetector(KeyedCounters):
         Raises
         ------
         InvalidInputError
-            A row that is not finite, a bad key, the wrong width; nothing of the batch is
-            used then.
+            A row with ±inf or every reading missing, a bad key, the wrong width; nothing
+            of the batch is used then.
         """
         A, K_arr, allow, clock = validate_batch(X, keys, learn, now, self.n_features_in_,
                                                 self.n_events_)
@@ -203,9 +207,12 @@ class KeyedDetector(KeyedCounters):
         inv = np.empty(n, dtype=np.intp)
         inv[order] = np.repeat(np.arange(len(uniq)), n_rows)
         slots, new = table.lookup(uniq, first, self.store)
+        miss = np.isnan(A).any(axis=1)
+        has_missing = bool(miss.any())
         if new.any():
             rec_new = table.rec[slots[new]]
-            lay.view(rec_new, "anchor")[:] = A[first[new]]
+            lay.view(rec_new, "anchor")[:] = (first_rows(A, order, starts, n_rows)[new]
+                                              if has_missing else A[first[new]])
             table.rec[slots[new]] = rec_new
         rec = np.take(table.rec, slots, axis=0)
         anchor = lay.view(rec, "anchor")
@@ -215,7 +222,14 @@ class KeyedDetector(KeyedCounters):
         params = map_parameters(N, S1, S2, pop, self.key_prior_events, self._pool_var(d),
                                 self.reg_covar)
         Y = A - np.take(anchor, inv, axis=0)
+        if has_missing:   # scored on their observed coordinates, not learned (see process)
+            Ym, Y = Y[miss], np.where(np.isnan(Y), 0.0, Y)
         log_prob, log_resp, log_tail = score_rows(Y, inv, params)
+        if has_missing:
+            scored = score_rows_missing(Ym, inv[miss], params)
+            for full, part in zip((log_prob, log_resp, log_tail), scored, strict=True):
+                full[miss] = part
+            allow = allow & ~miss
         u = -log_tail / LN10
         ready = self.population_ is not None
         t_key = self._thresholds(tail) if ready else np.full(len(uniq), np.inf)

@@ -194,10 +194,11 @@ def validate_batch(X: ArrayLike, keys: ArrayLike, learn: ArrayLike | None, now: 
         raise InvalidInputError(f"X has shape {A.shape}; pass (n_samples, "
                                 f"{n_features or 'n_features'}) rows")
     n = A.shape[0]
-    bad_row = np.flatnonzero(~np.isfinite(A).all(axis=1))
+    missing = np.isnan(A)
+    bad_row = np.flatnonzero(np.isinf(A).any(axis=1) | (missing.all(axis=1) & (A.shape[1] > 0)))
     if len(bad_row):
-        raise InvalidInputError(f"row {int(bad_row[0])} has a missing or infinite value; "
-                                "a KeyedDetector needs complete rows: impute or drop it")
+        raise InvalidInputError(f"row {int(bad_row[0])} is infinite or has every feature "
+                                "missing; drop it or mark only the missing readings NaN")
     K_arr = np.asarray(keys)
     if K_arr.shape != (n,):
         raise InvalidInputError(f"keys has shape {K_arr.shape} for {n} rows; give one key "

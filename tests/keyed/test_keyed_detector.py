@@ -120,8 +120,10 @@ def test_bad_keys_and_rows_are_refused_with_the_fix() -> None:
         det.process(np.zeros((2, 2)), ["a", ""])
     with pytest.raises(InvalidInputError, match="control character"):
         det.process(np.zeros((1, 2)), ["a\x07"])
-    with pytest.raises(InvalidInputError, match="row 0 has a missing"):
-        det.process(np.array([[np.nan, 1.0]]), ["a"])
+    with pytest.raises(InvalidInputError, match="row 1 is infinite or has every feature"):
+        det.process(np.array([[np.nan, 1.0], [np.nan, np.nan]]), ["a", "a"])
+    with pytest.raises(InvalidInputError, match="row 0 is infinite"):
+        det.process(np.array([[np.inf, 1.0]]), ["a"])
     ok, why = check_keys(["x" * 1025, "ok"])
     assert ok.tolist() == [False, True] and why[0].startswith("longer than 1024")
     det.process(np.zeros((1, 2)), ["a"])
