@@ -14,16 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
 from streamem.config import Config
 from streamem.config.durations import parse_duration
 from streamem.events import DecodedBatch, Rejection
 from streamem.parsing.eventmeta import check_keys, lookup
 
-__all__ = ["SEPARATOR", "join_key", "key_idle_ttl", "key_parts", "screen_incomplete",
-           "screen_keys"]
+__all__ = ["SEPARATOR", "join_key", "key_idle_ttl", "key_parts", "screen_keys"]
 
 SEPARATOR = "|"
 
@@ -131,33 +127,3 @@ def screen_keys(decoded: DecodedBatch, parts: Sequence[str]
     rejected.sort(key=lambda r: r.index)
     return decoded.subset(good, rejected), [keys[i] for i in good]
 
-
-def screen_incomplete(decoded: DecodedBatch, names: Sequence[str]
-                      ) -> tuple[DecodedBatch, NDArray[np.intp]]:
-    """``decoded`` without its rows that miss a feature, and the kept rows' positions.
-
-    Per-key models need every feature of an event (a :class:`~streamem.KeyedDetector`
-    does not marginalise missing values yet), so such rows are rejected as
-    ``invalid_value`` naming the first missing feature, in row order with the others.
-
-    Examples
-    --------
-    >>> from streamem.features import FeatureExtractor
-    >>> b = FeatureExtractor(["a", "b"]).decode([b'{"a": 1, "b": 2}', b'{"a": 3}'])
-    >>> ok, rows = screen_incomplete(b, ["a", "b"])
-    >>> ok.kept, rows.tolist(), [(r.index, r.reason) for r in ok.rejected]
-    ([0], [0], [(1, 'invalid_value')])
-    """
-    finite = np.isfinite(decoded.X)
-    complete = finite.all(axis=1)
-    rows = np.flatnonzero(complete)
-    if len(rows) == decoded.X.shape[0]:
-        return decoded, rows
-    first = (~finite).argmax(axis=1)
-    rejected = [*decoded.rejected, *(
-        Rejection(decoded.kept[i], "invalid_value",
-                  f"{names[first[i]]} is missing; model.scope key needs every feature on "
-                  "every event (impute it upstream, or leave the feature out)")
-        for i in np.flatnonzero(~complete).tolist())]
-    rejected.sort(key=lambda r: r.index)
-    return decoded.subset(rows.tolist(), rejected), rows

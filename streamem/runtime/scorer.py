@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.events import DecodedBatch
-from streamem.runtime.keying import screen_incomplete, screen_keys
+from streamem.runtime.keying import screen_keys
 from streamem.scoring.detector import Detector
 from streamem.scoring.explain import FeatureContribution
 from streamem.scoring.keyed import KeyedDetector
@@ -177,12 +177,8 @@ class KeyedScorer:
         return self.detector.population_ is not None
 
     def screen(self, decoded: DecodedBatch) -> DecodedBatch:
-        """The rows with a usable key and every feature (the others are rejected as
-        ``invalid_key`` or ``invalid_value``)."""
-        batch, keys = screen_keys(decoded, self.parts)
-        names = self.detector.feature_names or [f"x{i}" for i in range(batch.X.shape[1])]
-        self._batch, rows = screen_incomplete(batch, names)
-        self._keys = keys if len(rows) == len(keys) else [keys[i] for i in rows.tolist()]
+        """The rows with a usable key (the others are rejected as ``invalid_key``)."""
+        self._batch, self._keys = screen_keys(decoded, self.parts)
         return self._batch
 
     def keys(self, decoded: DecodedBatch) -> list[str]:
