@@ -488,8 +488,10 @@ def test_report_lane_maps_a_daemon_lane_through_the_one_health_mapping() -> None
     def Lane(key: str, detector: Detector, sequence: int = 0,
              reported: dict[str, float] | None = None) -> Any:
         """What report_lane reads of the runtime's lane (the LaneState protocol)."""
-        return SimpleNamespace(key=key, detector=detector, sequence=sequence,
-                               reported={} if reported is None else reported)
+        from streamem.runtime.scorer import DetectorScorer
+
+        return SimpleNamespace(key=key, detector=detector, scorer=DetectorScorer(detector),
+                               sequence=sequence, reported={} if reported is None else reported)
 
     rng = np.random.default_rng(3)
     m = Metrics(CollectorRegistry())

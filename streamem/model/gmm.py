@@ -135,7 +135,6 @@ class OnlineGMM(SklearnEstimatorMixin):
         self.reservoir_size = reservoir_size
         self.random_state = random_state
         self._check_params()
-        self._forget = Forgetting(half_life)
         self._rng = np.random.default_rng(random_state)
         self._buffer: list[Array] = []
         self._fitted = False
@@ -149,6 +148,9 @@ class OnlineGMM(SklearnEstimatorMixin):
 
     def _check_params(self) -> None:
         check_gmm_params(self)
+        old = getattr(self, "_forget", None)  # absent while __init__ runs
+        if old is None or old.half_life != self.half_life:  # set_params(half_life=...)
+            self._forget = Forgetting(self.half_life)
 
     # ------------------------------------------------------------------ fitting
     @property

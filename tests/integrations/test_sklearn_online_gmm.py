@@ -85,10 +85,11 @@ def test_set_params_checks_names_and_values_and_keeps_the_old_ones() -> None:
     with pytest.raises(InvalidInputError, match="rho_max"):
         m.set_params(half_life=50, rho_max=2.0)
     assert (m.half_life, m.rho_max) == (10_000, 0.2)
-    with pytest.raises(InvalidInputError, match="invalid parameter value"):
+    with pytest.raises(InvalidInputError, match="half_life='long' is invalid"):
         m.set_params(half_life="long")
     assert m.half_life == 10_000
     assert m.set_params(half_life=50).get_params()["half_life"] == 50
+    assert m._forget.half == 50  # the decay follows the new half-life
 
 
 def test_in_a_pipeline_and_under_model_selection() -> None:
