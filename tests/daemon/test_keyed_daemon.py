@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from testkit.daemon import FEATURES, read_jsonl, write_config
+from testkit.daemon import FEATURES, read_jsonl, run_with_kills, write_config
 
 from streamem.state.codec import dumps, loads
 
@@ -133,16 +133,9 @@ def test_kill9_resumes_every_key_byte_identically(tmp_path: Path) -> None:
 
     cfg = _config(crash_dir, events, **common)
     rng = random.Random(11)
-    kills = 0
-    for _ in range(30):
-        proc = _run(cfg)
-        if kills < 4 and _kill_after_checkpoints(proc, crash_dir / "state", rng):
-            kills += 1
-            continue
-        assert proc.wait(300) == 0, proc.stderr.read().decode() if proc.stderr else ""
-        break
-    else:
-        raise AssertionError("the daemon never finished")
+    state = crash_dir / "state"
+    kills = run_with_kills(lambda: _run(cfg), lambda p: _kill_after_checkpoints(p, state, rng),
+                           max_kills=4, attempts=30)
     assert kills >= 2, "the stream was too short to be killed mid-way; make it longer"
     got = _store(crash_dir / "state")
     assert set(got["keys"]) == set(expected["keys"])

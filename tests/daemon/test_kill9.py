@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from testkit.daemon import inspect, make_stream, write_config
+from testkit.daemon import inspect, make_stream, run_with_kills, write_config
 
 
 def _run(cfg: Path) -> subprocess.Popen[bytes]:
@@ -69,16 +69,9 @@ def test_kill9_resumes_to_the_same_state(tmp_path: Path) -> None:
 
     cfg = write_config(crash_dir, events, **common)
     rng = random.Random(7)
-    kills = 0
-    for _ in range(40):
-        proc = _run(cfg)
-        if kills < 5 and _kill_after_progress(proc, crash_dir / "state", rng):
-            kills += 1
-            continue
-        assert proc.wait(300) == 0, proc.stderr.read().decode() if proc.stderr else ""
-        break
-    else:
-        raise AssertionError("the daemon never finished")
+    state = crash_dir / "state"
+    kills = run_with_kills(lambda: _run(cfg), lambda p: _kill_after_progress(p, state, rng),
+                           max_kills=5, attempts=40)
     assert kills >= 2, "the stream was too short to be killed mid-way; make it longer"
     got = inspect(crash_dir / "state")
     assert got["counters"]["events_seen"] == 60_000

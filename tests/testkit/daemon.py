@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,20 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for s in fam.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
+
+
+def run_with_kills(start: Callable[[], subprocess.Popen[bytes]],
+                   kill: Callable[[subprocess.Popen[bytes]], bool], *, max_kills: int,
+                   attempts: int) -> int:
+    """Start the daemon again and again: ``kill(proc)`` SIGKILLs it at some moment and says
+    True (up to ``max_kills`` times), or says False once the input ran out, and then the run
+    must end with exit 0. Returns the number of kills; fails when it never finishes."""
+    kills = 0
+    for _ in range(attempts):
+        proc = start()
+        if kills < max_kills and kill(proc):
+            kills += 1
+            continue
+        assert proc.wait(300) == 0, proc.stderr.read().decode() if proc.stderr else ""
+        return kills
+    raise AssertionError("the daemon never finished")
